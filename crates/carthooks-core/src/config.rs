@@ -1,0 +1,358 @@
+//! Client and OAuth configuration, settable in code or from the environment.
+//!
+//! Code wins over environment: `from_env()` gives a starting point, the `with_*`
+//! methods override it. A malformed variable is an [`Error::Config`] naming it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::secret::{AccessToken, ClientSecret, RefreshToken};
+use crate::tokens::OAuthTokens;
+use crate::url::BaseUrl;
+
+/// Called with every new token set, before any request uses it.
+pub type TokenCallback = Arc<dyn Fn(&OAuthTokens) + Send + Sync>;
+
+/// Transport-independent client settings.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Base URL of the API (`CARTHOOKS_API_URL`, default `https://api.carthooks.com`).
+    pub base_url: BaseUrl,
+    /// Total timeout of one HTTP exchange (`CARTHOOKS_TIMEOUT`, seconds, default 30).
+    pub timeout: Duration,
+    /// Timeout for establishing a connection (default 10 s, never above `timeout`).
+    pub connect_timeout: Duration,
+    /// A ready access token for direct-access-token mode (`CARTHOOKS_ACCESS_TOKEN`).
+    pub access_token: Option<AccessToken>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("access_token", &self.access_token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            base_url: BaseUrl::default(),
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            access_token: None,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Defaults overridden by `CARTHOOKS_API_URL`, `CARTHOOKS_ACCESS_TOKEN` and
+    /// `CARTHOOKS_TIMEOUT` where they are set.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut config = Self::default();
+        if let Some(url) = non_empty(lookup("CARTHOOKS_API_URL")) {
+            config.base_url = BaseUrl::parse(&url)
+                .map_err(|e| Error::Config(format!("CARTHOOKS_API_URL: {e}")))?;
+        }
+        if let Some(token) = non_empty(lookup("CARTHOOKS_ACCESS_TOKEN")) {
+            config.access_token = Some(AccessToken::new(token));
+        }
+        if let Some(t) = non_empty(lookup("CARTHOOKS_TIMEOUT")) {
+            config.timeout = parse_seconds("CARTHOOKS_TIMEOUT", &t)?;
+        }
+        Ok(config)
+    }
+
+    /// Sets the base URL.
+    pub fn with_base_url(mut self, url: &str) -> Result<Self> {
+        self.base_url = BaseUrl::parse(url)?;
+        Ok(self)
+    }
+
+    /// Sets the total timeout of one HTTP exchange.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the connect timeout.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Uses a ready access token instead of an OAuth grant.
+    pub fn with_access_token(mut self, token: impl Into<AccessToken>) -> Self {
+        self.access_token = Some(token.into());
+        self
+    }
+
+    /// The connect timeout actually used: never longer than the total timeout.
+    pub fn effective_connect_timeout(&self) -> Duration {
+        self.connect_timeout.min(self.timeout)
+    }
+
+    /// Checks the settings for values no client can work with.
+    pub fn validate(&self) -> Result<()> {
+        if self.timeout.is_zero() {
+            return Err(Error::Config("timeout must be greater than zero".into()));
+        }
+        Ok(())
+    }
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+fn parse_seconds(name: &str, value: &str) -> Result<Duration> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{name} must be a number of seconds between 0 and 86400"
+            ))
+        })
+}
+
+/// OAuth client settings: who the client is and how tokens are managed.
+#[derive(Clone)]
+pub struct OAuthConfig {
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The OAuth client secret.
+    pub client_secret: ClientSecret,
+    /// A stored refresh token to start from (e.g. after a restart).
+    pub refresh_token: Option<RefreshToken>,
+    /// Refresh tokens automatically before they expire (default true).
+    pub auto_refresh: bool,
+    /// Called with every new token set before any request uses it.
+    pub on_token_refresh: Option<TokenCallback>,
+    /// How long before expiry a token counts as stale and is refreshed (default 5 min).
+    pub refresh_window: Duration,
+    /// Least time between two refreshes of a still-valid token (default 30 s); keeps
+    /// a server with lifetimes shorter than the window from being asked on every call.
+    pub min_refresh_interval: Duration,
+}
+
+impl std::fmt::Debug for OAuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("refresh_token", &self.refresh_token)
+            .field("auto_refresh", &self.auto_refresh)
+            .field("on_token_refresh", &self.on_token_refresh.is_some())
+            .field("refresh_window", &self.refresh_window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthConfig {
+    /// Default refresh window: five minutes before expiry.
+    pub const DEFAULT_REFRESH_WINDOW: Duration = Duration::from_secs(300);
+
+    /// A configuration for `client_id` / `client_secret` with the defaults.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<ClientSecret>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            refresh_token: None,
+            auto_refresh: true,
+            on_token_refresh: None,
+            refresh_window: Self::DEFAULT_REFRESH_WINDOW,
+            min_refresh_interval: Duration::from_secs(30),
+        }
+    }
+
+    /// From `CARTHOOKS_CLIENT_ID` and `CARTHOOKS_CLIENT_SECRET`.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let id = non_empty(lookup("CARTHOOKS_CLIENT_ID"))
+            .ok_or_else(|| Error::Config("CARTHOOKS_CLIENT_ID is not set".into()))?;
+        let secret = non_empty(lookup("CARTHOOKS_CLIENT_SECRET"))
+            .ok_or_else(|| Error::Config("CARTHOOKS_CLIENT_SECRET is not set".into()))?;
+        Ok(Self::new(id, ClientSecret::new(secret)))
+    }
+
+    /// Starts from a stored refresh token.
+    pub fn with_refresh_token(mut self, token: impl Into<RefreshToken>) -> Self {
+        self.refresh_token = Some(token.into());
+        self
+    }
+
+    /// Turns automatic refresh on or off.
+    pub fn with_auto_refresh(mut self, on: bool) -> Self {
+        self.auto_refresh = on;
+        self
+    }
+
+    /// Sets the callback that sees every new token set first (persist tokens here).
+    pub fn on_token_refresh(mut self, f: impl Fn(&OAuthTokens) + Send + Sync + 'static) -> Self {
+        self.on_token_refresh = Some(Arc::new(f));
+        self
+    }
+
+    /// Sets the refresh window.
+    pub fn with_refresh_window(mut self, window: Duration) -> Self {
+        self.refresh_window = window;
+        self
+    }
+
+    /// Sets the least time between two refreshes of a still-valid token.
+    pub fn with_min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.min_refresh_interval = interval;
+        self
+    }
+
+    /// Checks for values no client can work with.
+    pub fn validate(&self) -> Result<()> {
+        if self.client_id.trim().is_empty() {
+            return Err(Error::Config("client_id is empty".into()));
+        }
+        if self.client_secret.secret().is_empty() {
+            return Err(Error::Config("client_secret is empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A source of wall-clock time in Unix seconds. Injectable so that expiry rules can
+/// be tested without sleeping.
+pub trait Clock: Send + Sync + 'static {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> u64;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that moves only when told to: for tests.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    /// A clock reading `now`.
+    pub fn new(now: u64) -> Self {
+        Self(std::sync::atomic::AtomicU64::new(now))
+    }
+
+    /// A clock reading the system time now, then moving only when told.
+    pub fn starting_now() -> Self {
+        Self::new(SystemClock.now())
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.0
+            .fetch_add(by.as_secs(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sets the clock.
+    pub fn set(&self, now: u64) {
+        self.0.store(now, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl<C: Clock> Clock for Arc<C> {
+    fn now(&self) -> u64 {
+        (**self).now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::url::DEFAULT_BASE_URL;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn env_config() {
+        let c = ClientConfig::from_lookup(env(&[
+            ("CARTHOOKS_API_URL", "http://127.0.0.1:9000"),
+            ("CARTHOOKS_TIMEOUT", "2.5"),
+            ("CARTHOOKS_ACCESS_TOKEN", "tok-123"),
+        ]))
+        .unwrap();
+        assert_eq!(c.base_url.to_string(), "http://127.0.0.1:9000");
+        assert_eq!(c.timeout, Duration::from_millis(2500));
+        assert!(!format!("{c:?}").contains("tok-123"));
+        let d = ClientConfig::from_lookup(env(&[])).unwrap();
+        assert_eq!(d.base_url.to_string(), DEFAULT_BASE_URL);
+        assert_eq!(d.timeout, Duration::from_secs(30));
+        for bad in ["abc", "-1", "0", "NaN", "inf"] {
+            let e = ClientConfig::from_lookup(env(&[("CARTHOOKS_TIMEOUT", bad)])).unwrap_err();
+            assert!(e.to_string().contains("CARTHOOKS_TIMEOUT"), "{e}");
+        }
+        let e = ClientConfig::from_lookup(env(&[("CARTHOOKS_API_URL", "nope")])).unwrap_err();
+        assert!(e.to_string().contains("CARTHOOKS_API_URL"));
+    }
+
+    #[test]
+    fn oauth_config() {
+        let c = OAuthConfig::from_lookup(env(&[
+            ("CARTHOOKS_CLIENT_ID", "id-1"),
+            ("CARTHOOKS_CLIENT_SECRET", "sec-1"),
+        ]))
+        .unwrap()
+        .with_refresh_token("rt-1")
+        .on_token_refresh(|_| {});
+        assert!(c.auto_refresh);
+        assert_eq!(c.refresh_window, Duration::from_secs(300));
+        let dbg = format!("{c:?}");
+        assert!(
+            dbg.contains("id-1") && !dbg.contains("sec-1") && !dbg.contains("rt-1"),
+            "{dbg}"
+        );
+        let e = OAuthConfig::from_lookup(env(&[("CARTHOOKS_CLIENT_ID", "x")])).unwrap_err();
+        assert!(e.to_string().contains("CARTHOOKS_CLIENT_SECRET"));
+        assert!(OAuthConfig::new("", "s").validate().is_err());
+    }
+
+    #[test]
+    fn manual_clock() {
+        let c = ManualClock::new(10);
+        c.advance(Duration::from_secs(5));
+        assert_eq!(c.now(), 15);
+        assert!(SystemClock.now() > 1_600_000_000);
+    }
+}

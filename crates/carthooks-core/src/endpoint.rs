@@ -1,0 +1,279 @@
+//! Every API endpoint, described once.
+//!
+//! An [`Endpoint<R>`] is a complete description of one call — operation name,
+//! method, path, query, JSON body and the type `R` of the answer's `data`. The
+//! async and the blocking clients only execute these: they ask
+//! [`Endpoint::to_request`] for the bytes, send them, and hand the answer to
+//! [`Endpoint::parse_response`].
+//!
+//! ```
+//! use carthooks_core::{BaseUrl, Endpoint, ItemsQuery};
+//! let ep = Endpoint::<Vec<serde_json::Value>>::get_items(1, 2, &ItemsQuery::new().limit(5));
+//! let req = ep.to_request(&BaseUrl::default(), None).unwrap();
+//! assert_eq!(req.uri().path(), "/v1/apps/1/collections/2/items");
+//! ```
+
+use std::marker::PhantomData;
+
+use http::{HeaderValue, Method, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::envelope::{ApiResponse, parse_api_response};
+use crate::error::{Error, Result};
+use crate::models::{AuthorizeCodeResponse, ItemsQuery, OAuthAuthorizeCodeRequest, UserInfo};
+use crate::url::{BaseUrl, encode_query};
+
+/// Where an endpoint's path is rooted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Root {
+    /// Under the base URL.
+    Base,
+    /// Under the parent of the base URL (`{base}/../path`).
+    Parent,
+}
+
+/// One API call, described: build it with the constructors, execute it with a client.
+pub struct Endpoint<R> {
+    operation: &'static str,
+    method: Method,
+    root: Root,
+    path: String,
+    query: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    _response: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Endpoint<R> {
+    fn clone(&self) -> Self {
+        Self {
+            operation: self.operation,
+            method: self.method.clone(),
+            root: self.root,
+            path: self.path.clone(),
+            query: self.query.clone(),
+            body: self.body.clone(),
+            _response: PhantomData,
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Endpoint<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The path may contain a user token (`/v1/user-token/{token}`); the
+        // operation and method are enough to identify the call.
+        f.debug_struct("Endpoint")
+            .field("operation", &self.operation)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+fn json_body(value: &impl Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Encode(e.to_string()))
+}
+
+#[derive(Serialize)]
+struct DataBody<'a, T: ?Sized> {
+    data: &'a T,
+}
+
+impl<R> Endpoint<R> {
+    fn new(operation: &'static str, method: Method, path: String) -> Self {
+        Self {
+            operation,
+            method,
+            root: Root::Base,
+            path,
+            query: Vec::new(),
+            body: None,
+            _response: PhantomData,
+        }
+    }
+
+    /// Short name of the operation (`get_items`, `me`, …), for logs and tests.
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// The HTTP method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// True when sending the request twice has the effect of sending it once.
+    pub fn is_idempotent(&self) -> bool {
+        matches!(
+            self.method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        )
+    }
+
+    /// Builds the HTTP request against `base`, with `authorization` (a complete
+    /// `Bearer …` header value) when given.
+    pub fn to_request(
+        &self,
+        base: &BaseUrl,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<http::Request<Vec<u8>>> {
+        let mut url = match self.root {
+            Root::Base => base.join(&self.path),
+            Root::Parent => base.join_parent(&self.path),
+        };
+        if !self.query.is_empty() {
+            url.push('?');
+            url.push_str(&encode_query(
+                self.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ));
+        }
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| Error::Config("request URL is not valid".into()))?;
+        let mut request = http::Request::new(self.body.clone().unwrap_or_default());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(auth) = authorization {
+            headers.insert(header::AUTHORIZATION, auth.clone());
+        }
+        Ok(request)
+    }
+}
+
+impl<R: DeserializeOwned> Endpoint<R> {
+    /// Parses the answer to this call.
+    pub fn parse_response(&self, response: &http::Response<Vec<u8>>) -> Result<ApiResponse<R>> {
+        parse_api_response(response)
+    }
+}
+
+fn items_path(app_id: u64, collection_id: u64) -> String {
+    format!("/v1/apps/{app_id}/collections/{collection_id}/items")
+}
+
+impl Endpoint<UserInfo> {
+    /// `GET /v1/me`: the user the token acts for.
+    pub fn get_current_user() -> Self {
+        Self::new("me", Method::GET, "/v1/me".into())
+    }
+}
+
+impl Endpoint<AuthorizeCodeResponse> {
+    /// `POST {base}/../api/oauth/get-authorize-code`: asks for an authorization
+    /// code on behalf of the user whose token is sent.
+    pub fn get_oauth_authorize_code(request: &OAuthAuthorizeCodeRequest) -> Result<Self> {
+        let mut ep = Self::new(
+            "authorize_code",
+            Method::POST,
+            "/api/oauth/get-authorize-code".into(),
+        );
+        ep.root = Root::Parent;
+        ep.body = Some(json_body(request)?);
+        Ok(ep)
+    }
+}
+
+impl<T: DeserializeOwned> Endpoint<Vec<T>> {
+    /// `GET /v1/apps/{app}/collections/{coll}/items?…`: one page of items.
+    pub fn get_items(app_id: u64, collection_id: u64, query: &ItemsQuery) -> Self {
+        let mut ep = Self::new("get_items", Method::GET, items_path(app_id, collection_id));
+        ep.query = query.to_pairs();
+        ep
+    }
+}
+
+impl<T: DeserializeOwned> Endpoint<T> {
+    /// `POST /v1/apps/{app}/collections/{coll}/items` with `{"data": data}`.
+    pub fn create_item<D: Serialize + ?Sized>(
+        app_id: u64,
+        collection_id: u64,
+        data: &D,
+    ) -> Result<Self> {
+        let mut ep = Self::new(
+            "create_item",
+            Method::POST,
+            items_path(app_id, collection_id),
+        );
+        ep.body = Some(json_body(&DataBody { data })?);
+        Ok(ep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::FilterOp;
+    use crate::url::decode_form;
+
+    #[test]
+    fn get_items_request() {
+        let q =
+            ItemsQuery::new()
+                .limit(1)
+                .start(0)
+                .filter("f_1001", FilterOp::Eq, "EF250920962519");
+        let ep = Endpoint::<Vec<serde_json::Value>>::get_items(3_883_548_539, 3_883_549_661, &q);
+        let auth = HeaderValue::from_static("Bearer at-4");
+        let r = ep.to_request(&BaseUrl::default(), Some(&auth)).unwrap();
+        assert_eq!(r.method(), Method::GET);
+        assert_eq!(
+            r.uri().path(),
+            "/v1/apps/3883548539/collections/3883549661/items"
+        );
+        let mut pairs = decode_form(r.uri().query().unwrap());
+        pairs.sort();
+        assert_eq!(
+            pairs,
+            vec![
+                (
+                    "filters[f_1001][$eq]".to_string(),
+                    "EF250920962519".to_string()
+                ),
+                ("pagination[limit]".into(), "1".into()),
+                ("pagination[start]".into(), "0".into()),
+            ]
+        );
+        assert_eq!(r.headers()["authorization"], "Bearer at-4");
+        assert_eq!(r.headers()["accept"], "*/*");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        assert!(ep.is_idempotent());
+    }
+
+    #[test]
+    fn create_item_and_authorize_code() {
+        let ep = Endpoint::<serde_json::Value>::create_item(
+            1,
+            2,
+            &serde_json::json!({"title": "New Item", "status": "active"}),
+        )
+        .unwrap();
+        let r = ep.to_request(&BaseUrl::default(), None).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"data": {"title": "New Item", "status": "active"}})
+        );
+        assert!(!ep.is_idempotent());
+
+        let ep = Endpoint::get_oauth_authorize_code(&OAuthAuthorizeCodeRequest {
+            client_id: "dvc-id".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            state: "st-1".into(),
+            target_tenant_id: None,
+        })
+        .unwrap();
+        let base = BaseUrl::parse("https://api.carthooks.com/v1").unwrap();
+        let r = ep.to_request(&base, None).unwrap();
+        assert_eq!(
+            r.uri(),
+            "https://api.carthooks.com/api/oauth/get-authorize-code"
+        );
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert!(body.get("target_tenant_id").is_none());
+    }
+}

@@ -1,0 +1,430 @@
+//! The response envelope and the parsers for every answer shape.
+//!
+//! Carthooks answers `{"data": …, "error": …, "traceId": …, "meta": …}`; a present,
+//! non-null `error` means failure whatever the status. Also accepted, each turned
+//! into a typed error carrying the HTTP status and trace id:
+//!
+//! | answer | result |
+//! |---|---|
+//! | `{"error": "invalid_grant", "error_description": "…"}` (RFC 6749) | [`Error::OAuth`] / [`Error::Api`] with that code |
+//! | `{"error": {"code": …, "message": …}}` | same, code and message taken |
+//! | bare token answer `{"access_token": …}` | tokens |
+//! | non-JSON (an HTML 502 page), truncated or mistyped JSON | [`Error::UnexpectedResponse`] |
+//! | non-2xx status without an `error` | error with the status only |
+//!
+//! Parse errors never quote the body (it may hold tokens): the reason names the
+//! kind of problem and the position only.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::error::{Error, Result, ServiceError};
+use crate::tokens::{OAuthTokens, TokenResponse};
+
+/// A successful API answer: the envelope's `data`, decoded, plus its metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse<T> {
+    /// The `data` member, decoded.
+    pub data: T,
+    /// The `meta` member (pagination totals and the like), when present.
+    pub meta: Option<serde_json::Value>,
+    /// The server's trace id.
+    pub trace_id: Option<String>,
+}
+
+impl<T> ApiResponse<T> {
+    /// `meta.total` when the server sent it (list endpoints).
+    pub fn total(&self) -> Option<u64> {
+        self.meta.as_ref()?.get("total")?.as_u64()
+    }
+
+    /// Maps the data, keeping meta and trace id.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> ApiResponse<U> {
+        ApiResponse {
+            data: f(self.data),
+            meta: self.meta,
+            trace_id: self.trace_id,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(default)]
+    error_description: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "traceId", alias = "trace_id")]
+    trace_id: Option<String>,
+    #[serde(default)]
+    meta: Option<serde_json::Value>,
+    #[serde(borrow, default)]
+    access_token: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ErrorObject {
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, alias = "error")]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// Which endpoint family an answer came from; decides [`Error::OAuth`] vs [`Error::Api`].
+#[derive(Clone, Copy)]
+enum Family {
+    Token,
+    Api,
+}
+
+/// Parses an API answer into `ApiResponse<T>`, or the error it carries.
+pub fn parse_api_response<T: DeserializeOwned>(
+    response: &http::Response<Vec<u8>>,
+) -> Result<ApiResponse<T>> {
+    let status = response.status().as_u16();
+    let envelope = read_envelope(response, Family::Api)?;
+    let trace_id = envelope.trace_id;
+    let data = match envelope.data {
+        Some(raw) => serde_json::from_str::<T>(raw.get()),
+        None => serde_json::from_str::<T>("null"),
+    }
+    .map_err(|e| decode_error(status, trace_id.clone(), "data", &e))?;
+    Ok(ApiResponse {
+        data,
+        meta: envelope.meta,
+        trace_id,
+    })
+}
+
+/// Parses a token endpoint answer (enveloped or bare) received at `now`.
+pub fn parse_token_response(response: &http::Response<Vec<u8>>, now: u64) -> Result<OAuthTokens> {
+    let status = response.status().as_u16();
+    let envelope = read_envelope(response, Family::Token)?;
+    let trace_id = envelope.trace_id;
+    let raw = match (envelope.data, envelope.access_token) {
+        (_, Some(_)) => std::str::from_utf8(response.body()).unwrap_or("null"),
+        (Some(data), None) => data.get(),
+        (None, None) => {
+            return Err(Error::UnexpectedResponse {
+                status,
+                trace_id,
+                reason: "token answer has no access_token".into(),
+            });
+        }
+    };
+    let token: TokenResponse = serde_json::from_str(raw)
+        .map_err(|e| decode_error(status, trace_id.clone(), "token", &e))?;
+    if token.access_token.secret().is_empty() {
+        return Err(Error::UnexpectedResponse {
+            status,
+            trace_id,
+            reason: "token answer has an empty access_token".into(),
+        });
+    }
+    Ok(token.into_tokens(now))
+}
+
+/// Checks the status and the envelope's `error`; returns the envelope of a success.
+fn read_envelope<'a>(
+    response: &'a http::Response<Vec<u8>>,
+    family: Family,
+) -> Result<RawEnvelope<'a>> {
+    let status = response.status().as_u16();
+    let header_trace = response
+        .headers()
+        .get("x-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .map(str::to_owned);
+    let body = response.body();
+    let parsed = std::str::from_utf8(body)
+        .map_err(|_| "response is not UTF-8 text".to_owned())
+        .and_then(|text| {
+            serde_json::from_str::<RawEnvelope<'_>>(text).map_err(|e| {
+                if looks_like_json(body) {
+                    describe_json_error("response", &e)
+                } else {
+                    format!("response is not JSON ({})", content_type(response))
+                }
+            })
+        });
+    let mut envelope = match parsed {
+        Ok(envelope) => envelope,
+        Err(reason) => {
+            return Err(Error::UnexpectedResponse {
+                status,
+                trace_id: header_trace,
+                reason,
+            });
+        }
+    };
+    if envelope.trace_id.is_none() {
+        envelope.trace_id = header_trace;
+    }
+    let error = envelope.error.filter(|e| e.get() != "null");
+    let success = (200..300).contains(&status);
+    if error.is_none() && success {
+        return Ok(envelope);
+    }
+    let mut service = ServiceError {
+        status,
+        code: None,
+        message: envelope
+            .error_description
+            .take()
+            .or(envelope.message.take()),
+        trace_id: envelope.trace_id.take(),
+    };
+    if let Some(raw) = error {
+        if let Ok(code) = serde_json::from_str::<String>(raw.get()) {
+            service.code = Some(code);
+        } else if let Ok(obj) = serde_json::from_str::<ErrorObject>(raw.get()) {
+            service.code = match obj.code {
+                Some(serde_json::Value::String(s)) => Some(s),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                _ => obj.error_code,
+            };
+            service.message = obj.message.or(obj.error_description).or(service.message);
+        }
+    }
+    service.code = service.code.map(|c| truncate(c, 128));
+    service.message = service.message.map(|m| truncate(m, 1024));
+    Err(match family {
+        Family::Token => Error::OAuth(service),
+        Family::Api => Error::Api(service),
+    })
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+fn looks_like_json(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[' | b'"')
+    )
+}
+
+fn content_type(response: &http::Response<Vec<u8>>) -> String {
+    let ct = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 64);
+    match ct {
+        Some(ct) => format!("content-type {ct}"),
+        None if response.body().is_empty() => "empty body".to_owned(),
+        None => "no content-type".to_owned(),
+    }
+}
+
+/// Describes a JSON error without quoting input: serde's messages can contain
+/// fragments of the values ("invalid type: string \"…\""), which may be tokens.
+fn describe_json_error(what: &str, e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match e.classify() {
+        Category::Eof => "truncated JSON".to_owned(),
+        Category::Syntax => "malformed JSON".to_owned(),
+        Category::Io => "unreadable JSON".to_owned(),
+        Category::Data => {
+            let msg = e.to_string();
+            match msg.strip_prefix("missing field ") {
+                Some(rest) => format!("missing field {}", rest.split(' ').next().unwrap_or("")),
+                None => "JSON of the wrong shape".to_owned(),
+            }
+        }
+    };
+    format!(
+        "{kind} in {what} at line {} column {}",
+        e.line(),
+        e.column()
+    )
+}
+
+fn decode_error(status: u16, trace_id: Option<String>, what: &str, e: &serde_json::Error) -> Error {
+    Error::UnexpectedResponse {
+        status,
+        trace_id,
+        reason: describe_json_error(what, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::UserInfo;
+
+    fn resp(status: u16, body: &str) -> http::Response<Vec<u8>> {
+        http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(body.as_bytes().to_vec())
+            .unwrap()
+    }
+
+    #[test]
+    fn envelope_success() {
+        let r = resp(
+            200,
+            r#"{"data":[{"id":1}],"error":null,"traceId":"t1","meta":{"total":5}}"#,
+        );
+        let out: ApiResponse<Vec<serde_json::Value>> = parse_api_response(&r).unwrap();
+        assert_eq!(out.data.len(), 1);
+        assert_eq!(out.total(), Some(5));
+        assert_eq!(out.trace_id.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn error_present_means_failure_even_on_200() {
+        let r = resp(
+            200,
+            r#"{"data":null,"error":{"code":"NOT_FOUND","message":"no item"},"traceId":"t2"}"#,
+        );
+        let e = parse_api_response::<serde_json::Value>(&r).unwrap_err();
+        let s = e.service_error().unwrap();
+        assert_eq!(s.code.as_deref(), Some("NOT_FOUND"));
+        assert_eq!(s.message.as_deref(), Some("no item"));
+        assert_eq!(e.trace_id(), Some("t2"));
+        assert_eq!(e.status(), Some(200));
+    }
+
+    #[test]
+    fn rfc6749_error() {
+        let r = resp(
+            400,
+            r#"{"error":"invalid_grant","error_description":"used","traceId":"t3"}"#,
+        );
+        let e = parse_token_response(&r, 0).unwrap_err();
+        assert_eq!(e.oauth_error_code(), Some("invalid_grant"));
+        assert_eq!(e.status(), Some(400));
+        assert_eq!(e.trace_id(), Some("t3"));
+        assert!(e.is_permanent_oauth_error());
+    }
+
+    #[test]
+    fn numeric_error_code_and_status_without_error() {
+        let r = resp(403, r#"{"error":{"code":40301,"message":"forbidden"}}"#);
+        let e = parse_api_response::<serde_json::Value>(&r).unwrap_err();
+        assert_eq!(e.service_error().unwrap().code.as_deref(), Some("40301"));
+        let r = resp(500, r#"{"data":null}"#);
+        let e = parse_api_response::<serde_json::Value>(&r).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::Api(ServiceError {
+                status: 500,
+                code: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn token_shapes() {
+        let bare = resp(
+            200,
+            r#"{"access_token":"a1","refresh_token":"r1","expires_in":60,"token_type":"Bearer"}"#,
+        );
+        let t = parse_token_response(&bare, 100).unwrap();
+        assert_eq!(t.access_token.secret(), "a1");
+        assert_eq!(t.expires_at, Some(160));
+        let wrapped = resp(
+            200,
+            r#"{"data":{"access_token":"a2","expires_in":86400},"traceId":"x"}"#,
+        );
+        let t = parse_token_response(&wrapped, 0).unwrap();
+        assert_eq!(t.access_token.secret(), "a2");
+        assert!(t.refresh_token.is_none());
+        let empty = resp(200, r#"{"data":{"access_token":""}}"#);
+        assert!(matches!(
+            parse_token_response(&empty, 0),
+            Err(Error::UnexpectedResponse { .. })
+        ));
+        let nothing = resp(200, r#"{"data":null}"#);
+        assert!(matches!(
+            parse_token_response(&nothing, 0),
+            Err(Error::UnexpectedResponse { .. })
+        ));
+    }
+
+    #[test]
+    fn html_502() {
+        let r = http::Response::builder()
+            .status(502)
+            .header("content-type", "text/html; charset=utf-8")
+            .header("x-trace-id", "edge-9")
+            .body(b"<html><body>Bad Gateway</body></html>".to_vec())
+            .unwrap();
+        let e = parse_api_response::<serde_json::Value>(&r).unwrap_err();
+        match &e {
+            Error::UnexpectedResponse {
+                status,
+                trace_id,
+                reason,
+            } => {
+                assert_eq!(*status, 502);
+                assert_eq!(trace_id.as_deref(), Some("edge-9"));
+                assert!(reason.contains("text/html"), "{reason}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_types_never_quote_the_body() {
+        let r = resp(200, r#"{"data":{"user_id":"secret-looking-value"}}"#);
+        let e = parse_api_response::<UserInfo>(&r).unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("secret-looking-value"), "{text}");
+        assert!(matches!(e, Error::UnexpectedResponse { status: 200, .. }));
+        let r = resp(200, r#"{"access_token": 12, "refresh_token": "rt-leak"}"#);
+        let e = parse_token_response(&r, 0).unwrap_err();
+        assert!(!format!("{e:?}").contains("rt-leak"));
+        let r = resp(200, r#"{"data":{"access_token":"#);
+        let e = parse_token_response(&r, 0).unwrap_err();
+        assert!(e.to_string().contains("truncated JSON"), "{e}");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"\xff\xfe",
+            b"null",
+            b"[]",
+            b"\"x\"",
+            b"{\"error\":[]}",
+            b"{\"data\":",
+            b"123",
+        ];
+        for &body in samples {
+            for status in [200, 401, 502] {
+                let r = http::Response::builder()
+                    .status(status)
+                    .body(body.to_vec())
+                    .unwrap();
+                let _ = parse_api_response::<serde_json::Value>(&r);
+                assert!(parse_token_response(&r, 0).is_err());
+            }
+        }
+    }
+}

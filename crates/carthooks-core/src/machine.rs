@@ -1,0 +1,854 @@
+//! The sans-IO OAuth token state machine.
+//!
+//! [`TokenMachine`] decides, for every authenticated call, whether the current
+//! access token can be used or a token request must be sent first. It never sends
+//! anything and never reads a clock: time arrives as `now` (Unix seconds), token
+//! answers arrive as `http::Response` values.
+//!
+//! # States
+//!
+//! | state | condition | [`poll_authorize`](TokenMachine::poll_authorize) answers |
+//! |---|---|---|
+//! | fresh | more than `refresh_window` left | [`Authorize::Ready`] |
+//! | stale | inside the window, not expired | the first caller gets [`Authorize::Refresh`] with a `fallback`; everyone else [`Authorize::Ready`] |
+//! | expired / none / invalidated | | the first caller gets [`Authorize::Refresh`] without fallback; everyone else [`Authorize::Wait`] |
+//!
+//! At most one token request is in flight (a *flight*, held by a [`FlightTicket`]).
+//! Stale refreshes are rate-limited by `min_refresh_interval`, so a server whose
+//! lifetimes are shorter than the window is not asked on every call.
+//!
+//! # Methods, by group
+//!
+//! - getters: [`current_tokens`](TokenMachine::current_tokens),
+//!   [`can_obtain_token`](TokenMachine::can_obtain_token);
+//! - inputs: [`install`](TokenMachine::install), [`begin_grant`](TokenMachine::begin_grant),
+//!   [`handle_token_response`](TokenMachine::handle_token_response),
+//!   [`handle_transport_error`](TokenMachine::handle_transport_error),
+//!   [`commit`](TokenMachine::commit), [`abandon`](TokenMachine::abandon),
+//!   [`invalidate`](TokenMachine::invalidate);
+//! - outputs: [`poll_authorize`](TokenMachine::poll_authorize).
+//!
+//! # The loop a client runs (under its own lock, released while sending)
+//!
+//! 1. `poll_authorize(now, waited)`:
+//!    - `Ready(bearer)` → send the API request with it; done.
+//!    - `Wait(w)` → wait until the flight ends (the client's notifier), then go to 1
+//!      with `waited = Some(w)`: a failure of that flight is returned to every waiter.
+//!    - `Refresh { ticket, request, fallback }` → send `request` to the token endpoint;
+//!      feed the answer to `handle_token_response(&ticket, …)` (or the transport
+//!      failure to `handle_transport_error`). On success run the persistence callback
+//!      with the new tokens, then `commit(ticket)` — so the callback sees tokens
+//!      before any call uses them — and wake the waiters. On failure wake the waiters
+//!      and use `fallback` if there is one. If the caller goes away mid-flight it
+//!      must `abandon(ticket)` (a drop guard) so the waiters try again.
+//! 2. A `401` answer to a call made with `bearer`: `invalidate(bearer.generation())`
+//!    (which only acts if that token is still the current one), then poll again,
+//!    once.
+
+use http::HeaderValue;
+
+use crate::error::{Error, Result};
+use crate::secret::{ClientSecret, RefreshToken};
+use crate::tokens::{Grant, OAuthTokenRequest, OAuthTokens};
+
+/// Tuning of the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineConfig {
+    /// Refresh automatically (default true). When false, the current token is used
+    /// as it is, expired or not, and only explicit grants change it.
+    pub auto_refresh: bool,
+    /// Seconds before expiry at which a token becomes stale (default 300).
+    pub refresh_window: u64,
+    /// Least seconds between the start of two refreshes of a still-valid token
+    /// (default 30).
+    pub min_refresh_interval: u64,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        Self {
+            auto_refresh: true,
+            refresh_window: 300,
+            min_refresh_interval: 30,
+        }
+    }
+}
+
+/// The `Authorization` header value of the current token, with its generation.
+#[derive(Clone)]
+pub struct Bearer {
+    header: HeaderValue,
+    generation: u64,
+}
+
+impl Bearer {
+    /// The complete header value (`Bearer …`), marked sensitive.
+    pub fn header(&self) -> &HeaderValue {
+        &self.header
+    }
+
+    /// Which token set this is; pass it to [`TokenMachine::invalidate`] on a 401.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bearer")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Proof of holding the one token request in flight. Must be handed back through
+/// `handle_*` + `commit`, or `abandon`.
+#[must_use = "a flight must end with commit(), handle_* or abandon(), or waiters hang"]
+#[derive(Debug)]
+pub struct FlightTicket {
+    id: u64,
+    is_refresh: bool,
+}
+
+impl FlightTicket {
+    /// Identifier of the flight.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// What a caller waits for: the end of flight `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitTicket(u64);
+
+/// What to do before an API call.
+#[derive(Debug)]
+#[must_use]
+pub enum Authorize {
+    /// Use this token.
+    Ready(Bearer),
+    /// Send `request` to the token endpoint first; you hold the flight.
+    Refresh {
+        /// The flight to end.
+        ticket: FlightTicket,
+        /// The token request to send.
+        request: OAuthTokenRequest,
+        /// The still-valid current token, to use if the refresh fails.
+        fallback: Option<Bearer>,
+    },
+    /// Another caller is fetching a token and there is no valid one: wait for the
+    /// flight to end, then poll again with this ticket.
+    Wait(WaitTicket),
+}
+
+/// What to do to run an explicit grant.
+#[derive(Debug)]
+#[must_use]
+pub enum GrantStart {
+    /// Send `request`; you hold the flight.
+    Go(FlightTicket, OAuthTokenRequest),
+    /// Another token request is in flight: wait, then call `begin_grant` again.
+    Wait(WaitTicket),
+}
+
+#[derive(Clone)]
+struct Current {
+    tokens: OAuthTokens,
+    bearer: Bearer,
+    invalid: bool,
+}
+
+struct Flight {
+    id: u64,
+    grant: Grant,
+    pending: Option<OAuthTokens>,
+}
+
+/// The token state machine. See the [module docs](self).
+pub struct TokenMachine {
+    config: MachineConfig,
+    client: Option<(String, ClientSecret)>,
+    /// Grant repeated when there is no refresh token (client credentials).
+    repeatable: Option<Grant>,
+    current: Option<Current>,
+    refresh_token: Option<RefreshToken>,
+    flight: Option<Flight>,
+    next_flight: u64,
+    generation: u64,
+    last_attempt: Option<u64>,
+    failure: Option<(u64, Error)>,
+    /// Why the refresh token was dropped (a permanent refusal).
+    dead: Option<Error>,
+}
+
+impl std::fmt::Debug for TokenMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenMachine")
+            .field("config", &self.config)
+            .field("has_token", &self.current.is_some())
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("in_flight", &self.flight.is_some())
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenMachine {
+    /// A machine without tokens. `client` (id, secret) is needed for any grant.
+    pub fn new(config: MachineConfig, client: Option<(String, ClientSecret)>) -> Self {
+        Self {
+            config,
+            client,
+            repeatable: None,
+            current: None,
+            refresh_token: None,
+            flight: None,
+            next_flight: 1,
+            generation: 0,
+            last_attempt: None,
+            failure: None,
+            dead: None,
+        }
+    }
+
+    // ----- getters -----
+
+    /// The current token set, if any.
+    pub fn current_tokens(&self) -> Option<OAuthTokens> {
+        self.current.as_ref().map(|c| c.tokens.clone())
+    }
+
+    /// The latest known refresh token (configured, or issued since).
+    pub fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+
+    /// True when a new token can be obtained without the user's help (a refresh
+    /// token or a repeatable client-credentials grant, and client credentials).
+    pub fn can_obtain_token(&self) -> bool {
+        self.client.is_some()
+            && self.config.auto_refresh
+            && (self.refresh_token.is_some() || self.repeatable.is_some())
+    }
+
+    // ----- inputs -----
+
+    /// Sets a refresh token to start from (no access token yet).
+    pub fn set_refresh_token(&mut self, token: RefreshToken) {
+        self.refresh_token = Some(token);
+        self.dead = None;
+    }
+
+    /// Installs a token set obtained elsewhere (a stored set, or a direct access
+    /// token) as current.
+    pub fn install(&mut self, tokens: OAuthTokens, now: u64) -> Result<Bearer> {
+        self.install_inner(tokens, now)
+    }
+
+    /// Starts an explicit grant (`initialize_oauth`, `exchange_authorization_code`,
+    /// `refresh_oauth_token`). Token requests never overlap: if one is in flight,
+    /// wait for it first.
+    pub fn begin_grant(&mut self, grant: Grant, now: u64) -> Result<GrantStart> {
+        if let Some(f) = &self.flight {
+            return Ok(GrantStart::Wait(WaitTicket(f.id)));
+        }
+        let request = self.token_request(grant.clone())?;
+        Ok(GrantStart::Go(self.start_flight(grant, now), request))
+    }
+
+    /// Feeds the token endpoint's answer. On success the tokens are returned but not
+    /// yet used: run the persistence callback, then [`commit`](Self::commit). On
+    /// failure the flight ends and the error is also handed to the waiters.
+    pub fn handle_token_response(
+        &mut self,
+        ticket: &FlightTicket,
+        now: u64,
+        response: &http::Response<Vec<u8>>,
+    ) -> Result<OAuthTokens> {
+        match OAuthTokenRequest::parse_response(response, now) {
+            Ok(mut tokens) => {
+                let Some(flight) = self.flight.as_mut().filter(|f| f.id == ticket.id) else {
+                    return Err(Error::NotAuthenticated(
+                        "token flight is no longer current".into(),
+                    ));
+                };
+                if tokens.refresh_token.is_none() && ticket.is_refresh {
+                    tokens.refresh_token = self.refresh_token.clone();
+                }
+                if HeaderValue::from_str(&bearer_string(&tokens)).is_err() {
+                    let e = Error::UnexpectedResponse {
+                        status: response.status().as_u16(),
+                        trace_id: None,
+                        reason: "access token contains characters not allowed in a header".into(),
+                    };
+                    return Err(self.fail(ticket, e));
+                }
+                flight.pending = Some(tokens.clone());
+                Ok(tokens)
+            }
+            Err(e) => Err(self.fail(ticket, e)),
+        }
+    }
+
+    /// Feeds a failure to deliver the token request; ends the flight.
+    pub fn handle_transport_error(&mut self, ticket: &FlightTicket, error: Error) -> Error {
+        self.fail(ticket, error)
+    }
+
+    /// Makes the tokens of a successful flight current and ends it.
+    pub fn commit(&mut self, ticket: FlightTicket, now: u64) -> Result<Bearer> {
+        match self.flight.take_if(|f| f.id == ticket.id) {
+            Some(Flight {
+                grant,
+                pending: Some(tokens),
+                ..
+            }) => {
+                match grant {
+                    g @ Grant::ClientCredentials { .. } => self.repeatable = Some(g),
+                    Grant::AuthorizationCode { .. } => self.repeatable = None,
+                    Grant::RefreshToken { .. } => {}
+                }
+                self.install_inner(tokens, now)
+            }
+            Some(flight) => {
+                // No answer was handled for it: put it back untouched.
+                self.flight = Some(flight);
+                Err(Error::NotAuthenticated(
+                    "token flight has no tokens to commit".into(),
+                ))
+            }
+            None => Err(Error::NotAuthenticated(
+                "token flight is no longer current".into(),
+            )),
+        }
+    }
+
+    /// Ends a flight without a result (the caller went away). Waiters poll again and
+    /// one of them starts a new flight.
+    pub fn abandon(&mut self, ticket: FlightTicket) {
+        self.flight.take_if(|f| f.id == ticket.id);
+    }
+
+    /// A call made with the token of `generation` was answered 401. Returns true if
+    /// that token was still the current one and is now marked invalid; false if a
+    /// newer token already replaced it (the caller then just polls again).
+    pub fn invalidate(&mut self, generation: u64) -> bool {
+        match &mut self.current {
+            Some(c) if c.bearer.generation == generation => {
+                c.invalid = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    // ----- outputs -----
+
+    /// What to do before an API call at `now`. `waited` is the ticket of the flight
+    /// the caller just waited for, if any: its failure is returned as this call's.
+    pub fn poll_authorize(&mut self, now: u64, waited: Option<WaitTicket>) -> Result<Authorize> {
+        if let (Some(w), Some((id, err))) = (waited, &self.failure) {
+            if w.0 == *id {
+                return Err(err.clone());
+            }
+        }
+        if let Some(c) = &self.current {
+            if !self.config.auto_refresh {
+                return Ok(Authorize::Ready(c.bearer.clone()));
+            }
+            if !c.invalid {
+                match c.tokens.expires_in(now) {
+                    None => return Ok(Authorize::Ready(c.bearer.clone())),
+                    Some(left) if left > self.config.refresh_window => {
+                        return Ok(Authorize::Ready(c.bearer.clone()));
+                    }
+                    Some(0) => {} // expired
+                    Some(_) => {
+                        let bearer = c.bearer.clone();
+                        let rate_limited = self.last_attempt.is_some_and(|t| {
+                            now < t.saturating_add(self.config.min_refresh_interval)
+                        });
+                        if self.flight.is_some() || rate_limited || !self.can_obtain_token() {
+                            return Ok(Authorize::Ready(bearer));
+                        }
+                        return match self.next_grant() {
+                            Ok(grant) => {
+                                let request = self.token_request(grant.clone())?;
+                                Ok(Authorize::Refresh {
+                                    ticket: self.start_flight(grant, now),
+                                    request,
+                                    fallback: Some(bearer),
+                                })
+                            }
+                            Err(_) => Ok(Authorize::Ready(bearer)),
+                        };
+                    }
+                }
+            }
+        } else if !self.config.auto_refresh {
+            return Err(Error::NotAuthenticated(
+                "no access token: call initialize_oauth() or configure an access token".into(),
+            ));
+        }
+        if let Some(f) = &self.flight {
+            return Ok(Authorize::Wait(WaitTicket(f.id)));
+        }
+        let grant = self.next_grant()?;
+        let request = self.token_request(grant.clone())?;
+        Ok(Authorize::Refresh {
+            ticket: self.start_flight(grant, now),
+            request,
+            fallback: None,
+        })
+    }
+
+    // ----- internals -----
+
+    fn next_grant(&self) -> Result<Grant> {
+        if let Some(rt) = &self.refresh_token {
+            return Ok(Grant::RefreshToken {
+                refresh_token: rt.clone(),
+            });
+        }
+        if let Some(g) = &self.repeatable {
+            return Ok(g.clone());
+        }
+        if let Some(dead) = &self.dead {
+            return Err(dead.clone());
+        }
+        Err(Error::NotAuthenticated(match &self.current {
+            Some(_) => "access token expired or was rejected, and there is no refresh token".into(),
+            None => "no access token: call initialize_oauth() or configure an access token".into(),
+        }))
+    }
+
+    fn token_request(&self, grant: Grant) -> Result<OAuthTokenRequest> {
+        let (client_id, client_secret) = self.client.clone().ok_or_else(|| {
+            Error::Config("an OAuth grant needs a client id and secret (OAuthConfig)".into())
+        })?;
+        Ok(OAuthTokenRequest {
+            client_id,
+            client_secret,
+            grant,
+        })
+    }
+
+    fn start_flight(&mut self, grant: Grant, now: u64) -> FlightTicket {
+        let id = self.next_flight;
+        self.next_flight += 1;
+        self.last_attempt = Some(now);
+        let is_refresh = matches!(grant, Grant::RefreshToken { .. });
+        self.flight = Some(Flight {
+            id,
+            grant,
+            pending: None,
+        });
+        FlightTicket { id, is_refresh }
+    }
+
+    fn fail(&mut self, ticket: &FlightTicket, error: Error) -> Error {
+        if let Some(flight) = self.flight.take_if(|f| f.id == ticket.id) {
+            if let Grant::RefreshToken { refresh_token } = &flight.grant {
+                if error.is_permanent_oauth_error()
+                    && self
+                        .refresh_token
+                        .as_ref()
+                        .is_some_and(|rt| rt.ct_eq(refresh_token.secret()))
+                {
+                    // Never send a refused refresh token again.
+                    self.refresh_token = None;
+                    self.dead = Some(error.clone());
+                }
+            }
+            self.failure = Some((ticket.id, error.clone()));
+        }
+        error
+    }
+
+    fn install_inner(&mut self, tokens: OAuthTokens, now: u64) -> Result<Bearer> {
+        let header = HeaderValue::from_str(&bearer_string(&tokens)).map_err(|_| {
+            Error::Config("access token contains characters not allowed in a header".into())
+        })?;
+        let mut header = header;
+        header.set_sensitive(true);
+        self.generation += 1;
+        let bearer = Bearer {
+            header,
+            generation: self.generation,
+        };
+        if let Some(rt) = &tokens.refresh_token {
+            self.refresh_token = Some(rt.clone());
+            self.dead = None;
+        }
+        self.last_attempt = Some(self.last_attempt.map_or(now, |t| t.max(now)));
+        self.current = Some(Current {
+            tokens,
+            bearer: bearer.clone(),
+            invalid: false,
+        });
+        Ok(bearer)
+    }
+}
+
+fn bearer_string(tokens: &OAuthTokens) -> String {
+    format!("Bearer {}", tokens.access_token.secret())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{AccessToken, UserAccessToken};
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn machine() -> TokenMachine {
+        TokenMachine::new(
+            MachineConfig::default(),
+            Some(("cid".into(), ClientSecret::new("csecret"))),
+        )
+    }
+
+    fn token_answer(
+        access: &str,
+        refresh: Option<&str>,
+        expires_in: u64,
+    ) -> http::Response<Vec<u8>> {
+        let mut body = serde_json::json!({"access_token": access, "expires_in": expires_in, "token_type": "Bearer"});
+        if let Some(r) = refresh {
+            body["refresh_token"] = r.into();
+        }
+        http::Response::builder()
+            .status(200)
+            .body(serde_json::to_vec(&serde_json::json!({"data": body})).unwrap())
+            .unwrap()
+    }
+
+    fn error_answer(code: &str) -> http::Response<Vec<u8>> {
+        http::Response::builder()
+            .status(400)
+            .body(format!(r#"{{"error":"{code}","error_description":"no"}}"#).into_bytes())
+            .unwrap()
+    }
+
+    fn header(b: &Bearer) -> &str {
+        b.header().to_str().unwrap()
+    }
+
+    /// Runs an explicit client-credentials grant answered with `access`.
+    fn grant(
+        m: &mut TokenMachine,
+        access: &str,
+        refresh: Option<&str>,
+        ttl: u64,
+        now: u64,
+    ) -> Bearer {
+        let GrantStart::Go(t, req) = m
+            .begin_grant(
+                Grant::ClientCredentials {
+                    user_access_token: None,
+                },
+                now,
+            )
+            .unwrap()
+        else {
+            panic!("expected Go");
+        };
+        assert_eq!(req.grant.grant_type(), "client_credentials");
+        m.handle_token_response(&t, now, &token_answer(access, refresh, ttl))
+            .unwrap();
+        m.commit(t, now).unwrap()
+    }
+
+    #[test]
+    fn no_token_and_no_way_to_get_one() {
+        let mut m = machine();
+        let e = m.poll_authorize(NOW, None).unwrap_err();
+        assert!(matches!(e, Error::NotAuthenticated(_)));
+        let mut without_client = TokenMachine::new(MachineConfig::default(), None);
+        without_client.set_refresh_token(RefreshToken::new("rt"));
+        assert!(matches!(
+            without_client.poll_authorize(NOW, None),
+            Err(Error::Config(_))
+        ));
+    }
+
+    #[test]
+    fn fresh_token_is_ready() {
+        let mut m = machine();
+        let b = grant(&mut m, "a1", Some("r1"), 86_400, NOW);
+        assert_eq!(header(&b), "Bearer a1");
+        assert!(b.header().is_sensitive());
+        match m.poll_authorize(NOW + 86_400 - 301, None).unwrap() {
+            Authorize::Ready(b) => assert_eq!(header(&b), "Bearer a1"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stale_token_one_refresher_others_use_current() {
+        let mut m = machine();
+        grant(&mut m, "a1", Some("r1"), 86_400, NOW);
+        let stale = NOW + 86_400 - 300;
+        let Authorize::Refresh {
+            ticket,
+            request,
+            fallback,
+        } = m.poll_authorize(stale, None).unwrap()
+        else {
+            panic!("first caller in the window refreshes");
+        };
+        assert!(
+            matches!(&request.grant, Grant::RefreshToken { refresh_token } if refresh_token.secret() == "r1")
+        );
+        assert_eq!(header(fallback.as_ref().unwrap()), "Bearer a1");
+        for _ in 0..3 {
+            match m.poll_authorize(stale, None).unwrap() {
+                Authorize::Ready(b) => assert_eq!(header(&b), "Bearer a1"),
+                other => panic!("others keep the current token: {other:?}"),
+            }
+        }
+        let tokens = m
+            .handle_token_response(&ticket, stale, &token_answer("a2", Some("r2"), 86_400))
+            .unwrap();
+        // Not used before commit (callback runs in between).
+        assert!(
+            matches!(m.poll_authorize(stale, None).unwrap(), Authorize::Ready(b) if header(&b) == "Bearer a1")
+        );
+        assert_eq!(tokens.refresh_token.as_ref().unwrap().secret(), "r2");
+        let b = m.commit(ticket, stale).unwrap();
+        assert_eq!(header(&b), "Bearer a2");
+        assert_eq!(m.current_tokens().unwrap().expires_at, Some(stale + 86_400));
+    }
+
+    #[test]
+    fn expired_token_one_refresher_others_wait_and_share_failure() {
+        let mut m = machine();
+        grant(&mut m, "a1", Some("r1"), 3_600, NOW);
+        let later = NOW + 3_600;
+        let Authorize::Refresh {
+            ticket,
+            fallback: None,
+            ..
+        } = m.poll_authorize(later, None).unwrap()
+        else {
+            panic!("expired: refresh without fallback");
+        };
+        let Authorize::Wait(w) = m.poll_authorize(later, None).unwrap() else {
+            panic!("others wait")
+        };
+        let e = m
+            .handle_token_response(&ticket, later, &error_answer("invalid_refresh_token"))
+            .unwrap_err();
+        assert_eq!(e.oauth_error_code(), Some("invalid_refresh_token"));
+        let shared = m.poll_authorize(later, Some(w)).unwrap_err();
+        assert_eq!(shared.oauth_error_code(), Some("invalid_refresh_token"));
+        // The refused refresh token is never sent again; the repeatable
+        // client-credentials grant takes over.
+        let Authorize::Refresh {
+            request, ticket, ..
+        } = m.poll_authorize(later, None).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(request.grant.grant_type(), "client_credentials");
+        m.abandon(ticket);
+    }
+
+    #[test]
+    fn permanent_failure_without_alternative_is_remembered() {
+        let mut m = machine();
+        m.set_refresh_token(RefreshToken::new("r-old"));
+        let Authorize::Refresh {
+            ticket, request, ..
+        } = m.poll_authorize(NOW, None).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(request.grant.grant_type(), "refresh_token");
+        m.handle_token_response(&ticket, NOW, &error_answer("invalid_grant"))
+            .unwrap_err();
+        let e = m.poll_authorize(NOW, None).unwrap_err();
+        assert_eq!(
+            e.oauth_error_code(),
+            Some("invalid_grant"),
+            "no token request is started again"
+        );
+        assert!(!m.can_obtain_token());
+    }
+
+    #[test]
+    fn failed_stale_refresh_keeps_current_and_is_rate_limited() {
+        let mut m = machine();
+        m.config.min_refresh_interval = 30;
+        grant(&mut m, "a1", Some("r1"), 600, NOW);
+        let t = NOW + 400; // 200 s left: stale
+        let Authorize::Refresh {
+            ticket,
+            fallback: Some(fb),
+            ..
+        } = m.poll_authorize(t, None).unwrap()
+        else {
+            panic!()
+        };
+        let err = Error::Transport(crate::error::TransportError::new(
+            crate::error::TransportErrorKind::Timeout,
+        ));
+        m.handle_transport_error(&ticket, err);
+        assert_eq!(header(&fb), "Bearer a1");
+        // Within the interval: no new attempt, current token used.
+        assert!(matches!(
+            m.poll_authorize(t + 29, None).unwrap(),
+            Authorize::Ready(_)
+        ));
+        // After it: one new attempt.
+        let Authorize::Refresh { ticket, .. } = m.poll_authorize(t + 30, None).unwrap() else {
+            panic!()
+        };
+        m.abandon(ticket);
+    }
+
+    #[test]
+    fn lifetime_shorter_than_window_is_rate_limited() {
+        let mut m = machine();
+        grant(&mut m, "a1", Some("r1"), 60, NOW); // always "stale"
+        assert!(matches!(
+            m.poll_authorize(NOW, None).unwrap(),
+            Authorize::Ready(_)
+        ));
+        assert!(matches!(
+            m.poll_authorize(NOW + 29, None).unwrap(),
+            Authorize::Ready(_)
+        ));
+        let Authorize::Refresh { ticket, .. } = m.poll_authorize(NOW + 30, None).unwrap() else {
+            panic!()
+        };
+        m.handle_token_response(&ticket, NOW + 30, &token_answer("a2", None, 60))
+            .unwrap();
+        m.commit(ticket, NOW + 30).unwrap();
+        assert!(
+            matches!(m.poll_authorize(NOW + 31, None).unwrap(), Authorize::Ready(b) if header(&b) == "Bearer a2")
+        );
+        // The server omitted a new refresh token: the old one is kept.
+        assert_eq!(
+            m.current_tokens().unwrap().refresh_token.unwrap().secret(),
+            "r1"
+        );
+    }
+
+    #[test]
+    fn invalidate_only_the_current_generation() {
+        let mut m = machine();
+        let old = grant(&mut m, "a1", Some("r1"), 86_400, NOW);
+        let new = grant(&mut m, "a2", Some("r2"), 86_400, NOW);
+        assert!(
+            !m.invalidate(old.generation()),
+            "a 401 on an old token changes nothing"
+        );
+        assert!(
+            matches!(m.poll_authorize(NOW, None).unwrap(), Authorize::Ready(b) if header(&b) == "Bearer a2")
+        );
+        assert!(m.invalidate(new.generation()));
+        let Authorize::Refresh {
+            fallback: None,
+            request,
+            ticket,
+        } = m.poll_authorize(NOW, None).unwrap()
+        else {
+            panic!()
+        };
+        assert!(
+            matches!(&request.grant, Grant::RefreshToken { refresh_token } if refresh_token.secret() == "r2")
+        );
+        m.abandon(ticket);
+        // Abandoned: the next caller starts a new flight rather than waiting forever.
+        assert!(matches!(
+            m.poll_authorize(NOW, None).unwrap(),
+            Authorize::Refresh { .. }
+        ));
+    }
+
+    #[test]
+    fn grants_never_overlap() {
+        let mut m = machine();
+        let GrantStart::Go(t, _) = m
+            .begin_grant(
+                Grant::ClientCredentials {
+                    user_access_token: Some(UserAccessToken::new("u")),
+                },
+                NOW,
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert!(matches!(
+            m.begin_grant(
+                Grant::ClientCredentials {
+                    user_access_token: None
+                },
+                NOW
+            )
+            .unwrap(),
+            GrantStart::Wait(_)
+        ));
+        assert!(matches!(
+            m.poll_authorize(NOW, None).unwrap(),
+            Authorize::Wait(_)
+        ));
+        // Commit without an answer is refused and keeps the flight.
+        assert!(m.commit(t, NOW).is_err());
+        assert!(matches!(
+            m.poll_authorize(NOW, None).unwrap(),
+            Authorize::Wait(_)
+        ));
+    }
+
+    #[test]
+    fn static_token_and_auto_refresh_off() {
+        let mut m = TokenMachine::new(MachineConfig::default(), None);
+        let b = m
+            .install(
+                OAuthTokens::from_access_token(AccessToken::new("direct")),
+                NOW,
+            )
+            .unwrap();
+        assert_eq!(header(&b), "Bearer direct");
+        assert!(!m.can_obtain_token());
+        assert!(matches!(
+            m.poll_authorize(u64::MAX, None).unwrap(),
+            Authorize::Ready(_)
+        ));
+
+        let mut off = TokenMachine::new(
+            MachineConfig {
+                auto_refresh: false,
+                ..MachineConfig::default()
+            },
+            Some(("c".into(), ClientSecret::new("s"))),
+        );
+        grant(&mut off, "a1", Some("r1"), 10, NOW);
+        assert!(
+            matches!(
+                off.poll_authorize(NOW + 100, None).unwrap(),
+                Authorize::Ready(_)
+            ),
+            "expired but auto_refresh is off"
+        );
+        let bad = m.install(
+            OAuthTokens::from_access_token(AccessToken::new("bad\ntoken")),
+            NOW,
+        );
+        assert!(matches!(bad, Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn debug_shows_no_token() {
+        let mut m = machine();
+        let b = grant(&mut m, "a-secret", Some("r-secret"), 60, NOW);
+        let text = format!("{m:?} {b:?} {:?}", m.current_tokens());
+        assert!(
+            !text.contains("a-secret") && !text.contains("r-secret") && !text.contains("csecret"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! Request and answer types of the Carthooks API.
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::AuthorizationCode;
+use crate::url::decode_form;
+
+/// The user (or service identity) a token acts for: the answer of `GET /v1/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// User id (64-bit).
+    pub user_id: u64,
+    /// Login name.
+    #[serde(default)]
+    pub username: String,
+    /// E-mail address, when the server shares it.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Tenant the token is bound to.
+    #[serde(default)]
+    pub tenant_id: u64,
+    /// Display name of the tenant.
+    #[serde(default)]
+    pub tenant_name: String,
+    /// Whether the user administers the tenant.
+    #[serde(default)]
+    pub is_admin: bool,
+    /// OAuth scopes granted to the token.
+    #[serde(default)]
+    pub scope: Vec<String>,
+}
+
+/// Body of `POST /api/oauth/get-authorize-code`: asks the server for an
+/// authorization code for `client_id`, on behalf of the user whose token is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthAuthorizeCodeRequest {
+    /// The client the code is for.
+    pub client_id: String,
+    /// Where the user agent is sent back; must be registered for the client.
+    pub redirect_uri: String,
+    /// Opaque CSRF state, echoed back in the redirect.
+    pub state: String,
+    /// Tenant to authorize, when the user belongs to several.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub target_tenant_id: Option<u64>,
+}
+
+/// Answer of the authorize-code request: the URL to send the user agent to,
+/// carrying `code` and `state` in its query.
+///
+/// The URL holds a live authorization code, so `Debug` does not show it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AuthorizeCodeResponse {
+    /// The redirect URL (contains the authorization code: treat as a secret).
+    pub redirect_url: String,
+}
+
+impl AuthorizeCodeResponse {
+    /// The `code` query parameter of the redirect URL.
+    pub fn code(&self) -> Option<AuthorizationCode> {
+        self.query_param("code").map(AuthorizationCode::new)
+    }
+
+    /// The `state` query parameter of the redirect URL.
+    pub fn state(&self) -> Option<String> {
+        self.query_param("state")
+    }
+
+    fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.redirect_url.split_once('?')?.1;
+        let query = query.split('#').next().unwrap_or(query);
+        decode_form(query)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+impl std::fmt::Debug for AuthorizeCodeResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizeCodeResponse")
+            .field("redirect_url", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A filter operator of the items query (`filters[FIELD][$OP]=VALUE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FilterOp {
+    /// `$eq`: equal.
+    Eq,
+    /// `$ne`: not equal.
+    Ne,
+    /// `$gt`: greater than.
+    Gt,
+    /// `$gte`: greater than or equal.
+    Gte,
+    /// `$lt`: less than.
+    Lt,
+    /// `$lte`: less than or equal.
+    Lte,
+    /// `$contains`: string contains.
+    Contains,
+}
+
+impl FilterOp {
+    /// The operator as written on the wire (`$eq`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FilterOp::Eq => "$eq",
+            FilterOp::Ne => "$ne",
+            FilterOp::Gt => "$gt",
+            FilterOp::Gte => "$gte",
+            FilterOp::Lt => "$lt",
+            FilterOp::Lte => "$lte",
+            FilterOp::Contains => "$contains",
+        }
+    }
+}
+
+/// Query of `get_items`: pagination and filters.
+///
+/// ```
+/// use carthooks_core::{FilterOp, ItemsQuery};
+/// // Python: getItems(app, coll, limit=1, start=0, **{"filters[f_1001][$eq]": "EF250920962519"})
+/// let q = ItemsQuery::new().limit(1).start(0).filter("f_1001", FilterOp::Eq, "EF250920962519");
+/// assert_eq!(q.to_pairs().len(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemsQuery {
+    start: u64,
+    limit: u64,
+    params: Vec<(String, String)>,
+}
+
+impl Default for ItemsQuery {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ItemsQuery {
+    /// Default page size, as in the Python SDK.
+    pub const DEFAULT_LIMIT: u64 = 20;
+
+    /// First page, 20 items, no filter.
+    pub fn new() -> Self {
+        Self {
+            start: 0,
+            limit: Self::DEFAULT_LIMIT,
+            params: Vec::new(),
+        }
+    }
+
+    /// Offset of the first item (`pagination[start]`).
+    pub fn start(mut self, start: u64) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Page size (`pagination[limit]`).
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Adds `filters[field][op]=value`.
+    pub fn filter(mut self, field: &str, op: FilterOp, value: impl ToString) -> Self {
+        self.params.push((
+            format!("filters[{field}][{}]", op.as_str()),
+            value.to_string(),
+        ));
+        self
+    }
+
+    /// Adds any other query parameter as given (the escape hatch for operators and
+    /// options this type does not know). It is percent-encoded on the wire.
+    pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((key.into(), value.into()));
+        self
+    }
+
+    /// The configured offset.
+    pub fn get_start(&self) -> u64 {
+        self.start
+    }
+
+    /// The configured page size.
+    pub fn get_limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// All query pairs, in wire order (filters first, then pagination).
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = self.params.clone();
+        pairs.push(("pagination[start]".into(), self.start.to_string()));
+        pairs.push(("pagination[limit]".into(), self.limit.to_string()));
+        pairs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorize_response_parts() {
+        let r = AuthorizeCodeResponse {
+            redirect_url: "https://app.example/cb?code=c%2F1&state=st-1".into(),
+        };
+        assert_eq!(r.code().unwrap().secret(), "c/1");
+        assert_eq!(r.state().as_deref(), Some("st-1"));
+        assert!(!format!("{r:?}").contains("c%2F1"));
+        let none = AuthorizeCodeResponse {
+            redirect_url: "https://app.example/cb".into(),
+        };
+        assert!(none.code().is_none());
+    }
+
+    #[test]
+    fn user_info_accepts_64_bit_ids_and_missing_fields() {
+        let u: UserInfo = serde_json::from_str(
+            r#"{"user_id": 3883548539123, "username": "a", "scope": ["read"]}"#,
+        )
+        .unwrap();
+        assert_eq!(u.user_id, 3_883_548_539_123);
+        assert_eq!(u.scope, vec!["read".to_string()]);
+        assert!(!u.is_admin);
+    }
+
+    #[test]
+    fn query_pairs() {
+        let q = ItemsQuery::new()
+            .limit(1)
+            .filter("f_1001", FilterOp::Eq, "EF250920962519")
+            .param("filters[f_2][$in]", "a,b");
+        let pairs = q.to_pairs();
+        assert!(pairs.contains(&("filters[f_1001][$eq]".into(), "EF250920962519".into())));
+        assert!(pairs.contains(&("pagination[limit]".into(), "1".into())));
+        assert!(pairs.contains(&("pagination[start]".into(), "0".into())));
+        assert!(pairs.contains(&("filters[f_2][$in]".into(), "a,b".into())));
+    }
+}

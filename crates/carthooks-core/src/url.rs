@@ -1,0 +1,262 @@
+//! The base URL and the small amount of percent-encoding the wire format needs.
+//!
+//! Hand-written rather than pulled in: forms and queries here are flat lists of
+//! string pairs, and the rules are those of `application/x-www-form-urlencoded`
+//! (what Python's `urlencode` writes): unreserved bytes as they are, everything
+//! else as `%XX` (space as `+` in forms).
+
+use crate::error::{Error, Result};
+
+/// Default base URL of the Carthooks API.
+pub const DEFAULT_BASE_URL: &str = "https://api.carthooks.com";
+
+/// A validated base URL: `scheme://authority[/prefix]`, no query or fragment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// `scheme://authority`
+    origin: String,
+    /// Path prefix without trailing slash (`""` or `/something`).
+    prefix: String,
+    loopback: bool,
+    https: bool,
+}
+
+impl BaseUrl {
+    /// Parses and validates a base URL (`https://api.carthooks.com`,
+    /// `http://127.0.0.1:8080/prefix`).
+    pub fn parse(input: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Config(format!("invalid base URL: {why}"));
+        let uri: http::Uri = input
+            .trim()
+            .parse()
+            .map_err(|_| bad("not a valid absolute URL"))?;
+        let scheme = uri.scheme_str().ok_or_else(|| bad("missing scheme"))?;
+        let https = match scheme {
+            "https" => true,
+            "http" => false,
+            _ => return Err(bad("scheme must be http or https")),
+        };
+        let authority = uri.authority().ok_or_else(|| bad("missing host"))?;
+        if authority.as_str().contains('@') {
+            return Err(bad("credentials in the URL are not allowed"));
+        }
+        if authority.host().is_empty() {
+            return Err(bad("missing host"));
+        }
+        if uri.query().is_some() || input.contains('#') {
+            return Err(bad("query and fragment are not allowed"));
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .map(|ip| ip.is_loopback())
+                .unwrap_or(false);
+        Ok(Self {
+            origin: format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()),
+            prefix: uri.path().trim_end_matches('/').to_owned(),
+            loopback,
+            https,
+        })
+    }
+
+    /// The URL for `path` (which starts with `/`), under the prefix.
+    pub fn join(&self, path: &str) -> String {
+        let mut s = String::with_capacity(self.origin.len() + self.prefix.len() + path.len());
+        s.push_str(&self.origin);
+        s.push_str(&self.prefix);
+        s.push_str(path);
+        s
+    }
+
+    /// `{base}/../{path}` with the dot segment resolved: `path` under the parent of
+    /// the prefix. This is where the Python SDK sends the authorize-code request.
+    pub fn join_parent(&self, path: &str) -> String {
+        let parent = match self.prefix.rfind('/') {
+            Some(i) => &self.prefix[..i],
+            None => "",
+        };
+        format!("{}{}{}", self.origin, parent, path)
+    }
+
+    /// True when the host is `localhost` or a loopback address.
+    pub fn is_loopback(&self) -> bool {
+        self.loopback
+    }
+
+    /// True for `https://`.
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.origin, self.prefix)
+    }
+}
+
+impl std::fmt::Debug for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BaseUrl({self})")
+    }
+}
+
+impl Default for BaseUrl {
+    fn default() -> Self {
+        Self::parse(DEFAULT_BASE_URL).expect("default base URL is valid")
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+fn encode_into(out: &mut String, input: &str, space_as_plus: bool) {
+    for &b in input.as_bytes() {
+        if is_unreserved(b) {
+            out.push(b as char);
+        } else if b == b' ' && space_as_plus {
+            out.push('+');
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+}
+
+/// Percent-encodes one path segment (`/` included).
+pub fn encode_path_segment(input: &str) -> String {
+    let mut s = String::with_capacity(input.len());
+    encode_into(&mut s, input, false);
+    s
+}
+
+/// Encodes pairs as an `application/x-www-form-urlencoded` body.
+pub fn encode_form<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    encode_pairs(pairs, true)
+}
+
+/// Encodes pairs as a query string (without the leading `?`).
+pub fn encode_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    encode_pairs(pairs, false)
+}
+
+fn encode_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, plus: bool) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        encode_into(&mut out, k, plus);
+        out.push('=');
+        encode_into(&mut out, v, plus);
+    }
+    out
+}
+
+/// Decodes an `application/x-www-form-urlencoded` string (or a query) into pairs.
+/// Invalid escapes are kept literally; invalid UTF-8 is replaced.
+pub fn decode_form(input: &str) -> Vec<(String, String)> {
+    input
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_component(k), decode_component(v))
+        })
+        .collect()
+}
+
+fn decode_component(input: &str) -> String {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+                match (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_matches_python_urlencode() {
+        assert_eq!(
+            encode_form([
+                ("grant_type", "authorization_code"),
+                ("redirect_uri", "https://app.example/cb"),
+                ("x", "a b+c"),
+            ]),
+            "grant_type=authorization_code&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&x=a+b%2Bc"
+        );
+    }
+
+    #[test]
+    fn decode_roundtrip() {
+        let pairs = [("filters[f_1][$eq]", "a b/ü%"), ("k", "")];
+        let decoded = decode_form(&encode_query(pairs));
+        assert_eq!(decoded[0], ("filters[f_1][$eq]".into(), "a b/ü%".into()));
+        assert_eq!(decoded[1], ("k".into(), "".into()));
+        assert_eq!(
+            decode_form("a=%zz&b=%4"),
+            vec![("a".into(), "%zz".into()), ("b".into(), "%4".into())]
+        );
+    }
+
+    #[test]
+    fn base_url_rules() {
+        let b = BaseUrl::parse("https://API.carthooks.com/").unwrap();
+        assert_eq!(b.join("/v1/me"), "https://api.carthooks.com/v1/me");
+        assert_eq!(
+            b.join_parent("/api/oauth/get-authorize-code"),
+            "https://api.carthooks.com/api/oauth/get-authorize-code"
+        );
+        let p = BaseUrl::parse("http://127.0.0.1:9000/gw/v2").unwrap();
+        assert!(p.is_loopback() && !p.is_https());
+        assert_eq!(
+            p.join("/oauth/token"),
+            "http://127.0.0.1:9000/gw/v2/oauth/token"
+        );
+        assert_eq!(p.join_parent("/api/x"), "http://127.0.0.1:9000/gw/api/x");
+        for bad in [
+            "",
+            "api.carthooks.com",
+            "ftp://x",
+            "https://u:p@x",
+            "https://x/?a=1",
+            "https://x/#f",
+        ] {
+            assert!(
+                matches!(BaseUrl::parse(bad), Err(Error::Config(_))),
+                "{bad}"
+            );
+        }
+        assert!(BaseUrl::parse("http://[::1]:80").unwrap().is_loopback());
+    }
+}

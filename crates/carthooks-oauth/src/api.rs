@@ -1,0 +1,195 @@
+//! The API methods, written once for both clients.
+//!
+//! Each method only picks an [`Endpoint`](carthooks_core::Endpoint) and hands it
+//! to the client's `execute`; the macro stamps the list out as `async fn`s on
+//! [`Client`](crate::Client) and as plain `fn`s on
+//! [`BlockingClient`](crate::BlockingClient), so the two cannot drift apart.
+//!
+//! The engine — get a bearer token (refreshing single-flight), send, replay once
+//! after a 401 — is stamped out the same way by `engine_methods!`: the two
+//! clients differ only in `.await` versus nothing after a send, and `.await`
+//! versus `.wait()` when waiting for a token request in flight.
+
+macro_rules! engine_methods {
+    ($($async:ident)?; [$($await:tt)*]; [$($wait:tt)*]) => {
+        /// Executes any endpoint description: authorizes (refreshing first if the
+        /// token machine says so), sends, and on a 401 invalidates the token,
+        /// refreshes and replays once.
+        pub $($async)? fn execute<R: DeserializeOwned>(
+            &self,
+            endpoint: &Endpoint<R>,
+        ) -> Result<ApiResponse<R>> {
+            self.check_open()?;
+            let mut replayed = false;
+            loop {
+                let bearer = self.bearer() $($await)* ?;
+                let request = endpoint.to_request(self.inner.auth.base(), Some(bearer.header()))?;
+                let response = self.inner.transport.send(request) $($await)* ?;
+                if response.status() == http::StatusCode::UNAUTHORIZED
+                    && !replayed
+                    && self.inner.auth.unauthorized(&bearer)
+                {
+                    replayed = true;
+                    continue;
+                }
+                return endpoint.parse_response(&response);
+            }
+        }
+
+        /// The token for the next call, after any refresh the machine asks for.
+        $($async)? fn bearer(&self) -> Result<Bearer> {
+            let mut waited = None;
+            loop {
+                match self.inner.auth.poll(waited)? {
+                    Step::Ready(bearer) => return Ok(bearer),
+                    Step::Fetch { flight, request, fallback } => {
+                        let answer = self.inner.transport.send(*request) $($await)*;
+                        return match (self.inner.auth.finish(flight, answer), fallback) {
+                            (Ok((bearer, _)), _) => Ok(bearer),
+                            // The refresh failed but the current token is still valid.
+                            (Err(_), Some(bearer)) => Ok(bearer),
+                            (Err(e), None) => Err(e),
+                        };
+                    }
+                    Step::Wait(listener, ticket) => {
+                        listener $($wait)*;
+                        waited = Some(ticket);
+                    }
+                }
+            }
+        }
+
+        /// Runs an explicit grant, after any token request already in flight.
+        $($async)? fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
+            self.check_open()?;
+            loop {
+                match self.inner.auth.begin_grant(grant.clone())? {
+                    GrantStep::Fetch { flight, request } => {
+                        let answer = self.inner.transport.send(*request) $($await)*;
+                        return self.inner.auth.finish(flight, answer).map(|(_, tokens)| tokens);
+                    }
+                    GrantStep::Wait(listener) => {
+                        listener $($wait)*;
+                    }
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use engine_methods;
+
+macro_rules! api_methods {
+    ($($async:ident)?; $($await:tt)*) => {
+        /// Client-credentials grant. With `user_token`, the new token acts for the
+        /// user that token belongs to. The new tokens become current and are
+        /// passed to the `on_token_refresh` callback first.
+        pub $($async)? fn initialize_oauth(&self, user_token: Option<&str>) -> Result<OAuthTokens> {
+            self.grant(Grant::ClientCredentials {
+                user_access_token: user_token.map(UserAccessToken::new),
+            })
+            $($await)*
+        }
+
+        /// Authorization-code grant: exchanges the `code` from the redirect for tokens.
+        pub $($async)? fn exchange_authorization_code(
+            &self,
+            code: impl Into<AuthorizationCode>,
+            redirect_uri: &str,
+        ) -> Result<OAuthTokens> {
+            self.grant(Grant::AuthorizationCode {
+                code: code.into(),
+                redirect_uri: redirect_uri.to_owned(),
+            })
+            $($await)*
+        }
+
+        /// Refresh grant, with `refresh_token` if given, else the latest known one
+        /// (the configured one until the server issues a new one).
+        pub $($async)? fn refresh_oauth_token(&self, refresh_token: Option<&str>) -> Result<OAuthTokens> {
+            let grant = self.inner.auth.refresh_grant(refresh_token)?;
+            self.grant(grant) $($await)*
+        }
+
+        /// The current token set, if any.
+        pub fn get_current_tokens(&self) -> Option<OAuthTokens> {
+            self.inner.auth.current_tokens()
+        }
+
+        /// Asks for an authorization code on behalf of the user the current token
+        /// acts for (`POST /api/oauth/get-authorize-code`).
+        pub $($async)? fn get_oauth_authorize_code(
+            &self,
+            request: &OAuthAuthorizeCodeRequest,
+        ) -> Result<ApiResponse<AuthorizeCodeResponse>> {
+            self.execute(&Endpoint::get_oauth_authorize_code(request)?) $($await)*
+        }
+
+        /// The user the current token acts for (`GET /v1/me`).
+        pub $($async)? fn get_current_user(&self) -> Result<ApiResponse<UserInfo>> {
+            self.execute(&Endpoint::get_current_user()) $($await)*
+        }
+
+        /// One page of items, as JSON values.
+        pub $($async)? fn get_items(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            query: &ItemsQuery,
+        ) -> Result<ApiResponse<Vec<serde_json::Value>>> {
+            self.get_items_as(app_id, collection_id, query) $($await)*
+        }
+
+        /// One page of items, decoded as `T`.
+        pub $($async)? fn get_items_as<I: DeserializeOwned>(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            query: &ItemsQuery,
+        ) -> Result<ApiResponse<Vec<I>>> {
+            self.execute(&Endpoint::get_items(app_id, collection_id, query)) $($await)*
+        }
+
+        /// Creates an item from `data` (sent as `{"data": data}`).
+        pub $($async)? fn create_item<D: Serialize + ?Sized>(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            data: &D,
+        ) -> Result<ApiResponse<serde_json::Value>> {
+            self.create_item_as(app_id, collection_id, data) $($await)*
+        }
+
+        /// Creates an item, decoding the answer as `T`.
+        pub $($async)? fn create_item_as<I: DeserializeOwned, D: Serialize + ?Sized>(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            data: &D,
+        ) -> Result<ApiResponse<I>> {
+            self.execute(&Endpoint::create_item(app_id, collection_id, data)?) $($await)*
+        }
+
+        /// Marks the client closed: every later call fails with [`Error::Closed`].
+        /// Connections are released when the last clone is dropped.
+        pub fn close(&self) {
+            self.inner.closed.store(true, Ordering::Release);
+        }
+
+        /// True after [`close`](Self::close).
+        pub fn is_closed(&self) -> bool {
+            self.inner.closed.load(Ordering::Acquire)
+        }
+
+        /// The client configuration in use.
+        pub fn config(&self) -> &ClientConfig {
+            &self.inner.config
+        }
+
+        fn check_open(&self) -> Result<()> {
+            if self.is_closed() { Err(Error::Closed) } else { Ok(()) }
+        }
+    };
+}
+
+pub(crate) use api_methods;

@@ -1,0 +1,72 @@
+//! The blocking client.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use carthooks_core::{
+    ApiResponse, AuthorizationCode, AuthorizeCodeResponse, Bearer, ClientConfig, Endpoint, Error,
+    Grant, ItemsQuery, OAuthAuthorizeCodeRequest, OAuthTokens, Result, UserAccessToken, UserInfo,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{api_methods, engine_methods};
+use crate::auth::{Auth, GrantStep, Step};
+use crate::builder::{BuildClient, ClientBuilder, Parts};
+use crate::transport::BlockingTransport;
+use event_listener::Listener as _;
+
+/// The blocking Carthooks client, generic over its [`BlockingTransport`].
+///
+/// Cheap to clone (one `Arc`); clones share the connection pool and the tokens.
+/// `Send + Sync`: share it across threads.
+pub struct BlockingClient<T> {
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T> {
+    transport: T,
+    auth: Auth,
+    config: ClientConfig,
+    closed: AtomicBool,
+}
+
+impl<T> Clone for BlockingClient<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for BlockingClient<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: BlockingTransport> BuildClient for BlockingClient<T> {
+    type Transport = T;
+    fn from_parts(parts: Parts, transport: T) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                transport,
+                auth: parts.auth,
+                config: parts.config,
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+impl<T: BlockingTransport> BlockingClient<T> {
+    /// Starts building a client.
+    pub fn builder() -> ClientBuilder<Self> {
+        ClientBuilder::new()
+    }
+
+    engine_methods!(; []; [.wait()]);
+    api_methods!(;);
+}

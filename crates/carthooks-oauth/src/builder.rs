@@ -1,0 +1,206 @@
+//! One builder for both clients.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use carthooks_core::{
+    AccessToken, ClientConfig, Clock, MachineConfig, OAuthConfig, OAuthTokens, Result, SystemClock,
+    TokenMachine,
+};
+
+use crate::auth::Auth;
+use crate::transport::Connect;
+
+/// Builds a [`Client`](crate::Client) or a [`BlockingClient`](crate::BlockingClient).
+///
+/// Settings made here win over the environment (`CARTHOOKS_API_URL`,
+/// `CARTHOOKS_ACCESS_TOKEN`, `CARTHOOKS_TIMEOUT`), which is read at `build()`
+/// unless [`without_env`](Self::without_env) was called.
+#[must_use]
+pub struct ClientBuilder<C> {
+    base_url: Option<String>,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    access_token: Option<AccessToken>,
+    oauth: Option<OAuthConfig>,
+    tokens: Option<OAuthTokens>,
+    clock: Option<Arc<dyn Clock>>,
+    use_env: bool,
+    _client: PhantomData<fn() -> C>,
+}
+
+impl<C> std::fmt::Debug for ClientBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("access_token", &self.access_token)
+            .field("oauth", &self.oauth)
+            .field("use_env", &self.use_env)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a client is made of; produced by [`ClientBuilder`]. Opaque.
+pub struct Parts {
+    pub(crate) config: ClientConfig,
+    pub(crate) auth: Auth,
+}
+
+/// Implemented by the clients so that one builder serves both.
+pub trait BuildClient: Sized {
+    /// The transport the client sends through.
+    type Transport;
+    /// Assembles the client.
+    fn from_parts(parts: Parts, transport: Self::Transport) -> Self;
+}
+
+impl<C> Default for ClientBuilder<C> {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            timeout: None,
+            connect_timeout: None,
+            access_token: None,
+            oauth: None,
+            tokens: None,
+            clock: None,
+            use_env: true,
+            _client: PhantomData,
+        }
+    }
+}
+
+impl<C: BuildClient> ClientBuilder<C> {
+    /// A builder with nothing set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Base URL of the API (default `https://api.carthooks.com`).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Total timeout of one HTTP exchange (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Connect timeout (default 10 s, never above the total timeout).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Direct-access-token mode: use this token as it is.
+    pub fn access_token(mut self, token: impl Into<AccessToken>) -> Self {
+        self.access_token = Some(token.into());
+        self
+    }
+
+    /// OAuth client settings (client id, secret, refresh token, callback).
+    pub fn oauth(mut self, config: OAuthConfig) -> Self {
+        self.oauth = Some(config);
+        self
+    }
+
+    /// Starts from a stored token set (for example one saved by the callback).
+    pub fn tokens(mut self, tokens: OAuthTokens) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The clock used for token expiry (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Ignores the `CARTHOOKS_*` environment variables.
+    pub fn without_env(mut self) -> Self {
+        self.use_env = false;
+        self
+    }
+
+    /// Builds the client with its backend's default transport.
+    pub fn build(self) -> Result<C>
+    where
+        C::Transport: Connect,
+    {
+        let parts = self.into_parts()?;
+        let transport = C::Transport::connect(&parts.config)?;
+        Ok(C::from_parts(parts, transport))
+    }
+
+    /// Builds the client over a transport of your own.
+    pub fn build_with_transport(self, transport: C::Transport) -> Result<C> {
+        Ok(C::from_parts(self.into_parts()?, transport))
+    }
+
+    fn into_parts(self) -> Result<Parts> {
+        let overridden = |name: &str| match name {
+            "CARTHOOKS_API_URL" => self.base_url.is_some(),
+            "CARTHOOKS_ACCESS_TOKEN" => self.access_token.is_some(),
+            "CARTHOOKS_TIMEOUT" => self.timeout.is_some(),
+            _ => false,
+        };
+        let mut config = if self.use_env {
+            ClientConfig::from_lookup(|name| {
+                if overridden(name) {
+                    None
+                } else {
+                    std::env::var(name).ok()
+                }
+            })?
+        } else {
+            ClientConfig::default()
+        };
+        if let Some(url) = &self.base_url {
+            config = config.with_base_url(url)?;
+        }
+        if let Some(t) = self.timeout {
+            config.timeout = t;
+        }
+        if let Some(t) = self.connect_timeout {
+            config.connect_timeout = t;
+        }
+        if let Some(t) = self.access_token {
+            config.access_token = Some(t);
+        }
+        config.validate()?;
+
+        let (machine_config, client, callback, refresh_token) = match &self.oauth {
+            Some(oauth) => {
+                oauth.validate()?;
+                (
+                    MachineConfig {
+                        auto_refresh: oauth.auto_refresh,
+                        refresh_window: oauth.refresh_window.as_secs(),
+                        min_refresh_interval: oauth.min_refresh_interval.as_secs(),
+                    },
+                    Some((oauth.client_id.clone(), oauth.client_secret.clone())),
+                    oauth.on_token_refresh.clone(),
+                    oauth.refresh_token.clone(),
+                )
+            }
+            None => (MachineConfig::default(), None, None, None),
+        };
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let now = clock.now();
+        let mut machine = TokenMachine::new(machine_config, client);
+        if let Some(rt) = refresh_token {
+            machine.set_refresh_token(rt);
+        }
+        if let Some(tokens) = self.tokens {
+            machine.install(tokens, now)?;
+        } else if let Some(token) = &config.access_token {
+            machine.install(OAuthTokens::from_access_token(token.clone()), now)?;
+        }
+        let auth = Auth::new(machine, clock, callback, config.base_url.clone());
+        Ok(Parts { config, auth })
+    }
+}

@@ -1,0 +1,71 @@
+//! The async client.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use carthooks_core::{
+    ApiResponse, AuthorizationCode, AuthorizeCodeResponse, Bearer, ClientConfig, Endpoint, Error,
+    Grant, ItemsQuery, OAuthAuthorizeCodeRequest, OAuthTokens, Result, UserAccessToken, UserInfo,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{api_methods, engine_methods};
+use crate::auth::{Auth, GrantStep, Step};
+use crate::builder::{BuildClient, ClientBuilder, Parts};
+use crate::transport::Transport;
+
+/// The async Carthooks client, generic over its [`Transport`].
+///
+/// Cheap to clone (one `Arc`); clones share the connection pool and the tokens.
+/// `Send + Sync`: share it across tasks.
+pub struct Client<T> {
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T> {
+    transport: T,
+    auth: Auth,
+    config: ClientConfig,
+    closed: AtomicBool,
+}
+
+impl<T> Clone for Client<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Client<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> BuildClient for Client<T> {
+    type Transport = T;
+    fn from_parts(parts: Parts, transport: T) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                transport,
+                auth: parts.auth,
+                config: parts.config,
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+impl<T: Transport> Client<T> {
+    /// Starts building a client.
+    pub fn builder() -> ClientBuilder<Self> {
+        ClientBuilder::new()
+    }
+
+    engine_methods!(async; [.await]; [.await]);
+    api_methods!(async; .await);
+}

@@ -1,0 +1,61 @@
+//! Carthooks SDK: the OAuth grant flows and the authenticated API clients, generic
+//! over an HTTP transport.
+//!
+//! [`Client`] (async, over a [`Transport`]) and [`BlockingClient`] (over a
+//! [`BlockingTransport`]) have the same methods with the same semantics; both are
+//! stamped out from one list (see the `api` module), and every decision about
+//! tokens is made by the sans-IO [`TokenMachine`](carthooks_core::TokenMachine).
+//! Pick a ready-made transport from `carthooks-reqwest` or `carthooks-ureq`, or
+//! use the `carthooks` facade crate.
+//!
+//! ```
+//! use carthooks_oauth::{BlockingClient, OAuthConfig};
+//! // A transport is anything that turns a request into a response.
+//! let transport = |req: http::Request<Vec<u8>>| {
+//!     let body = if req.uri().path() == "/oauth/token" {
+//!         r#"{"data":{"access_token":"at","refresh_token":"rt","expires_in":86400}}"#
+//!     } else {
+//!         r#"{"data":{"user_id":7,"username":"ada"},"traceId":"t-1"}"#
+//!     };
+//!     Ok(http::Response::new(body.as_bytes().to_vec()))
+//! };
+//! let client = BlockingClient::builder()
+//!     .without_env()
+//!     .oauth(OAuthConfig::new("my-client", "my-secret"))
+//!     .build_with_transport(transport)?;
+//! client.initialize_oauth(None)?;
+//! let me = client.get_current_user()?;
+//! assert_eq!(me.data.username, "ada");
+//! assert_eq!(me.trace_id.as_deref(), Some("t-1"));
+//! # Ok::<(), carthooks_oauth::Error>(())
+//! ```
+//!
+//! # Tokens
+//!
+//! With `auto_refresh` (the default) every call asks the token machine first. A
+//! token inside the refresh window is refreshed by one caller while the others
+//! keep using it; an expired one is refreshed by one caller while the others wait
+//! (single-flight: one token request however many callers). The
+//! `on_token_refresh` callback sees every new token set — including a rotated
+//! refresh token — before any call uses it. A 401 invalidates the token it was
+//! sent with (only if that is still the current one), refreshes and replays the
+//! call once.
+
+mod api;
+mod auth;
+mod blocking;
+mod builder;
+mod client;
+mod transport;
+
+pub use blocking::BlockingClient;
+pub use builder::{BuildClient, ClientBuilder, Parts};
+pub use client::Client;
+pub use transport::{BlockingTransport, BoxFuture, Connect, Transport};
+
+pub use carthooks_core::{
+    AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
+    ClientSecret, Clock, Endpoint, Error, FilterOp, HttpRequest, HttpResponse, ItemsQuery,
+    ManualClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens, RefreshToken, Result,
+    ServiceError, SystemClock, TransportError, TransportErrorKind, UserAccessToken, UserInfo,
+};
