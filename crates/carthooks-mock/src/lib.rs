@@ -1,1 +1,215 @@
-//! placeholder
+//! A stateful fake Carthooks server, for tests, examples and benchmarks.
+//!
+//! It speaks HTTP/1.1 on a loopback port with the real wire format: the OAuth token
+//! endpoint with all three grants (client authentication, user-token delegation,
+//! single-use authorization codes bound to their redirect URI, rotating refresh
+//! tokens), the authorize-code endpoint, `/v1/me`, and items list/create, all
+//! answering in the `{"data", "error", "traceId", "meta"}` envelope.
+//!
+//! ```
+//! let server = carthooks_mock::MockServer::start()?;
+//! assert!(server.url().starts_with("http://127.0.0.1:"));
+//! assert_eq!(server.counters().requests, 0);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! The server runs on its own thread with its own runtime, so it serves blocking
+//! and async clients alike; dropping the handle stops it. Semantics live in
+//! [`State`], which is usable without sockets.
+
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+pub use state::{
+    Counters, DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID,
+    DEFAULT_USER_TOKEN, MockConfig, MockRequest, MockResponse, State,
+};
+
+/// Largest request body the server reads.
+const MAX_BODY: usize = 1 << 20;
+
+/// A running fake server. Dropping it stops the server.
+pub struct MockServer {
+    addr: SocketAddr,
+    url: String,
+    state: Arc<Mutex<State>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockServer")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockServer {
+    /// Starts a server with the default knobs on `127.0.0.1:0`.
+    pub fn start() -> std::io::Result<Self> {
+        Self::start_with(MockConfig::default())
+    }
+
+    /// Starts a server with `config` on `127.0.0.1:0`.
+    pub fn start_with(config: MockConfig) -> std::io::Result<Self> {
+        Self::bind(([127, 0, 0, 1], 0).into(), config)
+    }
+
+    /// Starts a server on `addr`.
+    pub fn bind(addr: SocketAddr, config: MockConfig) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State::new(config)));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread_state = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name("carthooks-mock".into())
+            .spawn(move || runtime.block_on(serve(listener, thread_state, rx)))?;
+        Ok(Self {
+            addr,
+            url: format!("http://{addr}"),
+            state,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Base URL of the server (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Locks the state: read counters, change knobs, seed data.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        self.state().counters().clone()
+    }
+
+    /// Sets the lifetime of access tokens issued from now on.
+    pub fn set_access_token_ttl(&self, seconds: u64) {
+        self.state().config.access_token_ttl = seconds;
+    }
+
+    /// Turns refresh-token rotation on or off.
+    pub fn set_rotate_refresh_tokens(&self, on: bool) {
+        self.state().config.rotate_refresh_tokens = on;
+    }
+
+    /// Invalidates every token issued so far.
+    pub fn revoke_all_tokens(&self) {
+        self.state().revoke_all_tokens();
+    }
+
+    /// Blocks until the server stops (for the binary).
+    pub fn wait(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    state: Arc<Mutex<State>>,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(Arc::clone(&state), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(_) => {
+            return Ok(hyper::Response::builder()
+                .status(413)
+                .body(Full::new(Bytes::from_static(b"request body too large")))
+                .unwrap_or_default());
+        }
+    };
+    let request = MockRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts
+            .uri
+            .query()
+            .map(carthooks_core::url::decode_form)
+            .unwrap_or_default(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
+    let answer = state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .handle(request, now);
+    let body = serde_json::to_vec(&answer.body).unwrap_or_default();
+    Ok(hyper::Response::builder()
+        .status(answer.status)
+        .header("content-type", "application/json")
+        .header("x-trace-id", answer.trace_id)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default())
+}

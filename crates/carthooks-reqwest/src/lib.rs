@@ -1,1 +1,156 @@
-//! placeholder
+//! Carthooks SDK: async transport on reqwest.
+//!
+//! [`ReqwestTransport`] is a thin newtype over `reqwest::Client`, configured for
+//! an API client that carries credentials: redirects are never followed, no system
+//! proxy is read, TLS is rustls with the *ring* provider (the same provider as the
+//! ureq backend) and the platform's certificate verifier. [`Client`] is the
+//! ready-made async client over it.
+//!
+//! ```no_run
+//! use carthooks_reqwest::{Client, OAuthConfig};
+//! # async fn run() -> Result<(), carthooks_reqwest::Error> {
+//! let client = Client::builder()
+//!     .oauth(OAuthConfig::from_env()?)
+//!     .build()?;
+//! client.initialize_oauth(None).await?;
+//! println!("{}", client.get_current_user().await?.data.username);
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use carthooks_oauth::{
+    BoxFuture, ClientConfig, Connect, HttpRequest, HttpResponse, Transport, TransportError,
+    TransportErrorKind,
+};
+
+pub use carthooks_oauth::{
+    ApiResponse, Error, ItemsQuery, OAuthConfig, OAuthTokens, Result, UserInfo,
+};
+
+/// The async Carthooks client over reqwest.
+pub type Client = carthooks_oauth::Client<ReqwestTransport>;
+
+/// Largest response body read (16 MiB); a larger one is a
+/// [`TransportErrorKind::BodyTooLarge`] error.
+pub const MAX_RESPONSE_BODY: usize = 16 << 20;
+
+/// An async [`Transport`] over `reqwest::Client`.
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport(reqwest::Client);
+
+impl From<reqwest::Client> for ReqwestTransport {
+    /// Wraps a client of your own. Configure it to follow no redirects: a redirect
+    /// would carry the bearer token or the client secret elsewhere.
+    fn from(client: reqwest::Client) -> Self {
+        Self(client)
+    }
+}
+
+impl ReqwestTransport {
+    /// The underlying reqwest client.
+    pub fn inner(&self) -> &reqwest::Client {
+        &self.0
+    }
+}
+
+fn tls_config() -> Result<rustls::ClientConfig, String> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_platform_verifier()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+impl Connect for ReqwestTransport {
+    fn connect(config: &ClientConfig) -> carthooks_oauth::Result<Self> {
+        let tls = tls_config().map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?;
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(config.timeout)
+            .connect_timeout(config.effective_connect_timeout())
+            .http1_only()
+            .tcp_nodelay(true)
+            .build()
+            .map(Self)
+            .map_err(|e| {
+                Error::Config(format!("cannot build the HTTP client: {}", e.without_url()))
+            })
+    }
+}
+
+fn map_error(e: reqwest::Error) -> TransportError {
+    let kind = if e.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if e.is_connect() {
+        TransportErrorKind::Connect
+    } else if e.is_redirect() {
+        TransportErrorKind::Redirect
+    } else if e.is_body() || e.is_request() || e.is_decode() {
+        TransportErrorKind::Io
+    } else {
+        TransportErrorKind::Other
+    };
+    // URLs can carry a user token (`/v1/user-token/{token}`): never keep them.
+    TransportError::with_source(kind, e.without_url())
+}
+
+async fn send(
+    client: &reqwest::Client,
+    request: HttpRequest,
+) -> Result<HttpResponse, TransportError> {
+    let request = reqwest::Request::try_from(request)
+        .map_err(|e| TransportError::with_source(TransportErrorKind::Other, e.without_url()))?;
+    let mut response = client.execute(request).await.map_err(map_error)?;
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BODY as u64)
+    {
+        return Err(TransportError::new(TransportErrorKind::BodyTooLarge));
+    }
+    let mut builder = http::Response::builder()
+        .status(response.status())
+        .version(response.version());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = std::mem::take(response.headers_mut());
+    }
+    let mut body = Vec::with_capacity(
+        response
+            .content_length()
+            .map_or(0, |n| n as usize)
+            .min(MAX_RESPONSE_BODY),
+    );
+    while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BODY {
+            return Err(TransportError::new(TransportErrorKind::BodyTooLarge));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    builder
+        .body(body)
+        .map_err(|e| TransportError::with_source(TransportErrorKind::Other, e))
+}
+
+impl Transport for ReqwestTransport {
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        Box::pin(send(&self.0, request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_config_builds_with_ring() {
+        let config = tls_config().unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+}

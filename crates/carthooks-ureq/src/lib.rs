@@ -1,1 +1,104 @@
-//! placeholder
+//! Carthooks SDK: blocking transport on ureq 3.
+//!
+//! [`UreqTransport`] is a thin newtype over `ureq::Agent`, configured for an API
+//! client that carries credentials: redirects are never followed, no proxy is read
+//! from the environment, HTTP error statuses come back as answers (the SDK reads
+//! their error envelope), TLS is rustls with the *ring* provider. No async runtime
+//! is involved. [`Client`] is the ready-made blocking client over it.
+//!
+//! ```no_run
+//! use carthooks_ureq::{Client, OAuthConfig};
+//! let client = Client::builder()
+//!     .oauth(OAuthConfig::from_env()?)
+//!     .build()?;
+//! client.initialize_oauth(None)?;
+//! println!("{}", client.get_current_user()?.data.username);
+//! # Ok::<(), carthooks_ureq::Error>(())
+//! ```
+
+use carthooks_oauth::{
+    BlockingTransport, ClientConfig, Connect, HttpRequest, HttpResponse, TransportError,
+    TransportErrorKind,
+};
+
+pub use carthooks_oauth::{
+    ApiResponse, Error, ItemsQuery, OAuthConfig, OAuthTokens, Result, UserInfo,
+};
+
+/// The blocking Carthooks client over ureq.
+pub type Client = carthooks_oauth::BlockingClient<UreqTransport>;
+
+/// Largest response body read (16 MiB); a larger one is a
+/// [`TransportErrorKind::BodyTooLarge`] error.
+pub const MAX_RESPONSE_BODY: u64 = 16 << 20;
+
+/// A [`BlockingTransport`] over `ureq::Agent`.
+#[derive(Debug, Clone)]
+pub struct UreqTransport(ureq::Agent);
+
+impl From<ureq::Agent> for UreqTransport {
+    /// Wraps an agent of your own. Configure it with `http_status_as_error(false)`
+    /// and no redirects: a redirect would carry the bearer token elsewhere.
+    fn from(agent: ureq::Agent) -> Self {
+        Self(agent)
+    }
+}
+
+impl UreqTransport {
+    /// The underlying agent.
+    pub fn inner(&self) -> &ureq::Agent {
+        &self.0
+    }
+}
+
+impl Connect for UreqTransport {
+    fn connect(config: &ClientConfig) -> carthooks_oauth::Result<Self> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .save_redirect_history(false)
+            .proxy(None)
+            .timeout_global(Some(config.timeout))
+            .timeout_connect(Some(config.effective_connect_timeout()))
+            .build()
+            .into();
+        Ok(Self(agent))
+    }
+}
+
+fn map_error(e: ureq::Error) -> TransportError {
+    use ureq::Error as E;
+    let kind = match &e {
+        E::Timeout(_) => TransportErrorKind::Timeout,
+        E::HostNotFound | E::ConnectionFailed | E::Tls(_) | E::Rustls(_) | E::TlsRequired => {
+            TransportErrorKind::Connect
+        }
+        E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => TransportErrorKind::Timeout,
+        E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            TransportErrorKind::Connect
+        }
+        E::Io(_) | E::Protocol(_) | E::BodyStalled => TransportErrorKind::Io,
+        E::BodyExceedsLimit(_) => TransportErrorKind::BodyTooLarge,
+        E::TooManyRedirects | E::RedirectFailed => TransportErrorKind::Redirect,
+        _ => TransportErrorKind::Other,
+    };
+    match e {
+        // These can quote the URL, which may carry a user token.
+        E::BadUri(_) | E::Http(_) | E::RequireHttpsOnly(_) => TransportError::new(kind),
+        other => TransportError::with_source(kind, other),
+    }
+}
+
+impl BlockingTransport for UreqTransport {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let response = self.0.run(request).map_err(map_error)?;
+        let (parts, mut body) = response.into_parts();
+        let bytes = body
+            .with_config()
+            .limit(MAX_RESPONSE_BODY)
+            .read_to_vec()
+            .map_err(map_error)?;
+        Ok(http::Response::from_parts(parts, bytes))
+    }
+}

@@ -1,1 +1,57 @@
-//! placeholder
+//! Carthooks platform SDK with first-class OAuth 2.0.
+//!
+//! Three grant flows (client credentials, optionally acting for a user;
+//! authorization code; refresh), automatic single-flight token refresh, a
+//! persistence callback, and a choice of HTTP backend by cargo feature:
+//!
+//! | feature | client | backend |
+//! |---|---|---|
+//! | `reqwest` (default) | [`Client`] (async) | reqwest, rustls with ring |
+//! | `ureq` | [`blocking::Client`] | ureq 3, rustls with ring, no async runtime |
+//!
+//! ```no_run
+//! # #[cfg(feature = "reqwest")]
+//! # async fn run() -> Result<(), carthooks::Error> {
+//! use carthooks::{Client, ItemsQuery, OAuthConfig};
+//!
+//! let oauth = OAuthConfig::from_env()? // CARTHOOKS_CLIENT_ID / CARTHOOKS_CLIENT_SECRET
+//!     .on_token_refresh(|tokens| println!("new tokens, expire at {:?}", tokens.expires_at));
+//! let client = Client::builder().oauth(oauth).build()?; // CARTHOOKS_API_URL etc. are read too
+//! client.initialize_oauth(None).await?;
+//! let me = client.get_current_user().await?;
+//! println!("acting as {} (trace {:?})", me.data.username, me.trace_id);
+//! let items = client.get_items(3883548539, 3883549661, &ItemsQuery::new().limit(10)).await?;
+//! println!("{} items of {:?}", items.data.len(), items.total());
+//! # Ok(()) }
+//! ```
+//!
+//! The layers underneath are usable on their own: `carthooks-core` (sans-IO: models,
+//! errors, endpoint descriptions, the token state machine), `carthooks-oauth` (the
+//! clients, generic over a transport), `carthooks-reqwest` and `carthooks-ureq`.
+
+pub use carthooks_core::{
+    AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
+    ClientSecret, Clock, Endpoint, Error, FilterOp, ItemsQuery, ManualClock,
+    OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokenRequest, OAuthTokens, RefreshToken, Result,
+    ServiceError, SystemClock, TokenCallback, TransportError, TransportErrorKind, UserAccessToken,
+    UserInfo,
+};
+pub use carthooks_oauth::{BlockingTransport, ClientBuilder, Connect, Transport};
+
+/// The sans-IO core, for embedding and for custom transports.
+pub use carthooks_core as core;
+
+/// The async client over reqwest.
+#[cfg(feature = "reqwest")]
+pub type Client = carthooks_reqwest::Client;
+
+#[cfg(feature = "reqwest")]
+pub use carthooks_reqwest::ReqwestTransport;
+
+/// The blocking client (ureq backend).
+#[cfg(feature = "ureq")]
+pub mod blocking {
+    /// The blocking client over ureq.
+    pub type Client = carthooks_ureq::Client;
+    pub use carthooks_ureq::UreqTransport;
+}

@@ -1,0 +1,60 @@
+//! `carthooks-mock [--port PORT] [--host HOST] [--access-token-ttl SECONDS] [--no-rotate]`:
+//! runs the fake Carthooks server until interrupted.
+
+use carthooks_mock::{
+    DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID,
+    DEFAULT_USER_TOKEN, MockConfig, MockServer,
+};
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("carthooks-mock: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut port: u16 = 0;
+    let mut host = std::net::IpAddr::from([127, 0, 0, 1]);
+    let mut config = MockConfig::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--port" => {
+                port = value("--port")?
+                    .parse()
+                    .map_err(|_| "--port must be 0..=65535")?
+            }
+            "--host" => {
+                host = value("--host")?
+                    .parse()
+                    .map_err(|_| "--host must be an IP address")?
+            }
+            "--access-token-ttl" => {
+                config.access_token_ttl = value("--access-token-ttl")?
+                    .parse()
+                    .map_err(|_| "--access-token-ttl must be a number of seconds")?
+            }
+            "--no-rotate" => config.rotate_refresh_tokens = false,
+            "-h" | "--help" => {
+                println!(
+                    "usage: carthooks-mock [--port PORT] [--host IP] [--access-token-ttl SECONDS] [--no-rotate]"
+                );
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    let server =
+        MockServer::bind((host, port).into(), config).map_err(|e| format!("cannot bind: {e}"))?;
+    println!("carthooks-mock listening on {}", server.url());
+    println!("  client id {DEFAULT_CLIENT_ID}, client secret {DEFAULT_CLIENT_SECRET}");
+    println!("  user token {DEFAULT_USER_TOKEN} (user 7, alice)");
+    println!("  seeded items in app {DEFAULT_APP_ID}, collection {DEFAULT_COLLECTION_ID}");
+    server.wait();
+    Ok(())
+}

@@ -1,0 +1,724 @@
+//! The fake server's state and semantics, independent of sockets.
+//!
+//! [`State::handle`] takes a request (method, path, query, headers, body) and the
+//! time, and returns status and JSON body. All of the OAuth rules live here.
+
+use std::collections::HashMap;
+
+use carthooks_core::url::decode_form;
+use serde_json::{Value, json};
+
+/// Registered OAuth client of the fake server.
+pub const DEFAULT_CLIENT_ID: &str = "demo-client";
+/// Secret of [`DEFAULT_CLIENT_ID`].
+pub const DEFAULT_CLIENT_SECRET: &str = "demo-secret";
+/// A seeded user's own access token (user id 7, `alice`).
+pub const DEFAULT_USER_TOKEN: &str = "user-token-alice";
+/// App id of the seeded collection.
+pub const DEFAULT_APP_ID: u64 = 3_883_548_539;
+/// Collection id of the seeded collection.
+pub const DEFAULT_COLLECTION_ID: u64 = 3_883_549_661;
+
+/// A request as the state sees it.
+#[derive(Debug, Clone)]
+pub struct MockRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path, percent-decoded segments not applied (raw path).
+    pub path: String,
+    /// Query pairs, decoded.
+    pub query: Vec<(String, String)>,
+    /// Headers, lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl MockRequest {
+    /// First header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A response of the state: status and JSON body.
+#[derive(Debug, Clone)]
+pub struct MockResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: Value,
+    /// Trace id (also sent as `x-trace-id`).
+    pub trace_id: String,
+}
+
+/// Behaviour knobs.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// Lifetime of issued access tokens, seconds (default 86400).
+    pub access_token_ttl: u64,
+    /// Issue a new refresh token on every refresh and reject the used one
+    /// (default true). When false, refresh answers omit `refresh_token` and the
+    /// same refresh token stays valid.
+    pub rotate_refresh_tokens: bool,
+    /// Lifetime of authorization codes, seconds (default 60).
+    pub code_ttl: u64,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: 86_400,
+            rotate_refresh_tokens: true,
+            code_ttl: 60,
+        }
+    }
+}
+
+/// Counts of what the server received.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Every request.
+    pub requests: u64,
+    /// Requests to `/oauth/token`.
+    pub token_requests: u64,
+    /// Token requests by `grant_type`.
+    pub grants: HashMap<String, u64>,
+    /// Requests answered 401.
+    pub unauthorized: u64,
+    /// Items created.
+    pub items_created: u64,
+}
+
+impl Counters {
+    /// Token requests of one grant type.
+    pub fn grant(&self, grant_type: &str) -> u64 {
+        self.grants.get(grant_type).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    id: u64,
+    username: String,
+    email: String,
+    tenant_id: u64,
+    tenant_name: String,
+    is_admin: bool,
+}
+
+#[derive(Debug, Clone)]
+struct AccessRec {
+    client_id: String,
+    user_id: Option<u64>,
+    expires_at: u64,
+}
+
+#[derive(Debug, Clone)]
+struct RefreshRec {
+    client_id: String,
+    user_id: Option<u64>,
+    used: bool,
+}
+
+#[derive(Debug, Clone)]
+struct CodeRec {
+    client_id: String,
+    user_id: u64,
+    redirect_uri: String,
+    expires_at: u64,
+    used: bool,
+}
+
+/// The whole fake Carthooks.
+#[derive(Debug)]
+pub struct State {
+    /// Knobs; may be changed at any time.
+    pub config: MockConfig,
+    counters: Counters,
+    clients: HashMap<String, String>,
+    users: HashMap<u64, User>,
+    user_tokens: HashMap<String, u64>,
+    access: HashMap<String, AccessRec>,
+    refresh: HashMap<String, RefreshRec>,
+    codes: HashMap<String, CodeRec>,
+    items: HashMap<(u64, u64), Vec<Value>>,
+    next_item_id: u64,
+    seq: u64,
+    salt: u64,
+    log: Vec<MockRequest>,
+}
+
+/// Id of the service identity a client acts as without a user token.
+const SERVICE_USER_ID: u64 = 1000;
+
+impl State {
+    /// A server with one client, one user and a seeded collection.
+    pub fn new(config: MockConfig) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0);
+        let mut state = Self {
+            config,
+            counters: Counters::default(),
+            clients: HashMap::from([(DEFAULT_CLIENT_ID.into(), DEFAULT_CLIENT_SECRET.into())]),
+            users: HashMap::new(),
+            user_tokens: HashMap::new(),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            codes: HashMap::new(),
+            items: HashMap::new(),
+            next_item_id: 1,
+            seq: 0,
+            salt: h.finish(),
+            log: Vec::new(),
+        };
+        state.add_user(7, "alice", DEFAULT_USER_TOKEN);
+        for (i, (code, title)) in [
+            ("EF250920962519", "First order"),
+            ("EF250920962520", "Second order"),
+            ("EF250920962521", "Third order"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let data = json!({"f_1001": code, "title": title, "amount": (i as u64 + 1) * 100});
+            state.insert_item(DEFAULT_APP_ID, DEFAULT_COLLECTION_ID, data, 0);
+        }
+        state
+    }
+
+    /// Registers another OAuth client.
+    pub fn add_client(&mut self, id: &str, secret: &str) {
+        self.clients.insert(id.into(), secret.into());
+    }
+
+    /// Adds a user with their own access token.
+    pub fn add_user(&mut self, id: u64, username: &str, token: &str) {
+        self.users.insert(
+            id,
+            User {
+                id,
+                username: username.into(),
+                email: format!("{username}@example.com"),
+                tenant_id: 123,
+                tenant_name: "Acme".into(),
+                is_admin: false,
+            },
+        );
+        self.user_tokens.insert(token.into(), id);
+    }
+
+    /// What was received so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Every request received, in order.
+    pub fn log(&self) -> &[MockRequest] {
+        &self.log
+    }
+
+    /// Invalidates every access and refresh token issued so far.
+    pub fn revoke_all_tokens(&mut self) {
+        self.access.clear();
+        self.refresh.clear();
+    }
+
+    /// Number of items stored in a collection.
+    pub fn item_count(&self, app_id: u64, collection_id: u64) -> usize {
+        self.items.get(&(app_id, collection_id)).map_or(0, Vec::len)
+    }
+
+    fn next_secret(&mut self, prefix: &str) -> String {
+        self.seq += 1;
+        let mix = self
+            .salt
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(self.seq.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+        format!("{prefix}-{}-{:016x}", self.seq, mix)
+    }
+
+    /// Handles one request at `now` (Unix seconds).
+    pub fn handle(&mut self, req: MockRequest, now: u64) -> MockResponse {
+        self.counters.requests += 1;
+        self.seq += 1;
+        let trace_id = format!("mock-trace-{}", self.seq);
+        let (status, body) = self.route(&req, now);
+        if status == 401 {
+            self.counters.unauthorized += 1;
+        }
+        self.log.push(req);
+        let mut body = body;
+        if let Value::Object(map) = &mut body {
+            map.insert("traceId".into(), Value::String(trace_id.clone()));
+        }
+        MockResponse {
+            status,
+            body,
+            trace_id,
+        }
+    }
+
+    fn route(&mut self, req: &MockRequest, now: u64) -> (u16, Value) {
+        let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+        match (req.method.as_str(), segments.as_slice()) {
+            ("POST", ["oauth", "token"]) => self.token(req, now),
+            ("POST", ["api", "oauth", "get-authorize-code"]) => self.authorize_code(req, now),
+            ("GET", ["v1", "me"]) => match self.authenticate(req, now) {
+                Ok(who) => (200, ok(self.user_info(&who))),
+                Err(e) => e,
+            },
+            (method, ["v1", "apps", app, "collections", coll, "items"]) => {
+                let (Ok(app), Ok(coll)) = (app.parse::<u64>(), coll.parse::<u64>()) else {
+                    return api_error(400, "BAD_REQUEST", "app and collection ids are numbers");
+                };
+                if let Err(e) = self.authenticate(req, now) {
+                    return e;
+                }
+                match method {
+                    "GET" => self.list_items(app, coll, &req.query),
+                    "POST" => self.create_item(app, coll, &req.body, now),
+                    _ => api_error(405, "METHOD_NOT_ALLOWED", "method not allowed"),
+                }
+            }
+            _ => api_error(404, "NOT_FOUND", "no such endpoint"),
+        }
+    }
+
+    // ----- OAuth -----
+
+    fn token(&mut self, req: &MockRequest, now: u64) -> (u16, Value) {
+        self.counters.token_requests += 1;
+        let ct = req.header("content-type").unwrap_or("");
+        if !ct.starts_with("application/x-www-form-urlencoded") {
+            return oauth_error(
+                400,
+                "invalid_request",
+                "token requests must be form-encoded",
+            );
+        }
+        let form: HashMap<String, String> = decode_form(&String::from_utf8_lossy(&req.body))
+            .into_iter()
+            .collect();
+        let field = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let grant_type = field("grant_type").unwrap_or("").to_owned();
+        *self.counters.grants.entry(grant_type.clone()).or_default() += 1;
+        let (Some(client_id), Some(secret)) = (field("client_id"), field("client_secret")) else {
+            return oauth_error(401, "invalid_client", "client authentication failed");
+        };
+        if self.clients.get(client_id).map(String::as_str) != Some(secret) {
+            return oauth_error(401, "invalid_client", "client authentication failed");
+        }
+        let client_id = client_id.to_owned();
+        match grant_type.as_str() {
+            "client_credentials" => {
+                let user_id = match field("user_access_token") {
+                    None => None,
+                    Some(t) => match self.user_tokens.get(t) {
+                        Some(id) => Some(*id),
+                        None => {
+                            return oauth_error(
+                                400,
+                                "invalid_grant",
+                                "user access token is invalid",
+                            );
+                        }
+                    },
+                };
+                self.issue(&client_id, user_id, now, true)
+            }
+            "authorization_code" => {
+                let (Some(code), Some(redirect_uri)) = (field("code"), field("redirect_uri"))
+                else {
+                    return oauth_error(
+                        400,
+                        "invalid_request",
+                        "code and redirect_uri are required",
+                    );
+                };
+                let Some(rec) = self.codes.get_mut(code) else {
+                    return oauth_error(400, "invalid_grant", "authorization code is invalid");
+                };
+                if rec.used {
+                    return oauth_error(
+                        400,
+                        "invalid_grant",
+                        "authorization code was already used",
+                    );
+                }
+                if rec.expires_at <= now {
+                    return oauth_error(400, "invalid_grant", "authorization code expired");
+                }
+                if rec.client_id != client_id || rec.redirect_uri != redirect_uri {
+                    return oauth_error(400, "invalid_grant", "authorization code does not match");
+                }
+                rec.used = true;
+                let user_id = rec.user_id;
+                self.issue(&client_id, Some(user_id), now, true)
+            }
+            "refresh_token" => {
+                let Some(rt) = field("refresh_token") else {
+                    return oauth_error(400, "invalid_request", "refresh_token is required");
+                };
+                let rotate = self.config.rotate_refresh_tokens;
+                let Some(rec) = self.refresh.get_mut(rt) else {
+                    return oauth_error(400, "invalid_refresh_token", "refresh token is invalid");
+                };
+                if rec.used {
+                    return oauth_error(
+                        400,
+                        "invalid_refresh_token",
+                        "refresh token was already used",
+                    );
+                }
+                if rec.client_id != client_id {
+                    return oauth_error(
+                        400,
+                        "invalid_grant",
+                        "refresh token belongs to another client",
+                    );
+                }
+                if rotate {
+                    rec.used = true;
+                }
+                let user_id = rec.user_id;
+                self.issue(&client_id, user_id, now, rotate)
+            }
+            "" => oauth_error(400, "invalid_request", "grant_type is required"),
+            _ => oauth_error(400, "unsupported_grant_type", "grant type is not supported"),
+        }
+    }
+
+    fn issue(
+        &mut self,
+        client_id: &str,
+        user_id: Option<u64>,
+        now: u64,
+        with_refresh: bool,
+    ) -> (u16, Value) {
+        let access = self.next_secret("at");
+        let ttl = self.config.access_token_ttl;
+        self.access.insert(
+            access.clone(),
+            AccessRec {
+                client_id: client_id.into(),
+                user_id,
+                expires_at: now + ttl,
+            },
+        );
+        let mut data = json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "scope": "read write",
+        });
+        if with_refresh {
+            let refresh = self.next_secret("rt");
+            self.refresh.insert(
+                refresh.clone(),
+                RefreshRec {
+                    client_id: client_id.into(),
+                    user_id,
+                    used: false,
+                },
+            );
+            data["refresh_token"] = Value::String(refresh);
+        }
+        (200, ok(data))
+    }
+
+    fn authenticate(&self, req: &MockRequest, now: u64) -> Result<AccessRec, (u16, Value)> {
+        let token = req
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| api_error(401, "UNAUTHORIZED", "missing bearer token"))?;
+        match self.access.get(token) {
+            Some(rec) if rec.expires_at > now => Ok(rec.clone()),
+            Some(_) => Err(api_error(401, "UNAUTHORIZED", "access token expired")),
+            None => Err(api_error(401, "UNAUTHORIZED", "invalid access token")),
+        }
+    }
+
+    fn user_info(&self, who: &AccessRec) -> Value {
+        match who.user_id.and_then(|id| self.users.get(&id)) {
+            Some(u) => json!({
+                "user_id": u.id, "username": u.username, "email": u.email,
+                "tenant_id": u.tenant_id, "tenant_name": u.tenant_name,
+                "is_admin": u.is_admin, "scope": ["read", "write"],
+            }),
+            None => json!({
+                "user_id": SERVICE_USER_ID, "username": format!("service:{}", who.client_id),
+                "email": null, "tenant_id": 123, "tenant_name": "Acme",
+                "is_admin": false, "scope": ["read", "write"],
+            }),
+        }
+    }
+
+    fn authorize_code(&mut self, req: &MockRequest, now: u64) -> (u16, Value) {
+        let who = match self.authenticate(req, now) {
+            Ok(who) => who,
+            Err(e) => return e,
+        };
+        let Some(user_id) = who.user_id else {
+            return api_error(
+                403,
+                "FORBIDDEN",
+                "an authorization code needs a user's token",
+            );
+        };
+        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+            return api_error(400, "BAD_REQUEST", "body must be JSON");
+        };
+        let (Some(client_id), Some(redirect_uri), Some(state)) = (
+            body["client_id"].as_str(),
+            body["redirect_uri"].as_str(),
+            body["state"].as_str(),
+        ) else {
+            return api_error(
+                400,
+                "BAD_REQUEST",
+                "client_id, redirect_uri and state are required",
+            );
+        };
+        if !self.clients.contains_key(client_id) {
+            return api_error(400, "BAD_REQUEST", "unknown client_id");
+        }
+        let code = self.next_secret("code");
+        self.codes.insert(
+            code.clone(),
+            CodeRec {
+                client_id: client_id.into(),
+                user_id,
+                redirect_uri: redirect_uri.into(),
+                expires_at: now + self.config.code_ttl,
+                used: false,
+            },
+        );
+        let sep = if redirect_uri.contains('?') { '&' } else { '?' };
+        let query = carthooks_core::url::encode_query([("code", code.as_str()), ("state", state)]);
+        (
+            200,
+            ok(json!({"redirect_url": format!("{redirect_uri}{sep}{query}")})),
+        )
+    }
+
+    // ----- items -----
+
+    fn insert_item(&mut self, app: u64, coll: u64, data: Value, now: u64) -> Value {
+        let id = self.next_item_id;
+        self.next_item_id += 1;
+        let title = data.get("title").cloned().unwrap_or(Value::Null);
+        let item =
+            json!({"id": id, "title": title, "fields": data, "created_at": now, "updated_at": now});
+        self.items
+            .entry((app, coll))
+            .or_default()
+            .push(item.clone());
+        item
+    }
+
+    fn create_item(&mut self, app: u64, coll: u64, body: &[u8], now: u64) -> (u16, Value) {
+        let data = match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(mut map)) => match map.remove("data") {
+                Some(d @ Value::Object(_)) => d,
+                _ => return api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}"),
+            },
+            _ => return api_error(400, "BAD_REQUEST", "body must be JSON"),
+        };
+        self.counters.items_created += 1;
+        (200, ok(self.insert_item(app, coll, data, now)))
+    }
+
+    fn list_items(&self, app: u64, coll: u64, query: &[(String, String)]) -> (u16, Value) {
+        let mut start = 0usize;
+        let mut limit = 20usize;
+        let mut filters = Vec::new();
+        for (k, v) in query {
+            match k.as_str() {
+                "pagination[start]" => match v.parse() {
+                    Ok(n) => start = n,
+                    Err(_) => {
+                        return api_error(400, "BAD_REQUEST", "pagination[start] must be a number");
+                    }
+                },
+                "pagination[limit]" => match v.parse() {
+                    Ok(n) if n <= 1000 => limit = n,
+                    _ => {
+                        return api_error(400, "BAD_REQUEST", "pagination[limit] must be 0..=1000");
+                    }
+                },
+                _ => {
+                    if let Some((field, op)) = parse_filter_key(k) {
+                        filters.push((field, op, v.clone()));
+                    } else {
+                        return api_error(400, "BAD_REQUEST", "unknown query parameter");
+                    }
+                }
+            }
+        }
+        let all = self
+            .items
+            .get(&(app, coll))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let matching: Vec<&Value> = all
+            .iter()
+            .filter(|item| {
+                filters
+                    .iter()
+                    .all(|(f, op, v)| matches_filter(item, f, op, v))
+            })
+            .collect();
+        let total = matching.len();
+        let page: Vec<Value> = matching
+            .into_iter()
+            .skip(start)
+            .take(limit)
+            .cloned()
+            .collect();
+        let mut body = ok(Value::Array(page));
+        body["meta"] = json!({"total": total, "start": start, "limit": limit});
+        (200, body)
+    }
+}
+
+fn parse_filter_key(key: &str) -> Option<(String, String)> {
+    let rest = key.strip_prefix("filters[")?;
+    let (field, rest) = rest.split_once("][")?;
+    let op = rest.strip_suffix(']')?;
+    Some((field.to_owned(), op.to_owned()))
+}
+
+fn field_value<'a>(item: &'a Value, field: &str) -> Option<&'a Value> {
+    item.get("fields")
+        .and_then(|f| f.get(field))
+        .or_else(|| item.get(field))
+}
+
+fn matches_filter(item: &Value, field: &str, op: &str, value: &str) -> bool {
+    let actual = field_value(item, field);
+    let as_text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let cmp = || -> Option<std::cmp::Ordering> {
+        let a = actual?;
+        match (a.as_f64(), value.parse::<f64>().ok()) {
+            (Some(x), Some(y)) => x.partial_cmp(&y),
+            _ => Some(as_text(a).as_str().cmp(value)),
+        }
+    };
+    use std::cmp::Ordering::*;
+    match op {
+        "$eq" => actual.is_some_and(|a| as_text(a) == value),
+        "$ne" => actual.is_none_or(|a| as_text(a) != value),
+        "$gt" => cmp() == Some(Greater),
+        "$gte" => matches!(cmp(), Some(Greater | Equal)),
+        "$lt" => cmp() == Some(Less),
+        "$lte" => matches!(cmp(), Some(Less | Equal)),
+        "$contains" => actual.is_some_and(|a| as_text(a).contains(value)),
+        _ => false,
+    }
+}
+
+fn ok(data: Value) -> Value {
+    json!({"data": data, "error": null, "meta": null})
+}
+
+fn api_error(status: u16, code: &str, message: &str) -> (u16, Value) {
+    (
+        status,
+        json!({"data": null, "error": {"code": code, "message": message}, "meta": null}),
+    )
+}
+
+fn oauth_error(status: u16, code: &str, description: &str) -> (u16, Value) {
+    (
+        status,
+        json!({"error": code, "error_description": description}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> MockRequest {
+        MockRequest {
+            method: "POST".into(),
+            path: "/oauth/token".into(),
+            query: vec![],
+            headers: vec![(
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )],
+            body: carthooks_core::url::encode_form(pairs.iter().copied()).into_bytes(),
+        }
+    }
+
+    #[test]
+    fn refresh_tokens_rotate_and_used_ones_are_refused() {
+        let mut s = State::new(MockConfig::default());
+        let r = s.handle(
+            form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", DEFAULT_CLIENT_SECRET),
+            ]),
+            0,
+        );
+        assert_eq!(r.status, 200);
+        let rt = r.body["data"]["refresh_token"].as_str().unwrap().to_owned();
+        let refresh = |s: &mut State| {
+            s.handle(
+                form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", DEFAULT_CLIENT_ID),
+                    ("client_secret", DEFAULT_CLIENT_SECRET),
+                    ("refresh_token", &rt),
+                ]),
+                1,
+            )
+        };
+        let r2 = refresh(&mut s);
+        assert_eq!(r2.status, 200);
+        assert_ne!(r2.body["data"]["refresh_token"].as_str().unwrap(), rt);
+        let r3 = refresh(&mut s);
+        assert_eq!(r3.status, 400);
+        assert_eq!(r3.body["error"], "invalid_refresh_token");
+        assert_eq!(s.counters().grant("refresh_token"), 2);
+    }
+
+    #[test]
+    fn wrong_secret_is_invalid_client() {
+        let mut s = State::new(MockConfig::default());
+        let r = s.handle(
+            form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", "nope"),
+            ]),
+            0,
+        );
+        assert_eq!(r.status, 401);
+        assert_eq!(r.body["error"], "invalid_client");
+        assert!(r.body["traceId"].is_string());
+    }
+
+    #[test]
+    fn filters() {
+        let item = json!({"id": 1, "fields": {"n": 5, "s": "abc"}});
+        assert!(matches_filter(&item, "n", "$gt", "4"));
+        assert!(!matches_filter(&item, "n", "$lt", "5"));
+        assert!(matches_filter(&item, "s", "$contains", "b"));
+        assert!(matches_filter(&item, "missing", "$ne", "x"));
+        assert_eq!(
+            parse_filter_key("filters[f_1][$eq]"),
+            Some(("f_1".into(), "$eq".into()))
+        );
+    }
+}
