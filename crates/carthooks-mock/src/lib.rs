@@ -121,6 +121,11 @@ impl MockServer {
         self.state().revoke_all_tokens();
     }
 
+    /// Invalidates every access token issued so far; refresh tokens stay valid.
+    pub fn revoke_access_tokens(&self) {
+        self.state().revoke_access_tokens();
+    }
+
     /// Blocks until the server stops (for the binary).
     pub fn wait(mut self) {
         if let Some(t) = self.thread.take() {

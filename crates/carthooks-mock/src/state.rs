@@ -228,6 +228,12 @@ impl State {
         self.refresh.clear();
     }
 
+    /// Invalidates every access token issued so far; refresh tokens stay valid
+    /// (as when a server rotates its signing keys).
+    pub fn revoke_access_tokens(&mut self) {
+        self.access.clear();
+    }
+
     /// Number of items stored in a collection.
     pub fn item_count(&self, app_id: u64, collection_id: u64) -> usize {
         self.items.get(&(app_id, collection_id)).map_or(0, Vec::len)

@@ -1,0 +1,106 @@
+//! A raw TCP server with canned answers, for answers no real server would give.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// What the canned server does with each connection.
+#[derive(Clone)]
+pub enum Behaviour {
+    /// Reads the request, writes these bytes, closes.
+    Answer(Vec<u8>),
+    /// Reads the request and says nothing until the client gives up.
+    Silent,
+}
+
+/// Serves `behaviour` on `127.0.0.1:0` until dropped.
+pub struct CannedServer {
+    url: String,
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A complete HTTP/1.1 answer with `status`, `content_type` and `body`.
+pub fn http_answer(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} Canned\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+impl CannedServer {
+    /// Starts the server.
+    pub fn start(behaviour: Behaviour) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+                read_request(&mut stream);
+                match &behaviour {
+                    Behaviour::Answer(bytes) => {
+                        let _ = stream.write_all(bytes);
+                        let _ = stream.flush();
+                    }
+                    Behaviour::Silent => held.push(stream),
+                }
+            }
+        });
+        Self {
+            url: format!("http://{addr}"),
+            stop,
+            addr,
+            thread: Some(thread),
+        }
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+fn read_request(stream: &mut TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for CannedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The behavioural suite on the async reqwest backend.
+
+carthooks_tests::suite!(carthooks_tests::ReqwestSdk);
