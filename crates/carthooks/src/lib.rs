@@ -55,3 +55,8 @@ pub mod blocking {
     pub type Client = carthooks_ureq::Client;
     pub use carthooks_ureq::UreqTransport;
 }
+
+/// The README's code blocks, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
