@@ -115,6 +115,12 @@ impl FlightTicket {
     pub fn id(&self) -> u64 {
         self.id
     }
+
+    /// The ticket a waiter on this flight holds; the owner polls with it after a
+    /// failure to learn whether another grant can take over.
+    pub fn wait_ticket(&self) -> WaitTicket {
+        WaitTicket(self.id)
+    }
 }
 
 /// What a caller waits for: the end of flight `id`.
@@ -176,7 +182,9 @@ pub struct TokenMachine {
     next_flight: u64,
     generation: u64,
     last_attempt: Option<u64>,
-    failure: Option<(u64, Error)>,
+    /// The last failed flight: id, error, and whether another grant can take over
+    /// (a refused refresh token was dropped and client credentials can be re-run).
+    failure: Option<(u64, Error, bool)>,
     /// Why the refresh token was dropped (a permanent refusal).
     dead: Option<Error>,
 }
@@ -347,8 +355,8 @@ impl TokenMachine {
     /// What to do before an API call at `now`. `waited` is the ticket of the flight
     /// the caller just waited for, if any: its failure is returned as this call's.
     pub fn poll_authorize(&mut self, now: u64, waited: Option<WaitTicket>) -> Result<Authorize> {
-        if let (Some(w), Some((id, err))) = (waited, &self.failure) {
-            if w.0 == *id {
+        if let (Some(w), Some((id, err, recoverable))) = (waited, &self.failure) {
+            if w.0 == *id && !recoverable {
                 return Err(err.clone());
             }
         }
@@ -448,6 +456,7 @@ impl TokenMachine {
 
     fn fail(&mut self, ticket: &FlightTicket, error: Error) -> Error {
         if let Some(flight) = self.flight.take_if(|f| f.id == ticket.id) {
+            let mut recoverable = false;
             if let Grant::RefreshToken { refresh_token } = &flight.grant {
                 if error.is_permanent_oauth_error()
                     && self
@@ -458,9 +467,11 @@ impl TokenMachine {
                     // Never send a refused refresh token again.
                     self.refresh_token = None;
                     self.dead = Some(error.clone());
+                    recoverable = self.repeatable.is_some()
+                        && error.oauth_error_code() != Some("invalid_client");
                 }
             }
-            self.failure = Some((ticket.id, error.clone()));
+            self.failure = Some((ticket.id, error.clone(), recoverable));
         }
         error
     }
@@ -640,18 +651,23 @@ mod tests {
             .handle_token_response(&ticket, later, &error_answer("invalid_refresh_token"))
             .unwrap_err();
         assert_eq!(e.oauth_error_code(), Some("invalid_refresh_token"));
-        let shared = m.poll_authorize(later, Some(w)).unwrap_err();
-        assert_eq!(shared.oauth_error_code(), Some("invalid_refresh_token"));
         // The refused refresh token is never sent again; the repeatable
-        // client-credentials grant takes over.
+        // client-credentials grant takes over, for the waiter too.
         let Authorize::Refresh {
             request, ticket, ..
-        } = m.poll_authorize(later, None).unwrap()
+        } = m.poll_authorize(later, Some(w)).unwrap()
         else {
             panic!()
         };
         assert_eq!(request.grant.grant_type(), "client_credentials");
-        m.abandon(ticket);
+        // When that fails as well, its waiters get the failure.
+        let Authorize::Wait(w2) = m.poll_authorize(later, None).unwrap() else {
+            panic!()
+        };
+        m.handle_token_response(&ticket, later, &error_answer("invalid_client"))
+            .unwrap_err();
+        let shared = m.poll_authorize(later, Some(w2)).unwrap_err();
+        assert_eq!(shared.oauth_error_code(), Some("invalid_client"));
     }
 
     #[test]

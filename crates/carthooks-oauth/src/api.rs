@@ -42,14 +42,16 @@ macro_rules! engine_methods {
             loop {
                 match self.inner.auth.poll(waited)? {
                     Step::Ready(bearer) => return Ok(bearer),
-                    Step::Fetch { flight, request, fallback } => {
+                    Step::Fetch { ticket, flight, request, fallback } => {
                         let answer = self.inner.transport.send(*request) $($await)*;
-                        return match (self.inner.auth.finish(flight, answer), fallback) {
-                            (Ok((bearer, _)), _) => Ok(bearer),
+                        match (self.inner.auth.finish(flight, answer), fallback) {
+                            (Ok((bearer, _)), _) => return Ok(bearer),
                             // The refresh failed but the current token is still valid.
-                            (Err(_), Some(bearer)) => Ok(bearer),
-                            (Err(e), None) => Err(e),
-                        };
+                            (Err(_), Some(bearer)) => return Ok(bearer),
+                            // Poll as a waiter of our own flight: the failure comes
+                            // back, unless another grant can take over.
+                            (Err(_), None) => waited = Some(ticket),
+                        }
                     }
                     Step::Wait(listener, ticket) => {
                         listener $($wait)*;

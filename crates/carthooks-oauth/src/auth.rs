@@ -33,7 +33,10 @@ pub(crate) enum Step<'a> {
     /// Use this token.
     Ready(Bearer),
     /// Send `request` to the token endpoint and hand the answer to [`Auth::finish`].
+    /// On a failure without fallback, poll again with `ticket`: the machine gives
+    /// back the failure, or a new flight when another grant can take over.
     Fetch {
+        ticket: WaitTicket,
         flight: Flight<'a>,
         request: Box<HttpRequest>,
         fallback: Option<Bearer>,
@@ -114,6 +117,7 @@ impl Auth {
                 request,
                 fallback,
             } => Step::Fetch {
+                ticket: ticket.wait_ticket(),
                 flight: Flight {
                     auth: self,
                     ticket: Some(ticket),

@@ -59,3 +59,18 @@ pub use carthooks_core::{
     ManualClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens, RefreshToken, Result,
     ServiceError, SystemClock, TransportError, TransportErrorKind, UserAccessToken, UserInfo,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+
+    #[test]
+    fn clients_are_clone_send_sync() {
+        shareable::<Client<Box<dyn Transport>>>();
+        shareable::<Client<std::sync::Arc<dyn Transport>>>();
+        type Fake = fn(HttpRequest) -> std::result::Result<HttpResponse, TransportError>;
+        shareable::<BlockingClient<Fake>>();
+    }
+}

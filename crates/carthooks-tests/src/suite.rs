@@ -347,15 +347,38 @@ where
     assert_eq!(counters.grant("refresh_token"), 1);
     assert_ne!(at(&c.get_current_tokens().unwrap()), at(&t0));
 
-    // Everything revoked: the refresh is refused; one 401 and one refresh attempt,
-    // then a typed error — no loop.
+    // Everything revoked: the refresh token is refused, so the client-credentials
+    // grant runs again and the call is replayed: one 401, two token requests.
     server.revoke_all_tokens();
     let before = server.counters();
-    let e = c.get_current_user().unwrap_err();
+    assert_eq!(c.get_current_user().unwrap().data.user_id, 1000);
+    let after = server.counters();
+    assert_eq!(after.unauthorized - before.unauthorized, 1);
+    assert_eq!(
+        after.grant("refresh_token") - before.grant("refresh_token"),
+        1
+    );
+    assert_eq!(
+        after.grant("client_credentials") - before.grant("client_credentials"),
+        1
+    );
+
+    // A client that cannot re-run its grant (authorization code): one 401, one
+    // refused refresh, then the typed error; no loop.
+    let code = obtain_code::<S>(&server, "s");
+    let web: S = client(&server, oauth());
+    web.exchange_authorization_code(&code, REDIRECT).unwrap();
+    server.revoke_all_tokens();
+    let before = server.counters();
+    let e = web.get_current_user().unwrap_err();
     assert_eq!(e.oauth_error_code(), Some("invalid_refresh_token"), "{e:?}");
     let after = server.counters();
     assert_eq!(after.unauthorized - before.unauthorized, 1);
     assert_eq!(after.token_requests - before.token_requests, 1);
+    // The refused refresh token is not sent again.
+    let e = web.get_current_user().unwrap_err();
+    assert_eq!(e.oauth_error_code(), Some("invalid_refresh_token"));
+    assert_eq!(server.counters().token_requests, after.token_requests);
 }
 
 pub fn direct_access_token_mode<S: Sdk>()
@@ -604,6 +627,12 @@ where
     let code = obtain_code::<S>(&server, "st");
     let built = builder::<S>(&server).oauth(config.clone());
     let builder_debug = format!("{built:?}");
+    let raw_client = builder::<S>(&server)
+        .oauth(config.clone())
+        .access_token("at-direct-secret")
+        .build()
+        .unwrap();
+    let client_debug = format!("{raw_client:?}");
     let c = S::wrap(built.build().unwrap());
     let tokens = c.exchange_authorization_code(&code, REDIRECT).unwrap();
     let e1 = c
@@ -614,7 +643,7 @@ where
         .map(|t| format!("{t:?}"))
         .unwrap();
     let text = format!(
-        "{config:?} {builder_debug} {tokens:?} {:?} {e1} {e1:?} {e2} {:?} {:?}",
+        "{config:?} {builder_debug} {client_debug} {tokens:?} {:?} {e1} {e1:?} {e2} {:?} {:?}",
         c.get_current_tokens(),
         carthooks_core::OAuthTokenRequest {
             client_id: DEFAULT_CLIENT_ID.into(),
@@ -630,6 +659,7 @@ where
         DEFAULT_CLIENT_SECRET,
         DEFAULT_USER_TOKEN,
         "rt-configured-secret",
+        "at-direct-secret",
         code.as_str(),
         at(&tokens).as_str(),
         rt(&tokens).as_str(),
