@@ -21,8 +21,12 @@ use serde::de::DeserializeOwned;
 
 use crate::envelope::{ApiResponse, parse_api_response};
 use crate::error::{Error, Result};
-use crate::models::{AuthorizeCodeResponse, ItemsQuery, OAuthAuthorizeCodeRequest, UserInfo};
-use crate::url::{BaseUrl, encode_query};
+use crate::models::{
+    AuthorizeCodeResponse, ItemLock, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest, UserInfo,
+    WatchDataRequest,
+};
+use crate::secret::UserAccessToken;
+use crate::url::{BaseUrl, encode_path_segment, encode_query};
 
 /// Where an endpoint's path is rooted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +73,7 @@ impl<R> std::fmt::Debug for Endpoint<R> {
     }
 }
 
-fn json_body(value: &impl Serialize) -> Result<Vec<u8>> {
+fn json_body<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::Encode(e.to_string()))
 }
 
@@ -156,6 +160,23 @@ fn items_path(app_id: u64, collection_id: u64) -> String {
     format!("/v1/apps/{app_id}/collections/{collection_id}/items")
 }
 
+fn item_path(app_id: u64, collection_id: u64, item_id: u64) -> String {
+    format!("/v1/apps/{app_id}/collections/{collection_id}/items/{item_id}")
+}
+
+fn sub_items_path(app_id: u64, collection_id: u64, item_id: u64, field_id: u64) -> String {
+    format!(
+        "{}/subform/{field_id}",
+        item_path(app_id, collection_id, item_id)
+    )
+}
+
+#[derive(Serialize)]
+struct UnlockBody<'a> {
+    #[serde(rename = "lockId")]
+    lock_id: &'a str,
+}
+
 impl Endpoint<UserInfo> {
     /// `GET /v1/me`: the user the token acts for.
     pub fn get_current_user() -> Self {
@@ -201,6 +222,204 @@ impl<T: DeserializeOwned> Endpoint<T> {
         );
         ep.body = Some(json_body(&DataBody { data })?);
         Ok(ep)
+    }
+}
+
+impl<T: DeserializeOwned> Endpoint<T> {
+    /// `GET …/items/{id}`, with `?fields=a&fields=b` when `fields` is not empty.
+    pub fn get_item(app_id: u64, collection_id: u64, item_id: u64, fields: &[&str]) -> Self {
+        let mut ep = Self::new(
+            "get_item",
+            Method::GET,
+            item_path(app_id, collection_id, item_id),
+        );
+        ep.query = fields
+            .iter()
+            .map(|f| ("fields".to_owned(), (*f).to_owned()))
+            .collect();
+        ep
+    }
+
+    /// `PUT …/items/{id}` with `{"data": data}`.
+    pub fn update_item<D: Serialize + ?Sized>(
+        app_id: u64,
+        collection_id: u64,
+        item_id: u64,
+        data: &D,
+    ) -> Result<Self> {
+        let mut ep = Self::new(
+            "update_item",
+            Method::PUT,
+            item_path(app_id, collection_id, item_id),
+        );
+        ep.body = Some(json_body(&DataBody { data })?);
+        Ok(ep)
+    }
+
+    /// `DELETE …/items/{id}`.
+    pub fn delete_item(app_id: u64, collection_id: u64, item_id: u64) -> Self {
+        Self::new(
+            "delete_item",
+            Method::DELETE,
+            item_path(app_id, collection_id, item_id),
+        )
+    }
+
+    /// `POST …/items/{id}/subform/{field}/` with `{"data": data}`: adds a row to a
+    /// sub-form field. (The trailing slash is part of the wire format.)
+    pub fn create_sub_item<D: Serialize + ?Sized>(
+        app_id: u64,
+        collection_id: u64,
+        item_id: u64,
+        field_id: u64,
+        data: &D,
+    ) -> Result<Self> {
+        let mut ep = Self::new(
+            "create_sub_item",
+            Method::POST,
+            format!(
+                "{}/",
+                sub_items_path(app_id, collection_id, item_id, field_id)
+            ),
+        );
+        ep.body = Some(json_body(&DataBody { data })?);
+        Ok(ep)
+    }
+
+    /// `PUT …/items/{id}/subform/{field}/items/{sub}` with `{"data": data}`.
+    pub fn update_sub_item<D: Serialize + ?Sized>(
+        app_id: u64,
+        collection_id: u64,
+        item_id: u64,
+        field_id: u64,
+        sub_item_id: u64,
+        data: &D,
+    ) -> Result<Self> {
+        let mut ep = Self::new(
+            "update_sub_item",
+            Method::PUT,
+            format!(
+                "{}/items/{sub_item_id}",
+                sub_items_path(app_id, collection_id, item_id, field_id)
+            ),
+        );
+        ep.body = Some(json_body(&DataBody { data })?);
+        Ok(ep)
+    }
+
+    /// `DELETE …/items/{id}/subform/{field}/items/{sub}`.
+    pub fn delete_sub_item(
+        app_id: u64,
+        collection_id: u64,
+        item_id: u64,
+        field_id: u64,
+        sub_item_id: u64,
+    ) -> Self {
+        Self::new(
+            "delete_sub_item",
+            Method::DELETE,
+            format!(
+                "{}/items/{sub_item_id}",
+                sub_items_path(app_id, collection_id, item_id, field_id)
+            ),
+        )
+    }
+
+    /// `POST …/collections/{coll}/submission-token` with `options` as the body: a
+    /// token that lets an anonymous form submit one item.
+    pub fn get_submission_token<O: Serialize + ?Sized>(
+        app_id: u64,
+        collection_id: u64,
+        options: &O,
+    ) -> Result<Self> {
+        let mut ep = Self::new(
+            "submission_token",
+            Method::POST,
+            format!("/v1/apps/{app_id}/collections/{collection_id}/submission-token"),
+        );
+        ep.body = Some(json_body(options)?);
+        Ok(ep)
+    }
+
+    /// `POST …/items/{id}/update-token` with `options` as the body: a token that
+    /// lets an anonymous form update one item.
+    pub fn update_submission_token<O: Serialize + ?Sized>(
+        app_id: u64,
+        collection_id: u64,
+        item_id: u64,
+        options: &O,
+    ) -> Result<Self> {
+        let mut ep = Self::new(
+            "update_token",
+            Method::POST,
+            format!("{}/update-token", item_path(app_id, collection_id, item_id)),
+        );
+        ep.body = Some(json_body(options)?);
+        Ok(ep)
+    }
+
+    /// `POST /v1/uploads/token` (empty body): credentials for a file upload.
+    pub fn get_upload_token() -> Self {
+        Self::new("upload_token", Method::POST, "/v1/uploads/token".into())
+    }
+
+    /// `POST /v1/watch-data`: deliver a collection's changes to an SQS queue.
+    pub fn start_watch_data(request: &WatchDataRequest) -> Result<Self> {
+        let mut ep = Self::new("watch_data", Method::POST, "/v1/watch-data".into());
+        ep.body = Some(json_body(request)?);
+        Ok(ep)
+    }
+}
+
+impl Endpoint<ItemLock> {
+    /// `POST …/items/{id}/lock` with `{lockTimeout, lockId, lockSubject}`.
+    pub fn lock_item(
+        app_id: u64,
+        collection_id: u64,
+        item_id: u64,
+        options: &LockOptions,
+    ) -> Result<Self> {
+        let mut ep = Self::new(
+            "lock_item",
+            Method::POST,
+            format!("{}/lock", item_path(app_id, collection_id, item_id)),
+        );
+        ep.body = Some(json_body(options)?);
+        Ok(ep)
+    }
+
+    /// `POST …/items/{id}/unlock` with `{lockId}`.
+    pub fn unlock_item(
+        app_id: u64,
+        collection_id: u64,
+        item_id: u64,
+        lock_id: &str,
+    ) -> Result<Self> {
+        let mut ep = Self::new(
+            "unlock_item",
+            Method::POST,
+            format!("{}/unlock", item_path(app_id, collection_id, item_id)),
+        );
+        ep.body = Some(json_body(&UnlockBody { lock_id })?);
+        Ok(ep)
+    }
+}
+
+impl Endpoint<UserInfo> {
+    /// `GET /v1/users/{id}`.
+    pub fn get_user(user_id: u64) -> Self {
+        Self::new("get_user", Method::GET, format!("/v1/users/{user_id}"))
+    }
+
+    /// `GET /v1/user-token/{token}`: the user a user access token belongs to. The
+    /// token travels in the path (as in the Python SDK); this description's
+    /// `Debug` does not show it.
+    pub fn get_user_by_token(token: &UserAccessToken) -> Self {
+        Self::new(
+            "get_user_by_token",
+            Method::GET,
+            format!("/v1/user-token/{}", encode_path_segment(token.secret())),
+        )
     }
 }
 

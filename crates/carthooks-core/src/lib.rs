@@ -61,6 +61,7 @@ pub mod envelope;
 pub mod error;
 pub mod machine;
 pub mod models;
+pub mod pager;
 pub mod secret;
 pub mod tokens;
 pub mod url;
@@ -73,8 +74,10 @@ pub use machine::{
     Authorize, Bearer, FlightTicket, GrantStart, MachineConfig, TokenMachine, WaitTicket,
 };
 pub use models::{
-    AuthorizeCodeResponse, FilterOp, ItemsQuery, OAuthAuthorizeCodeRequest, UserInfo,
+    AuthorizeCodeResponse, FilterOp, ItemLock, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest,
+    UserInfo, WatchDataRequest,
 };
+pub use pager::Pager;
 pub use secret::{AccessToken, AuthorizationCode, ClientSecret, RefreshToken, UserAccessToken};
 pub use tokens::{Grant, OAuthTokenRequest, OAuthTokens};
 pub use url::BaseUrl;

@@ -102,6 +102,14 @@ pub enum FilterOp {
     Lte,
     /// `$contains`: string contains.
     Contains,
+    /// `$in`: one of a list (use [`ItemsQuery::filter_in`]).
+    In,
+    /// `$nin`: none of a list (use [`ItemsQuery::filter_not_in`]).
+    Nin,
+    /// `$null`: the field is empty (value `true`).
+    Null,
+    /// `$notNull`: the field is set (value `true`).
+    NotNull,
 }
 
 impl FilterOp {
@@ -115,6 +123,10 @@ impl FilterOp {
             FilterOp::Lt => "$lt",
             FilterOp::Lte => "$lte",
             FilterOp::Contains => "$contains",
+            FilterOp::In => "$in",
+            FilterOp::Nin => "$nin",
+            FilterOp::Null => "$null",
+            FilterOp::NotNull => "$notNull",
         }
     }
 }
@@ -165,12 +177,52 @@ impl ItemsQuery {
         self
     }
 
-    /// Adds `filters[field][op]=value`.
+    /// Adds `filters[field][op]=value`, the value as given (for `$in` / `$nin`
+    /// lists see [`filter_in`](Self::filter_in)).
     pub fn filter(mut self, field: &str, op: FilterOp, value: impl ToString) -> Self {
         self.params.push((
             format!("filters[{field}][{}]", op.as_str()),
             value.to_string(),
         ));
+        self
+    }
+
+    /// Adds `filters[field][$in][i]=value` for each value (the indexed-array form).
+    pub fn filter_in<V: ToString>(self, field: &str, values: impl IntoIterator<Item = V>) -> Self {
+        self.filter_list(field, FilterOp::In, values)
+    }
+
+    /// Adds `filters[field][$nin][i]=value` for each value.
+    pub fn filter_not_in<V: ToString>(
+        self,
+        field: &str,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self {
+        self.filter_list(field, FilterOp::Nin, values)
+    }
+
+    /// Adds `filters[field][$null]=true`: the field is empty.
+    pub fn filter_null(self, field: &str) -> Self {
+        self.filter(field, FilterOp::Null, "true")
+    }
+
+    /// Adds `filters[field][$notNull]=true`: the field is set.
+    pub fn filter_not_null(self, field: &str) -> Self {
+        self.filter(field, FilterOp::NotNull, "true")
+    }
+
+    fn filter_list<V: ToString>(
+        mut self,
+        field: &str,
+        op: FilterOp,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self {
+        for (i, v) in values.into_iter().enumerate() {
+            self.params.push((
+                format!("filters[{field}][{}][{i}]", op.as_str()),
+                v.to_string(),
+            ));
+        }
         self
     }
 
@@ -197,6 +249,150 @@ impl ItemsQuery {
         pairs.push(("pagination[start]".into(), self.start.to_string()));
         pairs.push(("pagination[limit]".into(), self.limit.to_string()));
         pairs
+    }
+}
+
+/// Options of `lock_item` (`POST …/items/{id}/lock`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockOptions {
+    /// Seconds the lock lasts unless renewed or released (default 600).
+    #[serde(rename = "lockTimeout")]
+    pub lock_timeout: u64,
+    /// Identifies the lock; the same id renews it and is needed to unlock.
+    #[serde(rename = "lockId", skip_serializing_if = "Option::is_none", default)]
+    pub lock_id: Option<String>,
+    /// What the lock is for (shown to others who find the item locked).
+    #[serde(
+        rename = "lockSubject",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub lock_subject: Option<String>,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Self::DEFAULT_TIMEOUT,
+            lock_id: None,
+            lock_subject: None,
+        }
+    }
+}
+
+impl LockOptions {
+    /// Default lock timeout, as in the Python SDK: 600 s.
+    pub const DEFAULT_TIMEOUT: u64 = 600;
+
+    /// A lock with id `lock_id` and the default timeout.
+    pub fn new(lock_id: impl Into<String>) -> Self {
+        Self {
+            lock_id: Some(lock_id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the timeout in seconds.
+    pub fn timeout(mut self, seconds: u64) -> Self {
+        self.lock_timeout = seconds;
+        self
+    }
+
+    /// Sets the subject.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.lock_subject = Some(subject.into());
+        self
+    }
+}
+
+/// The state of an item's lock, as answered by `lock_item` / `unlock_item`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemLock {
+    /// The locked item.
+    #[serde(default)]
+    pub item_id: Option<u64>,
+    /// Whether the item is locked now.
+    #[serde(default)]
+    pub locked: bool,
+    /// The lock's id.
+    #[serde(default, alias = "lockId")]
+    pub lock_id: Option<String>,
+    /// The lock's subject.
+    #[serde(default, alias = "lockSubject")]
+    pub lock_subject: Option<String>,
+    /// When the lock lapses (Unix seconds).
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+}
+
+/// Body of `start_watch_data` (`POST /v1/watch-data`): deliver changes of a
+/// collection to an SQS queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchDataRequest {
+    /// The SQS queue URL changes are delivered to.
+    pub endpoint_url: String,
+    /// Always `sqs`.
+    #[serde(default = "sqs")]
+    pub endpoint_type: String,
+    /// Name of the watch.
+    pub name: String,
+    /// App to watch.
+    pub app_id: u64,
+    /// Collection to watch.
+    pub collection_id: u64,
+    /// How long the watch lives, seconds (default 432000 = 5 days).
+    pub age: u64,
+    /// Only changes of items matching these filters.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub filters: Option<serde_json::Value>,
+    /// Replay changes since this time (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub watch_start_time: Option<i64>,
+}
+
+fn sqs() -> String {
+    "sqs".to_owned()
+}
+
+impl WatchDataRequest {
+    /// Default age of a watch, as in the Python SDK: 5 days.
+    pub const DEFAULT_AGE: u64 = 432_000;
+
+    /// A watch of `app_id`/`collection_id` named `name`, delivering to `endpoint_url`.
+    pub fn new(
+        endpoint_url: impl Into<String>,
+        name: impl Into<String>,
+        app_id: u64,
+        collection_id: u64,
+    ) -> Self {
+        Self {
+            endpoint_url: endpoint_url.into(),
+            endpoint_type: sqs(),
+            name: name.into(),
+            app_id,
+            collection_id,
+            age: Self::DEFAULT_AGE,
+            filters: None,
+            watch_start_time: None,
+        }
+    }
+
+    /// Sets the age in seconds.
+    pub fn age(mut self, seconds: u64) -> Self {
+        self.age = seconds;
+        self
+    }
+
+    /// Sets the filters.
+    pub fn filters(mut self, filters: serde_json::Value) -> Self {
+        self.filters = Some(filters);
+        self
+    }
+
+    /// Sets the start time.
+    pub fn watch_start_time(mut self, unix_seconds: i64) -> Self {
+        self.watch_start_time = Some(unix_seconds);
+        self
     }
 }
 
@@ -227,6 +423,32 @@ mod tests {
         assert_eq!(u.user_id, 3_883_548_539_123);
         assert_eq!(u.scope, vec!["read".to_string()]);
         assert!(!u.is_admin);
+    }
+
+    #[test]
+    fn list_filters_and_bodies() {
+        let pairs = ItemsQuery::new()
+            .filter_in("f", ["a", "b"])
+            .filter_not_null("g")
+            .to_pairs();
+        assert!(pairs.contains(&("filters[f][$in][0]".into(), "a".into())));
+        assert!(pairs.contains(&("filters[f][$in][1]".into(), "b".into())));
+        assert!(pairs.contains(&("filters[g][$notNull]".into(), "true".into())));
+        let lock = serde_json::to_value(LockOptions::new("L1").subject("batch")).unwrap();
+        assert_eq!(
+            lock,
+            serde_json::json!({"lockTimeout": 600, "lockId": "L1", "lockSubject": "batch"})
+        );
+        let watch = serde_json::to_value(
+            WatchDataRequest::new("https://sqs.example/q", "w1", 1, 2)
+                .filters(serde_json::json!({"f_1": 1})),
+        )
+        .unwrap();
+        assert_eq!(
+            watch,
+            serde_json::json!({"endpoint_url": "https://sqs.example/q", "endpoint_type": "sqs", "name": "w1",
+                "app_id": 1, "collection_id": 2, "age": 432000, "filters": {"f_1": 1}})
+        );
     }
 
     #[test]

@@ -91,12 +91,20 @@ pub struct Counters {
     pub unauthorized: u64,
     /// Items created.
     pub items_created: u64,
+    /// Requests by operation (`me`, `get_items`, `lock_item`, …; unknown routes
+    /// count as `not_found`).
+    pub operations: HashMap<&'static str, u64>,
 }
 
 impl Counters {
     /// Token requests of one grant type.
     pub fn grant(&self, grant_type: &str) -> u64 {
         self.grants.get(grant_type).copied().unwrap_or(0)
+    }
+
+    /// Requests of one operation.
+    pub fn operation(&self, name: &str) -> u64 {
+        self.operations.get(name).copied().unwrap_or(0)
     }
 }
 
@@ -125,6 +133,14 @@ struct RefreshRec {
 }
 
 #[derive(Debug, Clone)]
+struct LockRec {
+    lock_id: String,
+    subject: Option<String>,
+    holder: String,
+    expires_at: u64,
+}
+
+#[derive(Debug, Clone)]
 struct CodeRec {
     client_id: String,
     user_id: u64,
@@ -147,6 +163,10 @@ pub struct State {
     codes: HashMap<String, CodeRec>,
     items: HashMap<(u64, u64), Vec<Value>>,
     next_item_id: u64,
+    next_row_id: u64,
+    locks: HashMap<(u64, u64, u64), LockRec>,
+    issued_tokens: Vec<Value>,
+    watches: Vec<Value>,
     seq: u64,
     salt: u64,
     log: Vec<MockRequest>,
@@ -172,6 +192,10 @@ impl State {
             codes: HashMap::new(),
             items: HashMap::new(),
             next_item_id: 1,
+            next_row_id: 1,
+            locks: HashMap::new(),
+            issued_tokens: Vec::new(),
+            watches: Vec::new(),
             seq: 0,
             salt: h.finish(),
             log: Vec::new(),
@@ -270,28 +294,87 @@ impl State {
     }
 
     fn route(&mut self, req: &MockRequest, now: u64) -> (u16, Value) {
-        let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-        match (req.method.as_str(), segments.as_slice()) {
-            ("POST", ["oauth", "token"]) => self.token(req, now),
-            ("POST", ["api", "oauth", "get-authorize-code"]) => self.authorize_code(req, now),
-            ("GET", ["v1", "me"]) => match self.authenticate(req, now) {
-                Ok(who) => (200, ok(self.user_info(&who))),
-                Err(e) => e,
-            },
-            (method, ["v1", "apps", app, "collections", coll, "items"]) => {
-                let (Ok(app), Ok(coll)) = (app.parse::<u64>(), coll.parse::<u64>()) else {
-                    return api_error(400, "BAD_REQUEST", "app and collection ids are numbers");
-                };
-                if let Err(e) = self.authenticate(req, now) {
-                    return e;
+        let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+        let method = req.method.as_str();
+        let op = operation(method, &segments);
+        *self.counters.operations.entry(op).or_default() += 1;
+        match op {
+            "token" => return self.token(req, now),
+            "not_found" => return api_error(404, "NOT_FOUND", "no such endpoint"),
+            "method_not_allowed" => {
+                return api_error(405, "METHOD_NOT_ALLOWED", "method not allowed");
+            }
+            _ => {}
+        }
+        let who = match self.authenticate(req, now) {
+            Ok(who) => who,
+            Err(e) => return e,
+        };
+        // Numeric path parameters: /v1/apps/{app}/collections/{coll}/items/{id}/subform/{field}/items/{sub}
+        let num = |i: usize| segments.get(i).and_then(|s| s.parse::<u64>().ok());
+        let ids = (num(2), num(4), num(6), num(8), num(10));
+        let body = || serde_json::from_slice::<Value>(&req.body).ok();
+        match (op, ids) {
+            ("authorize_code", _) => self.authorize_code(&who, body(), now),
+            ("me", _) => (200, ok(self.user_info(&who))),
+            ("get_items", (Some(a), Some(c), ..)) => self.list_items(a, c, &req.query),
+            ("create_item", (Some(a), Some(c), ..)) => self.create_item(a, c, body(), now),
+            ("submission_token", (Some(a), Some(c), ..)) => self.issue_form_token(
+                "submission",
+                json!({"app_id": a, "collection_id": c}),
+                body(),
+                now,
+            ),
+            ("get_item", (Some(a), Some(c), Some(i), ..)) => self.get_item(a, c, i, &req.query),
+            ("update_item", (Some(a), Some(c), Some(i), ..)) => {
+                self.update_item(&who, a, c, i, body(), now)
+            }
+            ("delete_item", (Some(a), Some(c), Some(i), ..)) => {
+                self.delete_item(&who, a, c, i, now)
+            }
+            ("lock_item", (Some(a), Some(c), Some(i), ..)) => {
+                self.lock_item(&who, a, c, i, body(), now)
+            }
+            ("unlock_item", (Some(a), Some(c), Some(i), ..)) => {
+                self.unlock_item(a, c, i, body(), now)
+            }
+            ("update_token", (Some(a), Some(c), Some(i), ..)) => {
+                if self.find_item(a, c, i).is_none() {
+                    return not_found("item");
                 }
-                match method {
-                    "GET" => self.list_items(app, coll, &req.query),
-                    "POST" => self.create_item(app, coll, &req.body, now),
-                    _ => api_error(405, "METHOD_NOT_ALLOWED", "method not allowed"),
+                self.issue_form_token(
+                    "update",
+                    json!({"app_id": a, "collection_id": c, "item_id": i}),
+                    body(),
+                    now,
+                )
+            }
+            ("create_sub_item", (Some(a), Some(c), Some(i), Some(f), _)) => {
+                self.create_sub_item(&who, a, c, i, f, body(), now)
+            }
+            ("update_sub_item", (Some(a), Some(c), Some(i), Some(f), Some(r))) => {
+                self.change_sub_item(&who, a, c, i, f, r, Some(body()), now)
+            }
+            ("delete_sub_item", (Some(a), Some(c), Some(i), Some(f), Some(r))) => {
+                self.change_sub_item(&who, a, c, i, f, r, None, now)
+            }
+            ("upload_token", _) => self.issue_form_token("upload", json!({}), Some(json!({})), now),
+            ("get_user", _) => match segments.get(2).and_then(|s| s.parse::<u64>().ok()) {
+                Some(id) if self.users.contains_key(&id) => (200, ok(self.user_json(id))),
+                _ => not_found("user"),
+            },
+            ("get_user_by_token", _) => {
+                let token = carthooks_core::url::decode_form(&format!("t={}", segments[2]))
+                    .pop()
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                match self.user_tokens.get(&token) {
+                    Some(id) => (200, ok(self.user_json(*id))),
+                    None => not_found("user token"),
                 }
             }
-            _ => api_error(404, "NOT_FOUND", "no such endpoint"),
+            ("watch_data", _) => self.watch_data(body(), now),
+            _ => api_error(400, "BAD_REQUEST", "ids in the path must be numbers"),
         }
     }
 
@@ -449,13 +532,20 @@ impl State {
         }
     }
 
-    fn user_info(&self, who: &AccessRec) -> Value {
-        match who.user_id.and_then(|id| self.users.get(&id)) {
+    fn user_json(&self, id: u64) -> Value {
+        match self.users.get(&id) {
             Some(u) => json!({
                 "user_id": u.id, "username": u.username, "email": u.email,
                 "tenant_id": u.tenant_id, "tenant_name": u.tenant_name,
                 "is_admin": u.is_admin, "scope": ["read", "write"],
             }),
+            None => Value::Null,
+        }
+    }
+
+    fn user_info(&self, who: &AccessRec) -> Value {
+        match who.user_id.filter(|id| self.users.contains_key(id)) {
+            Some(id) => self.user_json(id),
             None => json!({
                 "user_id": SERVICE_USER_ID, "username": format!("service:{}", who.client_id),
                 "email": null, "tenant_id": 123, "tenant_name": "Acme",
@@ -464,11 +554,7 @@ impl State {
         }
     }
 
-    fn authorize_code(&mut self, req: &MockRequest, now: u64) -> (u16, Value) {
-        let who = match self.authenticate(req, now) {
-            Ok(who) => who,
-            Err(e) => return e,
-        };
+    fn authorize_code(&mut self, who: &AccessRec, body: Option<Value>, now: u64) -> (u16, Value) {
         let Some(user_id) = who.user_id else {
             return api_error(
                 403,
@@ -476,7 +562,7 @@ impl State {
                 "an authorization code needs a user's token",
             );
         };
-        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+        let Some(body) = body else {
             return api_error(400, "BAD_REQUEST", "body must be JSON");
         };
         let (Some(client_id), Some(redirect_uri), Some(state)) = (
@@ -527,22 +613,328 @@ impl State {
         item
     }
 
-    fn create_item(&mut self, app: u64, coll: u64, body: &[u8], now: u64) -> (u16, Value) {
-        let data = match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(mut map)) => match map.remove("data") {
-                Some(d @ Value::Object(_)) => d,
-                _ => return api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}"),
-            },
-            _ => return api_error(400, "BAD_REQUEST", "body must be JSON"),
+    fn create_item(&mut self, app: u64, coll: u64, body: Option<Value>, now: u64) -> (u16, Value) {
+        let Some(data) = data_of(body) else {
+            return api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}");
         };
         self.counters.items_created += 1;
         (200, ok(self.insert_item(app, coll, data, now)))
     }
 
+    fn find_item(&self, app: u64, coll: u64, id: u64) -> Option<usize> {
+        self.items
+            .get(&(app, coll))?
+            .iter()
+            .position(|item| item["id"].as_u64() == Some(id))
+    }
+
+    /// Refuses a change by `who` while someone else holds a live lock.
+    fn check_lock(
+        &self,
+        who: &AccessRec,
+        key: (u64, u64, u64),
+        now: u64,
+    ) -> Result<(), (u16, Value)> {
+        match self.locks.get(&key) {
+            Some(lock) if lock.expires_at > now && lock.holder != holder(who) => Err(api_error(
+                409,
+                "ITEM_LOCKED",
+                &format!(
+                    "item is locked ({})",
+                    lock.subject.as_deref().unwrap_or("no subject")
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn get_item(&self, app: u64, coll: u64, id: u64, query: &[(String, String)]) -> (u16, Value) {
+        let Some(pos) = self.find_item(app, coll, id) else {
+            return not_found("item");
+        };
+        let item = &self.items[&(app, coll)][pos];
+        let wanted: Vec<&str> = query
+            .iter()
+            .filter(|(k, _)| k == "fields")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if wanted.is_empty() {
+            return (200, ok(item.clone()));
+        }
+        let mut fields = serde_json::Map::new();
+        let mut out = json!({"id": id});
+        for name in wanted {
+            if let Some(v) = item["fields"].get(name) {
+                fields.insert(name.to_owned(), v.clone());
+            } else if let Some(v) = item.get(name) {
+                out[name] = v.clone();
+            }
+        }
+        out["fields"] = Value::Object(fields);
+        (200, ok(out))
+    }
+
+    fn update_item(
+        &mut self,
+        who: &AccessRec,
+        app: u64,
+        coll: u64,
+        id: u64,
+        body: Option<Value>,
+        now: u64,
+    ) -> (u16, Value) {
+        let Some(Value::Object(data)) = data_of(body) else {
+            return api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}");
+        };
+        let Some(pos) = self.find_item(app, coll, id) else {
+            return not_found("item");
+        };
+        if let Err(e) = self.check_lock(who, (app, coll, id), now) {
+            return e;
+        }
+        let item = &mut self.items.get_mut(&(app, coll)).expect("found above")[pos];
+        for (k, v) in data {
+            if k == "title" {
+                item["title"] = v.clone();
+            }
+            item["fields"][k.as_str()] = v;
+        }
+        item["updated_at"] = json!(now);
+        (200, ok(item.clone()))
+    }
+
+    fn delete_item(
+        &mut self,
+        who: &AccessRec,
+        app: u64,
+        coll: u64,
+        id: u64,
+        now: u64,
+    ) -> (u16, Value) {
+        let Some(pos) = self.find_item(app, coll, id) else {
+            return not_found("item");
+        };
+        if let Err(e) = self.check_lock(who, (app, coll, id), now) {
+            return e;
+        }
+        let removed = self
+            .items
+            .get_mut(&(app, coll))
+            .expect("found above")
+            .remove(pos);
+        self.locks.remove(&(app, coll, id));
+        (200, ok(json!({"id": removed["id"], "deleted": true})))
+    }
+
+    fn lock_item(
+        &mut self,
+        who: &AccessRec,
+        app: u64,
+        coll: u64,
+        id: u64,
+        body: Option<Value>,
+        now: u64,
+    ) -> (u16, Value) {
+        let body = body.unwrap_or(Value::Null);
+        let timeout = body["lockTimeout"].as_u64().unwrap_or(600);
+        let Some(lock_id) = body["lockId"].as_str().map(str::to_owned) else {
+            return api_error(400, "BAD_REQUEST", "lockId is required");
+        };
+        if self.find_item(app, coll, id).is_none() {
+            return not_found("item");
+        }
+        let key = (app, coll, id);
+        if let Some(lock) = self.locks.get(&key) {
+            if lock.expires_at > now && lock.lock_id != lock_id {
+                return api_error(409, "ITEM_LOCKED", "item is locked by another lock");
+            }
+        }
+        let lock = LockRec {
+            lock_id,
+            subject: body["lockSubject"].as_str().map(str::to_owned),
+            holder: holder(who),
+            expires_at: now + timeout,
+        };
+        let answer = lock_json(id, Some(&lock));
+        self.locks.insert(key, lock);
+        (200, ok(answer))
+    }
+
+    fn unlock_item(
+        &mut self,
+        app: u64,
+        coll: u64,
+        id: u64,
+        body: Option<Value>,
+        now: u64,
+    ) -> (u16, Value) {
+        let Some(lock_id) = body.as_ref().and_then(|b| b["lockId"].as_str()) else {
+            return api_error(400, "BAD_REQUEST", "lockId is required");
+        };
+        if self.find_item(app, coll, id).is_none() {
+            return not_found("item");
+        }
+        let key = (app, coll, id);
+        match self.locks.get(&key) {
+            Some(lock) if lock.expires_at > now && lock.lock_id != lock_id => {
+                api_error(409, "ITEM_LOCKED", "item is locked by another lock")
+            }
+            _ => {
+                self.locks.remove(&key);
+                (200, ok(lock_json(id, None)))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_sub_item(
+        &mut self,
+        who: &AccessRec,
+        app: u64,
+        coll: u64,
+        id: u64,
+        field: u64,
+        body: Option<Value>,
+        now: u64,
+    ) -> (u16, Value) {
+        let Some(Value::Object(mut row)) = data_of(body) else {
+            return api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}");
+        };
+        let Some(pos) = self.find_item(app, coll, id) else {
+            return not_found("item");
+        };
+        if let Err(e) = self.check_lock(who, (app, coll, id), now) {
+            return e;
+        }
+        let row_id = self.next_row_id;
+        self.next_row_id += 1;
+        row.insert("id".into(), json!(row_id));
+        let item = &mut self.items.get_mut(&(app, coll)).expect("found above")[pos];
+        let rows = &mut item["fields"][field.to_string()];
+        if !rows.is_array() {
+            *rows = json!([]);
+        }
+        if let Value::Array(rows) = rows {
+            rows.push(Value::Object(row.clone()));
+        }
+        (200, ok(Value::Object(row)))
+    }
+
+    /// Updates (`data: Some`) or deletes (`data: None`) a sub-form row.
+    #[allow(clippy::too_many_arguments)]
+    fn change_sub_item(
+        &mut self,
+        who: &AccessRec,
+        app: u64,
+        coll: u64,
+        id: u64,
+        field: u64,
+        row_id: u64,
+        data: Option<Option<Value>>,
+        now: u64,
+    ) -> (u16, Value) {
+        let update = match data {
+            Some(body) => match data_of(body) {
+                Some(Value::Object(map)) => Some(map),
+                _ => return api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}"),
+            },
+            None => None,
+        };
+        let Some(pos) = self.find_item(app, coll, id) else {
+            return not_found("item");
+        };
+        if let Err(e) = self.check_lock(who, (app, coll, id), now) {
+            return e;
+        }
+        let item = &mut self.items.get_mut(&(app, coll)).expect("found above")[pos];
+        let Some(rows) = item["fields"][field.to_string()].as_array_mut() else {
+            return not_found("sub-form row");
+        };
+        let Some(at) = rows.iter().position(|r| r["id"].as_u64() == Some(row_id)) else {
+            return not_found("sub-form row");
+        };
+        match update {
+            Some(map) => {
+                for (k, v) in map {
+                    rows[at][k.as_str()] = v;
+                }
+                rows[at]["id"] = json!(row_id);
+                (200, ok(rows[at].clone()))
+            }
+            None => {
+                rows.remove(at);
+                (200, ok(json!({"id": row_id, "deleted": true})))
+            }
+        }
+    }
+
+    fn issue_form_token(
+        &mut self,
+        kind: &str,
+        scope: Value,
+        options: Option<Value>,
+        now: u64,
+    ) -> (u16, Value) {
+        let options = options.unwrap_or_else(|| json!({}));
+        if !options.is_object() {
+            return api_error(400, "BAD_REQUEST", "options must be a JSON object");
+        }
+        let expire = options["expire"].as_u64().unwrap_or(3600);
+        let token = self.next_secret(kind);
+        let mut answer = json!({"token": token, "kind": kind, "expires_at": now + expire});
+        if let (Value::Object(a), Value::Object(s)) = (&mut answer, scope) {
+            a.extend(s);
+        }
+        if kind == "upload" {
+            answer["upload_url"] = json!("https://uploads.example/put");
+        }
+        self.issued_tokens.push(answer.clone());
+        (200, ok(answer))
+    }
+
+    fn watch_data(&mut self, body: Option<Value>, now: u64) -> (u16, Value) {
+        let Some(body) = body.filter(Value::is_object) else {
+            return api_error(400, "BAD_REQUEST", "body must be JSON");
+        };
+        let required = ["endpoint_url", "name"].iter().all(|k| body[k].is_string())
+            && ["app_id", "collection_id", "age"]
+                .iter()
+                .all(|k| body[k].is_u64());
+        if !required || body["endpoint_type"] != "sqs" {
+            return api_error(
+                400,
+                "BAD_REQUEST",
+                "endpoint_url, endpoint_type sqs, name, app_id, collection_id and age are required",
+            );
+        }
+        let mut watch = body;
+        watch["id"] = json!(self.watches.len() as u64 + 1);
+        watch["created_at"] = json!(now);
+        self.watches.push(watch.clone());
+        (200, ok(watch))
+    }
+
+    /// Watch registrations received.
+    pub fn watches(&self) -> &[Value] {
+        &self.watches
+    }
+
+    /// Submission, update and upload tokens issued.
+    pub fn issued_tokens(&self) -> &[Value] {
+        &self.issued_tokens
+    }
+
+    /// Adds `count` items `{"n": i, "title": "item i"}` to a collection.
+    pub fn seed_items(&mut self, app: u64, coll: u64, count: u64) {
+        for n in 0..count {
+            self.insert_item(app, coll, json!({"n": n, "title": format!("item {n}")}), 0);
+        }
+    }
+
     fn list_items(&self, app: u64, coll: u64, query: &[(String, String)]) -> (u16, Value) {
         let mut start = 0usize;
         let mut limit = 20usize;
-        let mut filters = Vec::new();
+        let mut filters: Vec<(String, String, Vec<String>)> = Vec::new();
         for (k, v) in query {
             match k.as_str() {
                 "pagination[start]" => match v.parse() {
@@ -559,7 +951,10 @@ impl State {
                 },
                 _ => {
                     if let Some((field, op)) = parse_filter_key(k) {
-                        filters.push((field, op, v.clone()));
+                        match filters.iter_mut().find(|(f, o, _)| *f == field && *o == op) {
+                            Some((_, _, values)) => values.push(v.clone()),
+                            None => filters.push((field, op, vec![v.clone()])),
+                        }
                     } else {
                         return api_error(400, "BAD_REQUEST", "unknown query parameter");
                     }
@@ -592,12 +987,88 @@ impl State {
     }
 }
 
+fn operation(method: &str, segments: &[&str]) -> &'static str {
+    match (method, segments) {
+        ("POST", ["oauth", "token"]) => "token",
+        ("POST", ["api", "oauth", "get-authorize-code"]) => "authorize_code",
+        ("GET", ["v1", "me"]) => "me",
+        ("POST", ["v1", "uploads", "token"]) => "upload_token",
+        ("GET", ["v1", "users", _]) => "get_user",
+        ("GET", ["v1", "user-token", _]) => "get_user_by_token",
+        ("POST", ["v1", "watch-data"]) => "watch_data",
+        (method, ["v1", "apps", _, "collections", _, rest @ ..]) => match (method, rest) {
+            ("GET", ["items"]) => "get_items",
+            ("POST", ["items"]) => "create_item",
+            ("POST", ["submission-token"]) => "submission_token",
+            ("GET", ["items", _]) => "get_item",
+            ("PUT", ["items", _]) => "update_item",
+            ("DELETE", ["items", _]) => "delete_item",
+            ("POST", ["items", _, "lock"]) => "lock_item",
+            ("POST", ["items", _, "unlock"]) => "unlock_item",
+            ("POST", ["items", _, "update-token"]) => "update_token",
+            ("POST", ["items", _, "subform", _, ""] | ["items", _, "subform", _]) => {
+                "create_sub_item"
+            }
+            ("PUT", ["items", _, "subform", _, "items", _]) => "update_sub_item",
+            ("DELETE", ["items", _, "subform", _, "items", _]) => "delete_sub_item",
+            _ => "not_found",
+        },
+        _ => "not_found",
+    }
+}
+
+fn holder(who: &AccessRec) -> String {
+    format!("{}:{:?}", who.client_id, who.user_id)
+}
+
+fn lock_json(item_id: u64, lock: Option<&LockRec>) -> Value {
+    match lock {
+        Some(l) => json!({"item_id": item_id, "locked": true, "lock_id": l.lock_id,
+            "lock_subject": l.subject, "expires_at": l.expires_at}),
+        None => json!({"item_id": item_id, "locked": false}),
+    }
+}
+
+/// The object under `data` of a `{"data": {…}}` body.
+fn data_of(body: Option<Value>) -> Option<Value> {
+    match body? {
+        Value::Object(mut map) => map.remove("data").filter(Value::is_object),
+        _ => None,
+    }
+}
+
+fn not_found(what: &str) -> (u16, Value) {
+    api_error(404, "NOT_FOUND", &format!("{what} not found"))
+}
+
+/// `filters[FIELD][$OP]` or `filters[FIELD][$OP][INDEX]` → (FIELD, $OP).
 fn parse_filter_key(key: &str) -> Option<(String, String)> {
     let rest = key.strip_prefix("filters[")?;
     let (field, rest) = rest.split_once("][")?;
     let op = rest.strip_suffix(']')?;
-    Some((field.to_owned(), op.to_owned()))
+    let op = match op.split_once("][") {
+        Some((op, index)) if index.parse::<usize>().is_ok() => op,
+        Some(_) => return None,
+        None => op,
+    };
+    KNOWN_OPS
+        .contains(&op)
+        .then(|| (field.to_owned(), op.to_owned()))
 }
+
+const KNOWN_OPS: &[&str] = &[
+    "$eq",
+    "$ne",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$contains",
+    "$in",
+    "$nin",
+    "$null",
+    "$notNull",
+];
 
 fn field_value<'a>(item: &'a Value, field: &str) -> Option<&'a Value> {
     item.get("fields")
@@ -605,8 +1076,9 @@ fn field_value<'a>(item: &'a Value, field: &str) -> Option<&'a Value> {
         .or_else(|| item.get(field))
 }
 
-fn matches_filter(item: &Value, field: &str, op: &str, value: &str) -> bool {
-    let actual = field_value(item, field);
+fn matches_filter(item: &Value, field: &str, op: &str, values: &[String]) -> bool {
+    let actual = field_value(item, field).filter(|v| !v.is_null());
+    let value = values.first().map(String::as_str).unwrap_or("");
     let as_text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -627,6 +1099,10 @@ fn matches_filter(item: &Value, field: &str, op: &str, value: &str) -> bool {
         "$lt" => cmp() == Some(Less),
         "$lte" => matches!(cmp(), Some(Less | Equal)),
         "$contains" => actual.is_some_and(|a| as_text(a).contains(value)),
+        "$in" => actual.is_some_and(|a| values.contains(&as_text(a))),
+        "$nin" => actual.is_none_or(|a| !values.contains(&as_text(a))),
+        "$null" => actual.is_none() == (value != "false"),
+        "$notNull" => actual.is_some() == (value != "false"),
         _ => false,
     }
 }
@@ -718,13 +1194,23 @@ mod tests {
     #[test]
     fn filters() {
         let item = json!({"id": 1, "fields": {"n": 5, "s": "abc"}});
-        assert!(matches_filter(&item, "n", "$gt", "4"));
-        assert!(!matches_filter(&item, "n", "$lt", "5"));
-        assert!(matches_filter(&item, "s", "$contains", "b"));
-        assert!(matches_filter(&item, "missing", "$ne", "x"));
+        let v = |s: &str| vec![s.to_string()];
+        assert!(matches_filter(&item, "n", "$gt", &v("4")));
+        assert!(!matches_filter(&item, "n", "$lt", &v("5")));
+        assert!(matches_filter(&item, "s", "$contains", &v("b")));
+        assert!(matches_filter(&item, "missing", "$ne", &v("x")));
+        assert!(matches_filter(&item, "n", "$in", &["4".into(), "5".into()]));
+        assert!(!matches_filter(&item, "n", "$nin", &["5".into()]));
+        assert!(matches_filter(&item, "missing", "$null", &v("true")));
+        assert!(matches_filter(&item, "s", "$notNull", &v("true")));
         assert_eq!(
             parse_filter_key("filters[f_1][$eq]"),
             Some(("f_1".into(), "$eq".into()))
         );
+        assert_eq!(
+            parse_filter_key("filters[f_1][$in][3]"),
+            Some(("f_1".into(), "$in".into()))
+        );
+        assert_eq!(parse_filter_key("filters[f_1][$bogus]"), None);
     }
 }

@@ -82,7 +82,7 @@ macro_rules! engine_methods {
 pub(crate) use engine_methods;
 
 macro_rules! api_methods {
-    ($($async:ident)?; $($await:tt)*) => {
+    ($($async:ident)?; $pages:ident; $($await:tt)*) => {
         /// Client-credentials grant. With `user_token`, the new token acts for the
         /// user that token belongs to. The new tokens become current and are
         /// passed to the `on_token_refresh` callback first.
@@ -170,6 +170,185 @@ macro_rules! api_methods {
             data: &D,
         ) -> Result<ApiResponse<I>> {
             self.execute(&Endpoint::create_item(app_id, collection_id, data)?) $($await)*
+        }
+
+        /// Every item matching `query`, fetched lazily page by page (the page
+        /// size is the query's limit), as JSON values. Errors are yielded as
+        /// items and end the walk.
+        pub fn all_items(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            query: &ItemsQuery,
+        ) -> $pages<T, serde_json::Value> {
+            $pages::new(self.clone(), app_id, collection_id, query.clone())
+        }
+
+        /// Like [`all_items`](Self::all_items), decoding each item as `I`.
+        pub fn all_items_as<I: DeserializeOwned>(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            query: &ItemsQuery,
+        ) -> $pages<T, I> {
+            $pages::new(self.clone(), app_id, collection_id, query.clone())
+        }
+
+        /// One item, as a JSON value; `fields` limits the fields returned
+        /// (empty: all).
+        pub $($async)? fn get_item(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            item_id: u64,
+            fields: &[&str],
+        ) -> Result<ApiResponse<serde_json::Value>> {
+            self.get_item_as(app_id, collection_id, item_id, fields) $($await)*
+        }
+
+        /// One item, decoded as `I`.
+        pub $($async)? fn get_item_as<I: DeserializeOwned>(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            item_id: u64,
+            fields: &[&str],
+        ) -> Result<ApiResponse<I>> {
+            self.execute(&Endpoint::get_item(app_id, collection_id, item_id, fields)) $($await)*
+        }
+
+        /// Updates an item's fields from `data` (sent as `{"data": data}`).
+        pub $($async)? fn update_item<D: Serialize + ?Sized>(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            item_id: u64,
+            data: &D,
+        ) -> Result<ApiResponse<serde_json::Value>> {
+            self.execute(&Endpoint::update_item(app_id, collection_id, item_id, data)?) $($await)*
+        }
+
+        /// Deletes an item.
+        pub $($async)? fn delete_item(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            item_id: u64,
+        ) -> Result<ApiResponse<serde_json::Value>> {
+            self.execute(&Endpoint::delete_item(app_id, collection_id, item_id)) $($await)*
+        }
+
+        /// Locks an item (default timeout 600 s); others cannot lock, update or
+        /// delete it until it is unlocked or the lock lapses.
+        pub $($async)? fn lock_item(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            item_id: u64,
+            options: &LockOptions,
+        ) -> Result<ApiResponse<ItemLock>> {
+            self.execute(&Endpoint::lock_item(app_id, collection_id, item_id, options)?) $($await)*
+        }
+
+        /// Releases the lock `lock_id` of an item.
+        pub $($async)? fn unlock_item(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            item_id: u64,
+            lock_id: &str,
+        ) -> Result<ApiResponse<ItemLock>> {
+            self.execute(&Endpoint::unlock_item(app_id, collection_id, item_id, lock_id)?) $($await)*
+        }
+
+        /// Adds a row to a sub-form field of an item.
+        pub $($async)? fn create_sub_item<D: Serialize + ?Sized>(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            item_id: u64,
+            field_id: u64,
+            data: &D,
+        ) -> Result<ApiResponse<serde_json::Value>> {
+            self.execute(&Endpoint::create_sub_item(app_id, collection_id, item_id, field_id, data)?)
+                $($await)*
+        }
+
+        /// Updates a row of a sub-form field.
+        pub $($async)? fn update_sub_item<D: Serialize + ?Sized>(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            item_id: u64,
+            field_id: u64,
+            sub_item_id: u64,
+            data: &D,
+        ) -> Result<ApiResponse<serde_json::Value>> {
+            self.execute(&Endpoint::update_sub_item(
+                app_id, collection_id, item_id, field_id, sub_item_id, data,
+            )?)
+            $($await)*
+        }
+
+        /// Deletes a row of a sub-form field.
+        pub $($async)? fn delete_sub_item(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            item_id: u64,
+            field_id: u64,
+            sub_item_id: u64,
+        ) -> Result<ApiResponse<serde_json::Value>> {
+            self.execute(&Endpoint::delete_sub_item(
+                app_id, collection_id, item_id, field_id, sub_item_id,
+            ))
+            $($await)*
+        }
+
+        /// A token with which an anonymous form can submit one item to the
+        /// collection; `options` is sent as the body (e.g. `{"expire": 3600}`).
+        pub $($async)? fn get_submission_token<O: Serialize + ?Sized>(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            options: &O,
+        ) -> Result<ApiResponse<serde_json::Value>> {
+            self.execute(&Endpoint::get_submission_token(app_id, collection_id, options)?) $($await)*
+        }
+
+        /// A token with which an anonymous form can update one item.
+        pub $($async)? fn update_submission_token<O: Serialize + ?Sized>(
+            &self,
+            app_id: u64,
+            collection_id: u64,
+            item_id: u64,
+            options: &O,
+        ) -> Result<ApiResponse<serde_json::Value>> {
+            self.execute(&Endpoint::update_submission_token(app_id, collection_id, item_id, options)?)
+                $($await)*
+        }
+
+        /// Credentials for uploading a file.
+        pub $($async)? fn get_upload_token(&self) -> Result<ApiResponse<serde_json::Value>> {
+            self.execute(&Endpoint::get_upload_token()) $($await)*
+        }
+
+        /// A user by id (`GET /v1/users/{id}`).
+        pub $($async)? fn get_user(&self, user_id: u64) -> Result<ApiResponse<UserInfo>> {
+            self.execute(&Endpoint::get_user(user_id)) $($await)*
+        }
+
+        /// The user a user access token belongs to (`GET /v1/user-token/{token}`).
+        pub $($async)? fn get_user_by_token(&self, user_token: &str) -> Result<ApiResponse<UserInfo>> {
+            self.execute(&Endpoint::get_user_by_token(&UserAccessToken::new(user_token))) $($await)*
+        }
+
+        /// Starts delivering a collection's changes to an SQS queue.
+        pub $($async)? fn start_watch_data(
+            &self,
+            request: &WatchDataRequest,
+        ) -> Result<ApiResponse<serde_json::Value>> {
+            self.execute(&Endpoint::start_watch_data(request)?) $($await)*
         }
 
         /// Marks the client closed: every later call fails with [`Error::Closed`].

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use carthooks_core::{
     ApiResponse, AuthorizationCode, AuthorizeCodeResponse, Bearer, ClientConfig, Endpoint, Error,
-    Grant, ItemsQuery, OAuthAuthorizeCodeRequest, OAuthTokens, Result, UserAccessToken, UserInfo,
+    Grant, ItemLock, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest, OAuthTokens, Result,
+    UserAccessToken, UserInfo, WatchDataRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -13,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::api::{api_methods, engine_methods};
 use crate::auth::{Auth, GrantStep, Step};
 use crate::builder::{BuildClient, ClientBuilder, Parts};
+use crate::pages::ItemIter;
 use crate::transport::BlockingTransport;
 use event_listener::Listener as _;
 
@@ -68,5 +70,5 @@ impl<T: BlockingTransport> BlockingClient<T> {
     }
 
     engine_methods!(; []; [.wait()]);
-    api_methods!(;);
+    api_methods!(; ItemIter;);
 }

@@ -46,18 +46,21 @@ mod auth;
 mod blocking;
 mod builder;
 mod client;
+mod pages;
 mod transport;
 
 pub use blocking::BlockingClient;
 pub use builder::{BuildClient, ClientBuilder, Parts};
 pub use client::Client;
+pub use pages::{ItemIter, ItemStream};
 pub use transport::{BlockingTransport, BoxFuture, Connect, Transport};
 
 pub use carthooks_core::{
     AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
-    ClientSecret, Clock, Endpoint, Error, FilterOp, HttpRequest, HttpResponse, ItemsQuery,
-    ManualClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens, RefreshToken, Result,
-    ServiceError, SystemClock, TransportError, TransportErrorKind, UserAccessToken, UserInfo,
+    ClientSecret, Clock, Endpoint, Error, FilterOp, HttpRequest, HttpResponse, ItemLock,
+    ItemsQuery, LockOptions, ManualClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens,
+    Pager, RefreshToken, Result, ServiceError, SystemClock, TransportError, TransportErrorKind,
+    UserAccessToken, UserInfo, WatchDataRequest,
 };
 
 #[cfg(test)]

@@ -31,12 +31,14 @@
 
 pub use carthooks_core::{
     AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
-    ClientSecret, Clock, Endpoint, Error, FilterOp, ItemsQuery, ManualClock,
-    OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokenRequest, OAuthTokens, RefreshToken, Result,
-    ServiceError, SystemClock, TokenCallback, TransportError, TransportErrorKind, UserAccessToken,
-    UserInfo,
+    ClientSecret, Clock, Endpoint, Error, FilterOp, ItemLock, ItemsQuery, LockOptions, ManualClock,
+    OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokenRequest, OAuthTokens, Pager, RefreshToken,
+    Result, ServiceError, SystemClock, TokenCallback, TransportError, TransportErrorKind,
+    UserAccessToken, UserInfo, WatchDataRequest,
 };
-pub use carthooks_oauth::{BlockingTransport, ClientBuilder, Connect, Transport};
+pub use carthooks_oauth::{
+    BlockingTransport, ClientBuilder, Connect, ItemIter, ItemStream, Transport,
+};
 
 /// The sans-IO core, for embedding and for custom transports.
 pub use carthooks_core as core;
