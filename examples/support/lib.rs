@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use carthooks::{
-    Client, ItemsQuery, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens, RefreshToken,
+    Client, FilterOp, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens,
+    RefreshToken,
 };
 use carthooks_mock::MockServer;
 
@@ -308,5 +309,83 @@ pub fn blocking(target: &Target) -> Result<(), BoxError> {
     let (app, coll) = target.collection()?;
     let page = client.get_items(app, coll, &ItemsQuery::new().limit(5))?;
     println!("3. items: {} on this page", page.data.len());
+    Ok(())
+}
+
+/// Create → get → update → lock → unlock → list with a filter → all pages → delete.
+pub async fn items_crud(target: &Target) -> Result<(), BoxError> {
+    let client = target.client(target.oauth.clone())?;
+    client.initialize_oauth(None).await?;
+    let (app, coll) = target.collection()?;
+    let marker = format!("rust-example-{}", std::process::id());
+
+    let created = client
+        .create_item(
+            app,
+            coll,
+            &serde_json::json!({"title": "Example order", "f_1001": marker}),
+        )
+        .await?;
+    let id = created.data["id"]
+        .as_u64()
+        .ok_or("the created item has no numeric id")?;
+    println!("1. created item {id}");
+
+    let got = client.get_item(app, coll, id, &["title", "f_1001"]).await?;
+    println!("2. got item {id} with fields title, f_1001: {}", got.data["fields"]);
+
+    let updated = client
+        .update_item(
+            app,
+            coll,
+            id,
+            &serde_json::json!({"title": "Example order (paid)"}),
+        )
+        .await?;
+    println!("3. updated: title {}", updated.data["title"]);
+
+    let lock_id = format!("lock-{}", std::process::id());
+    let lock = client
+        .lock_item(
+            app,
+            coll,
+            id,
+            &LockOptions::new(&lock_id).subject("invoicing").timeout(60),
+        )
+        .await?;
+    println!(
+        "4. locked by {:?} until {:?}",
+        lock.data.lock_id, lock.data.expires_at
+    );
+    let unlock = client.unlock_item(app, coll, id, &lock_id).await?;
+    println!("5. unlocked: locked = {}", unlock.data.locked);
+
+    let query = ItemsQuery::new()
+        .limit(10)
+        .filter("f_1001", FilterOp::Eq, &marker);
+    let page = client.get_items(app, coll, &query).await?;
+    println!(
+        "6. filter f_1001 = {marker}: {} item(s), total {:?}",
+        page.data.len(),
+        page.total()
+    );
+
+    let mut all = client.all_items(app, coll, &ItemsQuery::new().limit(2));
+    let mut count = 0;
+    while let Some(item) = all.next_item().await {
+        item?;
+        count += 1;
+    }
+    println!("7. walked all pages (2 per page): {count} items");
+
+    client.delete_item(app, coll, id).await?;
+    match client.get_item(app, coll, id, &[]).await {
+        Err(e) if e.status() == Some(404) => println!(
+            "8. deleted; getting it again is a typed 404 (trace id {})",
+            e.trace_id().unwrap_or("-")
+        ),
+        Err(e) => return Err(e.into()),
+        Ok(_) => return Err("the deleted item is still there".into()),
+    }
     Ok(())
 }

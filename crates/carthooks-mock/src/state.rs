@@ -1192,6 +1192,31 @@ mod tests {
     }
 
     #[test]
+    fn unknown_routes_are_404_envelopes() {
+        let mut s = State::new(MockConfig::default());
+        for (method, path) in [
+            ("GET", "/v2/nothing"),
+            ("PATCH", "/v1/apps/1/collections/2/items/3"),
+            ("GET", "/"),
+        ] {
+            let r = s.handle(
+                MockRequest {
+                    method: method.into(),
+                    path: path.into(),
+                    query: vec![],
+                    headers: vec![],
+                    body: vec![],
+                },
+                0,
+            );
+            assert_eq!(r.status, 404, "{method} {path}");
+            assert_eq!(r.body["error"]["code"], "NOT_FOUND");
+            assert!(r.body["data"].is_null());
+        }
+        assert_eq!(s.counters().operation("not_found"), 3);
+    }
+
+    #[test]
     fn filters() {
         let item = json!({"id": 1, "fields": {"n": 5, "s": "abc"}});
         let v = |s: &str| vec![s.to_string()];

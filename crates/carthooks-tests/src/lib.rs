@@ -8,51 +8,81 @@
 
 #![allow(missing_docs)]
 
+pub mod api;
 pub mod canned;
 pub mod suite;
 
 use std::sync::{Arc, Mutex};
 
 use carthooks_core::{
-    ApiResponse, AuthorizeCodeResponse, ItemsQuery, ManualClock, OAuthAuthorizeCodeRequest,
-    OAuthConfig, OAuthTokens, Result, UserInfo,
+    ApiResponse, AuthorizeCodeResponse, ItemLock, ItemsQuery, LockOptions, ManualClock,
+    OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens, Result, UserInfo, WatchDataRequest,
 };
 use carthooks_mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, MockServer};
 use carthooks_oauth::ClientBuilder;
 
-/// The client operations the suite uses, in blocking form.
-pub trait Sdk: Clone + Send + Sync + Sized + 'static {
+/// Declares the client calls the suite uses once, and forwards them from both
+/// adapters: the async client's future is driven on the adapter's runtime, the
+/// blocking client is called as it is.
+macro_rules! calls {
+    ($( fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
+        /// The client calls, in blocking form.
+        pub trait Calls {
+            $( fn $name(&self $(, $arg: $ty)*) -> $ret; )*
+        }
+        impl Calls for ReqwestSdk {
+            $( fn $name(&self $(, $arg: $ty)*) -> $ret {
+                self.runtime.block_on(self.client.$name($($arg),*))
+            } )*
+        }
+        impl Calls for UreqSdk {
+            $( fn $name(&self $(, $arg: $ty)*) -> $ret {
+                self.0.$name($($arg),*)
+            } )*
+        }
+    };
+}
+
+type Json = serde_json::Value;
+
+calls! {
+    fn initialize_oauth(&self, user_token: Option<&str>) -> Result<OAuthTokens>;
+    fn exchange_authorization_code(&self, code: &str, redirect_uri: &str) -> Result<OAuthTokens>;
+    fn refresh_oauth_token(&self, refresh_token: Option<&str>) -> Result<OAuthTokens>;
+    fn get_oauth_authorize_code(&self, request: &OAuthAuthorizeCodeRequest) -> Result<ApiResponse<AuthorizeCodeResponse>>;
+    fn get_current_user(&self) -> Result<ApiResponse<UserInfo>>;
+    fn get_items(&self, app: u64, coll: u64, query: &ItemsQuery) -> Result<ApiResponse<Vec<Json>>>;
+    fn create_item(&self, app: u64, coll: u64, data: &Json) -> Result<ApiResponse<Json>>;
+    fn get_item(&self, app: u64, coll: u64, id: u64, fields: &[&str]) -> Result<ApiResponse<Json>>;
+    fn update_item(&self, app: u64, coll: u64, id: u64, data: &Json) -> Result<ApiResponse<Json>>;
+    fn delete_item(&self, app: u64, coll: u64, id: u64) -> Result<ApiResponse<Json>>;
+    fn lock_item(&self, app: u64, coll: u64, id: u64, options: &LockOptions) -> Result<ApiResponse<ItemLock>>;
+    fn unlock_item(&self, app: u64, coll: u64, id: u64, lock_id: &str) -> Result<ApiResponse<ItemLock>>;
+    fn create_sub_item(&self, app: u64, coll: u64, id: u64, field: u64, data: &Json) -> Result<ApiResponse<Json>>;
+    fn update_sub_item(&self, app: u64, coll: u64, id: u64, field: u64, sub: u64, data: &Json) -> Result<ApiResponse<Json>>;
+    fn delete_sub_item(&self, app: u64, coll: u64, id: u64, field: u64, sub: u64) -> Result<ApiResponse<Json>>;
+    fn get_submission_token(&self, app: u64, coll: u64, options: &Json) -> Result<ApiResponse<Json>>;
+    fn update_submission_token(&self, app: u64, coll: u64, id: u64, options: &Json) -> Result<ApiResponse<Json>>;
+    fn get_upload_token(&self) -> Result<ApiResponse<Json>>;
+    fn get_user(&self, user_id: u64) -> Result<ApiResponse<UserInfo>>;
+    fn get_user_by_token(&self, user_token: &str) -> Result<ApiResponse<UserInfo>>;
+    fn start_watch_data(&self, request: &WatchDataRequest) -> Result<ApiResponse<Json>>;
+}
+
+/// A backend adapter: the calls plus what cannot be forwarded one to one.
+pub trait Sdk: Calls + Clone + Send + Sync + Sized + 'static {
     /// Backend name, for messages.
     const NAME: &'static str;
     /// The client type the builder makes.
     type Client: carthooks_oauth::BuildClient + std::fmt::Debug;
     /// Wraps a built client.
     fn wrap(client: Self::Client) -> Self;
-
-    fn initialize_oauth(&self, user_token: Option<&str>) -> Result<OAuthTokens>;
-    fn exchange_authorization_code(&self, code: &str, redirect_uri: &str) -> Result<OAuthTokens>;
-    fn refresh_oauth_token(&self, refresh_token: Option<&str>) -> Result<OAuthTokens>;
-    fn get_oauth_authorize_code(
-        &self,
-        request: &OAuthAuthorizeCodeRequest,
-    ) -> Result<ApiResponse<AuthorizeCodeResponse>>;
-    fn get_current_user(&self) -> Result<ApiResponse<UserInfo>>;
     fn get_current_tokens(&self) -> Option<OAuthTokens>;
-    fn get_items(
-        &self,
-        app: u64,
-        coll: u64,
-        query: &ItemsQuery,
-    ) -> Result<ApiResponse<Vec<serde_json::Value>>>;
-    fn create_item(
-        &self,
-        app: u64,
-        coll: u64,
-        data: &serde_json::Value,
-    ) -> Result<ApiResponse<serde_json::Value>>;
     fn close(&self);
     /// `n` concurrent `get_current_user` calls (tasks or threads), all results.
     fn concurrent_current_user(&self, n: usize) -> Vec<Result<ApiResponse<UserInfo>>>;
+    /// The first `n` items of `all_items` (Stream or Iterator).
+    fn take_items(&self, app: u64, coll: u64, query: &ItemsQuery, n: usize) -> Vec<Result<Json>>;
 }
 
 /// The async client over reqwest, each call driven to completion on a runtime.
@@ -77,49 +107,8 @@ impl Sdk for ReqwestSdk {
             runtime: Arc::new(runtime),
         }
     }
-
-    fn initialize_oauth(&self, user_token: Option<&str>) -> Result<OAuthTokens> {
-        self.runtime
-            .block_on(self.client.initialize_oauth(user_token))
-    }
-    fn exchange_authorization_code(&self, code: &str, redirect_uri: &str) -> Result<OAuthTokens> {
-        self.runtime
-            .block_on(self.client.exchange_authorization_code(code, redirect_uri))
-    }
-    fn refresh_oauth_token(&self, refresh_token: Option<&str>) -> Result<OAuthTokens> {
-        self.runtime
-            .block_on(self.client.refresh_oauth_token(refresh_token))
-    }
-    fn get_oauth_authorize_code(
-        &self,
-        request: &OAuthAuthorizeCodeRequest,
-    ) -> Result<ApiResponse<AuthorizeCodeResponse>> {
-        self.runtime
-            .block_on(self.client.get_oauth_authorize_code(request))
-    }
-    fn get_current_user(&self) -> Result<ApiResponse<UserInfo>> {
-        self.runtime.block_on(self.client.get_current_user())
-    }
     fn get_current_tokens(&self) -> Option<OAuthTokens> {
         self.client.get_current_tokens()
-    }
-    fn get_items(
-        &self,
-        app: u64,
-        coll: u64,
-        query: &ItemsQuery,
-    ) -> Result<ApiResponse<Vec<serde_json::Value>>> {
-        self.runtime
-            .block_on(self.client.get_items(app, coll, query))
-    }
-    fn create_item(
-        &self,
-        app: u64,
-        coll: u64,
-        data: &serde_json::Value,
-    ) -> Result<ApiResponse<serde_json::Value>> {
-        self.runtime
-            .block_on(self.client.create_item(app, coll, data))
     }
     fn close(&self) {
         self.client.close();
@@ -139,6 +128,19 @@ impl Sdk for ReqwestSdk {
             out
         })
     }
+    fn take_items(&self, app: u64, coll: u64, query: &ItemsQuery, n: usize) -> Vec<Result<Json>> {
+        self.runtime.block_on(async {
+            let mut stream = self.client.all_items(app, coll, query);
+            let mut out = Vec::new();
+            while out.len() < n {
+                match stream.next_item().await {
+                    Some(item) => out.push(item),
+                    None => break,
+                }
+            }
+            out
+        })
+    }
 }
 
 /// The blocking client over ureq.
@@ -152,42 +154,8 @@ impl Sdk for UreqSdk {
     fn wrap(client: Self::Client) -> Self {
         Self(client)
     }
-    fn initialize_oauth(&self, user_token: Option<&str>) -> Result<OAuthTokens> {
-        self.0.initialize_oauth(user_token)
-    }
-    fn exchange_authorization_code(&self, code: &str, redirect_uri: &str) -> Result<OAuthTokens> {
-        self.0.exchange_authorization_code(code, redirect_uri)
-    }
-    fn refresh_oauth_token(&self, refresh_token: Option<&str>) -> Result<OAuthTokens> {
-        self.0.refresh_oauth_token(refresh_token)
-    }
-    fn get_oauth_authorize_code(
-        &self,
-        request: &OAuthAuthorizeCodeRequest,
-    ) -> Result<ApiResponse<AuthorizeCodeResponse>> {
-        self.0.get_oauth_authorize_code(request)
-    }
-    fn get_current_user(&self) -> Result<ApiResponse<UserInfo>> {
-        self.0.get_current_user()
-    }
     fn get_current_tokens(&self) -> Option<OAuthTokens> {
         self.0.get_current_tokens()
-    }
-    fn get_items(
-        &self,
-        app: u64,
-        coll: u64,
-        query: &ItemsQuery,
-    ) -> Result<ApiResponse<Vec<serde_json::Value>>> {
-        self.0.get_items(app, coll, query)
-    }
-    fn create_item(
-        &self,
-        app: u64,
-        coll: u64,
-        data: &serde_json::Value,
-    ) -> Result<ApiResponse<serde_json::Value>> {
-        self.0.create_item(app, coll, data)
     }
     fn close(&self) {
         self.0.close();
@@ -208,6 +176,9 @@ impl Sdk for UreqSdk {
             .into_iter()
             .map(|t| t.join().expect("thread panicked"))
             .collect()
+    }
+    fn take_items(&self, app: u64, coll: u64, query: &ItemsQuery, n: usize) -> Vec<Result<Json>> {
+        self.0.all_items(app, coll, query).take(n).collect()
     }
 }
 
@@ -260,7 +231,18 @@ pub fn recording_callback(config: OAuthConfig) -> (OAuthConfig, Arc<Mutex<Vec<OA
 #[macro_export]
 macro_rules! suite {
     ($sdk:ty) => {
-        $crate::suite!(@tests $sdk;
+        $crate::suite!(@tests $sdk; api;
+            wire_conformance_with_the_python_sdk,
+            item_lifecycle_and_not_found,
+            locks_refuse_other_holders,
+            sub_form_rows,
+            form_and_upload_tokens,
+            users_and_watches,
+            query_filters,
+            all_pages_each_item_once,
+            all_pages_surface_errors_as_items,
+        );
+        $crate::suite!(@tests $sdk; suite;
             client_credentials,
             client_credentials_acting_for_a_user,
             unknown_user_token_is_invalid_grant,
@@ -285,11 +267,11 @@ macro_rules! suite {
             no_secret_in_debug_or_errors,
         );
     };
-    (@tests $sdk:ty; $($name:ident),* $(,)?) => {
+    (@tests $sdk:ty; $module:ident; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                $crate::suite::$name::<$sdk>();
+                $crate::$module::$name::<$sdk>();
             }
         )*
     };
