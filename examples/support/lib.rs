@@ -332,7 +332,10 @@ pub async fn items_crud(target: &Target) -> Result<(), BoxError> {
     println!("1. created item {id}");
 
     let got = client.get_item(app, coll, id, &["title", "f_1001"]).await?;
-    println!("2. got item {id} with fields title, f_1001: {}", got.data["fields"]);
+    println!(
+        "2. got item {id} with fields title, f_1001: {}",
+        got.data["fields"]
+    );
 
     let updated = client
         .update_item(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
 use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use crate::tokens::OAuthTokens;
 use crate::url::BaseUrl;
@@ -25,6 +26,16 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// A ready access token for direct-access-token mode (`CARTHOOKS_ACCESS_TOKEN`).
     pub access_token: Option<AccessToken>,
+    /// Largest response body accepted (default 16 MiB); larger is an error.
+    pub max_response_body: usize,
+    /// Most requests in flight at once through one client (default 100), where
+    /// the backend can bound it.
+    pub max_connections: usize,
+    /// When to retry (default: 3 attempts, see [`RetryPolicy`]).
+    pub retry: RetryPolicy,
+    /// Allow `http://` to a host that is not loopback (default false: credentials
+    /// would cross the network in clear text).
+    pub allow_insecure_http: bool,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -34,6 +45,10 @@ impl std::fmt::Debug for ClientConfig {
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("access_token", &self.access_token)
+            .field("max_response_body", &self.max_response_body)
+            .field("max_connections", &self.max_connections)
+            .field("retry", &self.retry)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish_non_exhaustive()
     }
 }
@@ -45,6 +60,10 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             access_token: None,
+            max_response_body: 16 << 20,
+            max_connections: 100,
+            retry: RetryPolicy::default(),
+            allow_insecure_http: false,
         }
     }
 }
@@ -105,6 +124,23 @@ impl ClientConfig {
     pub fn validate(&self) -> Result<()> {
         if self.timeout.is_zero() {
             return Err(Error::Config("timeout must be greater than zero".into()));
+        }
+        if !self.base_url.is_https() && !self.base_url.is_loopback() && !self.allow_insecure_http {
+            return Err(Error::Config(format!(
+                "refusing plain http to {}: credentials would travel unencrypted \
+                 (use https, or allow_insecure_http for a trusted network)",
+                self.base_url
+            )));
+        }
+        if self.max_response_body == 0 || self.max_connections == 0 {
+            return Err(Error::Config(
+                "max_response_body and max_connections must be greater than zero".into(),
+            ));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(Error::Config(
+                "retry.max_attempts must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -325,6 +361,32 @@ mod tests {
         }
         let e = ClientConfig::from_lookup(env(&[("CARTHOOKS_API_URL", "nope")])).unwrap_err();
         assert!(e.to_string().contains("CARTHOOKS_API_URL"));
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_allowed() {
+        let remote = ClientConfig::default()
+            .with_base_url("http://api.example.com")
+            .unwrap();
+        let e = remote.validate().unwrap_err();
+        assert!(e.to_string().contains("refusing plain http"), "{e}");
+        let allowed = ClientConfig {
+            allow_insecure_http: true,
+            ..remote
+        };
+        allowed.validate().unwrap();
+        for ok in [
+            "http://127.0.0.1:9",
+            "http://localhost:1",
+            "http://[::1]:2",
+            "https://api.example.com",
+        ] {
+            ClientConfig::default()
+                .with_base_url(ok)
+                .unwrap()
+                .validate()
+                .unwrap();
+        }
     }
 
     #[test]

@@ -156,6 +156,16 @@ impl<R: DeserializeOwned> Endpoint<R> {
     }
 }
 
+/// A copy of a request, for sending it again.
+pub fn clone_request(request: &http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+    let mut copy = http::Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
 fn items_path(app_id: u64, collection_id: u64) -> String {
     format!("/v1/apps/{app_id}/collections/{collection_id}/items")
 }

@@ -25,6 +25,11 @@ pub enum Error {
     /// The request was not answered: connection, timeout or I/O failure.
     #[error("transport failure")]
     Transport(#[source] TransportError),
+    /// A request that must not be sent twice (a POST) failed after it may have
+    /// reached the server: it was not retried, and whether it took effect is
+    /// unknown.
+    #[error("request may have reached the server; its outcome is unknown")]
+    OutcomeUnknown(#[source] TransportError),
     /// The OAuth token endpoint refused the request (RFC 6749 error).
     #[error("oauth error: {0}")]
     OAuth(ServiceError),
@@ -87,7 +92,7 @@ impl Error {
 
     /// True when the request timed out.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Transport(t) if t.kind() == TransportErrorKind::Timeout)
+        matches!(self, Error::Transport(t) | Error::OutcomeUnknown(t) if t.kind() == TransportErrorKind::Timeout)
     }
 
     /// True when retrying the same grant can never succeed: the credentials, the

@@ -59,9 +59,11 @@ pub mod config;
 pub mod endpoint;
 pub mod envelope;
 pub mod error;
+pub mod httpdate;
 pub mod machine;
 pub mod models;
 pub mod pager;
+pub mod retry;
 pub mod secret;
 pub mod tokens;
 pub mod url;
@@ -78,6 +80,7 @@ pub use models::{
     UserInfo, WatchDataRequest,
 };
 pub use pager::Pager;
+pub use retry::{Attempt, RequestKind, RetryDecision, RetryPolicy};
 pub use secret::{AccessToken, AuthorizationCode, ClientSecret, RefreshToken, UserAccessToken};
 pub use tokens::{Grant, OAuthTokenRequest, OAuthTokens};
 pub use url::BaseUrl;

@@ -24,7 +24,8 @@ macro_rules! engine_methods {
             loop {
                 let bearer = self.bearer() $($await)* ?;
                 let request = endpoint.to_request(self.inner.auth.base(), Some(bearer.header()))?;
-                let response = self.inner.transport.send(request) $($await)* ?;
+                let kind = RequestKind::Api { idempotent: endpoint.is_idempotent() };
+                let response = self.send_with_retry(&request, kind) $($await)* ?;
                 if response.status() == http::StatusCode::UNAUTHORIZED
                     && !replayed
                     && self.inner.auth.unauthorized(&bearer)
@@ -36,6 +37,47 @@ macro_rules! engine_methods {
             }
         }
 
+        /// Sends `request`, again while the retry policy says so; a failure after
+        /// a non-idempotent request may have arrived is `Error::OutcomeUnknown`.
+        $($async)? fn send_with_retry(
+            &self,
+            request: &HttpRequest,
+            kind: RequestKind,
+        ) -> Result<HttpResponse> {
+            let policy = self.inner.config.retry;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let result = self.inner.transport.send(clone_request(request)) $($await)*;
+                let outcome = match &result {
+                    Ok(response) => Attempt::Answered(response),
+                    Err(e) => Attempt::Failed(e),
+                };
+                let now = self.inner.auth.now();
+                match policy.decide(attempt, kind, outcome, now, self.inner.jitter.next()) {
+                    RetryDecision::RetryAfter(delay) => {
+                        event!(
+                            debug,
+                            attempt,
+                            delay_ms = delay.as_millis() as u64,
+                            status = result.as_ref().ok().map(|r| r.status().as_u16()),
+                            "retrying"
+                        );
+                        self.inner.transport.sleep(delay) $($await)*;
+                    }
+                    RetryDecision::Stop => {
+                        return result.map_err(|e| {
+                            if carthooks_core::retry::outcome_unknown(kind, &e) {
+                                Error::OutcomeUnknown(e)
+                            } else {
+                                Error::Transport(e)
+                            }
+                        });
+                    }
+                }
+            }
+        }
+
         /// The token for the next call, after any refresh the machine asks for.
         $($async)? fn bearer(&self) -> Result<Bearer> {
             let mut waited = None;
@@ -43,7 +85,7 @@ macro_rules! engine_methods {
                 match self.inner.auth.poll(waited)? {
                     Step::Ready(bearer) => return Ok(bearer),
                     Step::Fetch { ticket, flight, request, fallback } => {
-                        let answer = self.inner.transport.send(*request) $($await)*;
+                        let answer = self.send_with_retry(&request, RequestKind::Token) $($await)*;
                         match (self.inner.auth.finish(flight, answer), fallback) {
                             (Ok((bearer, _)), _) => return Ok(bearer),
                             // The refresh failed but the current token is still valid.
@@ -67,7 +109,7 @@ macro_rules! engine_methods {
             loop {
                 match self.inner.auth.begin_grant(grant.clone())? {
                     GrantStep::Fetch { flight, request } => {
-                        let answer = self.inner.transport.send(*request) $($await)*;
+                        let answer = self.send_with_retry(&request, RequestKind::Token) $($await)*;
                         return self.inner.auth.finish(flight, answer).map(|(_, tokens)| tokens);
                     }
                     GrantStep::Wait(listener) => {

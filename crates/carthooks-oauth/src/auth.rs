@@ -15,16 +15,19 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use carthooks_core::{
     Authorize, BaseUrl, Bearer, Clock, Error, FlightTicket, Grant, GrantStart, HttpRequest,
-    HttpResponse, OAuthTokens, RefreshToken, Result, TokenCallback, TokenMachine, TransportError,
-    WaitTicket,
+    HttpResponse, OAuthTokens, RefreshToken, Result, TokenCallback, TokenMachine, WaitTicket,
 };
 use event_listener::{Event, EventListener};
+
+use crate::log::event;
+use crate::store::TokenStore;
 
 pub(crate) struct Auth {
     machine: Mutex<TokenMachine>,
     event: Event,
     clock: Arc<dyn Clock>,
     callback: Option<TokenCallback>,
+    store: Option<Arc<dyn TokenStore>>,
     base: BaseUrl,
 }
 
@@ -77,6 +80,7 @@ impl Auth {
         machine: TokenMachine,
         clock: Arc<dyn Clock>,
         callback: Option<TokenCallback>,
+        store: Option<Arc<dyn TokenStore>>,
         base: BaseUrl,
     ) -> Self {
         Self {
@@ -84,6 +88,7 @@ impl Auth {
             event: Event::new(),
             clock,
             callback,
+            store,
             base,
         }
     }
@@ -162,7 +167,7 @@ impl Auth {
     pub(crate) fn finish(
         &self,
         mut flight: Flight<'_>,
-        answer: std::result::Result<HttpResponse, TransportError>,
+        answer: Result<HttpResponse>,
     ) -> Result<(Bearer, OAuthTokens)> {
         let Some(ticket) = flight.ticket.take() else {
             return Err(Error::NotAuthenticated("token flight already ended".into()));
@@ -171,7 +176,7 @@ impl Auth {
             let mut machine = self.lock();
             match answer {
                 Ok(response) => machine.handle_token_response(&ticket, self.now(), &response),
-                Err(e) => Err(machine.handle_transport_error(&ticket, e.into())),
+                Err(e) => Err(machine.handle_transport_error(&ticket, e)),
             }
         };
         let tokens = match parsed {
@@ -180,16 +185,36 @@ impl Auth {
                 // The machine ended the flight; `ticket` is spent.
                 drop(ticket);
                 self.event.notify(usize::MAX);
+                event!(warn, error = %e, oauth_error = e.oauth_error_code(), "token request failed");
                 return Err(e);
             }
         };
+        // Persist before use: a store, then the callback. Neither can lose the
+        // tokens the server just issued (the old refresh token may be spent).
+        if let Some(store) = &self.store {
+            if let Err(_e) = store.save(&tokens) {
+                event!(warn, error = %_e, "token store save failed; the new tokens are kept in memory");
+            }
+        }
         if let Some(callback) = &self.callback {
-            // A panicking callback must not lose the tokens the server just
-            // issued (the old refresh token may already be spent).
-            let _ = catch_unwind(AssertUnwindSafe(|| callback(&tokens)));
+            if catch_unwind(AssertUnwindSafe(|| callback(&tokens))).is_err() {
+                event!(
+                    warn,
+                    "on_token_refresh callback panicked; the new tokens are kept"
+                );
+            }
         }
         let committed = self.lock().commit(ticket, self.now());
         self.event.notify(usize::MAX);
+        if let Ok(_bearer) = &committed {
+            event!(
+                debug,
+                generation = _bearer.generation(),
+                expires_at = tokens.expires_at,
+                refresh_token = tokens.refresh_token.is_some(),
+                "new token set in use"
+            );
+        }
         committed.map(|bearer| (bearer, tokens))
     }
 
@@ -200,7 +225,13 @@ impl Auth {
         if !machine.can_obtain_token() {
             return false;
         }
-        machine.invalidate(bearer.generation());
+        let _current = machine.invalidate(bearer.generation());
+        event!(
+            info,
+            generation = bearer.generation(),
+            invalidated = _current,
+            "access token rejected (401): refreshing, then replaying the call once"
+        );
         true
     }
 }

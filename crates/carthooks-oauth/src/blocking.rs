@@ -3,10 +3,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use carthooks_core::endpoint::clone_request;
 use carthooks_core::{
-    ApiResponse, AuthorizationCode, AuthorizeCodeResponse, Bearer, ClientConfig, Endpoint, Error,
-    Grant, ItemLock, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest, OAuthTokens, Result,
-    UserAccessToken, UserInfo, WatchDataRequest,
+    ApiResponse, Attempt, AuthorizationCode, AuthorizeCodeResponse, Bearer, ClientConfig, Endpoint,
+    Error, Grant, HttpRequest, HttpResponse, ItemLock, ItemsQuery, LockOptions,
+    OAuthAuthorizeCodeRequest, OAuthTokens, RequestKind, Result, RetryDecision, UserAccessToken,
+    UserInfo, WatchDataRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,8 +16,9 @@ use serde::de::DeserializeOwned;
 use crate::api::{api_methods, engine_methods};
 use crate::auth::{Auth, GrantStep, Step};
 use crate::builder::{BuildClient, ClientBuilder, Parts};
+use crate::log::event;
 use crate::pages::ItemIter;
-use crate::transport::BlockingTransport;
+use crate::transport::{BlockingTransport, Jitter};
 use event_listener::Listener as _;
 
 /// The blocking Carthooks client, generic over its [`BlockingTransport`].
@@ -31,6 +34,7 @@ struct Inner<T> {
     auth: Auth,
     config: ClientConfig,
     closed: AtomicBool,
+    jitter: Jitter,
 }
 
 impl<T> Clone for BlockingClient<T> {
@@ -58,6 +62,7 @@ impl<T: BlockingTransport> BuildClient for BlockingClient<T> {
                 auth: parts.auth,
                 config: parts.config,
                 closed: AtomicBool::new(false),
+                jitter: Jitter::new(),
             }),
         }
     }

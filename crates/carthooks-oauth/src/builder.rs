@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carthooks_core::{
-    AccessToken, ClientConfig, Clock, MachineConfig, OAuthConfig, OAuthTokens, Result, SystemClock,
-    TokenMachine,
+    AccessToken, ClientConfig, Clock, Error, MachineConfig, OAuthConfig, OAuthTokens, Result,
+    RetryPolicy, SystemClock, TokenMachine,
 };
 
 use crate::auth::Auth;
+use crate::store::TokenStore;
 use crate::transport::Connect;
 
 /// Builds a [`Client`](crate::Client) or a [`BlockingClient`](crate::BlockingClient).
@@ -26,6 +27,11 @@ pub struct ClientBuilder<C> {
     oauth: Option<OAuthConfig>,
     tokens: Option<OAuthTokens>,
     clock: Option<Arc<dyn Clock>>,
+    store: Option<Arc<dyn TokenStore>>,
+    retry: Option<RetryPolicy>,
+    max_response_body: Option<usize>,
+    max_connections: Option<usize>,
+    allow_insecure_http: bool,
     use_env: bool,
     _client: PhantomData<fn() -> C>,
 }
@@ -66,6 +72,11 @@ impl<C> Default for ClientBuilder<C> {
             oauth: None,
             tokens: None,
             clock: None,
+            store: None,
+            retry: None,
+            max_response_body: None,
+            max_connections: None,
+            allow_insecure_http: false,
             use_env: true,
             _client: PhantomData,
         }
@@ -120,6 +131,39 @@ impl<C: BuildClient> ClientBuilder<C> {
         self
     }
 
+    /// Loads tokens from `store` at build time and saves every new token set to
+    /// it before the set is used.
+    pub fn token_store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// When to retry (default: 3 attempts; see [`RetryPolicy`]).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Largest response body accepted (default 16 MiB).
+    pub fn max_response_body(mut self, bytes: usize) -> Self {
+        self.max_response_body = Some(bytes);
+        self
+    }
+
+    /// Most requests in flight at once (default 100), where the backend can
+    /// bound it (the reqwest backend does).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n);
+        self
+    }
+
+    /// Allows `http://` to hosts that are not loopback. Credentials then cross
+    /// the network unencrypted: only for trusted networks.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
     /// Ignores the `CARTHOOKS_*` environment variables.
     pub fn without_env(mut self) -> Self {
         self.use_env = false;
@@ -171,6 +215,16 @@ impl<C: BuildClient> ClientBuilder<C> {
         if let Some(t) = self.access_token {
             config.access_token = Some(t);
         }
+        if let Some(policy) = self.retry {
+            config.retry = policy;
+        }
+        if let Some(n) = self.max_response_body {
+            config.max_response_body = n;
+        }
+        if let Some(n) = self.max_connections {
+            config.max_connections = n;
+        }
+        config.allow_insecure_http = self.allow_insecure_http;
         config.validate()?;
 
         let (machine_config, client, callback, refresh_token) = match &self.oauth {
@@ -195,12 +249,24 @@ impl<C: BuildClient> ClientBuilder<C> {
         if let Some(rt) = refresh_token {
             machine.set_refresh_token(rt);
         }
-        if let Some(tokens) = self.tokens {
+        let stored = match &self.store {
+            Some(store) => store.load().map_err(|e| {
+                Error::Config(format!("cannot load tokens from the token store: {e}"))
+            })?,
+            None => None,
+        };
+        if let Some(tokens) = self.tokens.or(stored) {
             machine.install(tokens, now)?;
         } else if let Some(token) = &config.access_token {
             machine.install(OAuthTokens::from_access_token(token.clone()), now)?;
         }
-        let auth = Auth::new(machine, clock, callback, config.base_url.clone());
+        let auth = Auth::new(
+            machine,
+            clock,
+            callback,
+            self.store,
+            config.base_url.clone(),
+        );
         Ok(Parts { config, auth })
     }
 }

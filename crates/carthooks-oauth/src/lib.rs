@@ -46,21 +46,25 @@ mod auth;
 mod blocking;
 mod builder;
 mod client;
+pub mod csrf;
+mod log;
 mod pages;
+pub mod store;
 mod transport;
 
 pub use blocking::BlockingClient;
 pub use builder::{BuildClient, ClientBuilder, Parts};
 pub use client::Client;
 pub use pages::{ItemIter, ItemStream};
+pub use store::{FileTokenStore, MemoryTokenStore, TokenStore};
 pub use transport::{BlockingTransport, BoxFuture, Connect, Transport};
 
 pub use carthooks_core::{
     AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
     ClientSecret, Clock, Endpoint, Error, FilterOp, HttpRequest, HttpResponse, ItemLock,
     ItemsQuery, LockOptions, ManualClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens,
-    Pager, RefreshToken, Result, ServiceError, SystemClock, TransportError, TransportErrorKind,
-    UserAccessToken, UserInfo, WatchDataRequest,
+    Pager, RefreshToken, Result, RetryPolicy, ServiceError, SystemClock, TransportError,
+    TransportErrorKind, UserAccessToken, UserInfo, WatchDataRequest,
 };
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use carthooks_core::{ClientConfig, HttpRequest, HttpResponse, Result, TransportError};
 
@@ -18,6 +20,61 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Transport: Send + Sync + 'static {
     /// Sends `request` and returns the complete answer.
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>>;
+
+    /// Waits `duration` before a retry. The default works on any executor by
+    /// parking a helper thread; backends override it with their runtime's timer.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(ThreadSleep::new(duration))
+    }
+}
+
+/// Whether the helper thread is done, and who to wake when it is.
+type SleepState = Arc<Mutex<(bool, Option<Waker>)>>;
+
+/// A timer future that needs no runtime: a helper thread sleeps, then wakes it.
+struct ThreadSleep {
+    duration: Duration,
+    shared: Option<SleepState>,
+}
+
+impl ThreadSleep {
+    fn new(duration: Duration) -> Self {
+        Self {
+            duration,
+            shared: None,
+        }
+    }
+}
+
+impl Future for ThreadSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.duration.is_zero() {
+            return Poll::Ready(());
+        }
+        let duration = self.duration;
+        let shared = self.shared.get_or_insert_with(|| {
+            let shared: SleepState = Arc::new(Mutex::new((false, None)));
+            let theirs = Arc::clone(&shared);
+            std::thread::spawn(move || {
+                std::thread::sleep(duration);
+                let mut state = theirs.lock().unwrap_or_else(PoisonError::into_inner);
+                state.0 = true;
+                if let Some(waker) = state.1.take() {
+                    waker.wake();
+                }
+            });
+            shared
+        });
+        let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 {
+            Poll::Ready(())
+        } else {
+            state.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
 }
 
 /// A blocking HTTP transport.
@@ -33,6 +90,11 @@ pub trait Transport: Send + Sync + 'static {
 pub trait BlockingTransport: Send + Sync + 'static {
     /// Sends `request` and returns the complete answer.
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+
+    /// Waits `duration` before a retry.
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
 }
 
 impl<F> BlockingTransport for F
@@ -48,11 +110,42 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         (**self).send(request)
     }
+    fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
+        (**self).sleep(duration)
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         (**self).send(request)
+    }
+    fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
+        (**self).sleep(duration)
+    }
+}
+
+/// Random numbers in `[0, 1)` for retry jitter: SplitMix64 over a per-client
+/// random seed. Not for secrets.
+pub(crate) struct Jitter(std::sync::atomic::AtomicU64);
+
+impl Jitter {
+    pub(crate) fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x5EED);
+        Self(std::sync::atomic::AtomicU64::new(h.finish()))
+    }
+
+    pub(crate) fn next(&self) -> f64 {
+        let x = self
+            .0
+            .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -18,6 +18,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use carthooks_oauth::{
     BoxFuture, ClientConfig, Connect, HttpRequest, HttpResponse, Transport, TransportError,
@@ -31,26 +32,37 @@ pub use carthooks_oauth::{
 /// The async Carthooks client over reqwest.
 pub type Client = carthooks_oauth::Client<ReqwestTransport>;
 
-/// Largest response body read (16 MiB); a larger one is a
-/// [`TransportErrorKind::BodyTooLarge`] error.
-pub const MAX_RESPONSE_BODY: usize = 16 << 20;
-
-/// An async [`Transport`] over `reqwest::Client`.
+/// An async [`Transport`] over `reqwest::Client`: bounds the requests in flight
+/// (`max_connections`) and the size of answers (`max_response_body`).
 #[derive(Debug, Clone)]
-pub struct ReqwestTransport(reqwest::Client);
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+    max_body: usize,
+    permits: Arc<tokio::sync::Semaphore>,
+}
 
 impl From<reqwest::Client> for ReqwestTransport {
-    /// Wraps a client of your own. Configure it to follow no redirects: a redirect
-    /// would carry the bearer token or the client secret elsewhere.
+    /// Wraps a client of your own, with the default limits. Configure it to follow
+    /// no redirects: a redirect would carry the bearer token or the client secret
+    /// elsewhere.
     fn from(client: reqwest::Client) -> Self {
-        Self(client)
+        let defaults = ClientConfig::default();
+        Self::with_limits(client, defaults.max_response_body, defaults.max_connections)
     }
 }
 
 impl ReqwestTransport {
+    fn with_limits(client: reqwest::Client, max_body: usize, max_in_flight: usize) -> Self {
+        Self {
+            client,
+            max_body,
+            permits: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
+        }
+    }
+
     /// The underlying reqwest client.
     pub fn inner(&self) -> &reqwest::Client {
-        &self.0
+        &self.client
     }
 }
 
@@ -79,7 +91,9 @@ impl Connect for ReqwestTransport {
             .http1_only()
             .tcp_nodelay(true)
             .build()
-            .map(Self)
+            .map(|client| {
+                Self::with_limits(client, config.max_response_body, config.max_connections)
+            })
             .map_err(|e| {
                 Error::Config(format!("cannot build the HTTP client: {}", e.without_url()))
             })
@@ -103,15 +117,18 @@ fn map_error(e: reqwest::Error) -> TransportError {
 }
 
 async fn send(
-    client: &reqwest::Client,
+    transport: &ReqwestTransport,
     request: HttpRequest,
 ) -> Result<HttpResponse, TransportError> {
+    let max_body = transport.max_body;
+    // Never closed, so acquiring cannot fail; a failure would only lift the bound.
+    let _permit = transport.permits.acquire().await.ok();
     let request = reqwest::Request::try_from(request)
         .map_err(|e| TransportError::with_source(TransportErrorKind::Other, e.without_url()))?;
-    let mut response = client.execute(request).await.map_err(map_error)?;
+    let mut response = transport.client.execute(request).await.map_err(map_error)?;
     if response
         .content_length()
-        .is_some_and(|n| n > MAX_RESPONSE_BODY as u64)
+        .is_some_and(|n| n > max_body as u64)
     {
         return Err(TransportError::new(TransportErrorKind::BodyTooLarge));
     }
@@ -125,10 +142,10 @@ async fn send(
         response
             .content_length()
             .map_or(0, |n| n as usize)
-            .min(MAX_RESPONSE_BODY),
+            .min(max_body),
     );
     while let Some(chunk) = response.chunk().await.map_err(map_error)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BODY {
+        if body.len() + chunk.len() > max_body {
             return Err(TransportError::new(TransportErrorKind::BodyTooLarge));
         }
         body.extend_from_slice(&chunk);
@@ -140,7 +157,11 @@ async fn send(
 
 impl Transport for ReqwestTransport {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
-        Box::pin(send(&self.0, request))
+        Box::pin(send(self, request))
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(duration))
     }
 }
 

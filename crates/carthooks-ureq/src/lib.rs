@@ -28,26 +28,30 @@ pub use carthooks_oauth::{
 /// The blocking Carthooks client over ureq.
 pub type Client = carthooks_oauth::BlockingClient<UreqTransport>;
 
-/// Largest response body read (16 MiB); a larger one is a
-/// [`TransportErrorKind::BodyTooLarge`] error.
-pub const MAX_RESPONSE_BODY: u64 = 16 << 20;
-
-/// A [`BlockingTransport`] over `ureq::Agent`.
+/// A [`BlockingTransport`] over `ureq::Agent`, bounding the size of answers
+/// (`max_response_body`).
 #[derive(Debug, Clone)]
-pub struct UreqTransport(ureq::Agent);
+pub struct UreqTransport {
+    agent: ureq::Agent,
+    max_body: u64,
+}
 
 impl From<ureq::Agent> for UreqTransport {
-    /// Wraps an agent of your own. Configure it with `http_status_as_error(false)`
-    /// and no redirects: a redirect would carry the bearer token elsewhere.
+    /// Wraps an agent of your own, with the default body limit. Configure it with
+    /// `http_status_as_error(false)` and no redirects: a redirect would carry the
+    /// bearer token elsewhere.
     fn from(agent: ureq::Agent) -> Self {
-        Self(agent)
+        Self {
+            agent,
+            max_body: ClientConfig::default().max_response_body as u64,
+        }
     }
 }
 
 impl UreqTransport {
     /// The underlying agent.
     pub fn inner(&self) -> &ureq::Agent {
-        &self.0
+        &self.agent
     }
 }
 
@@ -61,9 +65,13 @@ impl Connect for UreqTransport {
             .proxy(None)
             .timeout_global(Some(config.timeout))
             .timeout_connect(Some(config.effective_connect_timeout()))
+            .max_idle_connections(config.max_connections)
             .build()
             .into();
-        Ok(Self(agent))
+        Ok(Self {
+            agent,
+            max_body: config.max_response_body as u64,
+        })
     }
 }
 
@@ -92,11 +100,11 @@ fn map_error(e: ureq::Error) -> TransportError {
 
 impl BlockingTransport for UreqTransport {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let response = self.0.run(request).map_err(map_error)?;
+        let response = self.agent.run(request).map_err(map_error)?;
         let (parts, mut body) = response.into_parts();
         let bytes = body
             .with_config()
-            .limit(MAX_RESPONSE_BODY)
+            .limit(self.max_body)
             .read_to_vec()
             .map_err(map_error)?;
         Ok(http::Response::from_parts(parts, bytes))
