@@ -29,7 +29,7 @@ use hyper_util::rt::TokioIo;
 
 pub use state::{
     Counters, DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID,
-    DEFAULT_USER_TOKEN, MockConfig, MockRequest, MockResponse, State,
+    DEFAULT_USER_TOKEN, Fault, MockConfig, MockRequest, MockResponse, State,
 };
 
 /// Largest request body the server reads.
@@ -121,6 +121,18 @@ impl MockServer {
         self.state().revoke_all_tokens();
     }
 
+    /// Applies `fault` to the next `times` requests whose path starts with
+    /// `path_prefix` (every path when `None`).
+    pub fn inject(&self, fault: Fault, times: u32, path_prefix: Option<&str>) {
+        self.state().inject(fault, times, path_prefix);
+    }
+
+    /// Closes the next `n` connections as soon as they are accepted, before
+    /// reading anything.
+    pub fn drop_next_connections(&self, n: u32) {
+        self.state().drop_next_connections(n);
+    }
+
     /// Invalidates every access token issued so far; refresh tokens stay valid.
     pub fn revoke_access_tokens(&self) {
         self.state().revoke_access_tokens();
@@ -158,6 +170,10 @@ async fn serve(
             _ = &mut shutdown => return,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
+                if state.lock().unwrap_or_else(PoisonError::into_inner).take_connection_drop() {
+                    drop(stream);
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&state);
                 tokio::spawn(async move {
@@ -171,10 +187,30 @@ async fn serve(
     }
 }
 
+/// Returned by the service to make hyper close the connection unanswered.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+fn canned(status: u16, content_type: &str, body: &'static [u8]) -> hyper::Response<Full<Bytes>> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from_static(body)))
+        .unwrap_or_default()
+}
+
 async fn handle(
     state: Arc<Mutex<State>>,
     req: hyper::Request<Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
@@ -205,11 +241,67 @@ async fn handle(
             .collect(),
         body,
     };
+    let fault = state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .arrive(&request.path);
+    let mut drop_after_handling = false;
+    let mut delay = None;
+    match fault {
+        None => {}
+        Some(Fault::Delay(d)) => delay = Some(d),
+        Some(Fault::DropAfterRead) => return Err(Dropped),
+        Some(Fault::DropAfterHandling) => drop_after_handling = true,
+        Some(Fault::TruncatedBody) => {
+            return Ok(canned(
+                200,
+                "application/json",
+                br#"{"data":{"user_id":7,"usern"#,
+            ));
+        }
+        Some(Fault::MalformedBody) => {
+            return Ok(canned(200, "application/json", br#"{"data": [1, 2,, ]}"#));
+        }
+        Some(Fault::HtmlErrorPage) => {
+            return Ok(canned(
+                502,
+                "text/html",
+                b"<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>",
+            ));
+        }
+        Some(Fault::Status {
+            status,
+            retry_after,
+        }) => {
+            let body = serde_json::json!({
+                "data": null,
+                "error": {"code": "INJECTED", "message": format!("injected status {status}")},
+                "traceId": "mock-injected",
+            });
+            let mut builder = hyper::Response::builder()
+                .status(status)
+                .header("content-type", "application/json");
+            if let Some(value) = retry_after {
+                builder = builder.header("retry-after", value);
+            }
+            return Ok(builder
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap_or_default());
+        }
+    }
     let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
     let answer = state
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .handle(request, now);
+    if drop_after_handling {
+        return Err(Dropped);
+    }
+    if let Some(d) = delay {
+        // The work is done; only the answer is late (as when a client times out
+        // on a slow server that still completes the request).
+        tokio::time::sleep(d).await;
+    }
     let body = serde_json::to_vec(&answer.body).unwrap_or_default();
     Ok(hyper::Response::builder()
         .status(answer.status)

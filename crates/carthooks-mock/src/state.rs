@@ -78,10 +78,55 @@ impl Default for MockConfig {
     }
 }
 
+/// A fault injected into the next matching requests (see
+/// [`MockServer::inject`](crate::MockServer::inject)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer with this status and an error envelope (code `INJECTED`), with a
+    /// `Retry-After` header when given. The state is not touched.
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// `Retry-After` value (seconds or an HTTP-date).
+        retry_after: Option<String>,
+    },
+    /// Read the request, then close the connection without answering. The state
+    /// is not touched.
+    DropAfterRead,
+    /// Handle the request (the state changes), then close the connection without
+    /// answering: the client cannot know it took effect.
+    DropAfterHandling,
+    /// Answer 200 with JSON cut off in the middle.
+    TruncatedBody,
+    /// Answer 200 with malformed JSON.
+    MalformedBody,
+    /// Answer 502 with an HTML error page.
+    HtmlErrorPage,
+    /// Handle the request (the state changes), then wait this long before
+    /// answering.
+    Delay(std::time::Duration),
+}
+
+#[derive(Debug)]
+struct Injected {
+    fault: Fault,
+    remaining: u32,
+    path_prefix: Option<String>,
+}
+
 /// Counts of what the server received.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Every request.
+    /// Every request that arrived, faulted or not.
+    pub received: u64,
+    /// Requests by path, faulted or not.
+    pub received_by_path: HashMap<String, u64>,
+    /// Connections closed on purpose right after they were accepted.
+    pub dropped_connections: u64,
+    /// Requests that met an injected fault.
+    pub faults: u64,
+    /// Every request handled (not faulted away).
     pub requests: u64,
     /// Requests to `/oauth/token`.
     pub token_requests: u64,
@@ -105,6 +150,11 @@ impl Counters {
     /// Requests of one operation.
     pub fn operation(&self, name: &str) -> u64 {
         self.operations.get(name).copied().unwrap_or(0)
+    }
+
+    /// Requests that arrived for `path`, faulted or not.
+    pub fn received_at(&self, path: &str) -> u64 {
+        self.received_by_path.get(path).copied().unwrap_or(0)
     }
 }
 
@@ -167,6 +217,8 @@ pub struct State {
     locks: HashMap<(u64, u64, u64), LockRec>,
     issued_tokens: Vec<Value>,
     watches: Vec<Value>,
+    faults: Vec<Injected>,
+    drop_connections: u32,
     seq: u64,
     salt: u64,
     log: Vec<MockRequest>,
@@ -196,6 +248,8 @@ impl State {
             locks: HashMap::new(),
             issued_tokens: Vec::new(),
             watches: Vec::new(),
+            faults: Vec::new(),
+            drop_connections: 0,
             seq: 0,
             salt: h.finish(),
             log: Vec::new(),
@@ -250,6 +304,62 @@ impl State {
     pub fn revoke_all_tokens(&mut self) {
         self.access.clear();
         self.refresh.clear();
+    }
+
+    /// Applies `fault` to the next `times` requests whose path starts with
+    /// `path_prefix` (all paths when `None`). Faults apply in the order injected.
+    pub fn inject(&mut self, fault: Fault, times: u32, path_prefix: Option<&str>) {
+        self.faults.push(Injected {
+            fault,
+            remaining: times,
+            path_prefix: path_prefix.map(str::to_owned),
+        });
+    }
+
+    /// Closes the next `n` connections as soon as they are accepted.
+    pub fn drop_next_connections(&mut self, n: u32) {
+        self.drop_connections += n;
+    }
+
+    /// Removes every pending fault.
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+        self.drop_connections = 0;
+    }
+
+    /// Called when a connection is accepted: true when it is to be dropped.
+    pub fn take_connection_drop(&mut self) -> bool {
+        if self.drop_connections == 0 {
+            return false;
+        }
+        self.drop_connections -= 1;
+        self.counters.dropped_connections += 1;
+        true
+    }
+
+    /// Called when a request for `path` arrives: counts it and hands back the
+    /// fault to apply, if any.
+    pub fn arrive(&mut self, path: &str) -> Option<Fault> {
+        self.counters.received += 1;
+        *self
+            .counters
+            .received_by_path
+            .entry(path.to_owned())
+            .or_default() += 1;
+        let at = self.faults.iter().position(|f| {
+            f.remaining > 0
+                && f.path_prefix
+                    .as_deref()
+                    .is_none_or(|prefix| path.starts_with(prefix))
+        })?;
+        let injected = &mut self.faults[at];
+        injected.remaining -= 1;
+        let fault = injected.fault.clone();
+        if injected.remaining == 0 {
+            self.faults.remove(at);
+        }
+        self.counters.faults += 1;
+        Some(fault)
     }
 
     /// Invalidates every access token issued so far; refresh tokens stay valid

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod canned;
+pub mod faults;
 pub mod suite;
 
 use std::sync::{Arc, Mutex};
@@ -73,6 +74,8 @@ calls! {
 pub trait Sdk: Calls + Clone + Send + Sync + Sized + 'static {
     /// Backend name, for messages.
     const NAME: &'static str;
+    /// How many concurrent callers the concurrency tests use: tasks or threads.
+    const MANY: usize;
     /// The client type the builder makes.
     type Client: carthooks_oauth::BuildClient + std::fmt::Debug;
     /// Wraps a built client.
@@ -94,6 +97,7 @@ pub struct ReqwestSdk {
 
 impl Sdk for ReqwestSdk {
     const NAME: &'static str = "reqwest";
+    const MANY: usize = 1000;
     type Client = carthooks_reqwest::Client;
 
     fn wrap(client: Self::Client) -> Self {
@@ -149,6 +153,7 @@ pub struct UreqSdk(carthooks_ureq::Client);
 
 impl Sdk for UreqSdk {
     const NAME: &'static str = "ureq";
+    const MANY: usize = 32;
     type Client = carthooks_ureq::Client;
 
     fn wrap(client: Self::Client) -> Self {
@@ -241,6 +246,33 @@ macro_rules! suite {
             query_filters,
             all_pages_each_item_once,
             all_pages_surface_errors_as_items,
+        );
+        $crate::suite!(@tests $sdk; faults;
+            get_503_twice_then_success,
+            retries_are_bounded,
+            retry_after_seconds_is_honoured,
+            retry_after_http_date_is_honoured,
+            too_long_retry_after_is_not_waited_for,
+            post_is_not_retried_on_503,
+            post_dropped_after_handling_is_outcome_unknown_and_not_resent,
+            get_dropped_after_read_is_retried,
+            put_dropped_after_handling_is_retried,
+            dropped_connection_before_read_is_retried,
+            connection_refused_then_server_up_is_retried,
+            token_request_429_is_retried,
+            token_request_502_is_not_retried,
+            token_request_dropped_is_outcome_unknown,
+            permanent_oauth_errors_are_never_retried,
+            malformed_answers_are_typed_errors,
+            latency_beyond_the_timeout,
+            second_401_is_a_typed_error,
+            stale_token_is_used_while_refresh_fails,
+            response_body_is_capped,
+            plain_http_to_a_remote_host_is_refused,
+            many_callers_across_an_expiry_share_one_refresh,
+            two_hundred_401s_share_one_refresh,
+            failing_token_store_loses_nothing,
+            token_store_is_loaded_and_saved_before_use,
         );
         $crate::suite!(@tests $sdk; suite;
             client_credentials,
