@@ -5,6 +5,9 @@
 //!   runtime, socket or TLS crate; the ureq-only facade pulls no tokio, hyper or
 //!   reqwest.
 //! - `ci` — what `.ci/run` runs: fmt check, clippy with `-D warnings`, `deps`, tests.
+//! - `fuzz [SECONDS]` — runs each libFuzzer target in `fuzz/` for SECONDS (default
+//!   60), installing cargo-fuzz if missing; prints executions and time per target.
+//!   Works on a stable toolchain through `RUSTC_BOOTSTRAP=1`.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -14,8 +17,9 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "deps" => deps(),
         "ci" => ci(),
+        "fuzz" => fuzz(std::env::args().nth(2)),
         _ => {
-            eprintln!("usage: cargo xtask <deps|ci>");
+            eprintln!("usage: cargo xtask <deps|ci|fuzz [SECONDS]>");
             return ExitCode::from(2);
         }
     };
@@ -140,4 +144,59 @@ fn ci() -> Result<(), String> {
     ])?;
     deps()?;
     cargo(&["test", "--locked", "--workspace"])
+}
+
+const FUZZ_TARGETS: &[&str] = &["envelope", "token", "urls"];
+
+fn fuzz(seconds: Option<String>) -> Result<(), String> {
+    let seconds: u64 = match seconds {
+        None => 60,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("SECONDS must be a number, not {s:?}"))?,
+    };
+    let have_fuzz = Command::new(env!("CARGO"))
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_fuzz {
+        cargo(&["install", "--locked", "cargo-fuzz"])?;
+    }
+    let dir = root().join("fuzz");
+    let mut summary = Vec::new();
+    for target in FUZZ_TARGETS {
+        println!("$ cargo fuzz run {target} -- -max_total_time={seconds}");
+        let out = Command::new(env!("CARGO"))
+            .args([
+                "fuzz",
+                "run",
+                target,
+                "--",
+                &format!("-max_total_time={seconds}"),
+            ])
+            .env("RUSTC_BOOTSTRAP", "1")
+            .current_dir(&dir)
+            .output()
+            .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            eprintln!("{log}");
+            return Err(format!(
+                "fuzz target {target} failed (see the artifact above)"
+            ));
+        }
+        // libFuzzer ends with "Done N runs in S second(s)".
+        let done = log
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("Done "))
+            .unwrap_or("(no summary line)")
+            .to_owned();
+        summary.push(format!("{target}: {done}"));
+    }
+    println!("\nfuzz summary ({seconds} s per target):");
+    for line in summary {
+        println!("  {line}");
+    }
+    Ok(())
 }
