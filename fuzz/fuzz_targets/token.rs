@@ -9,7 +9,11 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let status = if first & 1 == 0 { 200 } else { 400 };
-    let now = if first & 2 == 0 { 1_700_000_000 } else { u64::MAX };
+    let now = if first & 2 == 0 {
+        1_700_000_000
+    } else {
+        u64::MAX
+    };
     let response = http::Response::builder()
         .status(status)
         .body(body.to_vec())

@@ -12,6 +12,9 @@ fuzz_target!(|input: &[u8]| {
     let _ = BaseUrl::parse(text);
     let _ = parse_http_date(text);
     let pairs = decode_form(text);
-    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(decode_form(&encode_query(refs)), pairs);
 });

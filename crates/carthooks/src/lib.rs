@@ -33,11 +33,12 @@ pub use carthooks_core::{
     AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
     ClientSecret, Clock, Endpoint, Error, FilterOp, ItemLock, ItemsQuery, LockOptions, ManualClock,
     OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokenRequest, OAuthTokens, Pager, RefreshToken,
-    Result, ServiceError, SystemClock, TokenCallback, TransportError, TransportErrorKind,
-    UserAccessToken, UserInfo, WatchDataRequest,
+    Result, RetryPolicy, ServiceError, SystemClock, TokenCallback, TransportError,
+    TransportErrorKind, UserAccessToken, UserInfo, WatchDataRequest,
 };
 pub use carthooks_oauth::{
-    BlockingTransport, ClientBuilder, Connect, ItemIter, ItemStream, Transport,
+    BlockingTransport, ClientBuilder, Connect, FileTokenStore, ItemIter, ItemStream,
+    MemoryTokenStore, TokenStore, Transport, csrf,
 };
 
 /// The sans-IO core, for embedding and for custom transports.
