@@ -5,6 +5,10 @@
 //!   runtime, socket or TLS crate; the ureq-only facade pulls no tokio, hyper or
 //!   reqwest.
 //! - `ci` — what `.ci/run` runs: fmt check, clippy with `-D warnings`, `deps`, tests.
+//! - `bench [ROUNDS] [REQUESTS]` — the criterion hot-path benchmarks, then the
+//!   end-to-end comparison with raw reqwest / ureq (release builds).
+//! - `build-cost` — dependency counts and clean-build times of the facade, default
+//!   features and ureq only (in a scratch target directory).
 //! - `fuzz [SECONDS]` — runs each libFuzzer target in `fuzz/` for SECONDS (default
 //!   60), installing cargo-fuzz if missing; prints executions and time per target.
 //!   Works on a stable toolchain through `RUSTC_BOOTSTRAP=1`.
@@ -18,8 +22,12 @@ fn main() -> ExitCode {
         "deps" => deps(),
         "ci" => ci(),
         "fuzz" => fuzz(std::env::args().nth(2)),
+        "bench" => bench(std::env::args().skip(2).collect()),
+        "build-cost" => build_cost(),
         _ => {
-            eprintln!("usage: cargo xtask <deps|ci|fuzz [SECONDS]>");
+            eprintln!(
+                "usage: cargo xtask <deps|ci|bench [ROUNDS] [REQUESTS]|build-cost|fuzz [SECONDS]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -197,6 +205,71 @@ fn fuzz(seconds: Option<String>) -> Result<(), String> {
     println!("\nfuzz summary ({seconds} s per target):");
     for line in summary {
         println!("  {line}");
+    }
+    Ok(())
+}
+
+fn bench(extra: Vec<String>) -> Result<(), String> {
+    cargo(&[
+        "bench",
+        "--locked",
+        "-p",
+        "carthooks-bench",
+        "--bench",
+        "hot_path",
+    ])?;
+    let mut args = vec![
+        "run",
+        "--locked",
+        "--release",
+        "-q",
+        "-p",
+        "carthooks-bench",
+        "--bin",
+        "e2e",
+        "--",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
+}
+
+fn build_cost() -> Result<(), String> {
+    let scratch = std::env::temp_dir().join(format!("carthooks-build-cost-{}", std::process::id()));
+    let cases: [(&str, &[&str]); 2] = [
+        ("default (reqwest)", &[]),
+        (
+            "ureq only",
+            &["--no-default-features", "--features", "ureq"],
+        ),
+    ];
+    let mut lines = Vec::new();
+    for (name, features) in cases {
+        let mut tree_args = vec!["-p", "carthooks"];
+        tree_args.extend_from_slice(features);
+        let deps = tree(&tree_args)?.len();
+        let _ = std::fs::remove_dir_all(&scratch);
+        let mut args = vec![
+            "build",
+            "--locked",
+            "--release",
+            "-q",
+            "-p",
+            "carthooks",
+            "--target-dir",
+        ];
+        let dir = scratch.to_string_lossy().into_owned();
+        args.push(&dir);
+        args.extend_from_slice(features);
+        let start = std::time::Instant::now();
+        cargo(&args)?;
+        let secs = start.elapsed().as_secs_f64();
+        lines.push(format!("| {name} | {deps} | {secs:.0} s |"));
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!("\n| facade features | crates (normal deps, incl. ours) | clean release build |");
+    println!("|---|---:|---:|");
+    for line in lines {
+        println!("{line}");
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ use crate::models::{
     WatchDataRequest,
 };
 use crate::secret::UserAccessToken;
-use crate::url::{BaseUrl, encode_path_segment, encode_query};
+use crate::url::{BaseUrl, append_pair, encode_path_segment, push_u64};
 
 /// Where an endpoint's path is rooted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,8 @@ pub struct Endpoint<R> {
     method: Method,
     root: Root,
     path: String,
-    query: Vec<(String, String)>,
+    /// The encoded query string, without `?`.
+    query: String,
     body: Option<Vec<u8>>,
     _response: PhantomData<fn() -> R>,
 }
@@ -89,7 +90,7 @@ impl<R> Endpoint<R> {
             method,
             root: Root::Base,
             path,
-            query: Vec::new(),
+            query: String::new(),
             body: None,
             _response: PhantomData,
         }
@@ -120,19 +121,9 @@ impl<R> Endpoint<R> {
         base: &BaseUrl,
         authorization: Option<&HeaderValue>,
     ) -> Result<http::Request<Vec<u8>>> {
-        let mut url = match self.root {
-            Root::Base => base.join(&self.path),
-            Root::Parent => base.join_parent(&self.path),
-        };
-        if !self.query.is_empty() {
-            url.push('?');
-            url.push_str(&encode_query(
-                self.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            ));
-        }
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|_| Error::Config("request URL is not valid".into()))?;
+        let uri = base
+            .uri(self.root == Root::Parent, &self.path, &self.query)
+            .ok_or_else(|| Error::Config("request URL is not valid".into()))?;
         let mut request = http::Request::new(self.body.clone().unwrap_or_default());
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = uri;
@@ -167,7 +158,14 @@ pub fn clone_request(request: &http::Request<Vec<u8>>) -> http::Request<Vec<u8>>
 }
 
 fn items_path(app_id: u64, collection_id: u64) -> String {
-    format!("/v1/apps/{app_id}/collections/{collection_id}/items")
+    // Hot (every list call): built without the formatting machinery.
+    let mut path = String::with_capacity(64);
+    path.push_str("/v1/apps/");
+    push_u64(&mut path, app_id);
+    path.push_str("/collections/");
+    push_u64(&mut path, collection_id);
+    path.push_str("/items");
+    path
 }
 
 fn item_path(app_id: u64, collection_id: u64, item_id: u64) -> String {
@@ -213,7 +211,7 @@ impl<T: DeserializeOwned> Endpoint<Vec<T>> {
     /// `GET /v1/apps/{app}/collections/{coll}/items?…`: one page of items.
     pub fn get_items(app_id: u64, collection_id: u64, query: &ItemsQuery) -> Self {
         let mut ep = Self::new("get_items", Method::GET, items_path(app_id, collection_id));
-        ep.query = query.to_pairs();
+        query.write_query(&mut ep.query);
         ep
     }
 }
@@ -243,10 +241,9 @@ impl<T: DeserializeOwned> Endpoint<T> {
             Method::GET,
             item_path(app_id, collection_id, item_id),
         );
-        ep.query = fields
-            .iter()
-            .map(|f| ("fields".to_owned(), (*f).to_owned()))
-            .collect();
+        for field in fields {
+            append_pair(&mut ep.query, "fields", field);
+        }
         ep
     }
 

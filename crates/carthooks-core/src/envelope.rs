@@ -86,8 +86,55 @@ enum Family {
     Api,
 }
 
+/// The envelope of a successful answer, decoded in one pass. Anything it cannot
+/// take (an error, a null `data`, malformed JSON) goes to the careful path.
+#[derive(Deserialize)]
+struct FastEnvelope<T> {
+    #[serde(default = "Option::default")]
+    data: Option<T>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "traceId", alias = "trace_id")]
+    trace_id: Option<String>,
+    #[serde(default)]
+    meta: Option<serde_json::Value>,
+}
+
+fn header_trace_id(response: &http::Response<Vec<u8>>) -> Option<String> {
+    response
+        .headers()
+        .get("x-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .map(str::to_owned)
+}
+
 /// Parses an API answer into `ApiResponse<T>`, or the error it carries.
+///
+/// A successful answer is decoded in one pass; any other answer is examined a
+/// second time to build the most precise error.
 pub fn parse_api_response<T: DeserializeOwned>(
+    response: &http::Response<Vec<u8>>,
+) -> Result<ApiResponse<T>> {
+    if response.status().is_success() {
+        if let Ok(FastEnvelope {
+            data: Some(data),
+            error: None,
+            trace_id,
+            meta,
+        }) = serde_json::from_slice::<FastEnvelope<T>>(response.body())
+        {
+            return Ok(ApiResponse {
+                data,
+                meta,
+                trace_id: trace_id.or_else(|| header_trace_id(response)),
+            });
+        }
+    }
+    parse_api_response_slow(response)
+}
+
+fn parse_api_response_slow<T: DeserializeOwned>(
     response: &http::Response<Vec<u8>>,
 ) -> Result<ApiResponse<T>> {
     let status = response.status().as_u16();
@@ -139,12 +186,7 @@ fn read_envelope<'a>(
     family: Family,
 ) -> Result<RawEnvelope<'a>> {
     let status = response.status().as_u16();
-    let header_trace = response
-        .headers()
-        .get("x-trace-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 128)
-        .map(str::to_owned);
+    let header_trace = header_trace_id(response);
     let body = response.body();
     let parsed = std::str::from_utf8(body)
         .map_err(|_| "response is not UTF-8 text".to_owned())

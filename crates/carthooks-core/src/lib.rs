@@ -68,7 +68,9 @@ pub mod secret;
 pub mod tokens;
 pub mod url;
 
-pub use config::{ClientConfig, Clock, ManualClock, OAuthConfig, SystemClock, TokenCallback};
+pub use config::{
+    ClientConfig, Clock, ManualClock, MonotonicClock, OAuthConfig, SystemClock, TokenCallback,
+};
 pub use endpoint::Endpoint;
 pub use envelope::{ApiResponse, parse_api_response, parse_token_response};
 pub use error::{Error, Result, ServiceError, TransportError, TransportErrorKind};

@@ -91,6 +91,11 @@ impl Bearer {
     pub fn generation(&self) -> u64 {
         self.generation
     }
+
+    /// The header value, by value.
+    pub fn into_header(self) -> HeaderValue {
+        self.header
+    }
 }
 
 impl std::fmt::Debug for Bearer {
@@ -224,6 +229,25 @@ impl TokenMachine {
     /// The current token set, if any.
     pub fn current_tokens(&self) -> Option<OAuthTokens> {
         self.current.as_ref().map(|c| c.tokens.clone())
+    }
+
+    /// The fast path: the current token when it can be used at `now` with nothing
+    /// else to do (fresh, or auto-refresh off). Takes `&self`, so a client can
+    /// answer most calls under a shared read lock; `None` means "ask
+    /// [`poll_authorize`](Self::poll_authorize)".
+    pub fn ready_bearer(&self, now: u64) -> Option<Bearer> {
+        let c = self.current.as_ref()?;
+        if !self.config.auto_refresh {
+            return Some(c.bearer.clone());
+        }
+        if c.invalid {
+            return None;
+        }
+        match c.tokens.expires_in(now) {
+            None => Some(c.bearer.clone()),
+            Some(left) if left > self.config.refresh_window => Some(c.bearer.clone()),
+            Some(_) => None,
+        }
     }
 
     /// The latest known refresh token (configured, or issued since).
@@ -581,6 +605,21 @@ mod tests {
             without_client.poll_authorize(NOW, None),
             Err(Error::Config(_))
         ));
+    }
+
+    #[test]
+    fn fast_path_agrees_with_poll() {
+        let mut m = machine();
+        assert!(m.ready_bearer(NOW).is_none());
+        let b = grant(&mut m, "a1", Some("r1"), 86_400, NOW);
+        assert_eq!(m.ready_bearer(NOW).unwrap().generation(), b.generation());
+        assert!(
+            m.ready_bearer(NOW + 86_400 - 300).is_none(),
+            "stale: take the slow path"
+        );
+        assert!(m.ready_bearer(NOW + 86_400).is_none(), "expired");
+        m.invalidate(b.generation());
+        assert!(m.ready_bearer(NOW).is_none(), "invalidated");
     }
 
     #[test]

@@ -243,6 +243,16 @@ impl ItemsQuery {
         self.limit
     }
 
+    /// Appends the encoded query (`filters…&pagination[start]=…&pagination[limit]=…`)
+    /// to `out`, without building the pairs.
+    pub(crate) fn write_query(&self, out: &mut String) {
+        for (k, v) in &self.params {
+            crate::url::append_pair(out, k, v);
+        }
+        crate::url::append_number(out, "pagination[start]", self.start);
+        crate::url::append_number(out, "pagination[limit]", self.limit);
+    }
+
     /// All query pairs, in wire order (filters first, then pagination).
     pub fn to_pairs(&self) -> Vec<(String, String)> {
         let mut pairs = self.params.clone();

@@ -15,6 +15,9 @@ pub const DEFAULT_BASE_URL: &str = "https://api.carthooks.com";
 pub struct BaseUrl {
     /// `scheme://authority`
     origin: String,
+    /// Parsed once, reused by every request.
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
     /// Path prefix without trailing slash (`""` or `/something`).
     prefix: String,
     loopback: bool,
@@ -55,12 +58,42 @@ impl BaseUrl {
                 .parse::<std::net::IpAddr>()
                 .map(|ip| ip.is_loopback())
                 .unwrap_or(false);
+        let host = authority.as_str().to_ascii_lowercase();
         Ok(Self {
-            origin: format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()),
+            origin: format!("{scheme}://{host}"),
+            scheme: if https {
+                http::uri::Scheme::HTTPS
+            } else {
+                http::uri::Scheme::HTTP
+            },
+            authority: host.parse().map_err(|_| bad("invalid host"))?,
             prefix: uri.path().trim_end_matches('/').to_owned(),
             loopback,
             https,
         })
+    }
+
+    /// The URI of `path_and_query` (starting with `/`) under the prefix, or under
+    /// the prefix's parent with `parent`; only the path is parsed, the scheme and
+    /// host were parsed once.
+    pub(crate) fn uri(&self, parent: bool, path: &str, query: &str) -> Option<http::Uri> {
+        let prefix = if parent {
+            self.prefix.rfind('/').map_or("", |i| &self.prefix[..i])
+        } else {
+            &self.prefix
+        };
+        let mut pq = String::with_capacity(prefix.len() + path.len() + 1 + query.len());
+        pq.push_str(prefix);
+        pq.push_str(path);
+        if !query.is_empty() {
+            pq.push('?');
+            pq.push_str(query);
+        }
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(http::uri::PathAndQuery::try_from(pq).ok()?);
+        http::Uri::from_parts(parts).ok()
     }
 
     /// The URL for `path` (which starts with `/`), under the prefix.
@@ -111,24 +144,84 @@ impl Default for BaseUrl {
     }
 }
 
+/// `UNRESERVED[b]` is true for the bytes that are never escaped: `A-Z a-z 0-9 - . _ ~`.
+const UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+        b += 1;
+    }
+    table
+};
+
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    UNRESERVED[b as usize]
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
-fn encode_into(out: &mut String, input: &str, space_as_plus: bool) {
-    for &b in input.as_bytes() {
+/// Appends `input` percent-encoded; runs of unreserved bytes are copied whole.
+pub(crate) fn encode_into(out: &mut String, input: &str, space_as_plus: bool) {
+    let bytes = input.as_bytes();
+    out.reserve(bytes.len() + 8);
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
         if is_unreserved(b) {
-            out.push(b as char);
-        } else if b == b' ' && space_as_plus {
+            continue;
+        }
+        // `run..i` holds only unreserved ASCII bytes, so both ends are char
+        // boundaries whenever it is not empty.
+        if run < i {
+            out.push_str(&input[run..i]);
+        }
+        run = i + 1;
+        if b == b' ' && space_as_plus {
             out.push('+');
         } else {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
+            let escaped = [b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]];
+            out.push_str(std::str::from_utf8(&escaped).unwrap_or("%3F"));
         }
     }
+    if run < bytes.len() {
+        out.push_str(&input[run..]);
+    }
+}
+
+/// Appends `n` in decimal, without the formatting machinery (hot paths).
+pub(crate) fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+}
+
+/// Appends `key=n` to a query string being built.
+pub(crate) fn append_number(out: &mut String, key: &str, n: u64) {
+    if !out.is_empty() {
+        out.push('&');
+    }
+    encode_into(out, key, false);
+    out.push('=');
+    push_u64(out, n);
+}
+
+/// Appends `key=value` pairs to a query string being built (`&` between pairs).
+pub(crate) fn append_pair(out: &mut String, key: &str, value: &str) {
+    if !out.is_empty() {
+        out.push('&');
+    }
+    encode_into(out, key, false);
+    out.push('=');
+    encode_into(out, value, false);
 }
 
 /// Percent-encodes one path segment (`/` included).

@@ -23,9 +23,11 @@ macro_rules! engine_methods {
             let mut replayed = false;
             loop {
                 let bearer = self.bearer() $($await)* ?;
-                let request = endpoint.to_request(self.inner.auth.base(), Some(bearer.header()))?;
+                let base = self.inner.auth.base();
                 let kind = RequestKind::Api { idempotent: endpoint.is_idempotent() };
-                let response = self.send_with_retry(&request, kind) $($await)* ?;
+                // Built afresh for each attempt: no copy on the common path.
+                let make = || endpoint.to_request(base, Some(bearer.header()));
+                let response = self.send_with_retry(make, kind) $($await)* ?;
                 if response.status() == http::StatusCode::UNAUTHORIZED
                     && !replayed
                     && self.inner.auth.unauthorized(&bearer)
@@ -41,14 +43,19 @@ macro_rules! engine_methods {
         /// a non-idempotent request may have arrived is `Error::OutcomeUnknown`.
         $($async)? fn send_with_retry(
             &self,
-            request: &HttpRequest,
+            make: impl Fn() -> Result<HttpRequest>,
             kind: RequestKind,
         ) -> Result<HttpResponse> {
             let policy = self.inner.config.retry;
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let result = self.inner.transport.send(clone_request(request)) $($await)*;
+                let result = match self.inner.transport.send(make()?) $($await)* {
+                    // Success is never retried: skip the policy (and its clock and
+                    // random number) on the common path.
+                    Ok(response) if response.status().is_success() => return Ok(response),
+                    other => other,
+                };
                 let outcome = match &result {
                     Ok(response) => Attempt::Answered(response),
                     Err(e) => Attempt::Failed(e),
@@ -85,7 +92,8 @@ macro_rules! engine_methods {
                 match self.inner.auth.poll(waited)? {
                     Step::Ready(bearer) => return Ok(bearer),
                     Step::Fetch { ticket, flight, request, fallback } => {
-                        let answer = self.send_with_retry(&request, RequestKind::Token) $($await)*;
+                        let make = || Ok(clone_request(&request));
+                        let answer = self.send_with_retry(make, RequestKind::Token) $($await)*;
                         match (self.inner.auth.finish(flight, answer), fallback) {
                             (Ok((bearer, _)), _) => return Ok(bearer),
                             // The refresh failed but the current token is still valid.
@@ -109,7 +117,8 @@ macro_rules! engine_methods {
             loop {
                 match self.inner.auth.begin_grant(grant.clone())? {
                     GrantStep::Fetch { flight, request } => {
-                        let answer = self.send_with_retry(&request, RequestKind::Token) $($await)*;
+                        let make = || Ok(clone_request(&request));
+                        let answer = self.send_with_retry(make, RequestKind::Token) $($await)*;
                         return self.inner.auth.finish(flight, answer).map(|(_, tokens)| tokens);
                     }
                     GrantStep::Wait(listener) => {
@@ -153,6 +162,18 @@ macro_rules! api_methods {
         pub $($async)? fn refresh_oauth_token(&self, refresh_token: Option<&str>) -> Result<OAuthTokens> {
             let grant = self.inner.auth.refresh_grant(refresh_token)?;
             self.grant(grant) $($await)*
+        }
+
+        /// The `Authorization` header value the next call would carry, when the
+        /// current token is fresh (no refresh due); `None` otherwise. For callers
+        /// that must authenticate a request of their own with the same token.
+        ///
+        /// # Security warning
+        ///
+        /// The value grants access; it is marked sensitive (hidden from `Debug`).
+        /// Do not log it.
+        pub fn current_authorization(&self) -> Option<http::HeaderValue> {
+            self.inner.auth.ready_bearer().map(Bearer::into_header)
         }
 
         /// The current token set, if any.

@@ -11,7 +11,7 @@
 //! state under that lock before it notifies.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock, RwLockWriteGuard};
 
 use carthooks_core::{
     Authorize, BaseUrl, Bearer, Clock, Error, FlightTicket, Grant, GrantStart, HttpRequest,
@@ -23,7 +23,7 @@ use crate::log::event;
 use crate::store::TokenStore;
 
 pub(crate) struct Auth {
-    machine: Mutex<TokenMachine>,
+    machine: RwLock<TokenMachine>,
     event: Event,
     clock: Arc<dyn Clock>,
     callback: Option<TokenCallback>,
@@ -84,7 +84,7 @@ impl Auth {
         base: BaseUrl,
     ) -> Self {
         Self {
-            machine: Mutex::new(machine),
+            machine: RwLock::new(machine),
             event: Event::new(),
             clock,
             callback,
@@ -93,10 +93,20 @@ impl Auth {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, TokenMachine> {
+    fn lock(&self) -> RwLockWriteGuard<'_, TokenMachine> {
         // The machine never panics while locked; a poisoned lock still holds a
         // consistent machine.
-        self.machine.lock().unwrap_or_else(PoisonError::into_inner)
+        self.machine.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The fast path: a fresh token under a shared read lock (readers do not
+    /// block each other); `None` sends the caller to [`poll`](Self::poll).
+    pub(crate) fn ready_bearer(&self) -> Option<Bearer> {
+        let now = self.now();
+        self.machine
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ready_bearer(now)
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -108,11 +118,19 @@ impl Auth {
     }
 
     pub(crate) fn current_tokens(&self) -> Option<OAuthTokens> {
-        self.lock().current_tokens()
+        self.machine
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .current_tokens()
     }
 
-    /// What to do before an API call.
+    /// What to do before an API call: the fast path first, then the machine.
     pub(crate) fn poll(&self, waited: Option<WaitTicket>) -> Result<Step<'_>> {
+        if waited.is_none() {
+            if let Some(bearer) = self.ready_bearer() {
+                return Ok(Step::Ready(bearer));
+            }
+        }
         let now = self.now();
         let mut machine = self.lock();
         Ok(match machine.poll_authorize(now, waited)? {

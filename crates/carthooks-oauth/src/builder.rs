@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use carthooks_core::{
     AccessToken, ClientConfig, Clock, Error, MachineConfig, OAuthConfig, OAuthTokens, Result,
-    RetryPolicy, SystemClock, TokenMachine,
+    RetryPolicy, TokenMachine,
 };
 
 use crate::auth::Auth;
+use crate::clock::CoarseClock;
 use crate::store::TokenStore;
 use crate::transport::Connect;
 
@@ -125,7 +126,8 @@ impl<C: BuildClient> ClientBuilder<C> {
         self
     }
 
-    /// The clock used for token expiry (default: the system clock).
+    /// The clock used for token expiry (default: [`CoarseClock`], the system time
+    /// at build advanced by the coarse monotonic clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -243,7 +245,7 @@ impl<C: BuildClient> ClientBuilder<C> {
             }
             None => (MachineConfig::default(), None, None, None),
         };
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let clock = self.clock.unwrap_or_else(|| Arc::new(CoarseClock::new()));
         let now = clock.now();
         let mut machine = TokenMachine::new(machine_config, client);
         if let Some(rt) = refresh_token {

@@ -46,6 +46,7 @@ mod auth;
 mod blocking;
 mod builder;
 mod client;
+mod clock;
 pub mod csrf;
 mod log;
 mod pages;
@@ -55,6 +56,7 @@ mod transport;
 pub use blocking::BlockingClient;
 pub use builder::{BuildClient, ClientBuilder, Parts};
 pub use client::Client;
+pub use clock::CoarseClock;
 pub use pages::{ItemIter, ItemStream};
 pub use store::{FileTokenStore, MemoryTokenStore, TokenStore};
 pub use transport::{BlockingTransport, BoxFuture, Connect, Transport};
@@ -62,9 +64,9 @@ pub use transport::{BlockingTransport, BoxFuture, Connect, Transport};
 pub use carthooks_core::{
     AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
     ClientSecret, Clock, Endpoint, Error, FilterOp, HttpRequest, HttpResponse, ItemLock,
-    ItemsQuery, LockOptions, ManualClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens,
-    Pager, RefreshToken, Result, RetryPolicy, ServiceError, SystemClock, TransportError,
-    TransportErrorKind, UserAccessToken, UserInfo, WatchDataRequest,
+    ItemsQuery, LockOptions, ManualClock, MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig,
+    OAuthTokens, Pager, RefreshToken, Result, RetryPolicy, ServiceError, SystemClock,
+    TransportError, TransportErrorKind, UserAccessToken, UserInfo, WatchDataRequest,
 };
 
 #[cfg(test)]

@@ -32,12 +32,12 @@
 pub use carthooks_core::{
     AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
     ClientSecret, Clock, Endpoint, Error, FilterOp, ItemLock, ItemsQuery, LockOptions, ManualClock,
-    OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokenRequest, OAuthTokens, Pager, RefreshToken,
-    Result, RetryPolicy, ServiceError, SystemClock, TokenCallback, TransportError,
+    MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokenRequest, OAuthTokens, Pager,
+    RefreshToken, Result, RetryPolicy, ServiceError, SystemClock, TokenCallback, TransportError,
     TransportErrorKind, UserAccessToken, UserInfo, WatchDataRequest,
 };
 pub use carthooks_oauth::{
-    BlockingTransport, ClientBuilder, Connect, FileTokenStore, ItemIter, ItemStream,
+    BlockingTransport, ClientBuilder, CoarseClock, Connect, FileTokenStore, ItemIter, ItemStream,
     MemoryTokenStore, TokenStore, Transport, csrf,
 };
 

@@ -1,0 +1,382 @@
+//! End-to-end benchmark: the SDK against raw reqwest / raw ureq making the
+//! identical `get_items` request (same URL, headers and JSON decoding) to a
+//! loopback canned-answer server; then latency of 1,000 concurrent calls with and
+//! without a token expiry among them (against carthooks-mock, which has a token
+//! endpoint).
+//!
+//! Rounds interleave the two sides (alternating which goes first); the table shows
+//! median throughput per side and the SDK/raw ratio. Run with `cargo xtask bench`.
+//!
+//! Usage: `e2e [ROUNDS] [REQUESTS]` (default 7 rounds of 2,000 requests).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use carthooks_bench::{
+    APP, COLLECTION, CannedServer, RawEnvelope, TOKEN, page_body, query, raw_url,
+};
+use carthooks_core::ManualClock;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+struct Row {
+    name: &'static str,
+    sdk: f64,
+    raw: f64,
+}
+
+/// Runs `rounds` rounds of `requests` requests per side. Within a round the sides
+/// alternate in 10 slices (the side going first alternates too), so that drift in
+/// the machine's load hits both alike. Each closure runs `n` requests and returns
+/// the time taken. Returns the median requests/second per side.
+fn compare(
+    rounds: usize,
+    requests: usize,
+    mut sdk: impl FnMut(usize) -> Duration,
+    mut raw: impl FnMut(usize) -> Duration,
+) -> (f64, f64) {
+    const SLICES: usize = 10;
+    let slice = (requests / SLICES).max(1);
+    let (mut s, mut r) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (mut ts, mut tr) = (Duration::ZERO, Duration::ZERO);
+        for i in 0..SLICES {
+            if (round + i) % 2 == 0 {
+                ts += sdk(slice);
+                tr += raw(slice);
+            } else {
+                tr += raw(slice);
+                ts += sdk(slice);
+            }
+        }
+        let n = (slice * SLICES) as f64;
+        s.push(n / ts.as_secs_f64());
+        r.push(n / tr.as_secs_f64());
+    }
+    if std::env::var_os("E2E_VERBOSE").is_some() {
+        eprintln!("sdk {s:.0?}\nraw {r:.0?}");
+    }
+    (median(s), median(r))
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(7);
+    let requests: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
+    let server = CannedServer::start(page_body(1));
+    let base = server.url();
+    let url = raw_url(&base);
+    let auth = format!("Bearer {TOKEN}");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let sdk = carthooks_reqwest::Client::builder()
+        .without_env()
+        .base_url(&base)
+        .access_token(TOKEN)
+        .build()
+        .expect("sdk client");
+    // The raw side uses a reqwest client configured exactly as the SDK's own
+    // (same TLS, pool, timeouts, no redirects): only the SDK layer differs.
+    let raw: reqwest::Client = {
+        use carthooks_oauth::Connect;
+        carthooks_reqwest::ReqwestTransport::connect(&carthooks_core::ClientConfig::default())
+            .expect("transport")
+            .inner()
+            .clone()
+    };
+    let q = query();
+
+    async fn raw_call(raw: &reqwest::Client, url: &str, auth: &str) {
+        let resp = raw
+            .get(url)
+            .header("accept", "*/*")
+            .header("content-type", "application/json")
+            .header("authorization", auth)
+            .send()
+            .await
+            .expect("raw send");
+        assert!(resp.status().is_success());
+        let bytes = resp.bytes().await.expect("raw body");
+        let envelope: RawEnvelope = serde_json::from_slice(&bytes).expect("raw decode");
+        black_box((envelope.data, envelope.meta, envelope.trace_id));
+    }
+
+    // Warm up both pools and the server.
+    rt.block_on(async {
+        for _ in 0..200 {
+            black_box(sdk.get_items(APP, COLLECTION, &q).await.expect("sdk call"));
+            raw_call(&raw, &url, &auth).await;
+        }
+    });
+
+    // For instruction counting (`valgrind --tool=callgrind`): one side only.
+    if let Ok(only) = std::env::var("E2E_ONLY") {
+        rt.block_on(async {
+            for _ in 0..requests {
+                match only.as_str() {
+                    "sdk" => {
+                        black_box(sdk.get_items(APP, COLLECTION, &q).await.expect("sdk call"));
+                    }
+                    _ => raw_call(&raw, &url, &auth).await,
+                }
+            }
+        });
+        return;
+    }
+
+    let mut rows = Vec::new();
+
+    let (s, r) = compare(
+        rounds,
+        requests,
+        |n| {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..n {
+                    black_box(sdk.get_items(APP, COLLECTION, &q).await.expect("sdk call"));
+                }
+                t.elapsed()
+            })
+        },
+        |n| {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..n {
+                    raw_call(&raw, &url, &auth).await;
+                }
+                t.elapsed()
+            })
+        },
+    );
+    rows.push(Row {
+        name: "async (reqwest), 1 in flight",
+        sdk: s,
+        raw: r,
+    });
+
+    // Four times the requests, so each slice gives every task a dozen calls.
+    let (s, r) = compare(
+        rounds,
+        requests * 4,
+        |n| {
+            let per_task = (n / 64).max(1);
+            rt.block_on(async {
+                let t = Instant::now();
+                let tasks: Vec<_> = (0..64)
+                    .map(|_| {
+                        let (sdk, q) = (sdk.clone(), q.clone());
+                        tokio::spawn(async move {
+                            for _ in 0..per_task {
+                                black_box(sdk.get_items(APP, COLLECTION, &q).await.expect("sdk"));
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+                t.elapsed()
+            })
+        },
+        |n| {
+            let per_task = (n / 64).max(1);
+            rt.block_on(async {
+                let t = Instant::now();
+                let tasks: Vec<_> = (0..64)
+                    .map(|_| {
+                        let (raw, url, auth) = (raw.clone(), url.clone(), auth.clone());
+                        tokio::spawn(async move {
+                            for _ in 0..per_task {
+                                raw_call(&raw, &url, &auth).await;
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+                t.elapsed()
+            })
+        },
+    );
+    rows.push(Row {
+        name: "async (reqwest), 64 in flight",
+        sdk: s,
+        raw: r,
+    });
+
+    let sdk_blocking = carthooks_ureq::Client::builder()
+        .without_env()
+        .base_url(&base)
+        .access_token(TOKEN)
+        .build()
+        .expect("sdk blocking client");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let raw_blocking = |agent: &ureq::Agent| {
+        let mut resp = agent
+            .get(&url)
+            .header("accept", "*/*")
+            .header("content-type", "application/json")
+            .header("authorization", &auth)
+            .call()
+            .expect("raw ureq call");
+        assert!(resp.status().is_success());
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_vec()
+            .expect("raw ureq body");
+        let envelope: RawEnvelope = serde_json::from_slice(&bytes).expect("raw decode");
+        black_box((envelope.data, envelope.meta, envelope.trace_id));
+    };
+    for _ in 0..200 {
+        black_box(sdk_blocking.get_items(APP, COLLECTION, &q).expect("sdk"));
+        raw_blocking(&agent);
+    }
+    let (s, r) = compare(
+        rounds,
+        requests,
+        |n| {
+            let t = Instant::now();
+            for _ in 0..n {
+                black_box(sdk_blocking.get_items(APP, COLLECTION, &q).expect("sdk"));
+            }
+            t.elapsed()
+        },
+        |n| {
+            let t = Instant::now();
+            for _ in 0..n {
+                raw_blocking(&agent);
+            }
+            t.elapsed()
+        },
+    );
+    rows.push(Row {
+        name: "blocking (ureq), 1 in flight",
+        sdk: s,
+        raw: r,
+    });
+
+    println!("\n### SDK vs raw HTTP client, `get_items` (1-item page), loopback canned server");
+    println!("{rounds} interleaved rounds of {requests} requests; medians.\n");
+    println!("| scenario | SDK req/s | raw req/s | SDK / raw |");
+    println!("|---|---:|---:|---:|");
+    for row in &rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.3} |",
+            row.name,
+            row.sdk,
+            row.raw,
+            row.sdk / row.raw
+        );
+    }
+
+    expiry_under_load(&rt, rounds);
+}
+
+/// 1,000 concurrent `get_current_user` calls, with a fresh token and with the
+/// token expired as they start; latency percentiles and token requests.
+fn expiry_under_load(rt: &tokio::runtime::Runtime, rounds: usize) {
+    let mock = carthooks_mock::MockServer::start().expect("mock");
+    let run = |expire: bool| -> (Duration, Duration, u64) {
+        let clock = Arc::new(ManualClock::starting_now());
+        let client = carthooks_reqwest::Client::builder()
+            .without_env()
+            .base_url(mock.url())
+            .oauth(carthooks_core::OAuthConfig::new(
+                carthooks_mock::DEFAULT_CLIENT_ID,
+                carthooks_mock::DEFAULT_CLIENT_SECRET,
+            ))
+            .clock(clock.clone())
+            .build()
+            .expect("client");
+        rt.block_on(async {
+            client.initialize_oauth(None).await.expect("grant");
+            // Warm the pool so both scenarios start from open connections.
+            let warm: Vec<_> = (0..100)
+                .map(|_| {
+                    let c = client.clone();
+                    tokio::spawn(async move { c.get_current_user().await.expect("warm") })
+                })
+                .collect();
+            for w in warm {
+                w.await.expect("warm task");
+            }
+        });
+        if expire {
+            clock.advance(Duration::from_secs(86_400 + 1));
+        }
+        let before = mock.counters().token_requests;
+        let mut latencies = rt.block_on(async {
+            let tasks: Vec<_> = (0..1000)
+                .map(|_| {
+                    let c = client.clone();
+                    tokio::spawn(async move {
+                        let t = Instant::now();
+                        c.get_current_user().await.expect("call");
+                        t.elapsed()
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(1000);
+            for task in tasks {
+                out.push(task.await.expect("task"));
+            }
+            out
+        });
+        latencies.sort();
+        (
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            mock.counters().token_requests - before,
+        )
+    };
+    let (mut p50f, mut p99f, mut p50e, mut p99e) = (vec![], vec![], vec![], vec![]);
+    let mut refreshes = Vec::new();
+    for round in 0..rounds {
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for expire in order {
+            let (p50, p99, tokens) = run(expire);
+            if expire {
+                p50e.push(p50.as_secs_f64() * 1e3);
+                p99e.push(p99.as_secs_f64() * 1e3);
+                refreshes.push(tokens);
+            } else {
+                p50f.push(p50.as_secs_f64() * 1e3);
+                p99f.push(p99.as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let (p50f, p99f, p50e, p99e) = (median(p50f), median(p99f), median(p50e), median(p99e));
+    println!("\n### 1,000 concurrent calls crossing a token expiry (carthooks-mock, async client)");
+    println!("{rounds} rounds; medians of each round's percentiles.\n");
+    println!("| scenario | p50 ms | p99 ms | token requests per round |");
+    println!("|---|---:|---:|---|");
+    println!("| fresh token | {p50f:.2} | {p99f:.2} | 0 |");
+    println!("| expired at start | {p50e:.2} | {p99e:.2} | {refreshes:?} |");
+    println!("| ratio | {:.2} | {:.2} | |", p50e / p50f, p99e / p99f);
+}
