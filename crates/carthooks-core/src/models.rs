@@ -144,6 +144,9 @@ pub struct ItemsQuery {
     start: u64,
     limit: u64,
     params: Vec<(String, String)>,
+    /// `params` already percent-encoded, kept in step by [`push`](Self::push):
+    /// a query is usually built once and sent many times.
+    encoded: String,
 }
 
 impl Default for ItemsQuery {
@@ -162,7 +165,14 @@ impl ItemsQuery {
             start: 0,
             limit: Self::DEFAULT_LIMIT,
             params: Vec::new(),
+            encoded: String::new(),
         }
+    }
+
+    fn push(mut self, key: String, value: String) -> Self {
+        crate::url::append_pair(&mut self.encoded, &key, &value);
+        self.params.push((key, value));
+        self
     }
 
     /// Offset of the first item (`pagination[start]`).
@@ -179,12 +189,9 @@ impl ItemsQuery {
 
     /// Adds `filters[field][op]=value`, the value as given (for `$in` / `$nin`
     /// lists see [`filter_in`](Self::filter_in)).
-    pub fn filter(mut self, field: &str, op: FilterOp, value: impl ToString) -> Self {
-        self.params.push((
-            format!("filters[{field}][{}]", op.as_str()),
-            value.to_string(),
-        ));
-        self
+    pub fn filter(self, field: &str, op: FilterOp, value: impl ToString) -> Self {
+        let key = format!("filters[{field}][{}]", op.as_str());
+        self.push(key, value.to_string())
     }
 
     /// Adds `filters[field][$in][i]=value` for each value (the indexed-array form).
@@ -218,19 +225,16 @@ impl ItemsQuery {
         values: impl IntoIterator<Item = V>,
     ) -> Self {
         for (i, v) in values.into_iter().enumerate() {
-            self.params.push((
-                format!("filters[{field}][{}][{i}]", op.as_str()),
-                v.to_string(),
-            ));
+            let key = format!("filters[{field}][{}][{i}]", op.as_str());
+            self = self.push(key, v.to_string());
         }
         self
     }
 
     /// Adds any other query parameter as given (the escape hatch for operators and
     /// options this type does not know). It is percent-encoded on the wire.
-    pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((key.into(), value.into()));
-        self
+    pub fn param(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.push(key.into(), value.into())
     }
 
     /// The configured offset.
@@ -246,8 +250,12 @@ impl ItemsQuery {
     /// Appends the encoded query (`filters…&pagination[start]=…&pagination[limit]=…`)
     /// to `out`, without building the pairs.
     pub(crate) fn write_query(&self, out: &mut String) {
-        for (k, v) in &self.params {
-            crate::url::append_pair(out, k, v);
+        out.reserve(self.encoded.len() + 48);
+        if !self.encoded.is_empty() {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.push_str(&self.encoded);
         }
         crate::url::append_number(out, "pagination[start]", self.start);
         crate::url::append_number(out, "pagination[limit]", self.limit);

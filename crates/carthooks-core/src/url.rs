@@ -180,8 +180,9 @@ pub(crate) fn encode_into(out: &mut String, input: &str, space_as_plus: bool) {
         if b == b' ' && space_as_plus {
             out.push('+');
         } else {
-            let escaped = [b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]];
-            out.push_str(std::str::from_utf8(&escaped).unwrap_or("%3F"));
+            out.push('%');
+            out.push(char::from(HEX[(b >> 4) as usize]));
+            out.push(char::from(HEX[(b & 15) as usize]));
         }
     }
     if run < bytes.len() {
@@ -201,7 +202,7 @@ pub(crate) fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+    out.extend(buf[i..].iter().map(|&d| char::from(d)));
 }
 
 /// Appends `key=n` to a query string being built.

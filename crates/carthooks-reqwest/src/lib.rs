@@ -116,6 +116,31 @@ fn map_error(e: reqwest::Error) -> TransportError {
     TransportError::with_source(kind, e.without_url())
 }
 
+/// `http::Request` → `reqwest::Request`. reqwest's own `TryFrom` formats the URI
+/// with `Display` before parsing it (7k instructions a call, measured); joining
+/// the parts by hand costs a few dozen.
+fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, TransportError> {
+    let (parts, body) = request.into_parts();
+    let uri = &parts.uri;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(TransportError::new(TransportErrorKind::Other));
+    };
+    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut text = String::with_capacity(scheme.len() + 3 + authority.as_str().len() + path.len());
+    text.push_str(scheme);
+    text.push_str("://");
+    text.push_str(authority.as_str());
+    text.push_str(path);
+    // The parse error is not kept: it could quote the URL.
+    let url =
+        reqwest::Url::parse(&text).map_err(|_| TransportError::new(TransportErrorKind::Other))?;
+    let mut out = reqwest::Request::new(parts.method, url);
+    *out.headers_mut() = parts.headers;
+    *out.version_mut() = parts.version;
+    *out.body_mut() = Some(body.into());
+    Ok(out)
+}
+
 async fn send(
     transport: &ReqwestTransport,
     request: HttpRequest,
@@ -123,8 +148,7 @@ async fn send(
     let max_body = transport.max_body;
     // Never closed, so acquiring cannot fail; a failure would only lift the bound.
     let _permit = transport.permits.acquire().await.ok();
-    let request = reqwest::Request::try_from(request)
-        .map_err(|e| TransportError::with_source(TransportErrorKind::Other, e.without_url()))?;
+    let request = to_reqwest(request)?;
     let mut response = transport.client.execute(request).await.map_err(map_error)?;
     if response
         .content_length()

@@ -122,16 +122,33 @@ fn main() {
         }
     });
 
-    // For instruction counting (`valgrind --tool=callgrind`): one side only.
+    // For instruction counting (`valgrind --tool=callgrind`): one side only,
+    // 64 tasks in flight.
     if let Ok(only) = std::env::var("E2E_ONLY") {
         rt.block_on(async {
-            for _ in 0..requests {
-                match only.as_str() {
-                    "sdk" => {
-                        black_box(sdk.get_items(APP, COLLECTION, &q).await.expect("sdk call"));
-                    }
-                    _ => raw_call(&raw, &url, &auth).await,
-                }
+            let tasks: Vec<_> = (0..64)
+                .map(|_| {
+                    let (sdk, q, raw, url, auth, only) = (
+                        sdk.clone(),
+                        q.clone(),
+                        raw.clone(),
+                        url.clone(),
+                        auth.clone(),
+                        only.clone(),
+                    );
+                    tokio::spawn(async move {
+                        for _ in 0..requests / 64 {
+                            if only == "sdk" {
+                                black_box(sdk.get_items(APP, COLLECTION, &q).await.expect("sdk"));
+                            } else {
+                                raw_call(&raw, &url, &auth).await;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("task");
             }
         });
         return;
