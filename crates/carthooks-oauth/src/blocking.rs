@@ -1,7 +1,7 @@
 //! The blocking client.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use carthooks_core::endpoint::clone_request;
 use carthooks_core::{
@@ -14,11 +14,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{api_methods, engine_methods};
-use crate::auth::{Auth, GrantStep, Step};
-use crate::builder::{BuildClient, ClientBuilder, Parts};
+use crate::auth::{GrantStep, Step};
+use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
 use crate::log::event;
 use crate::pages::ItemIter;
-use crate::transport::{BlockingTransport, Jitter};
+use crate::transport::BlockingTransport;
 use event_listener::Listener as _;
 
 /// The blocking Carthooks client, generic over its [`BlockingTransport`].
@@ -27,14 +27,6 @@ use event_listener::Listener as _;
 /// `Send + Sync`: share it across threads.
 pub struct BlockingClient<T> {
     inner: Arc<Inner<T>>,
-}
-
-struct Inner<T> {
-    transport: T,
-    auth: Auth,
-    config: ClientConfig,
-    closed: AtomicBool,
-    jitter: Jitter,
 }
 
 impl<T> Clone for BlockingClient<T> {
@@ -57,13 +49,7 @@ impl<T: BlockingTransport> BuildClient for BlockingClient<T> {
     type Transport = T;
     fn from_parts(parts: Parts, transport: T) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                transport,
-                auth: parts.auth,
-                config: parts.config,
-                closed: AtomicBool::new(false),
-                jitter: Jitter::new(),
-            }),
+            inner: parts.into_inner(transport),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use carthooks_core::{
@@ -12,7 +13,7 @@ use carthooks_core::{
 use crate::auth::Auth;
 use crate::clock::CoarseClock;
 use crate::store::TokenStore;
-use crate::transport::Connect;
+use crate::transport::{Connect, Jitter};
 
 /// Builds a [`Client`](crate::Client) or a [`BlockingClient`](crate::BlockingClient).
 ///
@@ -53,6 +54,27 @@ impl<C> std::fmt::Debug for ClientBuilder<C> {
 pub struct Parts {
     pub(crate) config: ClientConfig,
     pub(crate) auth: Auth,
+}
+
+/// The shared state behind both clients (each holds an `Arc` of it).
+pub(crate) struct Inner<T> {
+    pub(crate) transport: T,
+    pub(crate) auth: Auth,
+    pub(crate) config: ClientConfig,
+    pub(crate) closed: AtomicBool,
+    pub(crate) jitter: Jitter,
+}
+
+impl Parts {
+    pub(crate) fn into_inner<T>(self, transport: T) -> Arc<Inner<T>> {
+        Arc::new(Inner {
+            transport,
+            auth: self.auth,
+            config: self.config,
+            closed: AtomicBool::new(false),
+            jitter: Jitter::new(),
+        })
+    }
 }
 
 /// Implemented by the clients so that one builder serves both.

@@ -1,7 +1,7 @@
 //! The async client.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use carthooks_core::endpoint::clone_request;
 use carthooks_core::{
@@ -14,11 +14,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{api_methods, engine_methods};
-use crate::auth::{Auth, GrantStep, Step};
-use crate::builder::{BuildClient, ClientBuilder, Parts};
+use crate::auth::{GrantStep, Step};
+use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
 use crate::log::event;
 use crate::pages::ItemStream;
-use crate::transport::{Jitter, Transport};
+use crate::transport::Transport;
 
 /// The async Carthooks client, generic over its [`Transport`].
 ///
@@ -26,14 +26,6 @@ use crate::transport::{Jitter, Transport};
 /// `Send + Sync`: share it across tasks.
 pub struct Client<T> {
     inner: Arc<Inner<T>>,
-}
-
-struct Inner<T> {
-    transport: T,
-    auth: Auth,
-    config: ClientConfig,
-    closed: AtomicBool,
-    jitter: Jitter,
 }
 
 impl<T> Clone for Client<T> {
@@ -56,13 +48,7 @@ impl<T: Transport> BuildClient for Client<T> {
     type Transport = T;
     fn from_parts(parts: Parts, transport: T) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                transport,
-                auth: parts.auth,
-                config: parts.config,
-                closed: AtomicBool::new(false),
-                jitter: Jitter::new(),
-            }),
+            inner: parts.into_inner(transport),
         }
     }
 }
