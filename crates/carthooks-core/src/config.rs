@@ -28,9 +28,25 @@ pub struct ClientConfig {
     pub access_token: Option<AccessToken>,
     /// Largest response body accepted (default 16 MiB); larger is an error.
     pub max_response_body: usize,
-    /// Most requests in flight at once through one client (default 100), where
-    /// the backend can bound it.
+    /// Most requests in flight at once through one client
+    /// (`CARTHOOKS_MAX_CONNECTIONS`, default 100), where the backend can bound it.
     pub max_connections: usize,
+    /// Most idle connections kept open for reuse
+    /// (`CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS`, default 20).
+    pub max_keepalive_connections: usize,
+    /// Offer HTTP/2 (ALPN over TLS) where the backend can (default true;
+    /// `CARTHOOKS_HTTP2_DISABLED` turns it off).
+    pub http2: bool,
+    /// Cache DNS answers (default true; `CARTHOOKS_DNS_CACHE_DISABLE` turns it off).
+    pub dns_cache: bool,
+    /// How long a cached DNS answer is used (`CARTHOOKS_DNS_CACHE_TTL`, default 300 s).
+    pub dns_cache_ttl: Duration,
+    /// When a lookup fails, use the last good answer even if it is older than the
+    /// TTL (default true; `CARTHOOKS_DNS_FALLBACK_DISABLE` turns it off).
+    pub dns_fallback: bool,
+    /// Connect to IPv6 addresses too (`CARTHOOKS_ENABLE_IPV6`; default false:
+    /// IPv4 only, as in the Python SDK).
+    pub enable_ipv6: bool,
     /// When to retry (default: 3 attempts, see [`RetryPolicy`]).
     pub retry: RetryPolicy,
     /// Allow `http://` to a host that is not loopback (default false: credentials
@@ -47,6 +63,12 @@ impl std::fmt::Debug for ClientConfig {
             .field("access_token", &self.access_token)
             .field("max_response_body", &self.max_response_body)
             .field("max_connections", &self.max_connections)
+            .field("max_keepalive_connections", &self.max_keepalive_connections)
+            .field("http2", &self.http2)
+            .field("dns_cache", &self.dns_cache)
+            .field("dns_cache_ttl", &self.dns_cache_ttl)
+            .field("dns_fallback", &self.dns_fallback)
+            .field("enable_ipv6", &self.enable_ipv6)
             .field("retry", &self.retry)
             .field("allow_insecure_http", &self.allow_insecure_http)
             .finish_non_exhaustive()
@@ -62,6 +84,12 @@ impl Default for ClientConfig {
             access_token: None,
             max_response_body: 16 << 20,
             max_connections: 100,
+            max_keepalive_connections: 20,
+            http2: true,
+            dns_cache: true,
+            dns_cache_ttl: Duration::from_secs(300),
+            dns_fallback: true,
+            enable_ipv6: false,
             retry: RetryPolicy::default(),
             allow_insecure_http: false,
         }
@@ -69,8 +97,46 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults overridden by `CARTHOOKS_API_URL`, `CARTHOOKS_ACCESS_TOKEN` and
-    /// `CARTHOOKS_TIMEOUT` where they are set.
+    /// Every environment variable this configuration reads, with what it sets.
+    pub const ENV_VARS: &'static [(&'static str, &'static str)] = &[
+        (
+            "CARTHOOKS_API_URL",
+            "base URL (default https://api.carthooks.com)",
+        ),
+        (
+            "CARTHOOKS_ACCESS_TOKEN",
+            "access token to use directly, without an OAuth grant",
+        ),
+        (
+            "CARTHOOKS_TIMEOUT",
+            "seconds per HTTP exchange (default 30)",
+        ),
+        (
+            "CARTHOOKS_MAX_CONNECTIONS",
+            "most requests in flight (default 100)",
+        ),
+        (
+            "CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS",
+            "most idle connections kept (default 20)",
+        ),
+        ("CARTHOOKS_HTTP2_DISABLED", "true: HTTP/1.1 only"),
+        ("CARTHOOKS_DNS_CACHE_DISABLE", "true: no DNS cache"),
+        (
+            "CARTHOOKS_DNS_CACHE_TTL",
+            "seconds a DNS answer is cached (default 300)",
+        ),
+        (
+            "CARTHOOKS_DNS_FALLBACK_DISABLE",
+            "true: no stale DNS answer when a lookup fails",
+        ),
+        (
+            "CARTHOOKS_ENABLE_IPV6",
+            "true: IPv6 addresses too (default IPv4 only)",
+        ),
+    ];
+
+    /// Defaults overridden by the `CARTHOOKS_*` variables of
+    /// [`ENV_VARS`](Self::ENV_VARS) that are set.
     pub fn from_env() -> Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -87,6 +153,39 @@ impl ClientConfig {
         }
         if let Some(t) = non_empty(lookup("CARTHOOKS_TIMEOUT")) {
             config.timeout = parse_seconds("CARTHOOKS_TIMEOUT", &t)?;
+        }
+        let count = |name: &str, into: &mut usize| -> Result<()> {
+            if let Some(v) = non_empty(lookup(name)) {
+                *into = v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    Error::Config(format!("{name} must be a whole number above 0"))
+                })?;
+            }
+            Ok(())
+        };
+        count("CARTHOOKS_MAX_CONNECTIONS", &mut config.max_connections)?;
+        count(
+            "CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS",
+            &mut config.max_keepalive_connections,
+        )?;
+        let flag = |name: &str| -> Result<Option<bool>> {
+            non_empty(lookup(name))
+                .map(|v| parse_bool(name, &v))
+                .transpose()
+        };
+        if let Some(off) = flag("CARTHOOKS_HTTP2_DISABLED")? {
+            config.http2 = !off;
+        }
+        if let Some(off) = flag("CARTHOOKS_DNS_CACHE_DISABLE")? {
+            config.dns_cache = !off;
+        }
+        if let Some(off) = flag("CARTHOOKS_DNS_FALLBACK_DISABLE")? {
+            config.dns_fallback = !off;
+        }
+        if let Some(on) = flag("CARTHOOKS_ENABLE_IPV6")? {
+            config.enable_ipv6 = on;
+        }
+        if let Some(t) = non_empty(lookup("CARTHOOKS_DNS_CACHE_TTL")) {
+            config.dns_cache_ttl = parse_seconds("CARTHOOKS_DNS_CACHE_TTL", &t)?;
         }
         Ok(config)
     }
@@ -137,6 +236,11 @@ impl ClientConfig {
                 "max_response_body and max_connections must be greater than zero".into(),
             ));
         }
+        if self.dns_cache && self.dns_cache_ttl.is_zero() {
+            return Err(Error::Config(
+                "dns_cache_ttl must be greater than zero".into(),
+            ));
+        }
         if self.retry.max_attempts == 0 {
             return Err(Error::Config(
                 "retry.max_attempts must be at least 1".into(),
@@ -148,6 +252,16 @@ impl ClientConfig {
 
 fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::Config(format!(
+            "{name} must be true or false (1/0, yes/no, on/off)"
+        ))),
+    }
 }
 
 fn parse_seconds(name: &str, value: &str) -> Result<Duration> {
@@ -393,6 +507,48 @@ mod tests {
         }
         let e = ClientConfig::from_lookup(env(&[("CARTHOOKS_API_URL", "nope")])).unwrap_err();
         assert!(e.to_string().contains("CARTHOOKS_API_URL"));
+    }
+
+    #[test]
+    fn transport_knobs_from_env() {
+        let d = ClientConfig::from_lookup(env(&[])).unwrap();
+        assert_eq!(
+            (
+                d.max_connections,
+                d.max_keepalive_connections,
+                d.http2,
+                d.dns_cache
+            ),
+            (100, 20, true, true)
+        );
+        assert_eq!(
+            (d.dns_cache_ttl.as_secs(), d.dns_fallback, d.enable_ipv6),
+            (300, true, false)
+        );
+        let c = ClientConfig::from_lookup(env(&[
+            ("CARTHOOKS_MAX_CONNECTIONS", "8"),
+            ("CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS", "2"),
+            ("CARTHOOKS_HTTP2_DISABLED", "true"),
+            ("CARTHOOKS_DNS_CACHE_DISABLE", "1"),
+            ("CARTHOOKS_DNS_CACHE_TTL", "60"),
+            ("CARTHOOKS_DNS_FALLBACK_DISABLE", "yes"),
+            ("CARTHOOKS_ENABLE_IPV6", "on"),
+        ]))
+        .unwrap();
+        assert_eq!((c.max_connections, c.max_keepalive_connections), (8, 2));
+        assert!(!c.http2 && !c.dns_cache && !c.dns_fallback && c.enable_ipv6);
+        assert_eq!(c.dns_cache_ttl.as_secs(), 60);
+        for (name, bad) in [
+            ("CARTHOOKS_MAX_CONNECTIONS", "0"),
+            ("CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS", "-3"),
+            ("CARTHOOKS_HTTP2_DISABLED", "maybe"),
+            ("CARTHOOKS_ENABLE_IPV6", "2"),
+            ("CARTHOOKS_DNS_CACHE_TTL", "soon"),
+        ] {
+            let e = ClientConfig::from_lookup(env(&[(name, bad)])).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        assert_eq!(ClientConfig::ENV_VARS.len(), 10);
     }
 
     #[test]

@@ -176,6 +176,17 @@ macro_rules! api_methods {
             self.inner.auth.ready_bearer().map(Bearer::into_header)
         }
 
+        /// Counters of the client's DNS cache (hits, lookups, failures, stale
+        /// answers served, entries).
+        pub fn dns_cache_stats(&self) -> crate::dns::DnsCacheStats {
+            self.inner.dns.stats()
+        }
+
+        /// Forgets every cached DNS answer.
+        pub fn clear_dns_cache(&self) {
+            self.inner.dns.clear();
+        }
+
         /// The current token set, if any.
         pub fn get_current_tokens(&self) -> Option<OAuthTokens> {
             self.inner.auth.current_tokens()

@@ -12,38 +12,37 @@ use carthooks_core::{
 
 use crate::auth::Auth;
 use crate::clock::CoarseClock;
+use crate::dns::{DnsCache, Lookup, SystemLookup};
 use crate::store::TokenStore;
 use crate::transport::{Connect, Jitter};
 
 /// Builds a [`Client`](crate::Client) or a [`BlockingClient`](crate::BlockingClient).
 ///
-/// Settings made here win over the environment (`CARTHOOKS_API_URL`,
-/// `CARTHOOKS_ACCESS_TOKEN`, `CARTHOOKS_TIMEOUT`), which is read at `build()`
-/// unless [`without_env`](Self::without_env) was called.
+/// Settings made here win over the environment (the `CARTHOOKS_*` variables of
+/// [`ClientConfig::ENV_VARS`]), which is read at `build()` unless
+/// [`without_env`](Self::without_env) was called. A malformed variable is an
+/// [`Error::Config`] naming it, unless code sets that value.
 #[must_use]
 pub struct ClientBuilder<C> {
-    base_url: Option<String>,
-    timeout: Option<Duration>,
-    connect_timeout: Option<Duration>,
-    access_token: Option<AccessToken>,
+    /// Changes to the configuration, in order, each with the environment variable
+    /// it overrides (that variable is then not read).
+    edits: Vec<(Option<&'static str>, ConfigEdit)>,
     oauth: Option<OAuthConfig>,
     tokens: Option<OAuthTokens>,
     clock: Option<Arc<dyn Clock>>,
     store: Option<Arc<dyn TokenStore>>,
-    retry: Option<RetryPolicy>,
-    max_response_body: Option<usize>,
-    max_connections: Option<usize>,
-    allow_insecure_http: bool,
+    lookup: Option<Arc<dyn Lookup>>,
     use_env: bool,
     _client: PhantomData<fn() -> C>,
 }
 
+type ConfigEdit = Box<dyn FnOnce(&mut ClientConfig) -> Result<()> + Send>;
+
 impl<C> std::fmt::Debug for ClientBuilder<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let overrides: Vec<&str> = self.edits.iter().filter_map(|(var, _)| *var).collect();
         f.debug_struct("ClientBuilder")
-            .field("base_url", &self.base_url)
-            .field("timeout", &self.timeout)
-            .field("access_token", &self.access_token)
+            .field("overrides", &overrides)
             .field("oauth", &self.oauth)
             .field("use_env", &self.use_env)
             .finish_non_exhaustive()
@@ -54,6 +53,7 @@ impl<C> std::fmt::Debug for ClientBuilder<C> {
 pub struct Parts {
     pub(crate) config: ClientConfig,
     pub(crate) auth: Auth,
+    pub(crate) dns: Arc<DnsCache>,
 }
 
 /// The shared state behind both clients (each holds an `Arc` of it).
@@ -63,6 +63,7 @@ pub(crate) struct Inner<T> {
     pub(crate) config: ClientConfig,
     pub(crate) closed: AtomicBool,
     pub(crate) jitter: Jitter,
+    pub(crate) dns: Arc<DnsCache>,
 }
 
 impl Parts {
@@ -73,6 +74,7 @@ impl Parts {
             config: self.config,
             closed: AtomicBool::new(false),
             jitter: Jitter::new(),
+            dns: self.dns,
         })
     }
 }
@@ -88,18 +90,12 @@ pub trait BuildClient: Sized {
 impl<C> Default for ClientBuilder<C> {
     fn default() -> Self {
         Self {
-            base_url: None,
-            timeout: None,
-            connect_timeout: None,
-            access_token: None,
+            edits: Vec::new(),
             oauth: None,
             tokens: None,
             clock: None,
             store: None,
-            retry: None,
-            max_response_body: None,
-            max_connections: None,
-            allow_insecure_http: false,
+            lookup: None,
             use_env: true,
             _client: PhantomData,
         }
@@ -112,28 +108,38 @@ impl<C: BuildClient> ClientBuilder<C> {
         Self::default()
     }
 
-    /// Base URL of the API (default `https://api.carthooks.com`).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
+    /// Base URL of the API (`CARTHOOKS_API_URL`, default `https://api.carthooks.com`).
+    pub fn base_url(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.edit(Some("CARTHOOKS_API_URL"), move |c| {
+            c.base_url = carthooks_core::BaseUrl::parse(&url)?;
+            Ok(())
+        })
     }
 
-    /// Total timeout of one HTTP exchange (default 30 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
+    /// Total timeout of one HTTP exchange (`CARTHOOKS_TIMEOUT`, default 30 s).
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.edit(Some("CARTHOOKS_TIMEOUT"), move |c| {
+            c.timeout = timeout;
+            Ok(())
+        })
     }
 
     /// Connect timeout (default 10 s, never above the total timeout).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
-        self
+    pub fn connect_timeout(self, timeout: Duration) -> Self {
+        self.edit(None, move |c| {
+            c.connect_timeout = timeout;
+            Ok(())
+        })
     }
 
-    /// Direct-access-token mode: use this token as it is.
-    pub fn access_token(mut self, token: impl Into<AccessToken>) -> Self {
-        self.access_token = Some(token.into());
-        self
+    /// Direct-access-token mode (`CARTHOOKS_ACCESS_TOKEN`): use this token as it is.
+    pub fn access_token(self, token: impl Into<AccessToken>) -> Self {
+        let token = token.into();
+        self.edit(Some("CARTHOOKS_ACCESS_TOKEN"), move |c| {
+            c.access_token = Some(token);
+            Ok(())
+        })
     }
 
     /// OAuth client settings (client id, secret, refresh token, callback).
@@ -163,28 +169,103 @@ impl<C: BuildClient> ClientBuilder<C> {
     }
 
     /// When to retry (default: 3 attempts; see [`RetryPolicy`]).
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
+    pub fn retry_policy(self, policy: RetryPolicy) -> Self {
+        self.edit(None, move |c| {
+            c.retry = policy;
+            Ok(())
+        })
     }
 
     /// Largest response body accepted (default 16 MiB).
-    pub fn max_response_body(mut self, bytes: usize) -> Self {
-        self.max_response_body = Some(bytes);
-        self
+    pub fn max_response_body(self, bytes: usize) -> Self {
+        self.edit(None, move |c| {
+            c.max_response_body = bytes;
+            Ok(())
+        })
     }
 
-    /// Most requests in flight at once (default 100), where the backend can
-    /// bound it (the reqwest backend does).
-    pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = Some(n);
-        self
+    /// Most requests in flight at once (`CARTHOOKS_MAX_CONNECTIONS`, default
+    /// 100), where the backend can bound it (the reqwest backend does).
+    pub fn max_connections(self, n: usize) -> Self {
+        self.edit(Some("CARTHOOKS_MAX_CONNECTIONS"), move |c| {
+            c.max_connections = n;
+            Ok(())
+        })
+    }
+
+    /// Most idle connections kept for reuse (`CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS`,
+    /// default 20).
+    pub fn max_keepalive_connections(self, n: usize) -> Self {
+        self.edit(Some("CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS"), move |c| {
+            c.max_keepalive_connections = n;
+            Ok(())
+        })
+    }
+
+    /// Offer HTTP/2 over TLS (default true; `CARTHOOKS_HTTP2_DISABLED`). The ureq
+    /// backend speaks HTTP/1.1 only.
+    pub fn http2(self, on: bool) -> Self {
+        self.edit(Some("CARTHOOKS_HTTP2_DISABLED"), move |c| {
+            c.http2 = on;
+            Ok(())
+        })
+    }
+
+    /// Cache DNS answers (default true; `CARTHOOKS_DNS_CACHE_DISABLE`).
+    pub fn dns_cache(self, on: bool) -> Self {
+        self.edit(Some("CARTHOOKS_DNS_CACHE_DISABLE"), move |c| {
+            c.dns_cache = on;
+            Ok(())
+        })
+    }
+
+    /// How long a DNS answer is cached (`CARTHOOKS_DNS_CACHE_TTL`, default 300 s).
+    pub fn dns_cache_ttl(self, ttl: Duration) -> Self {
+        self.edit(Some("CARTHOOKS_DNS_CACHE_TTL"), move |c| {
+            c.dns_cache_ttl = ttl;
+            Ok(())
+        })
+    }
+
+    /// Serve the last good DNS answer when a lookup fails (default true;
+    /// `CARTHOOKS_DNS_FALLBACK_DISABLE`).
+    pub fn dns_fallback(self, on: bool) -> Self {
+        self.edit(Some("CARTHOOKS_DNS_FALLBACK_DISABLE"), move |c| {
+            c.dns_fallback = on;
+            Ok(())
+        })
+    }
+
+    /// Connect to IPv6 addresses too (`CARTHOOKS_ENABLE_IPV6`; default IPv4 only).
+    pub fn enable_ipv6(self, on: bool) -> Self {
+        self.edit(Some("CARTHOOKS_ENABLE_IPV6"), move |c| {
+            c.enable_ipv6 = on;
+            Ok(())
+        })
     }
 
     /// Allows `http://` to hosts that are not loopback. Credentials then cross
     /// the network unencrypted: only for trusted networks.
-    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.allow_insecure_http = allow;
+    pub fn allow_insecure_http(self, allow: bool) -> Self {
+        self.edit(None, move |c| {
+            c.allow_insecure_http = allow;
+            Ok(())
+        })
+    }
+
+    /// Resolves host names with `lookup` instead of the system resolver (still
+    /// through the DNS cache).
+    pub fn dns_lookup(mut self, lookup: Arc<dyn Lookup>) -> Self {
+        self.lookup = Some(lookup);
+        self
+    }
+
+    fn edit(
+        mut self,
+        env_var: Option<&'static str>,
+        f: impl FnOnce(&mut ClientConfig) -> Result<()> + Send + 'static,
+    ) -> Self {
+        self.edits.push((env_var, Box::new(f)));
         self
     }
 
@@ -200,7 +281,7 @@ impl<C: BuildClient> ClientBuilder<C> {
         C::Transport: Connect,
     {
         let parts = self.into_parts()?;
-        let transport = C::Transport::connect(&parts.config)?;
+        let transport = C::Transport::connect(&parts.config, Arc::clone(&parts.dns))?;
         Ok(C::from_parts(parts, transport))
     }
 
@@ -210,15 +291,10 @@ impl<C: BuildClient> ClientBuilder<C> {
     }
 
     fn into_parts(self) -> Result<Parts> {
-        let overridden = |name: &str| match name {
-            "CARTHOOKS_API_URL" => self.base_url.is_some(),
-            "CARTHOOKS_ACCESS_TOKEN" => self.access_token.is_some(),
-            "CARTHOOKS_TIMEOUT" => self.timeout.is_some(),
-            _ => false,
-        };
+        let overridden: Vec<&str> = self.edits.iter().filter_map(|(var, _)| *var).collect();
         let mut config = if self.use_env {
             ClientConfig::from_lookup(|name| {
-                if overridden(name) {
+                if overridden.contains(&name) {
                     None
                 } else {
                     std::env::var(name).ok()
@@ -227,28 +303,9 @@ impl<C: BuildClient> ClientBuilder<C> {
         } else {
             ClientConfig::default()
         };
-        if let Some(url) = &self.base_url {
-            config = config.with_base_url(url)?;
+        for (_, edit) in self.edits {
+            edit(&mut config)?;
         }
-        if let Some(t) = self.timeout {
-            config.timeout = t;
-        }
-        if let Some(t) = self.connect_timeout {
-            config.connect_timeout = t;
-        }
-        if let Some(t) = self.access_token {
-            config.access_token = Some(t);
-        }
-        if let Some(policy) = self.retry {
-            config.retry = policy;
-        }
-        if let Some(n) = self.max_response_body {
-            config.max_response_body = n;
-        }
-        if let Some(n) = self.max_connections {
-            config.max_connections = n;
-        }
-        config.allow_insecure_http = self.allow_insecure_http;
         config.validate()?;
 
         let (machine_config, client, callback, refresh_token) = match &self.oauth {
@@ -291,6 +348,8 @@ impl<C: BuildClient> ClientBuilder<C> {
             self.store,
             config.base_url.clone(),
         );
-        Ok(Parts { config, auth })
+        let lookup = self.lookup.unwrap_or_else(|| Arc::new(SystemLookup));
+        let dns = Arc::new(DnsCache::new(&config, lookup));
+        Ok(Parts { config, auth, dns })
     }
 }

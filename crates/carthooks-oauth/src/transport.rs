@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use carthooks_core::{ClientConfig, HttpRequest, HttpResponse, Result, TransportError};
 
+use crate::dns::DnsCache;
+
 /// A boxed, `Send` future, as returned by [`Transport::send`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -149,9 +151,10 @@ impl Jitter {
     }
 }
 
-/// A transport that can be built from the client configuration (timeouts…).
-/// Backends implement it so that `ClientBuilder::build()` can make one.
+/// A transport that can be built from the client configuration (timeouts,
+/// limits…) and the client's DNS cache. Backends implement it so that
+/// `ClientBuilder::build()` can make one.
 pub trait Connect: Sized {
-    /// Builds the transport for `config`.
-    fn connect(config: &ClientConfig) -> Result<Self>;
+    /// Builds the transport for `config`, resolving names through `dns`.
+    fn connect(config: &ClientConfig, dns: Arc<DnsCache>) -> Result<Self>;
 }

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carthooks_oauth::{
-    BoxFuture, ClientConfig, Connect, HttpRequest, HttpResponse, Transport, TransportError,
-    TransportErrorKind,
+    BoxFuture, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, Transport,
+    TransportError, TransportErrorKind,
 };
 
 pub use carthooks_oauth::{
@@ -66,7 +66,8 @@ impl ReqwestTransport {
     }
 }
 
-fn tls_config() -> Result<rustls::ClientConfig, String> {
+/// Offers `h2` by ALPN when HTTP/2 is on; the server picks.
+fn tls_config(http2: bool) -> Result<rustls::ClientConfig, String> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -75,21 +76,49 @@ fn tls_config() -> Result<rustls::ClientConfig, String> {
         .with_platform_verifier()
         .map_err(|e| e.to_string())?
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(config)
 }
 
+/// reqwest's resolver hook over the client's [`DnsCache`]: lookups run on the
+/// blocking pool.
+struct CachedResolve(Arc<DnsCache>);
+
+impl reqwest::dns::Resolve for CachedResolve {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let cache = Arc::clone(&self.0);
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            // The port is set by the connector; 0 here.
+            let addrs = tokio::task::spawn_blocking(move || cache.resolve(&host, 0))
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)??;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 impl Connect for ReqwestTransport {
-    fn connect(config: &ClientConfig) -> carthooks_oauth::Result<Self> {
-        let tls = tls_config().map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?;
-        reqwest::Client::builder()
+    fn connect(config: &ClientConfig, dns: Arc<DnsCache>) -> carthooks_oauth::Result<Self> {
+        let tls = tls_config(config.http2)
+            .map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?;
+        let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(config.timeout)
             .connect_timeout(config.effective_connect_timeout())
-            .http1_only()
-            .tcp_nodelay(true)
+            .pool_max_idle_per_host(config.max_keepalive_connections)
+            .dns_resolver(Arc::new(CachedResolve(dns)))
+            .tcp_nodelay(true);
+        if !config.http2 {
+            builder = builder.http1_only();
+        }
+        builder
             .build()
             .map(|client| {
                 Self::with_limits(client, config.max_response_body, config.max_connections)
@@ -195,7 +224,9 @@ mod tests {
 
     #[test]
     fn tls_config_builds_with_ring() {
-        let config = tls_config().unwrap();
+        let config = tls_config(false).unwrap();
         assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        let h2 = tls_config(true).unwrap();
+        assert_eq!(h2.alpn_protocols[0], b"h2".to_vec());
     }
 }

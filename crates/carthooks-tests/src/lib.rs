@@ -81,6 +81,7 @@ pub trait Sdk: Calls + Clone + Send + Sync + Sized + 'static {
     /// Wraps a built client.
     fn wrap(client: Self::Client) -> Self;
     fn get_current_tokens(&self) -> Option<OAuthTokens>;
+    fn dns_stats(&self) -> carthooks_oauth::DnsCacheStats;
     fn close(&self);
     /// `n` concurrent `get_current_user` calls (tasks or threads), all results.
     fn concurrent_current_user(&self, n: usize) -> Vec<Result<ApiResponse<UserInfo>>>;
@@ -113,6 +114,9 @@ impl Sdk for ReqwestSdk {
     }
     fn get_current_tokens(&self) -> Option<OAuthTokens> {
         self.client.get_current_tokens()
+    }
+    fn dns_stats(&self) -> carthooks_oauth::DnsCacheStats {
+        self.client.dns_cache_stats()
     }
     fn close(&self) {
         self.client.close();
@@ -161,6 +165,9 @@ impl Sdk for UreqSdk {
     }
     fn get_current_tokens(&self) -> Option<OAuthTokens> {
         self.0.get_current_tokens()
+    }
+    fn dns_stats(&self) -> carthooks_oauth::DnsCacheStats {
+        self.0.dns_cache_stats()
     }
     fn close(&self) {
         self.0.close();
@@ -297,6 +304,7 @@ macro_rules! suite {
             timeout_is_a_typed_error,
             connection_refused_is_a_typed_error,
             no_secret_in_debug_or_errors,
+            dns_goes_through_the_cache_ipv4_only,
         );
     };
     (@tests $sdk:ty; $module:ident; $($name:ident),* $(,)?) => {

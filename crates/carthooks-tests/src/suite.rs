@@ -671,3 +671,75 @@ where
         );
     }
 }
+
+/// Counts lookups and answers with the given addresses.
+struct CountingLookup {
+    calls: std::sync::atomic::AtomicU64,
+    ips: Vec<std::net::IpAddr>,
+}
+
+impl carthooks_oauth::Lookup for CountingLookup {
+    fn lookup(&self, _host: &str, port: u16) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(self
+            .ips
+            .iter()
+            .map(|ip| std::net::SocketAddr::new(*ip, port))
+            .collect())
+    }
+}
+
+pub fn dns_goes_through_the_cache_ipv4_only<S: Sdk>()
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    let server = server();
+    let url = format!("http://localhost:{}", server.addr().port());
+    let v6: std::net::IpAddr = "::1".parse().unwrap();
+    let v4: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    // The mock listens on 127.0.0.1 only: the client must skip the IPv6 answer.
+    let both = std::sync::Arc::new(CountingLookup {
+        calls: Default::default(),
+        ips: vec![v6, v4],
+    });
+    let built = carthooks_oauth::ClientBuilder::<S::Client>::new()
+        .without_env()
+        .base_url(url.as_str())
+        .oauth(oauth())
+        .dns_lookup(both.clone())
+        .build()
+        .unwrap();
+    let c = S::wrap(built);
+    c.initialize_oauth(None).unwrap();
+    c.get_current_user().unwrap();
+    assert!(both.calls.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    let stats = c.dns_stats();
+    assert!(stats.lookups >= 1 && stats.failures == 0, "{stats:?}");
+    // Only an IPv6 answer, IPv6 off: a typed connection error, nothing sent.
+    let only_v6 = std::sync::Arc::new(CountingLookup {
+        calls: Default::default(),
+        ips: vec![v6],
+    });
+    let before = server.counters().received;
+    let c = S::wrap(
+        carthooks_oauth::ClientBuilder::<S::Client>::new()
+            .without_env()
+            .base_url(url.as_str())
+            .oauth(oauth())
+            .retry_policy(carthooks_core::RetryPolicy::none())
+            .dns_lookup(only_v6.clone())
+            .build()
+            .unwrap(),
+    );
+    let e = c.initialize_oauth(None).unwrap_err();
+    match &e {
+        Error::Transport(t) => assert_eq!(t.kind(), TransportErrorKind::Connect, "{e:?}"),
+        other => panic!("{}: {other:?}", S::NAME),
+    }
+    assert!(only_v6.calls.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(
+        c.dns_stats().failures >= 1,
+        "the IPv6-only answer was refused by the filter"
+    );
+    assert_eq!(server.counters().received, before);
+}

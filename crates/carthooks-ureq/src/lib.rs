@@ -16,8 +16,10 @@
 //! # Ok::<(), carthooks_ureq::Error>(())
 //! ```
 
+use std::sync::Arc;
+
 use carthooks_oauth::{
-    BlockingTransport, ClientConfig, Connect, HttpRequest, HttpResponse, TransportError,
+    BlockingTransport, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, TransportError,
     TransportErrorKind,
 };
 
@@ -55,9 +57,42 @@ impl UreqTransport {
     }
 }
 
+/// ureq's resolver hook over the client's [`DnsCache`].
+#[derive(Debug)]
+struct CachedResolver(Arc<DnsCache>);
+
+impl ureq::unversioned::resolver::Resolver for CachedResolver {
+    fn resolve(
+        &self,
+        uri: &http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let authority = uri.authority().ok_or(ureq::Error::HostNotFound)?;
+        let port = authority.port_u16().unwrap_or(match uri.scheme_str() {
+            Some("https") => 443,
+            _ => 80,
+        });
+        let addrs = self
+            .0
+            .resolve(authority.host(), port)
+            .map_err(|_| ureq::Error::HostNotFound)?;
+        let mut out = self.empty();
+        for addr in addrs.into_iter().take(16) {
+            out.push(addr);
+        }
+        Ok(out)
+    }
+}
+
 impl Connect for UreqTransport {
-    fn connect(config: &ClientConfig) -> carthooks_oauth::Result<Self> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+    fn connect(config: &ClientConfig, dns: Arc<DnsCache>) -> carthooks_oauth::Result<Self> {
+        let ip_family = if dns.ipv6() {
+            ureq::config::IpFamily::Any
+        } else {
+            ureq::config::IpFamily::Ipv4Only
+        };
+        let agent_config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .max_redirects_will_error(false)
@@ -65,9 +100,15 @@ impl Connect for UreqTransport {
             .proxy(None)
             .timeout_global(Some(config.timeout))
             .timeout_connect(Some(config.effective_connect_timeout()))
-            .max_idle_connections(config.max_connections)
-            .build()
-            .into();
+            .max_idle_connections(config.max_keepalive_connections)
+            .max_idle_connections_per_host(config.max_keepalive_connections)
+            .ip_family(ip_family)
+            .build();
+        let agent = ureq::Agent::with_parts(
+            agent_config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            CachedResolver(dns),
+        );
         Ok(Self {
             agent,
             max_body: config.max_response_body as u64,

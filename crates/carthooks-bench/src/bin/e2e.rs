@@ -92,7 +92,12 @@ fn main() {
     // (same TLS, pool, timeouts, no redirects): only the SDK layer differs.
     let raw: reqwest::Client = {
         use carthooks_oauth::Connect;
-        carthooks_reqwest::ReqwestTransport::connect(&carthooks_core::ClientConfig::default())
+        let config = carthooks_core::ClientConfig::default();
+        let dns = std::sync::Arc::new(carthooks_oauth::DnsCache::new(
+            &config,
+            std::sync::Arc::new(carthooks_oauth::SystemLookup),
+        ));
+        carthooks_reqwest::ReqwestTransport::connect(&config, dns)
             .expect("transport")
             .inner()
             .clone()
