@@ -106,6 +106,32 @@ impl<R> Endpoint<R> {
         &self.method
     }
 
+    /// The path with its parameters named, not filled in (for logs and metrics:
+    /// it never holds an id or a token).
+    pub fn path_template(&self) -> &'static str {
+        match self.operation {
+            "me" => "/v1/me",
+            "authorize_code" => "/api/oauth/get-authorize-code",
+            "get_items" | "create_item" => "/v1/apps/{app}/collections/{coll}/items",
+            "get_item" | "update_item" | "delete_item" => {
+                "/v1/apps/{app}/collections/{coll}/items/{id}"
+            }
+            "lock_item" => "/v1/apps/{app}/collections/{coll}/items/{id}/lock",
+            "unlock_item" => "/v1/apps/{app}/collections/{coll}/items/{id}/unlock",
+            "create_sub_item" => "/v1/apps/{app}/collections/{coll}/items/{id}/subform/{field}/",
+            "update_sub_item" | "delete_sub_item" => {
+                "/v1/apps/{app}/collections/{coll}/items/{id}/subform/{field}/items/{sub}"
+            }
+            "submission_token" => "/v1/apps/{app}/collections/{coll}/submission-token",
+            "update_token" => "/v1/apps/{app}/collections/{coll}/items/{id}/update-token",
+            "upload_token" => "/v1/uploads/token",
+            "get_user" => "/v1/users/{id}",
+            "get_user_by_token" => "/v1/user-token/{token}",
+            "watch_data" => "/v1/watch-data",
+            _ => "(unknown)",
+        }
+    }
+
     /// True when sending the request twice has the effect of sending it once.
     pub fn is_idempotent(&self) -> bool {
         matches!(

@@ -20,14 +20,19 @@ macro_rules! engine_methods {
             endpoint: &Endpoint<R>,
         ) -> Result<ApiResponse<R>> {
             self.check_open()?;
+            let span = CallSpan::new(endpoint.operation(), endpoint.method(), endpoint.path_template());
             let mut replayed = false;
+            let mut attempts = 0;
             loop {
                 let bearer = self.bearer() $($await)* ?;
                 let base = self.inner.auth.base();
                 let kind = RequestKind::Api { idempotent: endpoint.is_idempotent() };
                 // Built afresh for each attempt: no copy on the common path.
                 let make = || endpoint.to_request(base, Some(bearer.header()));
-                let response = self.send_with_retry(make, kind) $($await)* ?;
+                let (response, n) = self.send_with_retry(make, kind) $($await)*;
+                attempts += n;
+                span.attempts(attempts);
+                let response = response?;
                 if response.status() == http::StatusCode::UNAUTHORIZED
                     && !replayed
                     && self.inner.auth.unauthorized(&bearer)
@@ -35,25 +40,36 @@ macro_rules! engine_methods {
                     replayed = true;
                     continue;
                 }
-                return endpoint.parse_response(&response);
+                let parsed = endpoint.parse_response(&response);
+                let trace_id = match &parsed {
+                    Ok(ok) => ok.trace_id.as_deref(),
+                    Err(e) => e.trace_id(),
+                };
+                span.outcome(response.status().as_u16(), trace_id);
+                return parsed;
             }
         }
 
         /// Sends `request`, again while the retry policy says so; a failure after
         /// a non-idempotent request may have arrived is `Error::OutcomeUnknown`.
+        /// Also returns how many attempts were made.
         $($async)? fn send_with_retry(
             &self,
             make: impl Fn() -> Result<HttpRequest>,
             kind: RequestKind,
-        ) -> Result<HttpResponse> {
+        ) -> (Result<HttpResponse>, u32) {
             let policy = self.inner.config.retry;
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let result = match self.inner.transport.send(make()?) $($await)* {
+                let request = match make() {
+                    Ok(request) => request,
+                    Err(e) => return (Err(e), attempt - 1),
+                };
+                let result = match self.inner.transport.send(request) $($await)* {
                     // Success is never retried: skip the policy (and its clock and
                     // random number) on the common path.
-                    Ok(response) if response.status().is_success() => return Ok(response),
+                    Ok(response) if response.status().is_success() => return (Ok(response), attempt),
                     other => other,
                 };
                 let outcome = match &result {
@@ -73,13 +89,14 @@ macro_rules! engine_methods {
                         self.inner.transport.sleep(delay) $($await)*;
                     }
                     RetryDecision::Stop => {
-                        return result.map_err(|e| {
+                        let result = result.map_err(|e| {
                             if carthooks_core::retry::outcome_unknown(kind, &e) {
                                 Error::OutcomeUnknown(e)
                             } else {
                                 Error::Transport(e)
                             }
                         });
+                        return (result, attempt);
                     }
                 }
             }
@@ -93,7 +110,7 @@ macro_rules! engine_methods {
                     Step::Ready(bearer) => return Ok(bearer),
                     Step::Fetch { ticket, flight, request, fallback } => {
                         let make = || Ok(clone_request(&request));
-                        let answer = self.send_with_retry(make, RequestKind::Token) $($await)*;
+                        let (answer, _) = self.send_with_retry(make, RequestKind::Token) $($await)*;
                         match (self.inner.auth.finish(flight, answer), fallback) {
                             (Ok((bearer, _)), _) => return Ok(bearer),
                             // The refresh failed but the current token is still valid.
@@ -118,7 +135,7 @@ macro_rules! engine_methods {
                 match self.inner.auth.begin_grant(grant.clone())? {
                     GrantStep::Fetch { flight, request } => {
                         let make = || Ok(clone_request(&request));
-                        let answer = self.send_with_retry(make, RequestKind::Token) $($await)*;
+                        let (answer, _) = self.send_with_retry(make, RequestKind::Token) $($await)*;
                         return self.inner.auth.finish(flight, answer).map(|(_, tokens)| tokens);
                     }
                     GrantStep::Wait(listener) => {

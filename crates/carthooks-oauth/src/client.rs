@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::api::{api_methods, engine_methods};
 use crate::auth::{GrantStep, Step};
 use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
-use crate::log::event;
+use crate::log::{CallSpan, event};
 use crate::pages::ItemStream;
 use crate::transport::Transport;
 

@@ -160,6 +160,11 @@ fn no_secret_in_any_tracing_output() {
         "access token rejected",
         "token store save failed",
         "token request failed",
+        // One span per API call, with its template, status and attempts.
+        "span carthooks.call",
+        "path=\"/v1/user-token/{token}\"",
+        "status=200",
+        "attempts=2",
     ] {
         assert!(
             text.contains(expected),
