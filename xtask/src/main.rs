@@ -4,6 +4,11 @@
 //! - `deps` — checks the dependency rules of DESIGN.md: `carthooks-core` pulls no
 //!   runtime, socket or TLS crate; the ureq-only facade pulls no tokio, hyper or
 //!   reqwest.
+//! - `features` — `cargo check` of every feature combination that matters (the
+//!   facade's backends one by one, together and none; the clients without
+//!   `tracing`).
+//! - `package` — `cargo package --list` of every published crate, checked for the
+//!   files a crate needs and nothing it should not ship.
 //! - `ci` — what `.ci/run` runs: fmt check, clippy with `-D warnings`, `deps`, tests.
 //! - `bench [ROUNDS] [REQUESTS]` — the criterion hot-path benchmarks, then the
 //!   end-to-end comparison with raw reqwest / ureq (release builds).
@@ -24,6 +29,8 @@ fn main() -> ExitCode {
         "fuzz" => fuzz(std::env::args().nth(2)),
         "bench" => bench(std::env::args().skip(2).collect()),
         "build-cost" => build_cost(),
+        "features" => features(),
+        "package" => package(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <deps|ci|bench [ROUNDS] [REQUESTS]|build-cost|fuzz [SECONDS]>"
@@ -270,6 +277,81 @@ fn build_cost() -> Result<(), String> {
     println!("|---|---:|---:|");
     for line in lines {
         println!("{line}");
+    }
+    Ok(())
+}
+
+/// The feature combinations worth checking (an explicit list rather than a full
+/// powerset: the facade has two features, the oauth crate one).
+const FEATURE_SETS: &[(&str, &[&str])] = &[
+    ("carthooks", &["--no-default-features"]),
+    (
+        "carthooks",
+        &["--no-default-features", "--features", "reqwest"],
+    ),
+    (
+        "carthooks",
+        &["--no-default-features", "--features", "ureq"],
+    ),
+    ("carthooks", &["--all-features"]),
+    ("carthooks-oauth", &["--no-default-features"]),
+    ("carthooks-oauth", &[]),
+];
+
+fn features() -> Result<(), String> {
+    for (krate, flags) in FEATURE_SETS {
+        let mut args = vec!["check", "--locked", "-q", "-p", krate];
+        args.extend_from_slice(flags);
+        cargo(&args)?;
+    }
+    Ok(())
+}
+
+const PUBLISHED: &[&str] = &[
+    "carthooks-core",
+    "carthooks-oauth",
+    "carthooks-reqwest",
+    "carthooks-ureq",
+    "carthooks",
+    "carthooks-mock",
+];
+
+fn package() -> Result<(), String> {
+    for krate in PUBLISHED {
+        let out = Command::new(env!("CARGO"))
+            .args([
+                "package",
+                "--list",
+                "--allow-dirty",
+                "--locked",
+                "-p",
+                krate,
+            ])
+            .current_dir(root())
+            .output()
+            .map_err(|e| format!("cannot run cargo package: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cargo package --list -p {krate}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let files: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        for needed in ["Cargo.toml", "README.md", "src/lib.rs"] {
+            if !files.iter().any(|f| f == needed) {
+                return Err(format!("{krate}: the package lacks {needed}"));
+            }
+        }
+        if let Some(bad) = files
+            .iter()
+            .find(|f| f.starts_with("target/") || f.ends_with(".jsonl") || f.contains("fuzz/"))
+        {
+            return Err(format!("{krate}: the package should not ship {bad}"));
+        }
+        println!("ok: {krate} packages {} files", files.len());
     }
     Ok(())
 }
