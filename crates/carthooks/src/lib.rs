@@ -25,6 +25,71 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # The flows
+//!
+//! A back end acting for a user (client credentials plus the user's own token):
+//!
+//! ```no_run
+//! # #[cfg(feature = "reqwest")]
+//! # async fn run(user_token: &str) -> Result<(), carthooks::Error> {
+//! let client = carthooks::Client::builder()
+//!     .oauth(carthooks::OAuthConfig::from_env()?)
+//!     .build()?;
+//! client.initialize_oauth(Some(user_token)).await?;
+//! assert!(!client.get_current_user().await?.data.username.is_empty());
+//! # Ok(()) }
+//! ```
+//!
+//! A web app (authorization code), with an unguessable `state`:
+//!
+//! ```no_run
+//! # #[cfg(feature = "reqwest")]
+//! # async fn run(code_from_redirect: &str, state_from_redirect: &str, state_in_session: &str)
+//! # -> Result<(), carthooks::Error> {
+//! let state = carthooks::csrf::generate_state()?; // keep it in the user's session
+//! # let _ = state;
+//! // … the user authorizes; the redirect brings `code` and `state` back …
+//! if !carthooks::csrf::verify_state(state_in_session, state_from_redirect) {
+//!     return Ok(()); // reject: forged or stale redirect
+//! }
+//! let client = carthooks::Client::builder()
+//!     .oauth(carthooks::OAuthConfig::from_env()?)
+//!     .build()?;
+//! client
+//!     .exchange_authorization_code(code_from_redirect, "https://app.example/callback")
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Tokens that survive a restart (saved atomically before each new set is used;
+//! loaded at build):
+//!
+//! ```no_run
+//! # #[cfg(feature = "reqwest")]
+//! # fn run() -> Result<(), carthooks::Error> {
+//! use std::sync::Arc;
+//! let client = carthooks::Client::builder()
+//!     .oauth(carthooks::OAuthConfig::from_env()?)
+//!     .token_store(Arc::new(carthooks::FileTokenStore::new("/var/lib/app/carthooks-tokens.json")))
+//!     .build()?;
+//! # let _ = client; Ok(()) }
+//! ```
+//!
+//! Blocking, without an async runtime (feature `ureq`):
+//!
+//! ```no_run
+//! # #[cfg(feature = "ureq")]
+//! # fn run() -> Result<(), carthooks::Error> {
+//! let client = carthooks::blocking::Client::builder()
+//!     .oauth(carthooks::OAuthConfig::from_env()?)
+//!     .build()?;
+//! client.initialize_oauth(None)?;
+//! for item in client.all_items(3883548539, 3883549661, &carthooks::ItemsQuery::new().limit(100)) {
+//!     println!("{}", item?["id"]);
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! The layers underneath are usable on their own: `carthooks-core` (sans-IO: models,
 //! errors, endpoint descriptions, the token state machine), `carthooks-oauth` (the
 //! clients, generic over a transport), `carthooks-reqwest` and `carthooks-ureq`.
