@@ -6,6 +6,13 @@
 //! ureq backend) and the platform's certificate verifier. [`Client`] is the
 //! ready-made async client over it.
 //!
+//! Cargo unifies features: this crate enables reqwest's `rustls-no-provider` (so
+//! that aws-lc-rs is not built). If your own code also builds `reqwest` clients
+//! and enables no TLS feature of its own, install a provider before building them
+//! (`rustls::crypto::ring::default_provider().install_default()`), or enable
+//! reqwest's `rustls` feature; this crate's clients bring their own configuration
+//! and need neither.
+//!
 //! ```no_run
 //! use carthooks_reqwest::{Client, OAuthConfig};
 //! # async fn run() -> Result<(), carthooks_reqwest::Error> {
