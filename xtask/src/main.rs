@@ -294,6 +294,10 @@ const FEATURE_SETS: &[(&str, &[&str])] = &[
         &["--no-default-features", "--features", "ureq"],
     ),
     ("carthooks", &["--all-features"]),
+    (
+        "carthooks",
+        &["--no-default-features", "--features", "ureq,tracing"],
+    ),
     ("carthooks-oauth", &["--no-default-features"]),
     ("carthooks-oauth", &[]),
 ];

@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `reqwest` (default) | [`Client`] (async) | reqwest, rustls with ring |
 //! | `ureq` | [`blocking::Client`] | ureq 3, rustls with ring, no async runtime |
+//! | `tracing` (default) | events and one span per API call, never a secret | `tracing` |
 //!
 //! ```no_run
 //! # #[cfg(feature = "reqwest")]
