@@ -31,6 +31,12 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// A four-digit year (dates are written with one; a bound also keeps the
+/// arithmetic below from overflowing on hostile input).
+fn year(s: &str) -> Option<i64> {
+    s.parse::<i64>().ok().filter(|y| (1..=9999).contains(y))
+}
+
 /// Parses an HTTP-date into Unix seconds.
 pub fn parse_http_date(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -38,7 +44,7 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
     let parts: Vec<&str> = rest.split_whitespace().collect();
     let (day, month, year, time) = match parts.as_slice() {
         // IMF-fixdate: "06 Nov 1994 08:49:37 GMT"
-        [d, m, y, t, "GMT"] => (*d, *m, y.parse::<i64>().ok()?, *t),
+        [d, m, y, t, "GMT"] => (*d, *m, year(y)?, *t),
         // RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT"
         [dmy, t, "GMT"] => {
             let mut it = dmy.split('-');
@@ -47,7 +53,7 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
             (d, m, if y < 70 { 2000 + y } else { 1900 + y }, *t)
         }
         // asctime: "Nov  6 08:49:37 1994"
-        [m, d, t, y] => (*d, *m, y.parse::<i64>().ok()?, *t),
+        [m, d, t, y] => (*d, *m, year(y)?, *t),
         _ => return None,
     };
     let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;

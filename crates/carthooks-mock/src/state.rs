@@ -606,7 +606,7 @@ impl State {
             AccessRec {
                 client_id: client_id.into(),
                 user_id,
-                expires_at: now + ttl,
+                expires_at: now.saturating_add(ttl),
             },
         );
         let mut data = json!({
@@ -696,7 +696,7 @@ impl State {
                 client_id: client_id.into(),
                 user_id,
                 redirect_uri: redirect_uri.into(),
-                expires_at: now + self.config.code_ttl,
+                expires_at: now.saturating_add(self.config.code_ttl),
                 used: false,
             },
         );
@@ -863,7 +863,7 @@ impl State {
             lock_id,
             subject: body["lockSubject"].as_str().map(str::to_owned),
             holder: holder(who),
-            expires_at: now + timeout,
+            expires_at: now.saturating_add(timeout),
         };
         let answer = lock_json(id, Some(&lock));
         self.locks.insert(key, lock);
@@ -991,7 +991,8 @@ impl State {
         }
         let expire = options["expire"].as_u64().unwrap_or(3600);
         let token = self.next_secret(kind);
-        let mut answer = json!({"token": token, "kind": kind, "expires_at": now + expire});
+        let mut answer =
+            json!({"token": token, "kind": kind, "expires_at": now.saturating_add(expire)});
         if let (Value::Object(a), Value::Object(s)) = (&mut answer, scope) {
             a.extend(s);
         }
