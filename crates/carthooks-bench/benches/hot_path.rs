@@ -37,6 +37,7 @@ fn client() -> carthooks_oauth::BlockingClient<
             token_type: "Bearer".into(),
             expires_at: Some(now + 86_400),
             scope: None,
+            identity: None,
         })
         .build_with_transport(never as fn(_) -> _)
         .expect("client")

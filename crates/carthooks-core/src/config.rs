@@ -24,6 +24,10 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Timeout for establishing a connection (default 10 s, never above `timeout`).
     pub connect_timeout: Duration,
+    /// Deadline of a whole call: every attempt, every retry wait and any token
+    /// request it needs, together (default none: each attempt is bounded by
+    /// `timeout`, and the retry policy bounds the rest).
+    pub call_timeout: Option<Duration>,
     /// A ready access token for direct-access-token mode (`CARTHOOKS_ACCESS_TOKEN`).
     pub access_token: Option<AccessToken>,
     /// Largest response body accepted (default 16 MiB); larger is an error.
@@ -60,6 +64,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("base_url", &self.base_url)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("call_timeout", &self.call_timeout)
             .field("access_token", &self.access_token)
             .field("max_response_body", &self.max_response_body)
             .field("max_connections", &self.max_connections)
@@ -81,6 +86,7 @@ impl Default for ClientConfig {
             base_url: BaseUrl::default(),
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            call_timeout: None,
             access_token: None,
             max_response_body: 16 << 20,
             max_connections: 100,
@@ -145,8 +151,8 @@ impl ClientConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut config = Self::default();
         if let Some(url) = non_empty(lookup("CARTHOOKS_API_URL")) {
-            config.base_url = BaseUrl::parse(&url)
-                .map_err(|e| Error::Config(format!("CARTHOOKS_API_URL: {e}")))?;
+            config.base_url =
+                BaseUrl::parse(&url).map_err(|e| e.in_variable("CARTHOOKS_API_URL"))?;
         }
         if let Some(token) = non_empty(lookup("CARTHOOKS_ACCESS_TOKEN")) {
             config.access_token = Some(AccessToken::new(token));
@@ -219,11 +225,13 @@ impl ClientConfig {
         self.connect_timeout.min(self.timeout)
     }
 
-    /// Checks the settings for values no client can work with.
-    pub fn validate(&self) -> Result<()> {
-        if self.timeout.is_zero() {
-            return Err(Error::Config("timeout must be greater than zero".into()));
-        }
+    /// Longest timeout accepted (one day): longer ones are surely a mistake, and
+    /// `Duration::MAX` would overflow the deadline arithmetic of HTTP clients.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+    /// Checks that the base URL may carry credentials: https, or http to a
+    /// loopback host, or http anywhere with `allow_insecure_http`.
+    pub fn check_base_url(&self) -> Result<()> {
         if !self.base_url.is_https() && !self.base_url.is_loopback() && !self.allow_insecure_http {
             return Err(Error::Config(format!(
                 "refusing plain http to {}: credentials would travel unencrypted \
@@ -231,6 +239,31 @@ impl ClientConfig {
                 self.base_url
             )));
         }
+        Ok(())
+    }
+
+    /// Checks the settings for values no client can work with.
+    pub fn validate(&self) -> Result<()> {
+        let timeouts = [
+            ("timeout", Some(self.timeout)),
+            ("connect_timeout", Some(self.connect_timeout)),
+            ("call_timeout", self.call_timeout),
+        ];
+        for (name, value) in timeouts {
+            match value {
+                Some(t) if t.is_zero() => {
+                    return Err(Error::Config(format!("{name} must be greater than zero")));
+                }
+                Some(t) if t > Self::MAX_TIMEOUT => {
+                    return Err(Error::Config(format!(
+                        "{name} must be at most one day (86400 s); got {} s",
+                        t.as_secs()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        self.check_base_url()?;
         if self.max_response_body == 0 || self.max_connections == 0 {
             return Err(Error::Config(
                 "max_response_body and max_connections must be greater than zero".into(),
@@ -270,9 +303,10 @@ fn parse_seconds(name: &str, value: &str) -> Result<Duration> {
         .ok()
         .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
         .map(Duration::from_secs_f64)
+        .filter(|d| !d.is_zero())
         .ok_or_else(|| {
             Error::Config(format!(
-                "{name} must be a number of seconds between 0 and 86400"
+                "{name} must be a number of seconds greater than 0 and at most 86400"
             ))
         })
 }
@@ -295,6 +329,9 @@ pub struct OAuthConfig {
     /// Least time between two refreshes of a still-valid token (default 30 s); keeps
     /// a server with lifetimes shorter than the window from being asked on every call.
     pub min_refresh_interval: Duration,
+    /// Lifetime assumed for a token whose answer has no `expires_in` (default
+    /// none: such a token is used until a 401 says it expired, then refreshed).
+    pub default_token_lifetime: Option<Duration>,
 }
 
 impl std::fmt::Debug for OAuthConfig {
@@ -306,6 +343,8 @@ impl std::fmt::Debug for OAuthConfig {
             .field("auto_refresh", &self.auto_refresh)
             .field("on_token_refresh", &self.on_token_refresh.is_some())
             .field("refresh_window", &self.refresh_window)
+            .field("min_refresh_interval", &self.min_refresh_interval)
+            .field("default_token_lifetime", &self.default_token_lifetime)
             .finish_non_exhaustive()
     }
 }
@@ -324,6 +363,7 @@ impl OAuthConfig {
             on_token_refresh: None,
             refresh_window: Self::DEFAULT_REFRESH_WINDOW,
             min_refresh_interval: Duration::from_secs(30),
+            default_token_lifetime: None,
         }
     }
 
@@ -371,8 +411,19 @@ impl OAuthConfig {
         self
     }
 
+    /// Assumes `lifetime` for tokens whose answer has no `expires_in`.
+    pub fn with_default_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_token_lifetime = Some(lifetime);
+        self
+    }
+
     /// Checks for values no client can work with.
     pub fn validate(&self) -> Result<()> {
+        if self.default_token_lifetime.is_some_and(|d| d.is_zero()) {
+            return Err(Error::Config(
+                "default_token_lifetime must be greater than zero".into(),
+            ));
+        }
         if self.client_id.trim().is_empty() {
             return Err(Error::Config("client_id is empty".into()));
         }
@@ -507,6 +558,16 @@ mod tests {
         }
         let e = ClientConfig::from_lookup(env(&[("CARTHOOKS_API_URL", "nope")])).unwrap_err();
         assert!(e.to_string().contains("CARTHOOKS_API_URL"));
+        assert_eq!(
+            e.to_string().matches("invalid configuration").count(),
+            1,
+            "said once: {e}"
+        );
+        let e = ClientConfig::from_lookup(env(&[("CARTHOOKS_TIMEOUT", "0")])).unwrap_err();
+        assert!(e.to_string().contains("greater than 0"), "{e}");
+        let e =
+            ClientConfig::from_lookup(env(&[("CARTHOOKS_TIMEOUT", "0.0000000001")])).unwrap_err();
+        assert!(e.to_string().contains("CARTHOOKS_TIMEOUT"), "{e}");
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct Endpoint<R> {
     /// The encoded query string, without `?`.
     query: String,
     body: Option<Vec<u8>>,
+    /// A secret that travels in the path (`get_user_by_token`), redacted from
+    /// errors about this call.
+    path_secret: Option<UserAccessToken>,
     _response: PhantomData<fn() -> R>,
 }
 
@@ -58,6 +61,7 @@ impl<R> Clone for Endpoint<R> {
             path: self.path.clone(),
             query: self.query.clone(),
             body: self.body.clone(),
+            path_secret: self.path_secret.clone(),
             _response: PhantomData,
         }
     }
@@ -92,6 +96,7 @@ impl<R> Endpoint<R> {
             path,
             query: String::new(),
             body: None,
+            path_secret: None,
             _response: PhantomData,
         }
     }
@@ -130,6 +135,15 @@ impl<R> Endpoint<R> {
             "watch_data" => "/v1/watch-data",
             _ => "(unknown)",
         }
+    }
+
+    /// Removes the secret this call carries in its path (if any) from `error`'s
+    /// server-supplied text.
+    pub fn redact(&self, mut error: Error) -> Error {
+        if let Some(secret) = &self.path_secret {
+            error.redact(secret.secret());
+        }
+        error
     }
 
     /// True when sending the request twice has the effect of sending it once.
@@ -448,11 +462,13 @@ impl Endpoint<UserInfo> {
     /// token travels in the path (as in the Python SDK); this description's
     /// `Debug` does not show it.
     pub fn get_user_by_token(token: &UserAccessToken) -> Self {
-        Self::new(
+        let mut endpoint = Self::new(
             "get_user_by_token",
             Method::GET,
             format!("/v1/user-token/{}", encode_path_segment(token.secret())),
-        )
+        );
+        endpoint.path_secret = Some(token.clone());
+        endpoint
     }
 }
 

@@ -11,9 +11,17 @@
 //! | bare token answer `{"access_token": …}` | tokens |
 //! | non-JSON (an HTML 502 page), truncated or mistyped JSON | [`Error::UnexpectedResponse`] |
 //! | non-2xx status without an `error` | error with the status only |
+//! | 2xx with an empty body (a 204 to a DELETE) | success, `data` decoded from `null` |
+//! | 3xx (a redirect) | [`Error::Transport`] of kind `Redirect`, naming the target host only |
 //!
 //! Parse errors never quote the body (it may hold tokens): the reason names the
-//! kind of problem and the position only.
+//! kind of problem, the field and the position only.
+//!
+//! Text the server chose (`error`, `error_description`, `message`, `traceId`) is
+//! cleaned before it is kept: control characters (ANSI escapes, CR/LF that would
+//! forge log lines) and invisible Unicode format characters become spaces, and
+//! each string is capped (code and trace id 128 bytes, message 1024). The
+//! clients also [redact](Error::redact) every secret they know from it.
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -67,6 +75,20 @@ struct RawEnvelope<'a> {
     access_token: Option<&'a RawValue>,
 }
 
+impl RawEnvelope<'_> {
+    fn empty(trace_id: Option<String>) -> Self {
+        Self {
+            data: None,
+            error: None,
+            error_description: None,
+            message: None,
+            trace_id,
+            meta: None,
+            access_token: None,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ErrorObject {
     #[serde(default)]
@@ -105,8 +127,39 @@ fn header_trace_id(response: &http::Response<Vec<u8>>) -> Option<String> {
         .headers()
         .get("x-trace-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 128)
-        .map(str::to_owned)
+        .map(sanitize_short)
+}
+
+/// Longest server-chosen code or trace id kept, in bytes.
+const MAX_SHORT: usize = 128;
+/// Longest server-chosen message kept, in bytes.
+const MAX_MESSAGE: usize = 1024;
+
+/// True for characters that must not reach a terminal or a log line as they
+/// are: C0/C1 controls (ESC, CR, LF…) and invisible format characters (bidi
+/// overrides, zero-width characters).
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Server text made safe to print: unsafe characters become spaces, and the
+/// result is at most `max` bytes (cut on a character boundary, marked `…`).
+pub(crate) fn sanitize(input: &str, max: usize) -> String {
+    let mut out = String::with_capacity(input.len().min(max + 3));
+    for c in input.chars() {
+        if out.len() + c.len_utf8() > max {
+            out.push('…');
+            break;
+        }
+        out.push(if is_unsafe_char(c) { ' ' } else { c });
+    }
+    out
+}
+
+/// [`sanitize`] for codes, trace ids and host names.
+pub(crate) fn sanitize_short(input: &str) -> String {
+    sanitize(input, MAX_SHORT)
 }
 
 /// Parses an API answer into `ApiResponse<T>`, or the error it carries.
@@ -127,7 +180,10 @@ pub fn parse_api_response<T: DeserializeOwned>(
             return Ok(ApiResponse {
                 data,
                 meta,
-                trace_id: trace_id.or_else(|| header_trace_id(response)),
+                trace_id: match trace_id {
+                    Some(t) => Some(sanitize_short(&t)),
+                    None => header_trace_id(response),
+                },
             });
         }
     }
@@ -170,11 +226,11 @@ pub fn parse_token_response(response: &http::Response<Vec<u8>>, now: u64) -> Res
     };
     let token: TokenResponse = serde_json::from_str(raw)
         .map_err(|e| decode_error(status, trace_id.clone(), "token", &e))?;
-    if token.access_token.secret().is_empty() {
+    if let Err(why) = token.check() {
         return Err(Error::UnexpectedResponse {
             status,
             trace_id,
-            reason: "token answer has an empty access_token".into(),
+            reason: why,
         });
     }
     Ok(token.into_tokens(now))
@@ -186,8 +242,21 @@ fn read_envelope<'a>(
     family: Family,
 ) -> Result<RawEnvelope<'a>> {
     let status = response.status().as_u16();
+    if response.status().is_redirection() {
+        let location = response
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok());
+        return Err(Error::Transport(crate::error::TransportError::redirect(
+            location,
+        )));
+    }
     let header_trace = header_trace_id(response);
     let body = response.body();
+    if response.status().is_success() && body.iter().all(u8::is_ascii_whitespace) {
+        // A 204 (or a 200 without a body): a success with nothing in it.
+        return Ok(RawEnvelope::empty(header_trace));
+    }
     let parsed = std::str::from_utf8(body)
         .map_err(|_| "response is not UTF-8 text".to_owned())
         .and_then(|text| {
@@ -209,9 +278,10 @@ fn read_envelope<'a>(
             });
         }
     };
-    if envelope.trace_id.is_none() {
-        envelope.trace_id = header_trace;
-    }
+    envelope.trace_id = match envelope.trace_id.take() {
+        Some(t) => Some(sanitize_short(&t)),
+        None => header_trace,
+    };
     let error = envelope.error.filter(|e| e.get() != "null");
     let success = (200..300).contains(&status);
     if error.is_none() && success {
@@ -238,24 +308,12 @@ fn read_envelope<'a>(
             service.message = obj.message.or(obj.error_description).or(service.message);
         }
     }
-    service.code = service.code.map(|c| truncate(c, 128));
-    service.message = service.message.map(|m| truncate(m, 1024));
+    service.code = service.code.map(|c| sanitize(&c, MAX_SHORT));
+    service.message = service.message.map(|m| sanitize(&m, MAX_MESSAGE));
     Err(match family {
         Family::Token => Error::OAuth(service),
         Family::Api => Error::Api(service),
     })
-}
-
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
-    }
-    s
 }
 
 fn looks_like_json(body: &[u8]) -> bool {
@@ -290,9 +348,14 @@ fn describe_json_error(what: &str, e: &serde_json::Error) -> String {
         Category::Io => "unreadable JSON".to_owned(),
         Category::Data => {
             let msg = e.to_string();
-            match msg.strip_prefix("missing field ") {
-                Some(rest) => format!("missing field {}", rest.split(' ').next().unwrap_or("")),
-                None => "JSON of the wrong shape".to_owned(),
+            if let Some(rest) = msg.strip_prefix("missing field ") {
+                format!("missing field {}", rest.split(' ').next().unwrap_or(""))
+            } else if let Some(rest) = msg.strip_prefix(crate::tokens::FIELD_ERROR) {
+                // Our own field parsers' messages: they name the field and what
+                // was wrong, never the value.
+                rest.split(" at line ").next().unwrap_or(rest).to_owned()
+            } else {
+                "JSON of the wrong shape".to_owned()
             }
         }
     };
@@ -406,6 +469,110 @@ mod tests {
             parse_token_response(&nothing, 0),
             Err(Error::UnexpectedResponse { .. })
         ));
+    }
+
+    #[test]
+    fn expires_in_as_real_servers_send_it() {
+        let cases: &[(&str, Option<u64>)] = &[
+            (r#""3600""#, Some(3_600)),
+            ("3600.5", Some(3_600)),
+            ("0", Some(0)),
+            ("-5", Some(0)),
+            ("1e30", Some(crate::tokens::MAX_LIFETIME)),
+            ("18446744073709551616", Some(crate::tokens::MAX_LIFETIME)),
+            ("null", None),
+            (r#"" ""#, None),
+        ];
+        for (value, expected) in cases {
+            let body = format!(r#"{{"access_token":"a","expires_in":{value}}}"#);
+            let t = parse_token_response(&resp(200, &body), 100)
+                .unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(t.expires_in(100), *expected, "{value}");
+        }
+        let absent = parse_token_response(&resp(200, r#"{"access_token":"a"}"#), 100).unwrap();
+        assert_eq!(absent.expires_at, None);
+        for bad in [r#""soon""#, "true", "[1]", r#"{"s":1}"#] {
+            let body = format!(r#"{{"access_token":"a","expires_in":{bad}}}"#);
+            let e = parse_token_response(&resp(200, &body), 0).unwrap_err();
+            assert!(e.to_string().contains("expires_in"), "{bad}: {e}");
+            assert!(!e.to_string().contains("soon"), "{e}");
+        }
+        let e = parse_token_response(
+            &resp(200, r#"{"access_token":"at-x","refresh_token":12}"#),
+            0,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("refresh_token is not a string"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn token_type_must_be_bearer() {
+        for ok in ["Bearer", "bearer", "BEARER"] {
+            let body = format!(r#"{{"access_token":"a","token_type":"{ok}"}}"#);
+            parse_token_response(&resp(200, &body), 0).unwrap();
+        }
+        let e = parse_token_response(&resp(200, r#"{"access_token":"a","token_type":"MAC"}"#), 0)
+            .unwrap_err();
+        assert!(matches!(e, Error::UnexpectedResponse { .. }));
+        assert!(
+            e.to_string()
+                .contains("token_type \"MAC\" is not supported"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_success_is_a_success() {
+        for status in [200, 204] {
+            let r = resp(status, "");
+            let out: ApiResponse<serde_json::Value> = parse_api_response(&r).unwrap();
+            assert_eq!(out.data, serde_json::Value::Null);
+        }
+        // A type that needs data still says what is missing.
+        assert!(parse_api_response::<UserInfo>(&resp(204, "")).is_err());
+        assert!(parse_token_response(&resp(204, ""), 0).is_err());
+    }
+
+    #[test]
+    fn redirect_is_a_transport_error_naming_the_host_only() {
+        let r = http::Response::builder()
+            .status(302)
+            .header("location", "https://evil.example/steal?token=at-secret")
+            .body(Vec::new())
+            .unwrap();
+        for e in [
+            parse_api_response::<serde_json::Value>(&r).unwrap_err(),
+            parse_token_response(&r, 0).unwrap_err(),
+        ] {
+            let t = e.transport_error().expect("transport error");
+            assert_eq!(t.kind(), crate::error::TransportErrorKind::Redirect);
+            let text = e.to_string();
+            assert!(
+                text.contains("evil.example") && !text.contains("at-secret"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_text_is_cleaned_and_capped() {
+        let long = "x".repeat(10_000);
+        let body = format!(
+            r#"{{"error":"bad\u001b[31m\r\nINFO forged","error_description":"line1\nline2\u202e","traceId":"{long}"}}"#
+        );
+        let e = parse_api_response::<serde_json::Value>(&resp(400, &body)).unwrap_err();
+        let s = e.service_error().unwrap();
+        let all = format!("{e}");
+        assert!(
+            !all.contains('\u{1b}') && !all.contains('\n') && !all.contains('\r'),
+            "{all:?}"
+        );
+        assert!(!all.contains('\u{202e}'));
+        assert!(s.trace_id.as_ref().unwrap().len() <= 131, "trace id capped");
+        assert!(all.len() < 1_500, "{}", all.len());
     }
 
     #[test]

@@ -22,13 +22,15 @@ pub enum Error {
     /// A request body could not be serialized.
     #[error("cannot encode request body: {0}")]
     Encode(String),
-    /// The request was not answered: connection, timeout or I/O failure.
-    #[error("transport failure")]
+    /// The request was not answered: DNS, connection, TLS, timeout, I/O or
+    /// protocol failure, an oversized answer or a refused redirect (the kind says
+    /// which).
+    #[error("transport failure: {0}")]
     Transport(#[source] TransportError),
     /// A request that must not be sent twice (a POST) failed after it may have
     /// reached the server: it was not retried, and whether it took effect is
     /// unknown.
-    #[error("request may have reached the server; its outcome is unknown")]
+    #[error("request may have reached the server; its outcome is unknown ({0})")]
     OutcomeUnknown(#[source] TransportError),
     /// The OAuth token endpoint refused the request (RFC 6749 error).
     #[error("oauth error: {0}")]
@@ -82,11 +84,76 @@ impl Error {
         }
     }
 
+    /// True when the token endpoint refused a refresh token or code for good and
+    /// the client cannot restore the same identity on its own: the user (or the
+    /// operator) must authorize again. Calls are never served under another
+    /// identity instead.
+    pub fn needs_reauthorization(&self) -> bool {
+        matches!(
+            self.oauth_error_code(),
+            Some("invalid_grant" | "invalid_refresh_token")
+        )
+    }
+
     /// The server's error details, for OAuth and API errors.
     pub fn service_error(&self) -> Option<&ServiceError> {
         match self {
             Error::OAuth(e) | Error::Api(e) => Some(e),
             _ => None,
+        }
+    }
+
+    /// This configuration error, said of environment variable `name`
+    /// (`invalid configuration: NAME: …`); other errors are returned as they are.
+    pub fn in_variable(self, name: &str) -> Self {
+        match self {
+            Error::Config(message) => Error::Config(format!("{name}: {message}")),
+            other => other,
+        }
+    }
+
+    /// The transport failure, for [`Error::Transport`] and [`Error::OutcomeUnknown`].
+    pub fn transport_error(&self) -> Option<&TransportError> {
+        match self {
+            Error::Transport(t) | Error::OutcomeUnknown(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Replaces every occurrence of `secret` in the server-supplied text this
+    /// error carries (code, message, trace id, reason) with `[redacted]`.
+    ///
+    /// The clients call it with every secret they know (client secret, tokens,
+    /// the grant's code or user token) before an error leaves them, so a server
+    /// that echoes a credential back cannot make it appear in a log line. Values
+    /// shorter than 4 bytes are not searched for: they would mangle the text and
+    /// protect nothing.
+    pub fn redact(&mut self, secret: &str) {
+        if secret.len() < 4 {
+            return;
+        }
+        let scrub = |s: &mut String| {
+            if s.contains(secret) {
+                *s = s.replace(secret, "[redacted]");
+            }
+        };
+        match self {
+            Error::OAuth(e) | Error::Api(e) => {
+                e.code.as_mut().map(scrub);
+                e.message.as_mut().map(scrub);
+                e.trace_id.as_mut().map(scrub);
+            }
+            Error::UnexpectedResponse {
+                trace_id, reason, ..
+            } => {
+                trace_id.as_mut().map(scrub);
+                scrub(reason);
+            }
+            Error::Transport(t) | Error::OutcomeUnknown(t) => {
+                t.detail.as_mut().map(scrub);
+            }
+            Error::Config(s) | Error::Encode(s) | Error::NotAuthenticated(s) => scrub(s),
+            Error::Closed => {}
         }
     }
 
@@ -145,13 +212,21 @@ impl std::fmt::Display for ServiceError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransportErrorKind {
-    /// The connection could not be made (DNS, refused, TLS handshake). The request
-    /// was not sent.
+    /// The connection could not be made: refused, unreachable, reset while
+    /// connecting. The request was not sent.
     Connect,
-    /// The request or the answer took longer than the configured timeout.
+    /// The host name could not be resolved. The request was not sent.
+    Dns,
+    /// The TLS handshake failed: untrusted certificate, wrong host name, no
+    /// common protocol. The request was not sent.
+    Tls,
+    /// The request or the answer took longer than the configured timeout (see
+    /// [`TransportError::never_sent`] for whether the request left).
     Timeout,
     /// The connection failed while the request or answer was in flight.
     Io,
+    /// The server's answer broke the HTTP protocol.
+    Protocol,
     /// The answer's body exceeded the configured limit.
     BodyTooLarge,
     /// The server answered with a redirect, which is never followed.
@@ -163,9 +238,12 @@ pub enum TransportErrorKind {
 impl std::fmt::Display for TransportErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            TransportErrorKind::Connect => "connection failed",
+            TransportErrorKind::Connect => "connection refused or unreachable",
+            TransportErrorKind::Dns => "host name not resolved",
+            TransportErrorKind::Tls => "tls handshake failed",
             TransportErrorKind::Timeout => "timed out",
             TransportErrorKind::Io => "connection broken",
+            TransportErrorKind::Protocol => "http protocol error",
             TransportErrorKind::BodyTooLarge => "response body too large",
             TransportErrorKind::Redirect => "redirect refused",
             TransportErrorKind::Other => "http client error",
@@ -173,22 +251,64 @@ impl std::fmt::Display for TransportErrorKind {
     }
 }
 
+impl TransportErrorKind {
+    /// True for the kinds that, by their nature, happen before any byte of the
+    /// request is written (DNS, connect, TLS).
+    pub fn is_before_send(self) -> bool {
+        matches!(
+            self,
+            TransportErrorKind::Connect | TransportErrorKind::Dns | TransportErrorKind::Tls
+        )
+    }
+}
+
 /// A failure reported by a transport (an HTTP client backend).
+///
+/// Besides its [kind](TransportErrorKind) it records whether the request was
+/// certainly never sent ([`never_sent`](Self::never_sent)): the retry rules read
+/// that, not a guess from the kind, so a POST whose connection was refused (or
+/// timed out while connecting) is retried, and one that may have been written is
+/// not (smithy's `ConnectorError` keeps the same distinction).
 ///
 /// Backends must not put URLs with secrets (such as `/v1/user-token/{token}`) or
 /// bodies into the source error; the provided backends strip URLs.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{kind}")]
+#[derive(Debug, Clone)]
 pub struct TransportError {
     kind: TransportErrorKind,
-    #[source]
+    never_sent: bool,
+    detail: Option<String>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.kind, f)?;
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
 impl TransportError {
-    /// A transport error of `kind` without an underlying cause.
+    /// A transport error of `kind` without an underlying cause. DNS, connect and
+    /// TLS failures count as never sent; other kinds as possibly sent until
+    /// [`mark_never_sent`](Self::mark_never_sent) says otherwise.
     pub fn new(kind: TransportErrorKind) -> Self {
-        Self { kind, source: None }
+        Self {
+            kind,
+            never_sent: kind.is_before_send(),
+            detail: None,
+            source: None,
+        }
     }
 
     /// A transport error of `kind` caused by `source`.
@@ -197,14 +317,53 @@ impl TransportError {
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
         Self {
-            kind,
             source: Some(Arc::from(source.into())),
+            ..Self::new(kind)
         }
+    }
+
+    /// A redirect that was refused, naming the target's host (never its path or
+    /// query, which may carry a token). `None` when the target is on the same host
+    /// or unreadable.
+    pub fn redirect(location: Option<&str>) -> Self {
+        let host = location
+            .and_then(|l| l.parse::<http::Uri>().ok())
+            .and_then(|u| u.host().map(crate::envelope::sanitize_short))
+            .filter(|h| !h.is_empty());
+        let detail = match host {
+            Some(host) => format!("the server redirected to host {host}; redirects carry credentials elsewhere and are never followed"),
+            None => "the server redirected; redirects carry credentials elsewhere and are never followed".to_owned(),
+        };
+        Self::new(TransportErrorKind::Redirect).with_detail(detail)
+    }
+
+    /// Adds a human-readable detail to the message (no URL, body or secret).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Records that the request certainly never left (a connect timeout, a
+    /// failure before writing): such a request can be sent again safely.
+    pub fn mark_never_sent(mut self) -> Self {
+        self.never_sent = true;
+        self
     }
 
     /// What kind of failure this is.
     pub fn kind(&self) -> TransportErrorKind {
         self.kind
+    }
+
+    /// True when no byte of the request reached the network, so that even a
+    /// non-idempotent request can be sent again.
+    pub fn never_sent(&self) -> bool {
+        self.never_sent
+    }
+
+    /// The detail given by the backend or the SDK, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
     }
 }
 

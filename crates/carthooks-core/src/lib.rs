@@ -82,9 +82,9 @@ pub use models::{
     UserInfo, WatchDataRequest,
 };
 pub use pager::Pager;
-pub use retry::{Attempt, RequestKind, RetryDecision, RetryPolicy};
+pub use retry::{Attempt, RequestKind, RequestTimeout, RetryDecision, RetryPolicy};
 pub use secret::{AccessToken, AuthorizationCode, ClientSecret, RefreshToken, UserAccessToken};
-pub use tokens::{Grant, OAuthTokenRequest, OAuthTokens};
+pub use tokens::{Grant, OAuthTokenRequest, OAuthTokens, TokenIdentity};
 pub use url::BaseUrl;
 
 /// `http::Request` with an owned body, as the transports send it.

@@ -49,7 +49,7 @@ use http::HeaderValue;
 
 use crate::error::{Error, Result};
 use crate::secret::{ClientSecret, RefreshToken};
-use crate::tokens::{Grant, OAuthTokenRequest, OAuthTokens};
+use crate::tokens::{Grant, OAuthTokenRequest, OAuthTokens, TokenIdentity};
 
 /// Tuning of the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +60,12 @@ pub struct MachineConfig {
     /// Seconds before expiry at which a token becomes stale (default 300).
     pub refresh_window: u64,
     /// Least seconds between the start of two refreshes of a still-valid token
-    /// (default 30).
+    /// (default 30). A token that arrives already expired (`expires_in: 0`) is
+    /// used, not refreshed again, for this long too.
     pub min_refresh_interval: u64,
+    /// Lifetime in seconds assumed when a token answer has no `expires_in`
+    /// (default `None`: the token is used until a 401 says otherwise).
+    pub default_lifetime: Option<u64>,
 }
 
 impl Default for MachineConfig {
@@ -70,6 +74,7 @@ impl Default for MachineConfig {
             auto_refresh: true,
             refresh_window: 300,
             min_refresh_interval: 30,
+            default_lifetime: None,
         }
     }
 }
@@ -167,12 +172,17 @@ struct Current {
     tokens: OAuthTokens,
     bearer: Bearer,
     invalid: bool,
+    /// When it was installed (to rate-limit refreshes of tokens born expired).
+    installed_at: u64,
 }
 
 struct Flight {
     id: u64,
     grant: Grant,
     pending: Option<OAuthTokens>,
+    /// When the token request was started: lifetimes count from here, since the
+    /// server's clock for the token started no earlier.
+    started_at: u64,
 }
 
 /// The token state machine. See the [module docs](self).
@@ -192,6 +202,10 @@ pub struct TokenMachine {
     failure: Option<(u64, Error, bool)>,
     /// Why the refresh token was dropped (a permanent refusal).
     dead: Option<Error>,
+    /// Whether `refresh_token` was issued by the repeatable grant (or by
+    /// refreshing such a token): only then may that grant stand in for it when
+    /// it is refused, because only then does it restore the same identity.
+    refresh_from_repeatable: bool,
 }
 
 impl std::fmt::Debug for TokenMachine {
@@ -221,6 +235,7 @@ impl TokenMachine {
             last_attempt: None,
             failure: None,
             dead: None,
+            refresh_from_repeatable: false,
         }
     }
 
@@ -265,16 +280,46 @@ impl TokenMachine {
 
     // ----- inputs -----
 
-    /// Sets a refresh token to start from (no access token yet).
+    /// Sets a refresh token to start from (no access token yet). Whose it is is
+    /// not known, so no other grant will ever stand in for it.
     pub fn set_refresh_token(&mut self, token: RefreshToken) {
         self.refresh_token = Some(token);
+        self.refresh_from_repeatable = false;
         self.dead = None;
     }
 
     /// Installs a token set obtained elsewhere (a stored set, or a direct access
-    /// token) as current.
+    /// token) as current. The access token must be sendable as a header
+    /// ([`check_access_token`](crate::tokens::check_access_token)).
     pub fn install(&mut self, tokens: OAuthTokens, now: u64) -> Result<Bearer> {
+        crate::tokens::check_access_token(tokens.access_token.secret()).map_err(Error::Config)?;
+        self.refresh_from_repeatable = false;
         self.install_inner(tokens, now)
+    }
+
+    /// Replaces every secret this machine knows (client secret, tokens, the
+    /// in-flight grant's code or user token) in `error`'s server-supplied text.
+    pub fn redact(&self, error: &mut Error) {
+        if let Some((_, secret)) = &self.client {
+            error.redact(secret.secret());
+        }
+        if let Some(c) = &self.current {
+            error.redact(c.tokens.access_token.secret());
+        }
+        if let Some(rt) = &self.refresh_token {
+            error.redact(rt.secret());
+        }
+        let grants = self.flight.iter().map(|f| &f.grant).chain(&self.repeatable);
+        for grant in grants {
+            match grant {
+                Grant::ClientCredentials {
+                    user_access_token: Some(t),
+                } => error.redact(t.secret()),
+                Grant::AuthorizationCode { code, .. } => error.redact(code.secret()),
+                Grant::RefreshToken { refresh_token } => error.redact(refresh_token.secret()),
+                Grant::ClientCredentials { .. } => {}
+            }
+        }
     }
 
     /// Starts an explicit grant (`initialize_oauth`, `exchange_authorization_code`,
@@ -297,12 +342,36 @@ impl TokenMachine {
         now: u64,
         response: &http::Response<Vec<u8>>,
     ) -> Result<OAuthTokens> {
-        match OAuthTokenRequest::parse_response(response, now) {
+        let sent_at = self
+            .flight
+            .as_ref()
+            .filter(|f| f.id == ticket.id)
+            .map_or(now, |f| f.started_at.min(now));
+        match OAuthTokenRequest::parse_response(response, sent_at) {
             Ok(mut tokens) => {
+                let own_identity = self.current.as_ref().and_then(|c| c.tokens.identity);
+                let own_refresh = self.refresh_token.clone();
                 let Some(flight) = self.flight.as_mut().filter(|f| f.id == ticket.id) else {
                     return Err(Error::NotAuthenticated(
                         "token flight is no longer current".into(),
                     ));
+                };
+                if tokens.expires_at.is_none() {
+                    tokens.expires_at = self
+                        .config
+                        .default_lifetime
+                        .map(|d| sent_at.saturating_add(d));
+                }
+                tokens.identity = match &flight.grant {
+                    Grant::ClientCredentials {
+                        user_access_token: None,
+                    } => Some(TokenIdentity::App),
+                    Grant::ClientCredentials { .. } => Some(TokenIdentity::AppForUser),
+                    Grant::AuthorizationCode { .. } => Some(TokenIdentity::User),
+                    Grant::RefreshToken { refresh_token } => own_refresh
+                        .as_ref()
+                        .filter(|own| own.ct_eq(refresh_token.secret()))
+                        .and(own_identity),
                 };
                 if tokens.refresh_token.is_none() && ticket.is_refresh {
                     tokens.refresh_token = self.refresh_token.clone();
@@ -336,9 +405,28 @@ impl TokenMachine {
                 ..
             }) => {
                 match grant {
-                    g @ Grant::ClientCredentials { .. } => self.repeatable = Some(g),
-                    Grant::AuthorizationCode { .. } => self.repeatable = None,
-                    Grant::RefreshToken { .. } => {}
+                    g @ Grant::ClientCredentials { .. } => {
+                        self.repeatable = Some(g);
+                        // A new identity's set replaces the old refresh token,
+                        // even with none: refreshing with the old one would bring
+                        // the old identity back.
+                        self.refresh_token = None;
+                        self.refresh_from_repeatable = tokens.refresh_token.is_some();
+                    }
+                    Grant::AuthorizationCode { .. } => {
+                        self.repeatable = None;
+                        self.refresh_token = None;
+                        self.refresh_from_repeatable = false;
+                    }
+                    Grant::RefreshToken { refresh_token } => {
+                        let own = self
+                            .refresh_token
+                            .as_ref()
+                            .is_some_and(|rt| rt.ct_eq(refresh_token.secret()));
+                        // Someone else's refresh token: whose identity the new
+                        // set carries is unknown to the repeatable grant.
+                        self.refresh_from_repeatable &= own;
+                    }
                 }
                 self.install_inner(tokens, now)
             }
@@ -394,7 +482,20 @@ impl TokenMachine {
                     Some(left) if left > self.config.refresh_window => {
                         return Ok(Authorize::Ready(c.bearer.clone()));
                     }
-                    Some(0) => {} // expired
+                    Some(0) => {
+                        // Expired. One that arrived expired (`expires_in: 0`) is
+                        // used for `min_refresh_interval` rather than refreshed
+                        // on every call; the server's 401 still forces a refresh.
+                        let born_expired =
+                            c.tokens.expires_at.is_some_and(|at| at <= c.installed_at);
+                        if born_expired
+                            && now
+                                < c.installed_at
+                                    .saturating_add(self.config.min_refresh_interval)
+                        {
+                            return Ok(Authorize::Ready(c.bearer.clone()));
+                        }
+                    }
                     Some(_) => {
                         let bearer = c.bearer.clone();
                         let rate_limited = self.last_attempt.is_some_and(|t| {
@@ -474,6 +575,7 @@ impl TokenMachine {
             id,
             grant,
             pending: None,
+            started_at: now,
         });
         FlightTicket { id, is_refresh }
     }
@@ -488,11 +590,16 @@ impl TokenMachine {
                         .as_ref()
                         .is_some_and(|rt| rt.ct_eq(refresh_token.secret()))
                 {
-                    // Never send a refused refresh token again.
+                    // Never send a refused refresh token again. The repeatable
+                    // grant may stand in only if it restores the same identity.
                     self.refresh_token = None;
                     self.dead = Some(error.clone());
                     recoverable = self.repeatable.is_some()
+                        && self.refresh_from_repeatable
                         && error.oauth_error_code() != Some("invalid_client");
+                    if !recoverable {
+                        self.repeatable = None;
+                    }
                 }
             }
             self.failure = Some((ticket.id, error.clone(), recoverable));
@@ -520,6 +627,7 @@ impl TokenMachine {
             tokens,
             bearer: bearer.clone(),
             invalid: false,
+            installed_at: now,
         });
         Ok(bearer)
     }
@@ -894,6 +1002,215 @@ mod tests {
             NOW,
         );
         assert!(matches!(bad, Err(Error::Config(_))));
+    }
+
+    fn answer(body: serde_json::Value) -> http::Response<Vec<u8>> {
+        http::Response::builder()
+            .status(200)
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn lifetime_counts_from_when_the_request_was_sent() {
+        let mut m = machine();
+        let GrantStart::Go(t, _) = m
+            .begin_grant(
+                Grant::ClientCredentials {
+                    user_access_token: None,
+                },
+                NOW,
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        // The answer arrives 7 s after the request left.
+        let tokens = m
+            .handle_token_response(&t, NOW + 7, &token_answer("a1", None, 60))
+            .unwrap();
+        assert_eq!(tokens.expires_at, Some(NOW + 60));
+        m.commit(t, NOW + 7).unwrap();
+    }
+
+    #[test]
+    fn absent_expires_in_uses_the_default_lifetime_if_configured() {
+        for (default, expected) in [(None, None), (Some(600), Some(NOW + 600))] {
+            let mut m = TokenMachine::new(
+                MachineConfig {
+                    default_lifetime: default,
+                    ..MachineConfig::default()
+                },
+                Some(("cid".into(), ClientSecret::new("csecret"))),
+            );
+            let GrantStart::Go(t, _) = m
+                .begin_grant(
+                    Grant::ClientCredentials {
+                        user_access_token: None,
+                    },
+                    NOW,
+                )
+                .unwrap()
+            else {
+                panic!()
+            };
+            let tokens = m
+                .handle_token_response(&t, NOW, &answer(serde_json::json!({"access_token": "a"})))
+                .unwrap();
+            assert_eq!(tokens.expires_at, expected);
+            m.commit(t, NOW).unwrap();
+        }
+    }
+
+    #[test]
+    fn token_born_expired_is_not_refreshed_on_every_call() {
+        let mut m = machine();
+        grant(&mut m, "a0", None, 0, NOW); // expires_in: 0, no refresh token
+        for dt in [0, 1, 29] {
+            assert!(
+                matches!(
+                    m.poll_authorize(NOW + dt, None).unwrap(),
+                    Authorize::Ready(_)
+                ),
+                "used, not refreshed, {dt} s in"
+            );
+        }
+        let Authorize::Refresh { ticket, .. } = m.poll_authorize(NOW + 30, None).unwrap() else {
+            panic!("refreshed once the interval has passed")
+        };
+        m.abandon(ticket);
+        // A 401 still forces a refresh at once.
+        let b = m.ready_bearer(NOW);
+        assert!(b.is_none(), "born expired is not the fast path");
+        let mut m = machine();
+        let b = grant(&mut m, "a0", None, 0, NOW);
+        m.invalidate(b.generation());
+        assert!(matches!(
+            m.poll_authorize(NOW + 1, None).unwrap(),
+            Authorize::Refresh { .. }
+        ));
+    }
+
+    #[test]
+    fn identity_is_recorded_and_a_fallback_restores_only_the_same_one() {
+        let mut m = machine();
+        grant(&mut m, "app", Some("rt-app"), 3_600, NOW);
+        assert_eq!(
+            m.current_tokens().unwrap().identity,
+            Some(TokenIdentity::App)
+        );
+        // The caller hands in a user's refresh token: the set now acts for someone
+        // the client-credentials grant cannot restore.
+        let GrantStart::Go(t, _) = m
+            .begin_grant(
+                Grant::RefreshToken {
+                    refresh_token: RefreshToken::new("rt-user"),
+                },
+                NOW,
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        let user = m
+            .handle_token_response(&t, NOW, &token_answer("user", Some("rt-user-2"), 3_600))
+            .unwrap();
+        assert_eq!(user.identity, None, "unknown: not the client's own token");
+        m.commit(t, NOW).unwrap();
+        // It expires; its refresh token is refused.
+        let later = NOW + 3_600;
+        let Authorize::Refresh {
+            ticket, request, ..
+        } = m.poll_authorize(later, None).unwrap()
+        else {
+            panic!()
+        };
+        assert!(
+            matches!(&request.grant, Grant::RefreshToken { refresh_token } if refresh_token.secret() == "rt-user-2")
+        );
+        let w = ticket.wait_ticket();
+        m.handle_token_response(&ticket, later, &error_answer("invalid_grant"))
+            .unwrap_err();
+        let e = m.poll_authorize(later, Some(w)).unwrap_err();
+        assert_eq!(e.oauth_error_code(), Some("invalid_grant"));
+        assert!(e.needs_reauthorization());
+        // …and no call is ever served as the app instead.
+        assert!(m.poll_authorize(later, None).is_err());
+        assert!(!m.can_obtain_token());
+    }
+
+    #[test]
+    fn a_new_grant_replaces_the_old_identitys_refresh_token() {
+        let mut m = machine();
+        m.set_refresh_token(RefreshToken::new("rt-someone"));
+        // Client credentials without a refresh token in the answer.
+        grant(&mut m, "app", None, 3_600, NOW);
+        assert!(
+            m.refresh_token().is_none(),
+            "the old identity's token is gone"
+        );
+        let Authorize::Refresh {
+            request, ticket, ..
+        } = m.poll_authorize(NOW + 3_600, None).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(request.grant.grant_type(), "client_credentials");
+        m.abandon(ticket);
+    }
+
+    #[test]
+    fn unusable_tokens_are_refused_at_receipt_and_install() {
+        for body in [
+            serde_json::json!({"access_token": "a", "token_type": "mac"}),
+            serde_json::json!({"access_token": "tok\u{e9}n"}),
+            serde_json::json!({"access_token": "x".repeat(16 * 1024 + 1)}),
+        ] {
+            let mut m = machine();
+            let GrantStart::Go(t, _) = m
+                .begin_grant(
+                    Grant::ClientCredentials {
+                        user_access_token: None,
+                    },
+                    NOW,
+                )
+                .unwrap()
+            else {
+                panic!()
+            };
+            let e = m.handle_token_response(&t, NOW, &answer(body)).unwrap_err();
+            assert!(matches!(e, Error::UnexpectedResponse { .. }), "{e:?}");
+            assert!(m.current_tokens().is_none());
+        }
+        let mut m = machine();
+        let e = m
+            .install(
+                OAuthTokens::from_access_token(AccessToken::new("x".repeat(20_000))),
+                NOW,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Config(_)) && e.to_string().contains("16384"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn redact_replaces_every_known_secret() {
+        let mut m = machine();
+        grant(&mut m, "access-secret", Some("refresh-secret"), 3_600, NOW);
+        let mut e = Error::Api(crate::error::ServiceError {
+            status: 400,
+            code: Some("echo csecret".into()),
+            message: Some("got access-secret and refresh-secret".into()),
+            trace_id: Some("refresh-secret".into()),
+        });
+        m.redact(&mut e);
+        let text = format!("{e} {e:?}");
+        for secret in ["csecret", "access-secret", "refresh-secret"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("[redacted]"));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! | outcome | idempotent API call (GET, PUT, DELETE) | other API call (POST) | token request |
 //! |---|---|---|---|
-//! | connection failed (request never sent) | retry | retry | retry |
-//! | timeout / connection broken after sending | retry | stop: outcome unknown | stop: outcome unknown |
+//! | DNS or connect failure, or a timeout before sending ([`never_sent`](TransportError::never_sent)) | retry | retry | retry |
+//! | TLS failure, oversized body, refused redirect, other | stop | stop | stop |
+//! | timeout / connection broken / protocol error, possibly sent | retry | stop: outcome unknown | stop: outcome unknown |
 //! | 429, 503 | retry | stop | retry |
 //! | 502, 504 | retry | stop | stop |
 //! | anything else | stop | stop | stop |
@@ -22,6 +23,13 @@ use std::time::Duration;
 
 use crate::error::{TransportError, TransportErrorKind};
 use crate::httpdate::parse_http_date;
+
+/// How long a transport may take for this one attempt, put into the request's
+/// extensions by the clients when a call has a `call_timeout`: the time left of
+/// the call, never more than the configured per-exchange timeout. Transports
+/// that support per-request timeouts apply it (both provided backends do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestTimeout(pub std::time::Duration);
 
 /// What kind of request an outcome belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,9 +111,11 @@ impl RetryPolicy {
         }
         let retryable = match outcome {
             Attempt::Failed(e) => match e.kind() {
-                TransportErrorKind::Connect => true,
-                TransportErrorKind::Timeout | TransportErrorKind::Io => {
-                    kind == RequestKind::Api { idempotent: true }
+                TransportErrorKind::Connect | TransportErrorKind::Dns => true,
+                TransportErrorKind::Timeout
+                | TransportErrorKind::Io
+                | TransportErrorKind::Protocol => {
+                    e.never_sent() || kind == RequestKind::Api { idempotent: true }
                 }
                 _ => false,
             },
@@ -158,9 +168,10 @@ pub fn retry_after(response: &http::Response<Vec<u8>>, now: u64) -> Option<Durat
 /// unknown (the request may have reached the server).
 pub fn outcome_unknown(kind: RequestKind, error: &TransportError) -> bool {
     kind != (RequestKind::Api { idempotent: true })
+        && !error.never_sent()
         && matches!(
             error.kind(),
-            TransportErrorKind::Timeout | TransportErrorKind::Io
+            TransportErrorKind::Timeout | TransportErrorKind::Io | TransportErrorKind::Protocol
         )
 }
 
@@ -207,6 +218,14 @@ mod tests {
         }
         assert!(!outcome_unknown(GET, &io));
         assert!(!outcome_unknown(POST, &connect));
+        // A timeout while connecting: never sent, so even a POST is retried.
+        let connect_timeout = TransportError::new(TransportErrorKind::Timeout).mark_never_sent();
+        for kind in [GET, POST, TOKEN] {
+            assert!(retries(kind, Attempt::Failed(&connect_timeout)), "{kind:?}");
+            assert!(!outcome_unknown(kind, &connect_timeout));
+        }
+        let tls = TransportError::new(TransportErrorKind::Tls);
+        assert!(tls.never_sent() && !retries(GET, Attempt::Failed(&tls)));
         for status in [429, 503] {
             assert!(retries(GET, Attempt::Answered(&answer(status, None))));
             assert!(retries(TOKEN, Attempt::Answered(&answer(status, None))));

@@ -30,6 +30,25 @@ pub struct OAuthTokens {
     /// Granted scopes, space-separated, when the server said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Whom the tokens act for, as far as the client knows (`None`: unknown, as
+    /// for a configured access token or a refresh token handed in from outside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<TokenIdentity>,
+}
+
+/// Whom a token set acts for: decided by the grant that produced it, and kept
+/// across refreshes of that grant's own refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TokenIdentity {
+    /// The OAuth client itself (client credentials).
+    App,
+    /// The client acting for a user whose access token it exchanged (client
+    /// credentials with `user_access_token`).
+    AppForUser,
+    /// A user who authorized the client (authorization code).
+    User,
 }
 
 fn bearer() -> String {
@@ -45,6 +64,7 @@ impl OAuthTokens {
             token_type: bearer(),
             expires_at: None,
             scope: None,
+            identity: None,
         }
     }
 
@@ -60,30 +80,176 @@ impl OAuthTokens {
     }
 }
 
-/// A token endpoint answer as it is on the wire (RFC 6749 §5.1).
+/// Longest access token accepted, in bytes: it travels in a header on every
+/// call, and proxies refuse headers much longer than this.
+pub const MAX_ACCESS_TOKEN_LEN: usize = 16 * 1024;
+
+/// Longest token lifetime believed (ten years); a larger `expires_in` (`1e30`,
+/// `2^64`) is clamped to it.
+pub const MAX_LIFETIME: u64 = 10 * 365 * 86_400;
+
+/// Prefix of the messages of this crate's field parsers; the envelope passes
+/// what follows it on (it names the field, never the value).
+pub(crate) const FIELD_ERROR: &str = "carthooks field error: ";
+
+/// Checks that `token` can be sent as `Authorization: Bearer {token}`: not empty,
+/// visible ASCII only, at most [`MAX_ACCESS_TOKEN_LEN`] bytes. The message says
+/// what is wrong without quoting the token.
+pub fn check_access_token(token: &str) -> std::result::Result<(), String> {
+    if token.is_empty() {
+        return Err("access_token is empty".into());
+    }
+    if token.len() > MAX_ACCESS_TOKEN_LEN {
+        return Err(format!(
+            "access_token is {} bytes long; at most {MAX_ACCESS_TOKEN_LEN} are accepted",
+            token.len()
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "access_token contains characters that cannot be sent in a header (only visible ASCII is allowed)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// A token endpoint answer as it is on the wire (RFC 6749 §5.1), read leniently
+/// where real servers differ: `expires_in` as an integer, a float or a numeric
+/// string (negative counts as 0, absurd values are clamped to
+/// [`MAX_LIFETIME`]), and `null` wherever a field is optional.
 #[derive(Deserialize)]
 pub(crate) struct TokenResponse {
+    #[serde(deserialize_with = "access_token_field")]
     pub(crate) access_token: AccessToken,
-    #[serde(default)]
-    pub(crate) refresh_token: Option<RefreshToken>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "refresh_token_field")]
+    pub(crate) refresh_token: Option<String>,
+    #[serde(default, deserialize_with = "token_type_field")]
     pub(crate) token_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "expires_in_field")]
     pub(crate) expires_in: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scope_field")]
     pub(crate) scope: Option<String>,
 }
 
 impl TokenResponse {
-    pub(crate) fn into_tokens(self, now: u64) -> OAuthTokens {
+    /// Refuses what cannot be used as a bearer token, naming the field.
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        if let Some(kind) = &self.token_type {
+            if !kind.eq_ignore_ascii_case("bearer") {
+                return Err(format!(
+                    "token_type {:?} is not supported: only Bearer tokens can be sent",
+                    crate::envelope::sanitize(kind, 32)
+                ));
+            }
+        }
+        check_access_token(self.access_token.secret())
+    }
+
+    /// The token set, its lifetime counted from `sent_at` (when the token request
+    /// left: the server's clock started no earlier).
+    pub(crate) fn into_tokens(self, sent_at: u64) -> OAuthTokens {
         OAuthTokens {
             access_token: self.access_token,
-            refresh_token: self.refresh_token.filter(|t| !t.secret().is_empty()),
-            token_type: self.token_type.unwrap_or_else(bearer),
-            expires_at: self.expires_in.map(|s| now.saturating_add(s)),
+            refresh_token: self
+                .refresh_token
+                .filter(|t| !t.is_empty())
+                .map(RefreshToken::new),
+            token_type: bearer(),
+            expires_at: self.expires_in.map(|s| sent_at.saturating_add(s)),
             scope: self.scope,
+            identity: None,
         }
     }
+}
+
+fn field_error<E: serde::de::Error>(field: &str, what: &str) -> E {
+    E::custom(format_args!("{FIELD_ERROR}{field} {what}"))
+}
+
+fn access_token_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AccessToken, D::Error> {
+    match Option::<String>::deserialize(d) {
+        Ok(Some(s)) => Ok(AccessToken::new(s)),
+        Ok(None) => Err(field_error("access_token", "is null")),
+        Err(_) => Err(field_error("access_token", "is not a string")),
+    }
+}
+
+macro_rules! optional_string_fields {
+    ($($fn_name:ident => $field:literal),* $(,)?) => {$(
+        fn $fn_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+            Option::<String>::deserialize(d)
+                .map_err(|_| field_error($field, "is not a string"))
+        }
+    )*};
+}
+
+optional_string_fields! {
+    refresh_token_field => "refresh_token",
+    token_type_field => "token_type",
+    scope_field => "scope",
+}
+
+fn expires_in_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct Lifetime;
+    impl<'de> serde::de::Visitor<'de> for Lifetime {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number of seconds")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.min(MAX_LIFETIME)))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(u64::try_from(v).unwrap_or(0).min(MAX_LIFETIME)))
+        }
+        fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<Self::Value, E> {
+            Ok(Some(MAX_LIFETIME))
+        }
+        fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Self::Value, E> {
+            Ok(Some(if v <= 0 {
+                0
+            } else {
+                MAX_LIFETIME.min(v as u64)
+            }))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            if v.is_nan() {
+                return Err(field_error("expires_in", "is not a number"));
+            }
+            // `as` saturates: negative → 0, huge → u64::MAX, then clamped.
+            Ok(Some((v.floor() as u64).min(MAX_LIFETIME)))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let v = v.trim();
+            if v.is_empty() {
+                return Ok(None);
+            }
+            match v.parse::<f64>() {
+                Ok(n) => self.visit_f64(n),
+                Err(_) => Err(field_error(
+                    "expires_in",
+                    "is a string that is not a number",
+                )),
+            }
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(field_error("expires_in", "is a boolean, not a number"))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(field_error("expires_in", "is an array, not a number"))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(field_error("expires_in", "is an object, not a number"))
+        }
+    }
+    d.deserialize_any(Lifetime)
 }
 
 /// An OAuth grant: what is exchanged for tokens.
@@ -248,7 +414,7 @@ mod tests {
     fn tokens_roundtrip_with_absolute_expiry() {
         let t = TokenResponse {
             access_token: AccessToken::new("a"),
-            refresh_token: Some(RefreshToken::new("")),
+            refresh_token: Some(String::new()),
             token_type: None,
             expires_in: Some(86_400),
             scope: None,

@@ -46,6 +46,17 @@ impl BaseUrl {
         if authority.host().is_empty() {
             return Err(bad("missing host"));
         }
+        let port = authority
+            .as_str()
+            .rsplit_once(':')
+            .map(|(_, p)| p)
+            .filter(|p| !p.contains(']') && !p.is_empty());
+        if port.is_some_and(|p| !p.parse::<u16>().is_ok_and(|p| p > 0)) {
+            return Err(Error::Config(format!(
+                "invalid base URL {}: the port must be between 1 and 65535",
+                input.trim()
+            )));
+        }
         if uri.query().is_some() || input.contains('#') {
             return Err(bad("query and fragment are not allowed"));
         }
@@ -67,7 +78,9 @@ impl BaseUrl {
                 http::uri::Scheme::HTTP
             },
             authority: host.parse().map_err(|_| bad("invalid host"))?,
-            prefix: uri.path().trim_end_matches('/').to_owned(),
+            prefix: remove_dot_segments(uri.path())
+                .trim_end_matches('/')
+                .to_owned(),
             loopback,
             https,
         })
@@ -225,10 +238,38 @@ pub(crate) fn append_pair(out: &mut String, key: &str, value: &str) {
     encode_into(out, value, false);
 }
 
-/// Percent-encodes one path segment (`/` included).
+/// Percent-encodes one path segment (`/` included). The dot segments `.` and
+/// `..` are encoded too (`%2E`, `%2E%2E`): left as they are, HTTP clients resolve
+/// them and the request would go to another path (`/v1/user-token/..` → `/v1/`).
 pub fn encode_path_segment(input: &str) -> String {
+    match input {
+        "." => return "%2E".to_owned(),
+        ".." => return "%2E%2E".to_owned(),
+        _ => {}
+    }
     let mut s = String::with_capacity(input.len());
     encode_into(&mut s, input, false);
+    s
+}
+
+/// Resolves `.` and `..` segments of a path (RFC 3986 §5.2.4), so that every
+/// HTTP client sends the same path for a base URL such as `https://h/a/../b`.
+fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for segment in path.split('/').skip(1) {
+        match segment {
+            "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut s = String::with_capacity(path.len());
+    for segment in out {
+        s.push('/');
+        s.push_str(segment);
+    }
     s
 }
 
@@ -352,5 +393,27 @@ mod tests {
             );
         }
         assert!(BaseUrl::parse("http://[::1]:80").unwrap().is_loopback());
+        for bad_port in [
+            "http://127.0.0.1:99999",
+            "http://127.0.0.1:0",
+            "https://h:65536",
+        ] {
+            let e = BaseUrl::parse(bad_port).unwrap_err();
+            assert!(e.to_string().contains(bad_port), "{e}");
+        }
+        let dots = BaseUrl::parse("https://h/a/../b/./c/").unwrap();
+        assert_eq!(dots.join("/v1/me"), "https://h/b/c/v1/me");
+        assert_eq!(
+            BaseUrl::parse("https://h/..").unwrap().to_string(),
+            "https://h"
+        );
+    }
+
+    #[test]
+    fn dot_segments_are_encoded() {
+        assert_eq!(encode_path_segment(".."), "%2E%2E");
+        assert_eq!(encode_path_segment("."), "%2E");
+        assert_eq!(encode_path_segment("a.b"), "a.b");
+        assert_eq!(encode_path_segment("..."), "...");
     }
 }

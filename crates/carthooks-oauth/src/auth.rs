@@ -10,8 +10,10 @@
 //! holds the lock under which it saw the flight, and the flight's owner changes the
 //! state under that lock before it notifies.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, PoisonError, RwLock, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockWriteGuard};
 
 use carthooks_core::{
     Authorize, BaseUrl, Bearer, Clock, Error, FlightTicket, Grant, GrantStart, HttpRequest,
@@ -20,15 +22,136 @@ use carthooks_core::{
 use event_listener::{Event, EventListener};
 
 use crate::log::event;
-use crate::store::TokenStore;
+use crate::store::{StoreOperation, TokenStore, TokenStoreFailure};
+
+/// A job to run where blocking is allowed (the async client hands it to its
+/// transport's blocking pool; the blocking client runs it in place).
+pub(crate) type BlockingJob = Box<dyn FnOnce() + Send + 'static>;
+
+/// Where new token sets go: the store (saved before the set is used) and the
+/// user's callback (called right after the set became current, in order, outside
+/// every lock, so it may call the client).
+pub(crate) struct Persistence {
+    store: Option<Arc<dyn TokenStore>>,
+    callback: Option<TokenCallback>,
+    failure: Mutex<Option<TokenStoreFailure>>,
+    /// Sets waiting for the callback, oldest first.
+    queue: Mutex<VecDeque<OAuthTokens>>,
+    /// True while some thread is calling the callback: it also delivers what is
+    /// queued meanwhile, so calls are ordered and never nested or concurrent.
+    delivering: AtomicBool,
+}
+
+impl Persistence {
+    pub(crate) fn new(
+        store: Option<Arc<dyn TokenStore>>,
+        callback: Option<TokenCallback>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            callback,
+            failure: Mutex::new(None),
+            queue: Mutex::new(VecDeque::new()),
+            delivering: AtomicBool::new(false),
+        })
+    }
+
+    fn record(&self, operation: StoreOperation, error: &std::io::Error) {
+        let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        let failures = failure.as_ref().map_or(0, |f| f.failures) + 1;
+        *failure = Some(TokenStoreFailure::new(operation, error, failures));
+    }
+
+    /// The stored set, at build. A store that cannot be read is reported and
+    /// treated as empty.
+    pub(crate) fn load(&self) -> Option<OAuthTokens> {
+        let store = self.store.as_ref()?;
+        match catch_unwind(AssertUnwindSafe(|| store.load())) {
+            Ok(Ok(tokens)) => tokens,
+            Ok(Err(e)) => {
+                event!(warn, error = %e, "token store could not be read; starting without stored tokens");
+                self.record(StoreOperation::Load, &e);
+                None
+            }
+            Err(_) => {
+                self.record(
+                    StoreOperation::Load,
+                    &std::io::Error::other("token store panicked"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Saves `tokens`; a failure is reported, never lost tokens.
+    pub(crate) fn save(&self, tokens: &OAuthTokens) {
+        let Some(store) = &self.store else { return };
+        let result = catch_unwind(AssertUnwindSafe(|| store.save(tokens)))
+            .unwrap_or_else(|_| Err(std::io::Error::other("token store panicked")));
+        if let Err(e) = result {
+            event!(warn, error = %e, "token store save failed; the new tokens are kept in memory");
+            self.record(StoreOperation::Save, &e);
+        }
+    }
+
+    /// Calls the callback with every queued set, unless another thread already is.
+    pub(crate) fn deliver(&self) {
+        let Some(callback) = &self.callback else {
+            return;
+        };
+        loop {
+            if self.delivering.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            loop {
+                let next = self
+                    .queue
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop_front();
+                let Some(tokens) = next else { break };
+                if catch_unwind(AssertUnwindSafe(|| callback(&tokens))).is_err() {
+                    event!(
+                        warn,
+                        "on_token_refresh callback panicked; the new tokens are kept"
+                    );
+                }
+            }
+            self.delivering.store(false, Ordering::Release);
+            // A set queued after the last look but before the flag was cleared
+            // would otherwise wait for the next refresh.
+            if self
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
+            {
+                return;
+            }
+        }
+    }
+
+    pub(crate) fn failure(&self) -> Option<TokenStoreFailure> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
 
 pub(crate) struct Auth {
     machine: RwLock<TokenMachine>,
     event: Event,
     clock: Arc<dyn Clock>,
-    callback: Option<TokenCallback>,
-    store: Option<Arc<dyn TokenStore>>,
+    persistence: Arc<Persistence>,
     base: BaseUrl,
+}
+
+/// Tokens the token endpoint just issued, not yet in use: save them
+/// ([`Auth::save_job`]), then [`Auth::commit`]. Still holds the flight.
+pub(crate) struct Pending<'a> {
+    flight: Flight<'a>,
+    tokens: OAuthTokens,
 }
 
 /// What the caller does next.
@@ -79,18 +202,30 @@ impl Auth {
     pub(crate) fn new(
         machine: TokenMachine,
         clock: Arc<dyn Clock>,
-        callback: Option<TokenCallback>,
-        store: Option<Arc<dyn TokenStore>>,
+        persistence: Arc<Persistence>,
         base: BaseUrl,
     ) -> Self {
         Self {
             machine: RwLock::new(machine),
             event: Event::new(),
             clock,
-            callback,
-            store,
+            persistence,
             base,
         }
+    }
+
+    /// The last failure of the token store, if any.
+    pub(crate) fn store_failure(&self) -> Option<TokenStoreFailure> {
+        self.persistence.failure()
+    }
+
+    /// Removes every secret the client knows from `error`'s server-supplied text.
+    pub(crate) fn redact(&self, mut error: Error) -> Error {
+        self.machine
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .redact(&mut error);
+        error
     }
 
     fn lock(&self) -> RwLockWriteGuard<'_, TokenMachine> {
@@ -180,60 +315,80 @@ impl Auth {
         Ok(Grant::RefreshToken { refresh_token })
     }
 
-    /// Ends a flight with the token endpoint's answer (or the failure to get one).
-    /// On success the callback sees the tokens before they become current.
-    pub(crate) fn finish(
+    /// Feeds the token endpoint's answer (or the failure to get one) to the
+    /// machine. On success the tokens are pending: save them, then commit.
+    pub(crate) fn handle<'a>(
         &self,
-        mut flight: Flight<'_>,
+        mut flight: Flight<'a>,
         answer: Result<HttpResponse>,
-    ) -> Result<(Bearer, OAuthTokens)> {
-        let Some(ticket) = flight.ticket.take() else {
+    ) -> Result<Pending<'a>> {
+        let Some(ticket) = flight.ticket.as_ref() else {
             return Err(Error::NotAuthenticated("token flight already ended".into()));
         };
         let parsed = {
             let mut machine = self.lock();
-            match answer {
-                Ok(response) => machine.handle_token_response(&ticket, self.now(), &response),
-                Err(e) => Err(machine.handle_transport_error(&ticket, e)),
-            }
+            let parsed = match answer {
+                Ok(response) => machine.handle_token_response(ticket, self.now(), &response),
+                Err(e) => Err(machine.handle_transport_error(ticket, e)),
+            };
+            parsed.map_err(|mut e| {
+                machine.redact(&mut e);
+                e
+            })
         };
-        let tokens = match parsed {
-            Ok(tokens) => tokens,
+        match parsed {
+            Ok(tokens) => Ok(Pending { flight, tokens }),
             Err(e) => {
-                // The machine ended the flight; `ticket` is spent.
-                drop(ticket);
+                // The machine ended the flight; the ticket is spent.
+                flight.ticket = None;
                 self.event.notify(usize::MAX);
                 event!(warn, error = %e, oauth_error = e.oauth_error_code(), "token request failed");
-                return Err(e);
+                Err(e)
             }
+        }
+    }
+
+    /// The job that saves pending tokens to the store (blocking I/O), if there
+    /// is a store.
+    pub(crate) fn save_job(&self, pending: &Pending<'_>) -> Option<BlockingJob> {
+        self.persistence.store.as_ref()?;
+        let persistence = Arc::clone(&self.persistence);
+        let tokens = pending.tokens.clone();
+        Some(Box::new(move || persistence.save(&tokens)))
+    }
+
+    /// Makes saved tokens current and wakes the waiters; queues them for the
+    /// callback ([`deliver_job`](Self::deliver_job)).
+    pub(crate) fn commit(&self, mut pending: Pending<'_>) -> Result<(Bearer, OAuthTokens)> {
+        let Some(ticket) = pending.flight.ticket.take() else {
+            return Err(Error::NotAuthenticated("token flight already ended".into()));
         };
-        // Persist before use: a store, then the callback. Neither can lose the
-        // tokens the server just issued (the old refresh token may be spent).
-        if let Some(store) = &self.store {
-            if let Err(_e) = store.save(&tokens) {
-                event!(warn, error = %_e, "token store save failed; the new tokens are kept in memory");
-            }
-        }
-        if let Some(callback) = &self.callback {
-            if catch_unwind(AssertUnwindSafe(|| callback(&tokens))).is_err() {
-                event!(
-                    warn,
-                    "on_token_refresh callback panicked; the new tokens are kept"
-                );
-            }
-        }
+        let tokens = pending.tokens;
         let committed = self.lock().commit(ticket, self.now());
         self.event.notify(usize::MAX);
-        if let Ok(_bearer) = &committed {
-            event!(
-                debug,
-                generation = _bearer.generation(),
-                expires_at = tokens.expires_at,
-                refresh_token = tokens.refresh_token.is_some(),
-                "new token set in use"
-            );
+        let bearer = committed?;
+        event!(
+            debug,
+            generation = bearer.generation(),
+            expires_at = tokens.expires_at,
+            refresh_token = tokens.refresh_token.is_some(),
+            "new token set in use"
+        );
+        if self.persistence.callback.is_some() {
+            self.persistence
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_back(tokens.clone());
         }
-        committed.map(|bearer| (bearer, tokens))
+        Ok((bearer, tokens))
+    }
+
+    /// The job that hands queued token sets to the callback, if there is one.
+    pub(crate) fn deliver_job(&self) -> Option<BlockingJob> {
+        self.persistence.callback.as_ref()?;
+        let persistence = Arc::clone(&self.persistence);
+        Some(Box::new(move || persistence.deliver()))
     }
 
     /// A call made with `bearer` was answered 401. Returns true if the call should be

@@ -2,24 +2,26 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use carthooks_core::endpoint::clone_request;
 use carthooks_core::{
     ApiResponse, Attempt, AuthorizationCode, AuthorizeCodeResponse, Bearer, ClientConfig, Endpoint,
     Error, Grant, HttpRequest, HttpResponse, ItemLock, ItemsQuery, LockOptions,
-    OAuthAuthorizeCodeRequest, OAuthTokens, RequestKind, Result, RetryDecision, UserAccessToken,
-    UserInfo, WatchDataRequest,
+    OAuthAuthorizeCodeRequest, OAuthTokens, RequestKind, RequestTimeout, Result, RetryDecision,
+    UserAccessToken, UserInfo, WatchDataRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::api::call_timeout_error;
 use crate::api::{api_methods, engine_methods};
-use crate::auth::{GrantStep, Step};
+use crate::auth::{BlockingJob, Flight, GrantStep, Step};
 use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
 use crate::log::{CallSpan, event};
 use crate::pages::ItemIter;
 use crate::transport::BlockingTransport;
-use event_listener::Listener as _;
+use event_listener::{EventListener, Listener as _};
 
 /// The blocking Carthooks client, generic over its [`BlockingTransport`].
 ///
@@ -60,6 +62,23 @@ impl<T: BlockingTransport> BlockingClient<T> {
         ClientBuilder::new()
     }
 
-    engine_methods!(; []; [.wait()]);
+    engine_methods!(; []);
+
+    /// Waits for a token request in flight to end, or for `deadline`; false when
+    /// the deadline came first.
+    fn wait_until(&self, listener: EventListener, deadline: Option<Instant>) -> bool {
+        match deadline {
+            None => {
+                listener.wait();
+                true
+            }
+            Some(deadline) => listener.wait_deadline(deadline).is_some(),
+        }
+    }
+
+    /// Runs blocking work in place: this client's caller may block.
+    fn run_blocking(&self, job: BlockingJob) {
+        job();
+    }
     api_methods!(; ItemIter;);
 }

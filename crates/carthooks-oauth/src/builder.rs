@@ -6,11 +6,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use carthooks_core::{
-    AccessToken, ClientConfig, Clock, Error, MachineConfig, OAuthConfig, OAuthTokens, Result,
-    RetryPolicy, TokenMachine,
+    AccessToken, ClientConfig, Clock, MachineConfig, OAuthConfig, OAuthTokens, Result, RetryPolicy,
+    TokenMachine,
 };
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Persistence};
 use crate::clock::CoarseClock;
 use crate::dns::{DnsCache, Lookup, SystemLookup};
 use crate::store::TokenStore;
@@ -125,6 +125,16 @@ impl<C: BuildClient> ClientBuilder<C> {
         })
     }
 
+    /// Deadline of a whole call: every attempt, every retry wait and any token
+    /// request it needs, together (default none). A call that runs out of it
+    /// fails with a timeout ([`Error::is_timeout`]).
+    pub fn call_timeout(self, timeout: Duration) -> Self {
+        self.edit(None, move |c| {
+            c.call_timeout = Some(timeout);
+            Ok(())
+        })
+    }
+
     /// Connect timeout (default 10 s, never above the total timeout).
     pub fn connect_timeout(self, timeout: Duration) -> Self {
         self.edit(None, move |c| {
@@ -163,6 +173,12 @@ impl<C: BuildClient> ClientBuilder<C> {
 
     /// Loads tokens from `store` at build time and saves every new token set to
     /// it before the set is used.
+    ///
+    /// A store that cannot be read (a truncated, garbage or unreadable file)
+    /// does not make `build()` fail: the client starts without stored tokens,
+    /// and the failure is reported by the client's `token_store_failure()` (and
+    /// a `tracing` warning). [`FileTokenStore`](crate::FileTokenStore) moves such
+    /// a file aside first, so nothing is lost. A store must not call the client.
     pub fn token_store(mut self, store: Arc<dyn TokenStore>) -> Self {
         self.store = Some(store);
         self
@@ -292,6 +308,13 @@ impl<C: BuildClient> ClientBuilder<C> {
 
     fn into_parts(self) -> Result<Parts> {
         let overridden: Vec<&str> = self.edits.iter().filter_map(|(var, _)| *var).collect();
+        let from_env = |name: &str| {
+            self.use_env
+                && !overridden.contains(&name)
+                && std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
+        };
+        let base_from_env = from_env("CARTHOOKS_API_URL");
+        let token_from_env = from_env("CARTHOOKS_ACCESS_TOKEN");
         let mut config = if self.use_env {
             ClientConfig::from_lookup(|name| {
                 if overridden.contains(&name) {
@@ -306,6 +329,13 @@ impl<C: BuildClient> ClientBuilder<C> {
         for (_, edit) in self.edits {
             edit(&mut config)?;
         }
+        if let Err(e) = config.check_base_url() {
+            return Err(if base_from_env {
+                e.in_variable("CARTHOOKS_API_URL")
+            } else {
+                e
+            });
+        }
         config.validate()?;
 
         let (machine_config, client, callback, refresh_token) = match &self.oauth {
@@ -316,6 +346,7 @@ impl<C: BuildClient> ClientBuilder<C> {
                         auto_refresh: oauth.auto_refresh,
                         refresh_window: oauth.refresh_window.as_secs(),
                         min_refresh_interval: oauth.min_refresh_interval.as_secs(),
+                        default_lifetime: oauth.default_token_lifetime.map(|d| d.as_secs().max(1)),
                     },
                     Some((oauth.client_id.clone(), oauth.client_secret.clone())),
                     oauth.on_token_refresh.clone(),
@@ -330,24 +361,22 @@ impl<C: BuildClient> ClientBuilder<C> {
         if let Some(rt) = refresh_token {
             machine.set_refresh_token(rt);
         }
-        let stored = match &self.store {
-            Some(store) => store.load().map_err(|e| {
-                Error::Config(format!("cannot load tokens from the token store: {e}"))
-            })?,
-            None => None,
-        };
+        let persistence = Persistence::new(self.store, callback);
+        let stored = persistence.load();
         if let Some(tokens) = self.tokens.or(stored) {
             machine.install(tokens, now)?;
         } else if let Some(token) = &config.access_token {
-            machine.install(OAuthTokens::from_access_token(token.clone()), now)?;
+            machine
+                .install(OAuthTokens::from_access_token(token.clone()), now)
+                .map_err(|e| {
+                    if token_from_env {
+                        e.in_variable("CARTHOOKS_ACCESS_TOKEN")
+                    } else {
+                        e
+                    }
+                })?;
         }
-        let auth = Auth::new(
-            machine,
-            clock,
-            callback,
-            self.store,
-            config.base_url.clone(),
-        );
+        let auth = Auth::new(machine, clock, persistence, config.base_url.clone());
         let lookup = self.lookup.unwrap_or_else(|| Arc::new(SystemLookup));
         let dns = Arc::new(DnsCache::new(&config, lookup));
         Ok(Parts { config, auth, dns })

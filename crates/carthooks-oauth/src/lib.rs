@@ -60,15 +60,16 @@ pub use client::Client;
 pub use clock::CoarseClock;
 pub use dns::{DnsCache, DnsCacheStats, Lookup, SystemLookup};
 pub use pages::{ItemIter, ItemStream};
-pub use store::{FileTokenStore, MemoryTokenStore, TokenStore};
+pub use store::{FileTokenStore, MemoryTokenStore, StoreOperation, TokenStore, TokenStoreFailure};
 pub use transport::{BlockingTransport, BoxFuture, Connect, Transport};
 
 pub use carthooks_core::{
     AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
     ClientSecret, Clock, Endpoint, Error, FilterOp, HttpRequest, HttpResponse, ItemLock,
     ItemsQuery, LockOptions, ManualClock, MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig,
-    OAuthTokens, Pager, RefreshToken, Result, RetryPolicy, ServiceError, SystemClock,
-    TransportError, TransportErrorKind, UserAccessToken, UserInfo, WatchDataRequest,
+    OAuthTokens, Pager, RefreshToken, RequestTimeout, Result, RetryPolicy, ServiceError,
+    SystemClock, TokenIdentity, TransportError, TransportErrorKind, UserAccessToken, UserInfo,
+    WatchDataRequest,
 };
 
 #[cfg(test)]

@@ -8,12 +8,68 @@
 //! `expires_at`, so a restarted client knows the token's true expiry.
 //!
 //! A failing save never loses the tokens: they stay in memory and in use, and the
-//! failure is logged (with the `tracing` feature).
+//! failure is reported by the client's `token_store_failure()` (and logged with
+//! the `tracing` feature). A store that cannot be read at start (empty,
+//! truncated or garbage file, a directory) does not stop the client: it starts
+//! without stored tokens and reports it the same way; [`FileTokenStore`] first
+//! renames such a file to `{name}.corrupt-{unix time}-{n}` so nothing is lost.
+//!
+//! Every write goes to a temporary file whose name is unique per write (process
+//! id, a process-wide counter and a random number, created with `create_new`),
+//! so two stores on one path — two clients in one process, or two processes —
+//! never collide; the last rename wins. A store path that is a symbolic link is
+//! written through: the link's target is replaced, the link stays.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+
+/// Which store operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreOperation {
+    /// Reading the stored tokens when the client was built.
+    Load,
+    /// Saving a new token set.
+    Save,
+}
+
+/// The last failure of a client's [`TokenStore`], as reported by the clients'
+/// `token_store_failure()`. The tokens themselves were kept in memory.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TokenStoreFailure {
+    /// What was being done.
+    pub operation: StoreOperation,
+    /// The I/O error's kind.
+    pub kind: std::io::ErrorKind,
+    /// The I/O error's message (the provided stores never quote file contents).
+    pub message: String,
+    /// How many store operations of this client have failed so far.
+    pub failures: u64,
+}
+
+impl TokenStoreFailure {
+    pub(crate) fn new(operation: StoreOperation, error: &std::io::Error, failures: u64) -> Self {
+        Self {
+            operation,
+            kind: error.kind(),
+            message: error.to_string(),
+            failures,
+        }
+    }
+}
+
+impl std::fmt::Display for TokenStoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self.operation {
+            StoreOperation::Load => "load",
+            StoreOperation::Save => "save",
+        };
+        write!(f, "token store {op} failed: {}", self.message)
+    }
+}
 
 use carthooks_core::OAuthTokens;
 
@@ -62,16 +118,22 @@ impl TokenStore for MemoryTokenStore {
 #[derive(Debug)]
 pub struct FileTokenStore {
     path: PathBuf,
-    counter: AtomicU64,
+}
+
+/// Counts temporary files across every store of the process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(TEMP_COUNTER.load(Ordering::Relaxed));
+    h.finish()
 }
 
 impl FileTokenStore {
     /// A store at `path` (created on the first save).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self {
-            path: path.into(),
-            counter: AtomicU64::new(0),
-        }
+        Self { path: path.into() }
     }
 
     /// Where the tokens are kept.
@@ -79,15 +141,50 @@ impl FileTokenStore {
         &self.path
     }
 
-    fn temp_path(&self) -> PathBuf {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mut name = self
-            .path
+    /// The file actually written: the path, or what its symbolic links point to.
+    fn target(&self) -> PathBuf {
+        let mut path = self.path.clone();
+        for _ in 0..40 {
+            match std::fs::read_link(&path) {
+                Ok(link) if link.is_absolute() => path = link,
+                Ok(link) => {
+                    path = path
+                        .parent()
+                        .map_or_else(|| link.clone(), |dir| dir.join(&link));
+                }
+                Err(_) => break,
+            }
+        }
+        path
+    }
+
+    /// A name next to `target` that no other write uses.
+    fn temp_path(target: &Path) -> PathBuf {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut name = target
             .file_name()
             .map(|n| n.to_os_string())
             .unwrap_or_else(|| "tokens".into());
-        name.push(format!(".{}.{n}.tmp", std::process::id()));
-        self.path.with_file_name(name)
+        name.push(format!(
+            ".{}.{n}.{:016x}.tmp",
+            std::process::id(),
+            random_u64()
+        ));
+        target.with_file_name(name)
+    }
+
+    /// Renames an unreadable token file aside; returns the new name.
+    fn set_aside(&self, target: &Path) -> Option<PathBuf> {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut name = target.file_name()?.to_os_string();
+        name.push(format!(
+            ".corrupt-{unix}-{}",
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let aside = target.with_file_name(name);
+        std::fs::rename(target, &aside).ok().map(|()| aside)
     }
 }
 
@@ -104,34 +201,58 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
 
 impl TokenStore for FileTokenStore {
     fn load(&self) -> std::io::Result<Option<OAuthTokens>> {
-        let bytes = match std::fs::read(&self.path) {
+        let target = self.target();
+        let bytes = match std::fs::read(&target) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
         // The parse error is not passed on: it could quote the file's contents.
         serde_json::from_slice(&bytes).map(Some).map_err(|_| {
+            let what = if bytes.is_empty() {
+                "is empty"
+            } else {
+                "does not hold a token set"
+            };
+            let aside = match self.set_aside(&target) {
+                Some(aside) => format!("; it was moved to {}", aside.display()),
+                None => String::new(),
+            };
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("{} does not hold a token set", self.path.display()),
+                format!("{} {what}{aside}", self.path.display()),
             )
         })
     }
 
     fn save(&self, tokens: &OAuthTokens) -> std::io::Result<()> {
         let json = serde_json::to_vec(tokens).map_err(std::io::Error::other)?;
-        let temp = self.temp_path();
-        let written = create_private(&temp).and_then(|mut file| {
+        let target = self.target();
+        let (temp, file) = {
+            let mut tries = 0;
+            loop {
+                let temp = Self::temp_path(&target);
+                match create_private(&temp) {
+                    Ok(file) => break (temp, file),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 8 => {
+                        tries += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let written = (|| {
+            let mut file = file;
             file.write_all(&json)?;
             file.sync_all()
-        });
-        if let Err(e) = written.and_then(|()| std::fs::rename(&temp, &self.path)) {
+        })();
+        if let Err(e) = written.and_then(|()| std::fs::rename(&temp, &target)) {
             let _ = std::fs::remove_file(&temp);
             return Err(e);
         }
         // Make the rename itself durable.
         #[cfg(unix)]
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
@@ -150,6 +271,7 @@ mod tests {
             token_type: "Bearer".into(),
             expires_at: Some(1_700_000_000 + n),
             scope: None,
+            identity: None,
         }
     }
 
@@ -182,6 +304,64 @@ mod tests {
         let e = store.load().unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         assert!(!e.to_string().contains("at-secret"));
+        // The bad file was moved aside, not lost; the store starts empty.
+        assert!(e.to_string().contains(".corrupt-"), "{e}");
+        assert!(store.load().unwrap().is_none());
+        let aside: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        let kept = std::fs::read(dir.join(&aside[0])).unwrap();
+        assert!(kept.starts_with(b"{\"access_token\""));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_path_is_written_through() {
+        let dir = std::env::temp_dir().join(format!("carthooks-store-link-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        let target = dir.join("real/tokens.json");
+        let link = dir.join("tokens.json");
+        std::os::unix::fs::symlink("real/tokens.json", &link).unwrap();
+        let store = FileTokenStore::new(&link);
+        store.save(&tokens(1)).unwrap();
+        store.save(&tokens(2)).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let back: OAuthTokens = serde_json::from_slice(&std::fs::read(&target).unwrap()).unwrap();
+        assert_eq!(back.access_token.secret(), "at-2");
+        assert_eq!(store.load().unwrap().unwrap().access_token.secret(), "at-2");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn two_stores_on_one_path_never_collide() {
+        let dir = std::env::temp_dir().join(format!("carthooks-store-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokens.json");
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = FileTokenStore::new(&path);
+                std::thread::spawn(move || {
+                    (0..200)
+                        .map(|i| store.save(&tokens(t * 1000 + i)).is_ok())
+                        .filter(|ok| !ok)
+                        .count()
+                })
+            })
+            .collect();
+        let failed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(failed, 0, "no save failed because another writer exists");
+        assert!(FileTokenStore::new(&path).load().unwrap().is_some());
+        let leftovers = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file left behind");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -28,6 +28,15 @@ pub trait Transport: Send + Sync + 'static {
     fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
         Box::pin(ThreadSleep::new(duration))
     }
+
+    /// Runs blocking work (a token store's file writes, the user's
+    /// `on_token_refresh` callback) where it does not stall the executor. The
+    /// default runs it in place; the reqwest backend hands it to tokio's
+    /// blocking pool.
+    fn run_blocking(&self, job: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture<'_, ()> {
+        job();
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Whether the helper thread is done, and who to wake when it is.
@@ -115,6 +124,9 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
     fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
         (**self).sleep(duration)
     }
+    fn run_blocking(&self, job: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture<'_, ()> {
+        (**self).run_blocking(job)
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -123,6 +135,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
         (**self).sleep(duration)
+    }
+    fn run_blocking(&self, job: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture<'_, ()> {
+        (**self).run_blocking(job)
     }
 }
 

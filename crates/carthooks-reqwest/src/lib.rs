@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carthooks_oauth::{
-    BoxFuture, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, Transport,
-    TransportError, TransportErrorKind,
+    BoxFuture, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, RequestTimeout,
+    Transport, TransportError, TransportErrorKind,
 };
 
 pub use carthooks_oauth::{
@@ -136,11 +136,38 @@ impl Connect for ReqwestTransport {
     }
 }
 
+/// What a connect failure was, from the error's causes: TLS, DNS or the
+/// connection itself.
+fn connect_kind(e: &(dyn std::error::Error + 'static)) -> TransportErrorKind {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<rustls::Error>().is_some() {
+            return TransportErrorKind::Tls;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return TransportErrorKind::Tls;
+            }
+        }
+        // hyper-util's connector names DNS failures so; its type is private.
+        if c.to_string() == "dns error" {
+            return TransportErrorKind::Dns;
+        }
+        cause = c.source();
+    }
+    TransportErrorKind::Connect
+}
+
 fn map_error(e: reqwest::Error) -> TransportError {
+    let e = e.without_url();
+    let connecting = e.is_connect();
     let kind = if e.is_timeout() {
         TransportErrorKind::Timeout
-    } else if e.is_connect() {
-        TransportErrorKind::Connect
+    } else if connecting {
+        connect_kind(&e)
     } else if e.is_redirect() {
         TransportErrorKind::Redirect
     } else if e.is_body() || e.is_request() || e.is_decode() {
@@ -149,7 +176,23 @@ fn map_error(e: reqwest::Error) -> TransportError {
         TransportErrorKind::Other
     };
     // URLs can carry a user token (`/v1/user-token/{token}`): never keep them.
-    TransportError::with_source(kind, e.without_url())
+    let error = TransportError::with_source(kind, e);
+    if connecting {
+        // No connection, so no byte of the request left (a connect timeout too).
+        error.mark_never_sent()
+    } else {
+        error
+    }
+}
+
+/// True for methods whose requests carry a body: an empty one is framed with
+/// `Content-Length: 0` (front ends answer 411 without it); other methods send
+/// no body and no length.
+fn has_body(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    )
 }
 
 /// `http::Request` → `reqwest::Request`. reqwest's own `TryFrom` formats the URI
@@ -170,10 +213,21 @@ fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, TransportError> 
     // The parse error is not kept: it could quote the URL.
     let url =
         reqwest::Url::parse(&text).map_err(|_| TransportError::new(TransportErrorKind::Other))?;
+    let timeout = parts.extensions.get::<RequestTimeout>().map(|t| t.0);
+    let with_body = !body.is_empty() || has_body(&parts.method);
     let mut out = reqwest::Request::new(parts.method, url);
     *out.headers_mut() = parts.headers;
     *out.version_mut() = parts.version;
-    *out.body_mut() = Some(body.into());
+    *out.timeout_mut() = timeout;
+    if with_body {
+        if body.is_empty() {
+            out.headers_mut().insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from_static("0"),
+            );
+        }
+        *out.body_mut() = Some(body.into());
+    }
     Ok(out)
 }
 
@@ -182,6 +236,15 @@ async fn send(
     request: HttpRequest,
 ) -> Result<HttpResponse, TransportError> {
     let max_body = transport.max_body;
+    if tokio::runtime::Handle::try_current().is_err() {
+        // reqwest would panic ("no reactor running"): say what is wrong instead.
+        return Err(TransportError::new(TransportErrorKind::Other)
+            .with_detail(
+                "the async client must be polled inside a tokio runtime \
+                 (use #[tokio::main], or the blocking client)",
+            )
+            .mark_never_sent());
+    }
     // Never closed, so acquiring cannot fail; a failure would only lift the bound.
     let _permit = transport.permits.acquire().await.ok();
     let request = to_reqwest(request)?;
@@ -222,6 +285,16 @@ impl Transport for ReqwestTransport {
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
         Box::pin(tokio::time::sleep(duration))
+    }
+
+    /// Runs `job` on tokio's blocking pool and waits for it, so that file writes
+    /// and user callbacks never stall the executor's threads.
+    fn run_blocking(&self, job: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // The job catches its own panics; a join error can only be one that
+            // escaped, and there is nothing left to do about it.
+            let _ = tokio::task::spawn_blocking(job).await;
+        })
     }
 }
 

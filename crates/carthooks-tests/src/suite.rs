@@ -552,7 +552,13 @@ where
     ));
     let c: S = canned_client(&canned);
     let e = c.get_current_user().unwrap_err();
-    assert_eq!(e.status(), Some(302), "{e:?}");
+    let t = e.transport_error().expect("a transport error");
+    assert_eq!(t.kind(), TransportErrorKind::Redirect, "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("redirected to host 127.0.0.1") && !text.contains("steal"),
+        "{text}"
+    );
     // A token endpoint answering garbage: typed error, no tokens installed.
     let canned = CannedServer::start(Behaviour::Answer(http_answer(
         200,
@@ -613,7 +619,11 @@ where
     );
     let e = c.initialize_oauth(None).unwrap_err();
     match &e {
-        Error::Transport(t) => assert_eq!(t.kind(), TransportErrorKind::Connect, "{e:?}"),
+        Error::Transport(t) => {
+            assert_eq!(t.kind(), TransportErrorKind::Connect, "{e:?}");
+            assert!(e.to_string().contains("connection refused"), "{e}");
+            assert!(t.never_sent());
+        }
         other => panic!("{}: expected a transport error, got {other:?}", S::NAME),
     }
 }
@@ -733,7 +743,10 @@ where
     );
     let e = c.initialize_oauth(None).unwrap_err();
     match &e {
-        Error::Transport(t) => assert_eq!(t.kind(), TransportErrorKind::Connect, "{e:?}"),
+        Error::Transport(t) => {
+            assert_eq!(t.kind(), TransportErrorKind::Dns, "{e:?}");
+            assert!(t.never_sent());
+        }
         other => panic!("{}: {other:?}", S::NAME),
     }
     assert!(only_v6.calls.load(std::sync::atomic::Ordering::SeqCst) >= 1);

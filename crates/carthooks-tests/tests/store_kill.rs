@@ -19,6 +19,7 @@ fn token_set(n: u64) -> OAuthTokens {
         token_type: "Bearer".into(),
         expires_at: Some(1_700_000_000 + n),
         scope: Some(format!("scope-{n}")),
+        identity: None,
     }
 }
 

@@ -19,8 +19,8 @@
 use std::sync::Arc;
 
 use carthooks_oauth::{
-    BlockingTransport, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, TransportError,
-    TransportErrorKind,
+    BlockingTransport, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, RequestTimeout,
+    TransportError, TransportErrorKind,
 };
 
 pub use carthooks_oauth::{
@@ -118,30 +118,74 @@ impl Connect for UreqTransport {
 
 fn map_error(e: ureq::Error) -> TransportError {
     use ureq::Error as E;
-    let kind = match &e {
-        E::Timeout(_) => TransportErrorKind::Timeout,
-        E::HostNotFound | E::ConnectionFailed | E::Tls(_) | E::Rustls(_) | E::TlsRequired => {
-            TransportErrorKind::Connect
+    use ureq::Timeout as T;
+    let (kind, never_sent) = match &e {
+        E::Timeout(T::Resolve | T::Connect) => (TransportErrorKind::Timeout, true),
+        E::Timeout(_) => (TransportErrorKind::Timeout, false),
+        E::HostNotFound => (TransportErrorKind::Dns, true),
+        E::ConnectionFailed => (TransportErrorKind::Connect, true),
+        E::Tls(_) | E::Rustls(_) | E::TlsRequired => (TransportErrorKind::Tls, true),
+        E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            (TransportErrorKind::Timeout, false)
         }
-        E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => TransportErrorKind::Timeout,
         E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            TransportErrorKind::Connect
+            (TransportErrorKind::Connect, true)
         }
-        E::Io(_) | E::Protocol(_) | E::BodyStalled => TransportErrorKind::Io,
-        E::BodyExceedsLimit(_) => TransportErrorKind::BodyTooLarge,
-        E::TooManyRedirects | E::RedirectFailed => TransportErrorKind::Redirect,
-        _ => TransportErrorKind::Other,
+        E::Protocol(_) => (TransportErrorKind::Protocol, false),
+        E::Io(_) | E::BodyStalled => (TransportErrorKind::Io, false),
+        E::BodyExceedsLimit(_) => (TransportErrorKind::BodyTooLarge, false),
+        E::TooManyRedirects | E::RedirectFailed => (TransportErrorKind::Redirect, false),
+        _ => (TransportErrorKind::Other, false),
     };
-    match e {
+    let error = match e {
         // These can quote the URL, which may carry a user token.
         E::BadUri(_) | E::Http(_) | E::RequireHttpsOnly(_) => TransportError::new(kind),
         other => TransportError::with_source(kind, other),
+    };
+    if never_sent {
+        error.mark_never_sent()
+    } else {
+        error
     }
+}
+
+/// True for methods whose requests carry a body (sent with `Content-Length`,
+/// `0` when empty); other methods send neither body nor length.
+fn has_body(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    )
 }
 
 impl BlockingTransport for UreqTransport {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let response = self.agent.run(request).map_err(map_error)?;
+        use ureq::RequestExt as _;
+        let timeout = request.extensions().get::<RequestTimeout>().map(|t| t.0);
+        let response = if request.body().is_empty() && !has_body(request.method()) {
+            // No body at all: ureq frames a `Vec`, even an empty one, with a
+            // `Content-Length`.
+            let (parts, _) = request.into_parts();
+            let request = http::Request::from_parts(parts, ());
+            match timeout {
+                Some(t) => request
+                    .with_agent(&self.agent)
+                    .configure()
+                    .timeout_global(Some(t))
+                    .run(),
+                None => self.agent.run(request),
+            }
+        } else {
+            match timeout {
+                Some(t) => request
+                    .with_agent(&self.agent)
+                    .configure()
+                    .timeout_global(Some(t))
+                    .run(),
+                None => self.agent.run(request),
+            }
+        }
+        .map_err(map_error)?;
         let (parts, mut body) = response.into_parts();
         let bytes = body
             .with_config()
