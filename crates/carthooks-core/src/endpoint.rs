@@ -49,6 +49,9 @@ pub struct Endpoint<R> {
     /// A secret that travels in the path (`get_user_by_token`), redacted from
     /// errors about this call.
     path_secret: Option<UserAccessToken>,
+    /// A path parameter was `.` or `..`: no HTTP client sends such a segment as
+    /// it is (WHATWG URL parsers resolve even `%2E%2E`), so the call is refused.
+    dot_segment: bool,
     _response: PhantomData<fn() -> R>,
 }
 
@@ -62,6 +65,7 @@ impl<R> Clone for Endpoint<R> {
             query: self.query.clone(),
             body: self.body.clone(),
             path_secret: self.path_secret.clone(),
+            dot_segment: self.dot_segment,
             _response: PhantomData,
         }
     }
@@ -89,7 +93,11 @@ struct DataBody<'a, T: ?Sized> {
 
 impl<R> Endpoint<R> {
     fn new(operation: &'static str, method: Method, path: String) -> Self {
+        // `encode_path_segment` writes a `.` or `..` parameter as `%2E` / `%2E%2E`,
+        // and nothing else as such a segment.
+        let dot_segment = path.split('/').any(|s| s == "%2E" || s == "%2E%2E");
         Self {
+            dot_segment,
             operation,
             method,
             root: Root::Base,
@@ -161,6 +169,11 @@ impl<R> Endpoint<R> {
         base: &BaseUrl,
         authorization: Option<&HeaderValue>,
     ) -> Result<http::Request<Vec<u8>>> {
+        if self.dot_segment {
+            return Err(Error::InvalidInput(
+                "a path parameter cannot be \".\" or \"..\": HTTP clients would send the request to another path".into(),
+            ));
+        }
         let uri = base
             .uri(self.root == Root::Parent, &self.path, &self.query)
             .ok_or_else(|| Error::Config("request URL is not valid".into()))?;

@@ -19,6 +19,10 @@ pub enum Error {
     /// The configuration is invalid (bad base URL, malformed environment variable…).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// An argument cannot be sent as given (a path parameter `..`); nothing was
+    /// sent.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// A request body could not be serialized.
     #[error("cannot encode request body: {0}")]
     Encode(String),
@@ -152,7 +156,10 @@ impl Error {
             Error::Transport(t) | Error::OutcomeUnknown(t) => {
                 t.detail.as_mut().map(scrub);
             }
-            Error::Config(s) | Error::Encode(s) | Error::NotAuthenticated(s) => scrub(s),
+            Error::Config(s)
+            | Error::Encode(s)
+            | Error::InvalidInput(s)
+            | Error::NotAuthenticated(s) => scrub(s),
             Error::Closed => {}
         }
     }

@@ -219,7 +219,13 @@ fn url_helpers_and_request_builders() {
         assert_eq!(back, want);
         let token = carthooks_core::UserAccessToken::new(s.clone());
         let ep = Endpoint::get_user_by_token(&token);
-        ep.to_request(&BaseUrl::default(), None)
-            .expect("always a valid URI");
+        match ep.to_request(&BaseUrl::default(), None) {
+            Ok(req) => assert!(req.uri().path().starts_with("/v1/user-token/")),
+            // Only a dot segment is refused: no client would send it as it is.
+            Err(e) => assert!(
+                matches!(e, carthooks_core::Error::InvalidInput(_)) && (s == "." || s == ".."),
+                "{e:?}"
+            ),
+        }
     }
 }

@@ -66,6 +66,11 @@ pub struct MockConfig {
     pub rotate_refresh_tokens: bool,
     /// Lifetime of authorization codes, seconds (default 60).
     pub code_ttl: u64,
+    /// What token answers say in `expires_in`, whatever the real lifetime
+    /// (default `None`: the real lifetime, as a number). `Some(Value::Null)`
+    /// leaves the field out; a string or a float imitates servers that send
+    /// those.
+    pub advertised_expires_in: Option<Value>,
 }
 
 impl Default for MockConfig {
@@ -74,6 +79,7 @@ impl Default for MockConfig {
             access_token_ttl: 86_400,
             rotate_refresh_tokens: true,
             code_ttl: 60,
+            advertised_expires_in: None,
         }
     }
 }
@@ -288,6 +294,19 @@ impl State {
             },
         );
         self.user_tokens.insert(token.into(), id);
+    }
+
+    /// Accepts `token` as a bearer token of the default client for `ttl`
+    /// seconds from `now` (acting for `user_id` when given), as if issued.
+    pub fn add_access_token(&mut self, token: &str, user_id: Option<u64>, now: u64, ttl: u64) {
+        self.access.insert(
+            token.into(),
+            AccessRec {
+                client_id: DEFAULT_CLIENT_ID.into(),
+                user_id,
+                expires_at: now.saturating_add(ttl),
+            },
+        );
     }
 
     /// What was received so far.
@@ -615,6 +634,13 @@ impl State {
             "expires_in": ttl,
             "scope": "read write",
         });
+        match &self.config.advertised_expires_in {
+            None => {}
+            Some(Value::Null) => {
+                data.as_object_mut().map(|o| o.remove("expires_in"));
+            }
+            Some(v) => data["expires_in"] = v.clone(),
+        }
         if with_refresh {
             let refresh = self.next_secret("rt");
             self.refresh.insert(

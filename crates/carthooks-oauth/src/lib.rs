@@ -78,6 +78,41 @@ mod tests {
 
     fn shareable<T: Clone + Send + Sync + 'static>() {}
 
+    /// A POST whose connection timed out never left: it is sent again. One that
+    /// timed out after sending is not: its outcome is unknown.
+    #[test]
+    fn only_a_post_that_never_left_is_retried() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        for (never_sent, expect_ok, expect_sends) in [(true, true, 2), (false, false, 1)] {
+            let sends = Arc::new(AtomicU32::new(0));
+            let counter = Arc::clone(&sends);
+            let transport = move |req: HttpRequest| {
+                if req.method() == http::Method::POST && counter.fetch_add(1, Ordering::SeqCst) == 0
+                {
+                    let e = TransportError::new(TransportErrorKind::Timeout);
+                    return Err(if never_sent { e.mark_never_sent() } else { e });
+                }
+                Ok(http::Response::new(br#"{"data":{"id":1}}"#.to_vec()))
+            };
+            let client = BlockingClient::builder()
+                .without_env()
+                .access_token("at")
+                .retry_policy(RetryPolicy {
+                    base_delay: std::time::Duration::from_millis(1),
+                    ..RetryPolicy::default()
+                })
+                .build_with_transport(transport)
+                .unwrap();
+            let out = client.create_item(1, 2, &serde_json::json!({}));
+            assert_eq!(out.is_ok(), expect_ok, "{out:?}");
+            if !expect_ok {
+                assert!(matches!(out, Err(Error::OutcomeUnknown(_))));
+            }
+            assert_eq!(sends.load(Ordering::SeqCst), expect_sends);
+        }
+    }
+
     #[test]
     fn clients_are_clone_send_sync() {
         shareable::<Client<Box<dyn Transport>>>();

@@ -2,8 +2,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What the canned server does with each connection.
@@ -18,6 +18,7 @@ pub enum Behaviour {
 /// Serves `behaviour` on `127.0.0.1:0` until dropped.
 pub struct CannedServer {
     url: String,
+    requests: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     addr: std::net::SocketAddr,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -41,6 +42,8 @@ impl CannedServer {
         let addr = listener.local_addr().expect("addr");
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = Arc::clone(&requests);
         let thread = std::thread::spawn(move || {
             let mut held = Vec::new();
             for stream in listener.incoming() {
@@ -49,7 +52,10 @@ impl CannedServer {
                 }
                 let Ok(mut stream) = stream else { continue };
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-                read_request(&mut stream);
+                let head = read_request(&mut stream);
+                if !head.is_empty() {
+                    seen.lock().unwrap().push(head);
+                }
                 match &behaviour {
                     Behaviour::Answer(bytes) => {
                         let _ = stream.write_all(bytes);
@@ -61,6 +67,7 @@ impl CannedServer {
         });
         Self {
             url: format!("http://{addr}"),
+            requests,
             stop,
             addr,
             thread: Some(thread),
@@ -71,25 +78,44 @@ impl CannedServer {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The heads (request line and headers, as sent, header names lower-cased)
+    /// of the requests received so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
 }
 
-fn read_request(stream: &mut TcpStream) {
+/// Reads one request; returns its head.
+fn read_request(stream: &mut TcpStream) -> String {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return String::new(),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len = head
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let lower = head.to_ascii_lowercase();
+            let len = lower
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .unwrap_or(0);
             if buf.len() >= end + 4 + len {
-                return;
+                let mut lines = head.lines();
+                let line = lines.next().unwrap_or_default().to_owned();
+                let headers: Vec<String> = lines
+                    .map(|l| match l.split_once(':') {
+                        Some((n, v)) => format!("{}:{v}", n.to_ascii_lowercase()),
+                        None => l.to_owned(),
+                    })
+                    .collect();
+                return std::iter::once(line)
+                    .chain(headers)
+                    .collect::<Vec<_>>()
+                    .join("\n");
             }
         }
     }

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod canned;
 pub mod faults;
+pub mod hardening;
 pub mod suite;
 
 use std::sync::{Arc, Mutex};
@@ -82,6 +83,7 @@ pub trait Sdk: Calls + Clone + Send + Sync + Sized + 'static {
     fn wrap(client: Self::Client) -> Self;
     fn get_current_tokens(&self) -> Option<OAuthTokens>;
     fn dns_stats(&self) -> carthooks_oauth::DnsCacheStats;
+    fn store_failure(&self) -> Option<carthooks_oauth::TokenStoreFailure>;
     fn close(&self);
     /// `n` concurrent `get_current_user` calls (tasks or threads), all results.
     fn concurrent_current_user(&self, n: usize) -> Vec<Result<ApiResponse<UserInfo>>>;
@@ -117,6 +119,9 @@ impl Sdk for ReqwestSdk {
     }
     fn dns_stats(&self) -> carthooks_oauth::DnsCacheStats {
         self.client.dns_cache_stats()
+    }
+    fn store_failure(&self) -> Option<carthooks_oauth::TokenStoreFailure> {
+        self.client.token_store_failure()
     }
     fn close(&self) {
         self.client.close();
@@ -168,6 +173,9 @@ impl Sdk for UreqSdk {
     }
     fn dns_stats(&self) -> carthooks_oauth::DnsCacheStats {
         self.0.dns_cache_stats()
+    }
+    fn store_failure(&self) -> Option<carthooks_oauth::TokenStoreFailure> {
+        self.0.token_store_failure()
     }
     fn close(&self) {
         self.0.close();
@@ -280,6 +288,22 @@ macro_rules! suite {
             two_hundred_401s_share_one_refresh,
             failing_token_store_loses_nothing,
             token_store_is_loaded_and_saved_before_use,
+        );
+        $crate::suite!(@tests $sdk; hardening;
+            server_text_is_cleaned_capped_and_redacted,
+            token_lifetimes_as_real_servers_send_them,
+            unusable_tokens_are_refused_at_receipt,
+            empty_success_is_a_success,
+            requests_are_framed_alike,
+            refused_post_is_retried_and_errors_say_which,
+            impossible_settings_are_config_errors,
+            dot_segments_are_sent_literally,
+            callback_that_calls_the_client_does_not_deadlock,
+            two_clients_share_one_token_file,
+            store_failures_are_reported_and_bad_files_kept,
+            call_timeout_bounds_the_whole_call,
+            refused_user_refresh_token_never_falls_back_to_the_app,
+            lifetime_counts_from_the_request,
         );
         $crate::suite!(@tests $sdk; suite;
             client_credentials,
