@@ -56,6 +56,79 @@ pub struct ClientConfig {
     /// Allow `http://` to a host that is not loopback (default false: credentials
     /// would cross the network in clear text).
     pub allow_insecure_http: bool,
+    /// The only certificate authorities trusted for TLS, when set (a private
+    /// CA); empty (the default) trusts the backend's usual roots: the
+    /// platform's for reqwest, Mozilla's (webpki-roots) for ureq.
+    pub root_certificates: Vec<RootCertificate>,
+}
+
+/// A trusted root certificate (a certificate authority), DER-encoded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RootCertificate(Vec<u8>);
+
+impl std::fmt::Debug for RootCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RootCertificate({} bytes)", self.0.len())
+    }
+}
+
+impl RootCertificate {
+    /// A certificate in DER form.
+    pub fn from_der(der: impl Into<Vec<u8>>) -> Self {
+        Self(der.into())
+    }
+
+    /// Every `CERTIFICATE` block of a PEM file (other blocks are skipped). An
+    /// error when there is none or one cannot be decoded.
+    pub fn from_pem(pem: &[u8]) -> Result<Vec<Self>> {
+        let bad = |why: &str| Error::Config(format!("root certificate PEM: {why}"));
+        let text = std::str::from_utf8(pem).map_err(|_| bad("not text"))?;
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+            let body = &rest[start + "-----BEGIN CERTIFICATE-----".len()..];
+            let end = body
+                .find("-----END CERTIFICATE-----")
+                .ok_or_else(|| bad("a CERTIFICATE block has no END line"))?;
+            let der = decode_base64(&body[..end]).ok_or_else(|| bad("invalid base64"))?;
+            out.push(Self(der));
+            rest = &body[end..];
+        }
+        if out.is_empty() {
+            return Err(bad("no CERTIFICATE block"));
+        }
+        Ok(out)
+    }
+
+    /// The DER bytes.
+    pub fn der(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Standard base64 with padding, whitespace ignored.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -76,6 +149,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("enable_ipv6", &self.enable_ipv6)
             .field("retry", &self.retry)
             .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("root_certificates", &self.root_certificates.len())
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +172,7 @@ impl Default for ClientConfig {
             enable_ipv6: false,
             retry: RetryPolicy::default(),
             allow_insecure_http: false,
+            root_certificates: Vec::new(),
         }
     }
 }
@@ -657,6 +732,27 @@ mod tests {
         let e = OAuthConfig::from_lookup(env(&[("CARTHOOKS_CLIENT_ID", "x")])).unwrap_err();
         assert!(e.to_string().contains("CARTHOOKS_CLIENT_SECRET"));
         assert!(OAuthConfig::new("", "s").validate().is_err());
+    }
+
+    #[test]
+    fn root_certificates_from_pem() {
+        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n\
+                    -----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n\
+                    -----BEGIN CERTIFICATE-----\n/w==\n-----END CERTIFICATE-----\n";
+        let certs = RootCertificate::from_pem(pem).unwrap();
+        assert_eq!(certs.len(), 2);
+        assert_eq!(certs[0].der(), &[0, 1, 2, 3]);
+        assert_eq!(certs[1].der(), &[255]);
+        for bad in [
+            &b"no blocks"[..],
+            b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----",
+            b"-----BEGIN CERTIFICATE-----\nAA",
+        ] {
+            assert!(matches!(
+                RootCertificate::from_pem(bad),
+                Err(Error::Config(_))
+            ));
+        }
     }
 
     #[test]

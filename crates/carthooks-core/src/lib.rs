@@ -69,7 +69,8 @@ pub mod tokens;
 pub mod url;
 
 pub use config::{
-    ClientConfig, Clock, ManualClock, MonotonicClock, OAuthConfig, SystemClock, TokenCallback,
+    ClientConfig, Clock, ManualClock, MonotonicClock, OAuthConfig, RootCertificate, SystemClock,
+    TokenCallback,
 };
 pub use endpoint::Endpoint;
 pub use envelope::{ApiResponse, parse_api_response, parse_token_response};

@@ -16,6 +16,10 @@
 //! The server runs on its own thread with its own runtime, so it serves blocking
 //! and async clients alike; dropping the handle stops it. Semantics live in
 //! [`State`], which is usable without sockets.
+//!
+//! [`MockServer::start_tls`] serves the same over TLS (rustls) with a
+//! certificate you give it, offering HTTP/2 and HTTP/1.1 by ALPN; each
+//! [`MockRequest`] records the HTTP version it arrived in.
 
 mod state;
 
@@ -25,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 pub use state::{
     Counters, DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID,
@@ -34,6 +38,24 @@ pub use state::{
 
 /// Largest request body the server reads.
 const MAX_BODY: usize = 1 << 20;
+
+/// A certificate chain and its private key, DER-encoded, for
+/// [`MockServer::start_tls`].
+#[derive(Clone)]
+pub struct MockTls {
+    /// The server's certificate first, then any intermediates.
+    pub cert_chain: Vec<Vec<u8>>,
+    /// The certificate's private key (PKCS#8).
+    pub private_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for MockTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockTls")
+            .field("certificates", &self.cert_chain.len())
+            .finish_non_exhaustive()
+    }
+}
 
 /// A running fake server. Dropping it stops the server.
 pub struct MockServer {
@@ -65,6 +87,34 @@ impl MockServer {
 
     /// Starts a server on `addr`.
     pub fn bind(addr: SocketAddr, config: MockConfig) -> std::io::Result<Self> {
+        Self::bind_inner(addr, config, None)
+    }
+
+    /// Starts a TLS server with `tls` on `127.0.0.1:0`, offering HTTP/2 and
+    /// HTTP/1.1 by ALPN. Its [`url`](Self::url) is `https://localhost:PORT`:
+    /// issue the certificate for `localhost`.
+    pub fn start_tls(config: MockConfig, tls: MockTls) -> std::io::Result<Self> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain = tls
+            .cert_chain
+            .into_iter()
+            .map(rustls::pki_types::CertificateDer::from)
+            .collect();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(tls.private_key.into());
+        let mut server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+            .map_err(std::io::Error::other)?;
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        Self::bind_inner(([127, 0, 0, 1], 0).into(), config, Some(acceptor))
+    }
+
+    fn bind_inner(
+        addr: SocketAddr,
+        config: MockConfig,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -74,12 +124,16 @@ impl MockServer {
             .enable_all()
             .build()?;
         let thread_state = Arc::clone(&state);
+        let url = match &tls {
+            Some(_) => format!("https://localhost:{}", addr.port()),
+            None => format!("http://{addr}"),
+        };
         let thread = std::thread::Builder::new()
             .name("carthooks-mock".into())
-            .spawn(move || runtime.block_on(serve(listener, thread_state, rx)))?;
+            .spawn(move || runtime.block_on(serve(listener, thread_state, tls, rx)))?;
         Ok(Self {
             addr,
-            url: format!("http://{addr}"),
+            url,
             state,
             shutdown: Some(tx),
             thread: Some(thread),
@@ -160,6 +214,7 @@ impl Drop for MockServer {
 async fn serve(
     listener: std::net::TcpListener,
     state: Arc<Mutex<State>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -176,11 +231,26 @@ async fn serve(
                 }
                 let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&state);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(Arc::clone(&state), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let Some(acceptor) = tls else {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                        return;
+                    };
+                    // A failed handshake (an untrusted certificate) just ends it.
+                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    } else {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
                 });
             }
         }
@@ -240,6 +310,7 @@ async fn handle(
             })
             .collect(),
         body,
+        version: format!("{:?}", parts.version),
     };
     let fault = state
         .lock()

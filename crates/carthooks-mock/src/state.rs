@@ -32,6 +32,8 @@ pub struct MockRequest {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// The HTTP version it came in (`HTTP/1.1`, `HTTP/2.0`).
+    pub version: String,
 }
 
 impl MockRequest {
@@ -1276,6 +1278,7 @@ mod tests {
                 "application/x-www-form-urlencoded".into(),
             )],
             body: carthooks_core::url::encode_form(pairs.iter().copied()).into_bytes(),
+            version: "HTTP/1.1".into(),
         }
     }
 
@@ -1343,6 +1346,7 @@ mod tests {
                     query: vec![],
                     headers: vec![],
                     body: vec![],
+                    version: "HTTP/1.1".into(),
                 },
                 0,
             );

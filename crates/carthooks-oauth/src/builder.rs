@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use carthooks_core::{
     AccessToken, ClientConfig, Clock, MachineConfig, OAuthConfig, OAuthTokens, Result, RetryPolicy,
-    TokenMachine,
+    RootCertificate, TokenMachine,
 };
 
 use crate::auth::{Auth, Persistence};
@@ -265,6 +265,28 @@ impl<C: BuildClient> ClientBuilder<C> {
     pub fn allow_insecure_http(self, allow: bool) -> Self {
         self.edit(None, move |c| {
             c.allow_insecure_http = allow;
+            Ok(())
+        })
+    }
+
+    /// Trusts `certificate` as a certificate authority for TLS — for a server
+    /// whose certificate a private CA issued. Once any is added, only the added
+    /// ones are trusted (both backends alike): the default roots (the
+    /// platform's for reqwest, Mozilla's for ureq) are no longer used.
+    ///
+    /// ```no_run
+    /// # fn f() -> Result<(), carthooks_oauth::Error> {
+    /// use carthooks_oauth::{BlockingClient, RootCertificate};
+    /// let pem = std::fs::read("company-ca.pem").expect("the CA file");
+    /// let mut builder = BlockingClient::<fn(_) -> _>::builder();
+    /// for ca in RootCertificate::from_pem(&pem)? {
+    ///     builder = builder.add_root_certificate(ca);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn add_root_certificate(self, certificate: RootCertificate) -> Self {
+        self.edit(None, move |c| {
+            c.root_certificates.push(certificate);
             Ok(())
         })
     }

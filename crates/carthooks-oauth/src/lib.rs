@@ -67,9 +67,9 @@ pub use carthooks_core::{
     AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
     ClientSecret, Clock, Endpoint, Error, FilterOp, HttpRequest, HttpResponse, ItemLock,
     ItemsQuery, LockOptions, ManualClock, MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig,
-    OAuthTokens, Pager, RefreshToken, RequestTimeout, Result, RetryPolicy, ServiceError,
-    SystemClock, TokenIdentity, TransportError, TransportErrorKind, UserAccessToken, UserInfo,
-    WatchDataRequest,
+    OAuthTokens, Pager, RefreshToken, RequestTimeout, Result, RetryPolicy, RootCertificate,
+    ServiceError, SystemClock, TokenIdentity, TransportError, TransportErrorKind, UserAccessToken,
+    UserInfo, WatchDataRequest,
 };
 
 #[cfg(test)]

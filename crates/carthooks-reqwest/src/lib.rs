@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use carthooks_oauth::{
     BoxFuture, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, RequestTimeout,
-    Transport, TransportError, TransportErrorKind,
+    RootCertificate, Transport, TransportError, TransportErrorKind,
 };
 
 pub use carthooks_oauth::{
@@ -73,16 +73,28 @@ impl ReqwestTransport {
     }
 }
 
-/// Offers `h2` by ALPN when HTTP/2 is on; the server picks.
-fn tls_config(http2: bool) -> Result<rustls::ClientConfig, String> {
+/// Offers `h2` by ALPN when HTTP/2 is on; the server picks. Verifies with the
+/// platform's verifier, or against `roots` only when any are given.
+fn tls_config(http2: bool, roots: &[RootCertificate]) -> Result<rustls::ClientConfig, String> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_platform_verifier()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth();
+        .map_err(|e| e.to_string())?;
+    let mut config = if roots.is_empty() {
+        builder
+            .with_platform_verifier()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+    } else {
+        let mut store = rustls::RootCertStore::empty();
+        for root in roots {
+            store
+                .add(rustls::pki_types::CertificateDer::from(root.der().to_vec()))
+                .map_err(|e| format!("root certificate: {e}"))?;
+        }
+        builder.with_root_certificates(store).with_no_client_auth()
+    };
     config.alpn_protocols = if http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {
@@ -111,7 +123,7 @@ impl reqwest::dns::Resolve for CachedResolve {
 
 impl Connect for ReqwestTransport {
     fn connect(config: &ClientConfig, dns: Arc<DnsCache>) -> carthooks_oauth::Result<Self> {
-        let tls = tls_config(config.http2)
+        let tls = tls_config(config.http2, &config.root_certificates)
             .map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?;
         let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -139,19 +151,11 @@ impl Connect for ReqwestTransport {
 /// What a connect failure was, from the error's causes: TLS, DNS or the
 /// connection itself.
 fn connect_kind(e: &(dyn std::error::Error + 'static)) -> TransportErrorKind {
+    if is_tls(e) {
+        return TransportErrorKind::Tls;
+    }
     let mut cause = Some(e);
     while let Some(c) = cause {
-        if c.downcast_ref::<rustls::Error>().is_some() {
-            return TransportErrorKind::Tls;
-        }
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
-                return TransportErrorKind::Tls;
-            }
-        }
         // hyper-util's connector names DNS failures so; its type is private.
         if c.to_string() == "dns error" {
             return TransportErrorKind::Dns;
@@ -159,6 +163,23 @@ fn connect_kind(e: &(dyn std::error::Error + 'static)) -> TransportErrorKind {
         cause = c.source();
     }
     TransportErrorKind::Connect
+}
+
+/// True when a rustls error is among the causes. `io::Error` hides the error it
+/// wraps from `source()` (it returns that error's source), so look inside it too.
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        if is_tls(inner) {
+            return true;
+        }
+    }
+    e.source().is_some_and(is_tls)
 }
 
 fn map_error(e: reqwest::Error) -> TransportError {
@@ -304,9 +325,10 @@ mod tests {
 
     #[test]
     fn tls_config_builds_with_ring() {
-        let config = tls_config(false).unwrap();
+        let config = tls_config(false, &[]).unwrap();
         assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
-        let h2 = tls_config(true).unwrap();
+        assert!(tls_config(false, &[RootCertificate::from_der(vec![1, 2, 3])]).is_err());
+        let h2 = tls_config(true, &[]).unwrap();
         assert_eq!(h2.alpn_protocols[0], b"h2".to_vec());
     }
 }

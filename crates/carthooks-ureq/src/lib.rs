@@ -92,7 +92,17 @@ impl Connect for UreqTransport {
         } else {
             ureq::config::IpFamily::Ipv4Only
         };
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if !config.root_certificates.is_empty() {
+            let roots: Vec<ureq::tls::Certificate<'static>> = config
+                .root_certificates
+                .iter()
+                .map(|r| ureq::tls::Certificate::from_der(r.der()).to_owned())
+                .collect();
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
+        }
         let agent_config = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             .http_status_as_error(false)
             .max_redirects(0)
             .max_redirects_will_error(false)
@@ -125,6 +135,10 @@ fn map_error(e: ureq::Error) -> TransportError {
         E::HostNotFound => (TransportErrorKind::Dns, true),
         E::ConnectionFailed => (TransportErrorKind::Connect, true),
         E::Tls(_) | E::Rustls(_) | E::TlsRequired => (TransportErrorKind::Tls, true),
+        // rustls reports a failed handshake as an I/O error around its own.
+        E::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+            (TransportErrorKind::Tls, true)
+        }
         E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
             (TransportErrorKind::Timeout, false)
         }
