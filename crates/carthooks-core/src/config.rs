@@ -12,7 +12,9 @@ use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use crate::tokens::OAuthTokens;
 use crate::url::BaseUrl;
 
-/// Called with every new token set, before any request uses it.
+/// Called with every new token set right after it became current: in order,
+/// never twice at once, outside every lock of the client (so it may call the
+/// client). A token store, not this callback, is saved before the set is used.
 pub type TokenCallback = Arc<dyn Fn(&OAuthTokens) + Send + Sync>;
 
 /// Transport-independent client settings.
@@ -397,7 +399,7 @@ pub struct OAuthConfig {
     pub refresh_token: Option<RefreshToken>,
     /// Refresh tokens automatically before they expire (default true).
     pub auto_refresh: bool,
-    /// Called with every new token set before any request uses it.
+    /// Called with every new token set, in order, right after it became current.
     pub on_token_refresh: Option<TokenCallback>,
     /// How long before expiry a token counts as stale and is refreshed (default 5 min).
     pub refresh_window: Duration,
@@ -468,7 +470,9 @@ impl OAuthConfig {
         self
     }
 
-    /// Sets the callback that sees every new token set first (persist tokens here).
+    /// Sets the callback that is called with every new token set, in order, right
+    /// after it became current (see [`TokenCallback`]). To persist tokens before
+    /// any call uses them, use a token store.
     pub fn on_token_refresh(mut self, f: impl Fn(&OAuthTokens) + Send + Sync + 'static) -> Self {
         self.on_token_refresh = Some(Arc::new(f));
         self

@@ -37,8 +37,10 @@
 //!    - `Refresh { ticket, request, fallback }` → send `request` to the token endpoint;
 //!      feed the answer to `handle_token_response(&ticket, …)` (or the transport
 //!      failure to `handle_transport_error`). On success run the persistence callback
-//!      with the new tokens, then `commit(ticket)` — so the callback sees tokens
-//!      before any call uses them — and wake the waiters. On failure wake the waiters
+//!      with the new tokens (save them to a store), then `commit(ticket)` — so
+//!      they are persisted before any call uses them — and wake the waiters; hand
+//!      them to user callbacks only after that, outside the lock, so that a
+//!      callback that calls the client cannot deadlock it. On failure wake the waiters
 //!      and use `fallback` if there is one. If the caller goes away mid-flight it
 //!      must `abandon(ticket)` (a drop guard) so the waiters try again.
 //! 2. A `401` answer to a call made with `bearer`: `invalidate(bearer.generation())`

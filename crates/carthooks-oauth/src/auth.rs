@@ -1,10 +1,19 @@
 //! The token coordinator shared by the async and the blocking client.
 //!
 //! It owns the [`TokenMachine`] behind a mutex, the event that wakes callers waiting
-//! for a token request in flight, the clock and the persistence callback. Every
-//! decision is the machine's; this layer only adds locking, waking and the
-//! callback. Both clients run the same short loop over it, differing only in how
-//! they send and how they wait — see `Client::bearer` and `BlockingClient::bearer`.
+//! for a token request in flight, the clock and the [`Persistence`] (store and
+//! callback). Every decision is the machine's; this layer only adds locking,
+//! waking and persistence. Both clients run the same short loop over it,
+//! differing only in how they send, wait and run blocking work — see the
+//! engine in `api.rs`.
+//!
+//! A flight ends in three steps: [`Auth::handle`] feeds the answer to the
+//! machine (tokens pending), the store saves them (a blocking job: the async
+//! client runs it on the blocking pool), [`Auth::commit`] makes them current and
+//! wakes the waiters. Only then is the user's callback called
+//! ([`Persistence::deliver`]): outside every lock, one set at a time, in order —
+//! so a callback that calls the client (even one that waits for another thread
+//! that does) cannot deadlock it.
 //!
 //! Lost wake-ups cannot happen: a waiter registers its listener while it still
 //! holds the lock under which it saw the flight, and the flight's owner changes the

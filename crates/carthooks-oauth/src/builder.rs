@@ -21,7 +21,7 @@ use crate::transport::{Connect, Jitter};
 /// Settings made here win over the environment (the `CARTHOOKS_*` variables of
 /// [`ClientConfig::ENV_VARS`]), which is read at `build()` unless
 /// [`without_env`](Self::without_env) was called. A malformed variable is an
-/// [`Error::Config`] naming it, unless code sets that value.
+/// [`Error::Config`](carthooks_core::Error::Config) naming it, unless code sets that value.
 #[must_use]
 pub struct ClientBuilder<C> {
     /// Changes to the configuration, in order, each with the environment variable
@@ -127,7 +127,7 @@ impl<C: BuildClient> ClientBuilder<C> {
 
     /// Deadline of a whole call: every attempt, every retry wait and any token
     /// request it needs, together (default none). A call that runs out of it
-    /// fails with a timeout ([`Error::is_timeout`]).
+    /// fails with a timeout ([`Error::is_timeout`](carthooks_core::Error::is_timeout)).
     pub fn call_timeout(self, timeout: Duration) -> Self {
         self.edit(None, move |c| {
             c.call_timeout = Some(timeout);

@@ -36,8 +36,9 @@
 //! token inside the refresh window is refreshed by one caller while the others
 //! keep using it; an expired one is refreshed by one caller while the others wait
 //! (single-flight: one token request however many callers). The
-//! `on_token_refresh` callback sees every new token set — including a rotated
-//! refresh token — before any call uses it. A 401 invalidates the token it was
+//! token store saves every new token set — including a rotated refresh token —
+//! before any call uses it; the `on_token_refresh` callback is then called with
+//! it, in order and outside every lock (it may call the client). A 401 invalidates the token it was
 //! sent with (only if that is still the current one), refreshes and replays the
 //! call once.
 

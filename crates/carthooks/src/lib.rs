@@ -99,12 +99,12 @@ pub use carthooks_core::{
     AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
     ClientSecret, Clock, Endpoint, Error, FilterOp, ItemLock, ItemsQuery, LockOptions, ManualClock,
     MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokenRequest, OAuthTokens, Pager,
-    RefreshToken, Result, RetryPolicy, ServiceError, SystemClock, TokenCallback, TransportError,
-    TransportErrorKind, UserAccessToken, UserInfo, WatchDataRequest,
+    RefreshToken, Result, RetryPolicy, RootCertificate, ServiceError, SystemClock, TokenCallback,
+    TokenIdentity, TransportError, TransportErrorKind, UserAccessToken, UserInfo, WatchDataRequest,
 };
 pub use carthooks_oauth::{
     BlockingTransport, ClientBuilder, CoarseClock, Connect, FileTokenStore, ItemIter, ItemStream,
-    MemoryTokenStore, TokenStore, Transport, csrf,
+    MemoryTokenStore, StoreOperation, TokenStore, TokenStoreFailure, Transport, csrf,
 };
 
 /// The sans-IO core, for embedding and for custom transports.
