@@ -582,7 +582,10 @@ impl TokenMachine {
         FlightTicket { id, is_refresh }
     }
 
-    fn fail(&mut self, ticket: &FlightTicket, error: Error) -> Error {
+    fn fail(&mut self, ticket: &FlightTicket, mut error: Error) -> Error {
+        // Scrubbed while the flight (and its grant's secrets) is still known: the
+        // error is also kept for, and handed to, every waiter.
+        self.redact(&mut error);
         if let Some(flight) = self.flight.take_if(|f| f.id == ticket.id) {
             let mut recoverable = false;
             if let Grant::RefreshToken { refresh_token } = &flight.grant {
@@ -1195,6 +1198,38 @@ mod tests {
             matches!(e, Error::Config(_)) && e.to_string().contains("16384"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_failed_flight_is_redacted_for_its_waiters_too() {
+        let mut m = machine();
+        let GrantStart::Go(t, _) = m
+            .begin_grant(
+                Grant::AuthorizationCode {
+                    code: crate::secret::AuthorizationCode::new("code-secret-1"),
+                    redirect_uri: "https://app/cb".into(),
+                },
+                NOW,
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        let Authorize::Wait(w) = m.poll_authorize(NOW, None).unwrap() else {
+            panic!()
+        };
+        let echo = http::Response::builder()
+            .status(400)
+            .body(
+                br#"{"error":"invalid_grant","error_description":"code code-secret-1 used"}"#
+                    .to_vec(),
+            )
+            .unwrap();
+        let owner = m.handle_token_response(&t, NOW, &echo).unwrap_err();
+        let waiter = m.poll_authorize(NOW, Some(w)).unwrap_err();
+        for e in [owner, waiter] {
+            assert!(!format!("{e} {e:?}").contains("code-secret-1"), "{e:?}");
+        }
     }
 
     #[test]

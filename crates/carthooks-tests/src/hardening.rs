@@ -466,7 +466,7 @@ where
         .into_iter()
         .map(|c| {
             std::thread::spawn(move || {
-                for _ in 0..40 {
+                for _ in 0..100 {
                     c.initialize_oauth(None).unwrap();
                 }
             })
