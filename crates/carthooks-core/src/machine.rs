@@ -1016,10 +1016,9 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn lifetime_counts_from_when_the_request_was_sent() {
-        let mut m = machine();
-        let GrantStart::Go(t, _) = m
+    /// Starts a client-credentials flight at `NOW`.
+    fn begin_app_grant(m: &mut TokenMachine) -> FlightTicket {
+        match m
             .begin_grant(
                 Grant::ClientCredentials {
                     user_access_token: None,
@@ -1027,9 +1026,16 @@ mod tests {
                 NOW,
             )
             .unwrap()
-        else {
-            panic!()
-        };
+        {
+            GrantStart::Go(t, _) => t,
+            GrantStart::Wait(_) => panic!("nothing is in flight"),
+        }
+    }
+
+    #[test]
+    fn lifetime_counts_from_when_the_request_was_sent() {
+        let mut m = machine();
+        let t = begin_app_grant(&mut m);
         // The answer arrives 7 s after the request left.
         let tokens = m
             .handle_token_response(&t, NOW + 7, &token_answer("a1", None, 60))
@@ -1048,17 +1054,7 @@ mod tests {
                 },
                 Some(("cid".into(), ClientSecret::new("csecret"))),
             );
-            let GrantStart::Go(t, _) = m
-                .begin_grant(
-                    Grant::ClientCredentials {
-                        user_access_token: None,
-                    },
-                    NOW,
-                )
-                .unwrap()
-            else {
-                panic!()
-            };
+            let t = begin_app_grant(&mut m);
             let tokens = m
                 .handle_token_response(&t, NOW, &answer(serde_json::json!({"access_token": "a"})))
                 .unwrap();
@@ -1172,17 +1168,7 @@ mod tests {
             serde_json::json!({"access_token": "x".repeat(16 * 1024 + 1)}),
         ] {
             let mut m = machine();
-            let GrantStart::Go(t, _) = m
-                .begin_grant(
-                    Grant::ClientCredentials {
-                        user_access_token: None,
-                    },
-                    NOW,
-                )
-                .unwrap()
-            else {
-                panic!()
-            };
+            let t = begin_app_grant(&mut m);
             let e = m.handle_token_response(&t, NOW, &answer(body)).unwrap_err();
             assert!(matches!(e, Error::UnexpectedResponse { .. }), "{e:?}");
             assert!(m.current_tokens().is_none());

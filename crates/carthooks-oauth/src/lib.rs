@@ -62,7 +62,7 @@ pub use clock::CoarseClock;
 pub use dns::{DnsCache, DnsCacheStats, Lookup, SystemLookup};
 pub use pages::{ItemIter, ItemStream};
 pub use store::{FileTokenStore, MemoryTokenStore, StoreOperation, TokenStore, TokenStoreFailure};
-pub use transport::{BlockingTransport, BoxFuture, Connect, Transport};
+pub use transport::{BlockingTransport, BoxFuture, Connect, Transport, frames_body};
 
 pub use carthooks_core::{
     AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,

@@ -88,6 +88,17 @@ impl Future for ThreadSleep {
     }
 }
 
+/// True for methods whose requests carry a body, framed with `Content-Length`
+/// (`0` when empty: front ends answer 411 without it); other methods (GET,
+/// DELETE, …) send no body and no `Content-Length`. Both provided backends frame
+/// requests this way, and a transport of your own should too.
+pub fn frames_body(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    )
+}
+
 /// A blocking HTTP transport.
 ///
 /// Closures implement it, which makes a test double one line:

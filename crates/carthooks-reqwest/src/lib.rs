@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use carthooks_oauth::{
     BoxFuture, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, RequestTimeout,
-    RootCertificate, Transport, TransportError, TransportErrorKind,
+    RootCertificate, Transport, TransportError, TransportErrorKind, frames_body,
 };
 
 pub use carthooks_oauth::{
@@ -206,16 +206,6 @@ fn map_error(e: reqwest::Error) -> TransportError {
     }
 }
 
-/// True for methods whose requests carry a body: an empty one is framed with
-/// `Content-Length: 0` (front ends answer 411 without it); other methods send
-/// no body and no length.
-fn has_body(method: &http::Method) -> bool {
-    matches!(
-        *method,
-        http::Method::POST | http::Method::PUT | http::Method::PATCH
-    )
-}
-
 /// `http::Request` → `reqwest::Request`. reqwest's own `TryFrom` formats the URI
 /// with `Display` before parsing it (7k instructions a call, measured); joining
 /// the parts by hand costs a few dozen.
@@ -235,7 +225,7 @@ fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, TransportError> 
     let url =
         reqwest::Url::parse(&text).map_err(|_| TransportError::new(TransportErrorKind::Other))?;
     let timeout = parts.extensions.get::<RequestTimeout>().map(|t| t.0);
-    let with_body = !body.is_empty() || has_body(&parts.method);
+    let with_body = !body.is_empty() || frames_body(&parts.method);
     let mut out = reqwest::Request::new(parts.method, url);
     *out.headers_mut() = parts.headers;
     *out.version_mut() = parts.version;

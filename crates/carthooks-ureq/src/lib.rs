@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use carthooks_oauth::{
     BlockingTransport, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, RequestTimeout,
-    TransportError, TransportErrorKind,
+    TransportError, TransportErrorKind, frames_body,
 };
 
 pub use carthooks_oauth::{
@@ -163,41 +163,33 @@ fn map_error(e: ureq::Error) -> TransportError {
     }
 }
 
-/// True for methods whose requests carry a body (sent with `Content-Length`,
-/// `0` when empty); other methods send neither body nor length.
-fn has_body(method: &http::Method) -> bool {
-    matches!(
-        *method,
-        http::Method::POST | http::Method::PUT | http::Method::PATCH
-    )
+/// Runs `request` on `agent`, within `timeout` when the call has a deadline.
+fn run<B: ureq::AsSendBody>(
+    agent: &ureq::Agent,
+    request: http::Request<B>,
+    timeout: Option<std::time::Duration>,
+) -> Result<http::Response<ureq::Body>, ureq::Error> {
+    use ureq::RequestExt as _;
+    match timeout {
+        Some(t) => request
+            .with_agent(agent)
+            .configure()
+            .timeout_global(Some(t))
+            .run(),
+        None => agent.run(request),
+    }
 }
 
 impl BlockingTransport for UreqTransport {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        use ureq::RequestExt as _;
         let timeout = request.extensions().get::<RequestTimeout>().map(|t| t.0);
-        let response = if request.body().is_empty() && !has_body(request.method()) {
+        let response = if request.body().is_empty() && !frames_body(request.method()) {
             // No body at all: ureq frames a `Vec`, even an empty one, with a
             // `Content-Length`.
             let (parts, _) = request.into_parts();
-            let request = http::Request::from_parts(parts, ());
-            match timeout {
-                Some(t) => request
-                    .with_agent(&self.agent)
-                    .configure()
-                    .timeout_global(Some(t))
-                    .run(),
-                None => self.agent.run(request),
-            }
+            run(&self.agent, http::Request::from_parts(parts, ()), timeout)
         } else {
-            match timeout {
-                Some(t) => request
-                    .with_agent(&self.agent)
-                    .configure()
-                    .timeout_global(Some(t))
-                    .run(),
-                None => self.agent.run(request),
-            }
+            run(&self.agent, request, timeout)
         }
         .map_err(map_error)?;
         let (parts, mut body) = response.into_parts();

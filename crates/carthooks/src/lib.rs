@@ -104,7 +104,7 @@ pub use carthooks_core::{
 };
 pub use carthooks_oauth::{
     BlockingTransport, ClientBuilder, CoarseClock, Connect, FileTokenStore, ItemIter, ItemStream,
-    MemoryTokenStore, StoreOperation, TokenStore, TokenStoreFailure, Transport, csrf,
+    MemoryTokenStore, StoreOperation, TokenStore, TokenStoreFailure, Transport, csrf, frames_body,
 };
 
 /// The sans-IO core, for embedding and for custom transports.
