@@ -378,14 +378,8 @@ impl TokenMachine {
                 if tokens.refresh_token.is_none() && ticket.is_refresh {
                     tokens.refresh_token = self.refresh_token.clone();
                 }
-                if HeaderValue::from_str(&bearer_string(&tokens)).is_err() {
-                    let e = Error::UnexpectedResponse {
-                        status: response.status().as_u16(),
-                        trace_id: None,
-                        reason: "access token contains characters not allowed in a header".into(),
-                    };
-                    return Err(self.fail(ticket, e));
-                }
+                // The parser refused any access token that is not a valid
+                // header value (`check_access_token`).
                 flight.pending = Some(tokens.clone());
                 Ok(tokens)
             }
