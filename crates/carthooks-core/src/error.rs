@@ -58,6 +58,11 @@ pub enum Error {
     /// The client was closed with `close()`.
     #[error("client is closed")]
     Closed,
+    /// The sans-IO core was driven out of order (an input it was not waiting
+    /// for, a flight of another machine). A bug in the loop that drives it, never
+    /// caused by the server or the caller's data.
+    #[error("invalid state: {0}")]
+    InvalidState(&'static str),
 }
 
 impl Error {
@@ -160,7 +165,7 @@ impl Error {
             | Error::Encode(s)
             | Error::InvalidInput(s)
             | Error::NotAuthenticated(s) => scrub(s),
-            Error::Closed => {}
+            Error::Closed | Error::InvalidState(_) => {}
         }
     }
 

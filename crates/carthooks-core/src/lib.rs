@@ -8,55 +8,75 @@
 //! drive it:
 //!
 //! ```text
-//!            +-------------------- carthooks-core -------------------+
-//!  intent -> | Endpoint::to_request   TokenMachine::poll_authorize    | -> http::Request
-//!            | Endpoint::parse_resp.  TokenMachine::handle_token_resp.| <- http::Response
-//!            +-------------------------------------------------------+
-//!                        ^ now (Unix seconds, from an injectable Clock)
+//!            +------------------------- carthooks-core --------------------------+
+//!  intent -> | Call::api(&engine, &endpoint) / Call::grant(&engine, grant)         |
+//!            |   poll(now) -> Send(request) | Sleep | WaitFlight | Save | Deliver | -> http::Request
+//!            |   handle(answer, now)                                             | <- http::Response
+//!            |   ... poll(now) -> Done(result)                                   |
+//!            |  Engine: TokenMachine (single-flight tokens), retry policy, clock  |
+//!            +-------------------------------------------------------------------+
 //! ```
 //!
-//! # The loop a transport runs
+//! # The loop a client runs
 //!
-//! 1. Ask the [`TokenMachine`] what it needs: `poll_authorize(now, None)`.
-//! 2. If it answers [`Authorize::Refresh`], send the token request, feed the answer
-//!    to `handle_token_response`, persist the tokens, `commit`.
-//! 3. Build the call with [`Endpoint::to_request`] and the bearer header; send it.
-//! 4. Parse the answer with [`Endpoint::parse_response`]; on a 401, `invalidate`
-//!    the token's generation and go to 1, once.
+//! An [`Engine`] is the state one client's calls share; a [`Call`] is the
+//! per-call driver ([module docs](call) has its state diagram). The whole client
+//! is a loop around it — this one sends through a closure:
 //!
 //! ```
 //! use carthooks_core::*;
+//! use std::sync::Arc;
+//! use std::time::Instant;
 //!
-//! let mut machine = TokenMachine::new(
+//! let machine = TokenMachine::new(
 //!     MachineConfig::default(),
 //!     Some(("my-client".into(), ClientSecret::new("my-secret"))),
 //! );
-//! let now = 1_700_000_000;
-//! // 1. The first call needs a token: a client-credentials grant.
-//! let GrantStart::Go(ticket, token_request) = machine
-//!     .begin_grant(Grant::ClientCredentials { user_access_token: None }, now)?
-//! else { unreachable!("nothing in flight yet") };
-//! let _to_send = token_request.to_http(&BaseUrl::default());
-//! // 2. The transport sends it; here is the server's answer.
-//! let answer = http::Response::builder()
-//!     .status(200)
-//!     .body(br#"{"data":{"access_token":"at-1","refresh_token":"rt-1","expires_in":86400}}"#.to_vec())?;
-//! let tokens = machine.handle_token_response(&ticket, now, &answer)?;
-//! assert_eq!(tokens.expires_at, Some(now + 86_400)); // persist `tokens` here
-//! machine.commit(ticket, now)?;
-//! // 3. Build the API call with the current token.
-//! let Authorize::Ready(bearer) = machine.poll_authorize(now, None)? else { unreachable!() };
-//! let request = Endpoint::get_current_user().to_request(&BaseUrl::default(), Some(bearer.header()))?;
-//! assert_eq!(request.uri(), "https://api.carthooks.com/v1/me");
+//! let engine = Engine::new(machine, CallSettings::new(BaseUrl::default()), Arc::new(SystemClock));
+//! // The "transport": a token answer for the token endpoint, a user for the rest.
+//! let send = |request: HttpRequest| -> std::result::Result<HttpResponse, TransportError> {
+//!     let body: &[u8] = if request.uri().path() == "/oauth/token" {
+//!         br#"{"data":{"access_token":"at-1","refresh_token":"rt-1","expires_in":86400}}"#
+//!     } else {
+//!         assert_eq!(request.headers()["authorization"], "Bearer at-1");
+//!         br#"{"data":{"user_id":7,"username":"ada"},"traceId":"t-1"}"#
+//!     };
+//!     Ok(http::Response::new(body.to_vec()))
+//! };
+//! fn drive<T>(mut call: Call<'_, T>, send: impl Fn(HttpRequest) -> std::result::Result<HttpResponse, TransportError>) -> Result<T> {
+//!     loop {
+//!         match call.poll(Instant::now()) {
+//!             Output::Send(request) => call.handle(send(request), Instant::now()),
+//!             Output::Sleep(d) => std::thread::sleep(d),
+//!             Output::WaitFlight { .. } => unreachable!("one caller only"),
+//!             Output::Save(_) | Output::Deliver => {} // no store, no callback
+//!             Output::Done(result) => return result,
+//!         }
+//!     }
+//! }
+//! // 1. The first grant is explicit: client credentials.
+//! let grant = Grant::ClientCredentials { user_access_token: None };
+//! let tokens = drive(Call::grant(&engine, grant, Instant::now()), &send)?;
+//! assert!(tokens.expires_at.is_some());
+//! // 2. Calls then carry the token (and refresh it when it goes stale).
+//! let me = drive(Call::api(&engine, &Endpoint::get_current_user(), Instant::now()), &send)?;
+//! assert_eq!(me.data.username, "ada");
+//! assert_eq!(me.trace_id.as_deref(), Some("t-1"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The parts are usable on their own too: [`Endpoint::to_request`] and
+//! [`Endpoint::parse_response`] turn a call into bytes and back, and the
+//! [`TokenMachine`] decides about tokens ([`TokenMachine::authorize`]).
 //!
 //! Secrets live in newtypes ([`ClientSecret`], [`AccessToken`], [`RefreshToken`],
 //! [`UserAccessToken`], [`AuthorizationCode`]) whose `Debug` is redacted; errors never
 //! carry a response body.
 
+pub mod call;
 pub mod config;
 pub mod endpoint;
+pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod httpdate;
@@ -68,15 +88,17 @@ pub mod secret;
 pub mod tokens;
 pub mod url;
 
+pub use call::{Call, Output};
 pub use config::{
     ClientConfig, Clock, ManualClock, MonotonicClock, OAuthConfig, RootCertificate, SystemClock,
     TokenCallback,
 };
 pub use endpoint::Endpoint;
+pub use engine::{CallSettings, Engine, Note};
 pub use envelope::{ApiResponse, parse_api_response, parse_token_response};
 pub use error::{Error, Result, ServiceError, TransportError, TransportErrorKind};
 pub use machine::{
-    Authorize, Bearer, FlightTicket, GrantStart, MachineConfig, TokenMachine, WaitTicket,
+    Bearer, FlightTicket, MachineConfig, PendingTokens, Step, TokenMachine, WaitTicket, Want,
 };
 pub use models::{
     AuthorizeCodeResponse, FilterOp, ItemLock, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest,

@@ -7,51 +7,45 @@
 //!
 //! # States
 //!
-//! | state | condition | [`poll_authorize`](TokenMachine::poll_authorize) answers |
+//! | state | condition | [`authorize`](TokenMachine::authorize)`(now, Want::CALL)` answers |
 //! |---|---|---|
-//! | fresh | more than `refresh_window` left | [`Authorize::Ready`] |
-//! | stale | inside the window, not expired | the first caller gets [`Authorize::Refresh`] with a `fallback`; everyone else [`Authorize::Ready`] |
-//! | expired / none / invalidated | | the first caller gets [`Authorize::Refresh`] without fallback; everyone else [`Authorize::Wait`] |
+//! | fresh | more than `refresh_window` left | [`Step::Ready`] |
+//! | stale | inside the window, not expired | the first caller gets [`Step::Fetch`] with a `fallback`; everyone else [`Step::Ready`] |
+//! | expired / none / invalidated | | the first caller gets [`Step::Fetch`] without fallback; everyone else [`Step::Wait`] |
 //!
 //! At most one token request is in flight (a *flight*, held by a [`FlightTicket`]).
 //! Stale refreshes are rate-limited by `min_refresh_interval`, so a server whose
 //! lifetimes are shorter than the window is not asked on every call.
 //!
-//! # Methods, by group
+//! # One entry point, one step enum
 //!
-//! - getters: [`current_tokens`](TokenMachine::current_tokens),
-//!   [`can_obtain_token`](TokenMachine::can_obtain_token);
-//! - inputs: [`install`](TokenMachine::install), [`begin_grant`](TokenMachine::begin_grant),
-//!   [`handle_token_response`](TokenMachine::handle_token_response),
-//!   [`handle_transport_error`](TokenMachine::handle_transport_error),
-//!   [`commit`](TokenMachine::commit), [`abandon`](TokenMachine::abandon),
-//!   [`invalidate`](TokenMachine::invalidate);
-//! - outputs: [`poll_authorize`](TokenMachine::poll_authorize).
+//! [`authorize`](TokenMachine::authorize) takes what the caller [`Want`]s (a
+//! token for a call, or an explicit grant) and answers one [`Step`]. A flight
+//! then ends in one of two typed ways, so the order cannot be got wrong:
 //!
-//! # The loop a client runs (under its own lock, released while sending)
+//! ```text
+//!   authorize ──Fetch{ticket}──> send ──answer──> handle_token_response(ticket) ──Ok──> PendingTokens
+//!                                   └──failure──> handle_transport_error(ticket)          │ persist them
+//!                                                  (flight ended, error for waiters)      v
+//!                                                                                 commit(pending) ──> Bearer
+//!   (the caller went away) ──> abandon(ticket or pending.into_ticket())
+//! ```
 //!
-//! 1. `poll_authorize(now, waited)`:
-//!    - `Ready(bearer)` → send the API request with it; done.
-//!    - `Wait(w)` → wait until the flight ends (the client's notifier), then go to 1
-//!      with `waited = Some(w)`: a failure of that flight is returned to every waiter.
-//!    - `Refresh { ticket, request, fallback }` → send `request` to the token endpoint;
-//!      feed the answer to `handle_token_response(&ticket, …)` (or the transport
-//!      failure to `handle_transport_error`). On success run the persistence callback
-//!      with the new tokens (save them to a store), then `commit(ticket)` — so
-//!      they are persisted before any call uses them — and wake the waiters; hand
-//!      them to user callbacks only after that, outside the lock, so that a
-//!      callback that calls the client cannot deadlock it. On failure wake the waiters
-//!      and use `fallback` if there is one. If the caller goes away mid-flight it
-//!      must `abandon(ticket)` (a drop guard) so the waiters try again.
-//! 2. A `401` answer to a call made with `bearer`: `invalidate(bearer.generation())`
-//!    (which only acts if that token is still the current one), then poll again,
-//!    once.
+//! A 401 to a call made with `bearer`: [`invalidate`](TokenMachine::invalidate)
+//! `(bearer.generation())` (which only acts if that token is still the current
+//! one), then authorize again, once.
+//!
+//! Clients do not run this loop by hand: [`Call`](crate::Call), the per-call
+//! driver, runs it together with sending, retrying and replaying.
 
 use http::HeaderValue;
 
 use crate::error::{Error, Result};
 use crate::secret::{ClientSecret, RefreshToken};
 use crate::tokens::{Grant, OAuthTokenRequest, OAuthTokens, TokenIdentity};
+
+/// Flight ids, unique in the process.
+static NEXT_FLIGHT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Tuning of the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +109,7 @@ impl std::fmt::Debug for Bearer {
 
 /// Proof of holding the one token request in flight. Must be handed back through
 /// `handle_*` + `commit`, or `abandon`.
-#[must_use = "a flight must end with commit(), handle_* or abandon(), or waiters hang"]
+#[must_use = "a flight must end with handle_* (+ commit) or abandon(), or waiters hang"]
 #[derive(Debug)]
 pub struct FlightTicket {
     id: u64,
@@ -139,34 +133,71 @@ impl FlightTicket {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitTicket(u64);
 
-/// What to do before an API call.
+/// What the caller wants from the machine: the one input of
+/// [`TokenMachine::authorize`].
+#[derive(Debug, Clone)]
+pub enum Want {
+    /// A token for an API call. `waited` is the ticket of the flight the caller
+    /// just waited for, if any: that flight's failure becomes this call's.
+    Call {
+        /// The flight waited for.
+        waited: Option<WaitTicket>,
+    },
+    /// Run this grant (`initialize_oauth`, `exchange_authorization_code`,
+    /// `refresh_oauth_token`), after any token request already in flight.
+    Grant(Grant),
+}
+
+impl Want {
+    /// A token for an API call, not having waited.
+    pub const CALL: Want = Want::Call { waited: None };
+}
+
+/// What to do next: the one output of [`TokenMachine::authorize`].
 #[derive(Debug)]
 #[must_use]
-pub enum Authorize {
-    /// Use this token.
+pub enum Step {
+    /// Use this token (only ever for [`Want::Call`]).
     Ready(Bearer),
-    /// Send `request` to the token endpoint first; you hold the flight.
-    Refresh {
+    /// Send `request` to the token endpoint; you hold the flight. Feed the
+    /// answer to [`handle_token_response`](TokenMachine::handle_token_response)
+    /// (or the failure to [`handle_transport_error`](TokenMachine::handle_transport_error)).
+    Fetch {
         /// The flight to end.
         ticket: FlightTicket,
         /// The token request to send.
         request: OAuthTokenRequest,
-        /// The still-valid current token, to use if the refresh fails.
+        /// The still-valid current token, to use if the refresh fails (a stale
+        /// token's background refresh; never for a grant).
         fallback: Option<Bearer>,
     },
-    /// Another caller is fetching a token and there is no valid one: wait for the
-    /// flight to end, then poll again with this ticket.
+    /// Another token request is in flight: wait for it to end, then ask again —
+    /// for a call with `Want::Call { waited: Some(ticket) }`, for a grant with the
+    /// same grant.
     Wait(WaitTicket),
 }
 
-/// What to do to run an explicit grant.
+/// Tokens the token endpoint issued, not yet in use: persist them, then hand
+/// them to [`TokenMachine::commit`]. Holds the flight, so nothing else can be
+/// committed meanwhile and they cannot be committed twice.
+#[must_use = "pending tokens must be committed (or their flight abandoned), or waiters hang"]
 #[derive(Debug)]
-#[must_use]
-pub enum GrantStart {
-    /// Send `request`; you hold the flight.
-    Go(FlightTicket, OAuthTokenRequest),
-    /// Another token request is in flight: wait, then call `begin_grant` again.
-    Wait(WaitTicket),
+pub struct PendingTokens {
+    ticket: FlightTicket,
+    tokens: OAuthTokens,
+}
+
+impl PendingTokens {
+    /// The new token set, as it will be installed.
+    pub fn tokens(&self) -> &OAuthTokens {
+        &self.tokens
+    }
+
+    /// Gives up on these tokens: the flight's ticket, for
+    /// [`abandon`](TokenMachine::abandon).
+    pub fn into_ticket(self) -> FlightTicket {
+        self.ticket
+    }
 }
 
 #[derive(Clone)]
@@ -181,7 +212,6 @@ struct Current {
 struct Flight {
     id: u64,
     grant: Grant,
-    pending: Option<OAuthTokens>,
     /// When the token request was started: lifetimes count from here, since the
     /// server's clock for the token started no earlier.
     started_at: u64,
@@ -196,7 +226,6 @@ pub struct TokenMachine {
     current: Option<Current>,
     refresh_token: Option<RefreshToken>,
     flight: Option<Flight>,
-    next_flight: u64,
     generation: u64,
     last_attempt: Option<u64>,
     /// The last failed flight: id, error, and whether another grant can take over
@@ -232,7 +261,6 @@ impl TokenMachine {
             current: None,
             refresh_token: None,
             flight: None,
-            next_flight: 1,
             generation: 0,
             last_attempt: None,
             failure: None,
@@ -251,7 +279,7 @@ impl TokenMachine {
     /// The fast path: the current token when it can be used at `now` with nothing
     /// else to do (fresh, or auto-refresh off). Takes `&self`, so a client can
     /// answer most calls under a shared read lock; `None` means "ask
-    /// [`poll_authorize`](Self::poll_authorize)".
+    /// [`authorize`](Self::authorize)".
     pub fn ready_bearer(&self, now: u64) -> Option<Bearer> {
         let c = self.current.as_ref()?;
         if !self.config.auto_refresh {
@@ -265,6 +293,11 @@ impl TokenMachine {
             Some(left) if left > self.config.refresh_window => Some(c.bearer.clone()),
             Some(_) => None,
         }
+    }
+
+    /// True while the flight `ticket` names is still in the air.
+    pub fn in_flight(&self, ticket: WaitTicket) -> bool {
+        self.flight.as_ref().is_some_and(|f| f.id == ticket.0)
     }
 
     /// The latest known refresh token (configured, or issued since).
@@ -324,26 +357,15 @@ impl TokenMachine {
         }
     }
 
-    /// Starts an explicit grant (`initialize_oauth`, `exchange_authorization_code`,
-    /// `refresh_oauth_token`). Token requests never overlap: if one is in flight,
-    /// wait for it first.
-    pub fn begin_grant(&mut self, grant: Grant, now: u64) -> Result<GrantStart> {
-        if let Some(f) = &self.flight {
-            return Ok(GrantStart::Wait(WaitTicket(f.id)));
-        }
-        let request = self.token_request(grant.clone())?;
-        Ok(GrantStart::Go(self.start_flight(grant, now), request))
-    }
-
     /// Feeds the token endpoint's answer. On success the tokens are returned but not
     /// yet used: run the persistence callback, then [`commit`](Self::commit). On
     /// failure the flight ends and the error is also handed to the waiters.
     pub fn handle_token_response(
         &mut self,
-        ticket: &FlightTicket,
+        ticket: FlightTicket,
         now: u64,
         response: &http::Response<Vec<u8>>,
-    ) -> Result<OAuthTokens> {
+    ) -> Result<PendingTokens> {
         let sent_at = self
             .flight
             .as_ref()
@@ -353,9 +375,9 @@ impl TokenMachine {
             Ok(mut tokens) => {
                 let own_identity = self.current.as_ref().and_then(|c| c.tokens.identity);
                 let own_refresh = self.refresh_token.clone();
-                let Some(flight) = self.flight.as_mut().filter(|f| f.id == ticket.id) else {
-                    return Err(Error::NotAuthenticated(
-                        "token flight is no longer current".into(),
+                let Some(flight) = self.flight.as_ref().filter(|f| f.id == ticket.id) else {
+                    return Err(Error::InvalidState(
+                        "token flight is not this machine's current one",
                     ));
                 };
                 if tokens.expires_at.is_none() {
@@ -380,63 +402,50 @@ impl TokenMachine {
                 }
                 // The parser refused any access token that is not a valid
                 // header value (`check_access_token`).
-                flight.pending = Some(tokens.clone());
-                Ok(tokens)
+                Ok(PendingTokens { ticket, tokens })
             }
-            Err(e) => Err(self.fail(ticket, e)),
+            Err(e) => Err(self.fail(&ticket, e)),
         }
     }
 
     /// Feeds a failure to deliver the token request; ends the flight.
-    pub fn handle_transport_error(&mut self, ticket: &FlightTicket, error: Error) -> Error {
-        self.fail(ticket, error)
+    pub fn handle_transport_error(&mut self, ticket: FlightTicket, error: Error) -> Error {
+        self.fail(&ticket, error)
     }
 
     /// Makes the tokens of a successful flight current and ends it.
-    pub fn commit(&mut self, ticket: FlightTicket, now: u64) -> Result<Bearer> {
-        match self.flight.take_if(|f| f.id == ticket.id) {
-            Some(Flight {
-                grant,
-                pending: Some(tokens),
-                ..
-            }) => {
-                match grant {
-                    g @ Grant::ClientCredentials { .. } => {
-                        self.repeatable = Some(g);
-                        // A new identity's set replaces the old refresh token,
-                        // even with none: refreshing with the old one would bring
-                        // the old identity back.
-                        self.refresh_token = None;
-                        self.refresh_from_repeatable = tokens.refresh_token.is_some();
-                    }
-                    Grant::AuthorizationCode { .. } => {
-                        self.repeatable = None;
-                        self.refresh_token = None;
-                        self.refresh_from_repeatable = false;
-                    }
-                    Grant::RefreshToken { refresh_token } => {
-                        let own = self
-                            .refresh_token
-                            .as_ref()
-                            .is_some_and(|rt| rt.ct_eq(refresh_token.secret()));
-                        // Someone else's refresh token: whose identity the new
-                        // set carries is unknown to the repeatable grant.
-                        self.refresh_from_repeatable &= own;
-                    }
-                }
-                self.install_inner(tokens, now)
+    pub fn commit(&mut self, pending: PendingTokens, now: u64) -> Result<Bearer> {
+        let PendingTokens { ticket, tokens } = pending;
+        let Some(Flight { grant, .. }) = self.flight.take_if(|f| f.id == ticket.id) else {
+            return Err(Error::InvalidState(
+                "token flight is not this machine's current one",
+            ));
+        };
+        match grant {
+            g @ Grant::ClientCredentials { .. } => {
+                self.repeatable = Some(g);
+                // A new identity's set replaces the old refresh token, even
+                // with none: refreshing with the old one would bring the old
+                // identity back.
+                self.refresh_token = None;
+                self.refresh_from_repeatable = tokens.refresh_token.is_some();
             }
-            Some(flight) => {
-                // No answer was handled for it: put it back untouched.
-                self.flight = Some(flight);
-                Err(Error::NotAuthenticated(
-                    "token flight has no tokens to commit".into(),
-                ))
+            Grant::AuthorizationCode { .. } => {
+                self.repeatable = None;
+                self.refresh_token = None;
+                self.refresh_from_repeatable = false;
             }
-            None => Err(Error::NotAuthenticated(
-                "token flight is no longer current".into(),
-            )),
+            Grant::RefreshToken { refresh_token } => {
+                let own = self
+                    .refresh_token
+                    .as_ref()
+                    .is_some_and(|rt| rt.ct_eq(refresh_token.secret()));
+                // Someone else's refresh token: whose identity the new set
+                // carries is unknown to the repeatable grant.
+                self.refresh_from_repeatable &= own;
+            }
         }
+        self.install_inner(tokens, now)
     }
 
     /// Ends a flight without a result (the caller went away). Waiters poll again and
@@ -460,9 +469,31 @@ impl TokenMachine {
 
     // ----- outputs -----
 
-    /// What to do before an API call at `now`. `waited` is the ticket of the flight
-    /// the caller just waited for, if any: its failure is returned as this call's.
-    pub fn poll_authorize(&mut self, now: u64, waited: Option<WaitTicket>) -> Result<Authorize> {
+    /// The one entry point: what to do at `now` to get what the caller wants
+    /// — a token for a call, or an explicit grant run. Token requests never
+    /// overlap: while one is in flight, everyone else is told to wait (a call
+    /// with a still-valid token just uses it).
+    ///
+    /// A call on a machine without any token and without a way to get one
+    /// answers [`Error::NotAuthenticated`]: the first grant is always explicit
+    /// (`initialize_oauth`, `exchange_authorization_code`), because only the
+    /// caller knows whose identity the calls should carry — a forgotten
+    /// `initialize_oauth(Some(user_token))` must not silently act as the app.
+    pub fn authorize(&mut self, now: u64, want: Want) -> Result<Step> {
+        let waited = match want {
+            Want::Call { waited } => waited,
+            Want::Grant(grant) => {
+                if let Some(f) = &self.flight {
+                    return Ok(Step::Wait(WaitTicket(f.id)));
+                }
+                let request = self.token_request(grant.clone())?;
+                return Ok(Step::Fetch {
+                    ticket: self.start_flight(grant, now),
+                    request,
+                    fallback: None,
+                });
+            }
+        };
         if let (Some(w), Some((id, err, recoverable))) = (waited, &self.failure) {
             if w.0 == *id && !recoverable {
                 return Err(err.clone());
@@ -470,13 +501,13 @@ impl TokenMachine {
         }
         if let Some(c) = &self.current {
             if !self.config.auto_refresh {
-                return Ok(Authorize::Ready(c.bearer.clone()));
+                return Ok(Step::Ready(c.bearer.clone()));
             }
             if !c.invalid {
                 match c.tokens.expires_in(now) {
-                    None => return Ok(Authorize::Ready(c.bearer.clone())),
+                    None => return Ok(Step::Ready(c.bearer.clone())),
                     Some(left) if left > self.config.refresh_window => {
-                        return Ok(Authorize::Ready(c.bearer.clone()));
+                        return Ok(Step::Ready(c.bearer.clone()));
                     }
                     Some(0) => {
                         // Expired. One that arrived expired (`expires_in: 0`) is
@@ -489,7 +520,7 @@ impl TokenMachine {
                                 < c.installed_at
                                     .saturating_add(self.config.min_refresh_interval)
                         {
-                            return Ok(Authorize::Ready(c.bearer.clone()));
+                            return Ok(Step::Ready(c.bearer.clone()));
                         }
                     }
                     Some(_) => {
@@ -498,18 +529,18 @@ impl TokenMachine {
                             now < t.saturating_add(self.config.min_refresh_interval)
                         });
                         if self.flight.is_some() || rate_limited || !self.can_obtain_token() {
-                            return Ok(Authorize::Ready(bearer));
+                            return Ok(Step::Ready(bearer));
                         }
                         return match self.next_grant() {
                             Ok(grant) => {
                                 let request = self.token_request(grant.clone())?;
-                                Ok(Authorize::Refresh {
+                                Ok(Step::Fetch {
                                     ticket: self.start_flight(grant, now),
                                     request,
                                     fallback: Some(bearer),
                                 })
                             }
-                            Err(_) => Ok(Authorize::Ready(bearer)),
+                            Err(_) => Ok(Step::Ready(bearer)),
                         };
                     }
                 }
@@ -520,11 +551,11 @@ impl TokenMachine {
             ));
         }
         if let Some(f) = &self.flight {
-            return Ok(Authorize::Wait(WaitTicket(f.id)));
+            return Ok(Step::Wait(WaitTicket(f.id)));
         }
         let grant = self.next_grant()?;
         let request = self.token_request(grant.clone())?;
-        Ok(Authorize::Refresh {
+        Ok(Step::Fetch {
             ticket: self.start_flight(grant, now),
             request,
             fallback: None,
@@ -563,14 +594,14 @@ impl TokenMachine {
     }
 
     fn start_flight(&mut self, grant: Grant, now: u64) -> FlightTicket {
-        let id = self.next_flight;
-        self.next_flight += 1;
+        // Unique across machines: a ticket of one machine never matches
+        // another's flight.
+        let id = NEXT_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.last_attempt = Some(now);
         let is_refresh = matches!(grant, Grant::RefreshToken { .. });
         self.flight = Some(Flight {
             id,
             grant,
-            pending: None,
             started_at: now,
         });
         FlightTicket { id, is_refresh }
@@ -676,6 +707,18 @@ mod tests {
         b.header().to_str().unwrap()
     }
 
+    /// Starts an explicit grant; nothing may be in flight.
+    fn start(m: &mut TokenMachine, grant: Grant, now: u64) -> (FlightTicket, OAuthTokenRequest) {
+        match m.authorize(now, Want::Grant(grant)).unwrap() {
+            Step::Fetch {
+                ticket,
+                request,
+                fallback: None,
+            } => (ticket, request),
+            other => panic!("expected a fetch without fallback: {other:?}"),
+        }
+    }
+
     /// Runs an explicit client-credentials grant answered with `access`.
     fn grant(
         m: &mut TokenMachine,
@@ -684,32 +727,29 @@ mod tests {
         ttl: u64,
         now: u64,
     ) -> Bearer {
-        let GrantStart::Go(t, req) = m
-            .begin_grant(
-                Grant::ClientCredentials {
-                    user_access_token: None,
-                },
-                now,
-            )
-            .unwrap()
-        else {
-            panic!("expected Go");
-        };
+        let (t, req) = start(
+            m,
+            Grant::ClientCredentials {
+                user_access_token: None,
+            },
+            now,
+        );
         assert_eq!(req.grant.grant_type(), "client_credentials");
-        m.handle_token_response(&t, now, &token_answer(access, refresh, ttl))
+        let pending = m
+            .handle_token_response(t, now, &token_answer(access, refresh, ttl))
             .unwrap();
-        m.commit(t, now).unwrap()
+        m.commit(pending, now).unwrap()
     }
 
     #[test]
     fn no_token_and_no_way_to_get_one() {
         let mut m = machine();
-        let e = m.poll_authorize(NOW, None).unwrap_err();
+        let e = m.authorize(NOW, Want::CALL).unwrap_err();
         assert!(matches!(e, Error::NotAuthenticated(_)));
         let mut without_client = TokenMachine::new(MachineConfig::default(), None);
         without_client.set_refresh_token(RefreshToken::new("rt"));
         assert!(matches!(
-            without_client.poll_authorize(NOW, None),
+            without_client.authorize(NOW, Want::CALL),
             Err(Error::Config(_))
         ));
     }
@@ -735,8 +775,8 @@ mod tests {
         let b = grant(&mut m, "a1", Some("r1"), 86_400, NOW);
         assert_eq!(header(&b), "Bearer a1");
         assert!(b.header().is_sensitive());
-        match m.poll_authorize(NOW + 86_400 - 301, None).unwrap() {
-            Authorize::Ready(b) => assert_eq!(header(&b), "Bearer a1"),
+        match m.authorize(NOW + 86_400 - 301, Want::CALL).unwrap() {
+            Step::Ready(b) => assert_eq!(header(&b), "Bearer a1"),
             other => panic!("{other:?}"),
         }
     }
@@ -746,11 +786,11 @@ mod tests {
         let mut m = machine();
         grant(&mut m, "a1", Some("r1"), 86_400, NOW);
         let stale = NOW + 86_400 - 300;
-        let Authorize::Refresh {
+        let Step::Fetch {
             ticket,
             request,
             fallback,
-        } = m.poll_authorize(stale, None).unwrap()
+        } = m.authorize(stale, Want::CALL).unwrap()
         else {
             panic!("first caller in the window refreshes");
         };
@@ -759,20 +799,23 @@ mod tests {
         );
         assert_eq!(header(fallback.as_ref().unwrap()), "Bearer a1");
         for _ in 0..3 {
-            match m.poll_authorize(stale, None).unwrap() {
-                Authorize::Ready(b) => assert_eq!(header(&b), "Bearer a1"),
+            match m.authorize(stale, Want::CALL).unwrap() {
+                Step::Ready(b) => assert_eq!(header(&b), "Bearer a1"),
                 other => panic!("others keep the current token: {other:?}"),
             }
         }
         let tokens = m
-            .handle_token_response(&ticket, stale, &token_answer("a2", Some("r2"), 86_400))
+            .handle_token_response(ticket, stale, &token_answer("a2", Some("r2"), 86_400))
             .unwrap();
         // Not used before commit (callback runs in between).
         assert!(
-            matches!(m.poll_authorize(stale, None).unwrap(), Authorize::Ready(b) if header(&b) == "Bearer a1")
+            matches!(m.authorize(stale, Want::CALL).unwrap(), Step::Ready(b) if header(&b) == "Bearer a1")
         );
-        assert_eq!(tokens.refresh_token.as_ref().unwrap().secret(), "r2");
-        let b = m.commit(ticket, stale).unwrap();
+        assert_eq!(
+            tokens.tokens().refresh_token.as_ref().unwrap().secret(),
+            "r2"
+        );
+        let b = m.commit(tokens, stale).unwrap();
         assert_eq!(header(&b), "Bearer a2");
         assert_eq!(m.current_tokens().unwrap().expires_at, Some(stale + 86_400));
     }
@@ -782,37 +825,39 @@ mod tests {
         let mut m = machine();
         grant(&mut m, "a1", Some("r1"), 3_600, NOW);
         let later = NOW + 3_600;
-        let Authorize::Refresh {
+        let Step::Fetch {
             ticket,
             fallback: None,
             ..
-        } = m.poll_authorize(later, None).unwrap()
+        } = m.authorize(later, Want::CALL).unwrap()
         else {
             panic!("expired: refresh without fallback");
         };
-        let Authorize::Wait(w) = m.poll_authorize(later, None).unwrap() else {
+        let Step::Wait(w) = m.authorize(later, Want::CALL).unwrap() else {
             panic!("others wait")
         };
         let e = m
-            .handle_token_response(&ticket, later, &error_answer("invalid_refresh_token"))
+            .handle_token_response(ticket, later, &error_answer("invalid_refresh_token"))
             .unwrap_err();
         assert_eq!(e.oauth_error_code(), Some("invalid_refresh_token"));
         // The refused refresh token is never sent again; the repeatable
         // client-credentials grant takes over, for the waiter too.
-        let Authorize::Refresh {
+        let Step::Fetch {
             request, ticket, ..
-        } = m.poll_authorize(later, Some(w)).unwrap()
+        } = m.authorize(later, Want::Call { waited: Some(w) }).unwrap()
         else {
             panic!()
         };
         assert_eq!(request.grant.grant_type(), "client_credentials");
         // When that fails as well, its waiters get the failure.
-        let Authorize::Wait(w2) = m.poll_authorize(later, None).unwrap() else {
+        let Step::Wait(w2) = m.authorize(later, Want::CALL).unwrap() else {
             panic!()
         };
-        m.handle_token_response(&ticket, later, &error_answer("invalid_client"))
+        m.handle_token_response(ticket, later, &error_answer("invalid_client"))
             .unwrap_err();
-        let shared = m.poll_authorize(later, Some(w2)).unwrap_err();
+        let shared = m
+            .authorize(later, Want::Call { waited: Some(w2) })
+            .unwrap_err();
         assert_eq!(shared.oauth_error_code(), Some("invalid_client"));
     }
 
@@ -820,16 +865,16 @@ mod tests {
     fn permanent_failure_without_alternative_is_remembered() {
         let mut m = machine();
         m.set_refresh_token(RefreshToken::new("r-old"));
-        let Authorize::Refresh {
+        let Step::Fetch {
             ticket, request, ..
-        } = m.poll_authorize(NOW, None).unwrap()
+        } = m.authorize(NOW, Want::CALL).unwrap()
         else {
             panic!()
         };
         assert_eq!(request.grant.grant_type(), "refresh_token");
-        m.handle_token_response(&ticket, NOW, &error_answer("invalid_grant"))
+        m.handle_token_response(ticket, NOW, &error_answer("invalid_grant"))
             .unwrap_err();
-        let e = m.poll_authorize(NOW, None).unwrap_err();
+        let e = m.authorize(NOW, Want::CALL).unwrap_err();
         assert_eq!(
             e.oauth_error_code(),
             Some("invalid_grant"),
@@ -844,26 +889,26 @@ mod tests {
         m.config.min_refresh_interval = 30;
         grant(&mut m, "a1", Some("r1"), 600, NOW);
         let t = NOW + 400; // 200 s left: stale
-        let Authorize::Refresh {
+        let Step::Fetch {
             ticket,
             fallback: Some(fb),
             ..
-        } = m.poll_authorize(t, None).unwrap()
+        } = m.authorize(t, Want::CALL).unwrap()
         else {
             panic!()
         };
         let err = Error::Transport(crate::error::TransportError::new(
             crate::error::TransportErrorKind::Timeout,
         ));
-        m.handle_transport_error(&ticket, err);
+        m.handle_transport_error(ticket, err);
         assert_eq!(header(&fb), "Bearer a1");
         // Within the interval: no new attempt, current token used.
         assert!(matches!(
-            m.poll_authorize(t + 29, None).unwrap(),
-            Authorize::Ready(_)
+            m.authorize(t + 29, Want::CALL).unwrap(),
+            Step::Ready(_)
         ));
         // After it: one new attempt.
-        let Authorize::Refresh { ticket, .. } = m.poll_authorize(t + 30, None).unwrap() else {
+        let Step::Fetch { ticket, .. } = m.authorize(t + 30, Want::CALL).unwrap() else {
             panic!()
         };
         m.abandon(ticket);
@@ -874,21 +919,22 @@ mod tests {
         let mut m = machine();
         grant(&mut m, "a1", Some("r1"), 60, NOW); // always "stale"
         assert!(matches!(
-            m.poll_authorize(NOW, None).unwrap(),
-            Authorize::Ready(_)
+            m.authorize(NOW, Want::CALL).unwrap(),
+            Step::Ready(_)
         ));
         assert!(matches!(
-            m.poll_authorize(NOW + 29, None).unwrap(),
-            Authorize::Ready(_)
+            m.authorize(NOW + 29, Want::CALL).unwrap(),
+            Step::Ready(_)
         ));
-        let Authorize::Refresh { ticket, .. } = m.poll_authorize(NOW + 30, None).unwrap() else {
+        let Step::Fetch { ticket, .. } = m.authorize(NOW + 30, Want::CALL).unwrap() else {
             panic!()
         };
-        m.handle_token_response(&ticket, NOW + 30, &token_answer("a2", None, 60))
+        let pending = m
+            .handle_token_response(ticket, NOW + 30, &token_answer("a2", None, 60))
             .unwrap();
-        m.commit(ticket, NOW + 30).unwrap();
+        m.commit(pending, NOW + 30).unwrap();
         assert!(
-            matches!(m.poll_authorize(NOW + 31, None).unwrap(), Authorize::Ready(b) if header(&b) == "Bearer a2")
+            matches!(m.authorize(NOW + 31, Want::CALL).unwrap(), Step::Ready(b) if header(&b) == "Bearer a2")
         );
         // The server omitted a new refresh token: the old one is kept.
         assert_eq!(
@@ -907,14 +953,14 @@ mod tests {
             "a 401 on an old token changes nothing"
         );
         assert!(
-            matches!(m.poll_authorize(NOW, None).unwrap(), Authorize::Ready(b) if header(&b) == "Bearer a2")
+            matches!(m.authorize(NOW, Want::CALL).unwrap(), Step::Ready(b) if header(&b) == "Bearer a2")
         );
         assert!(m.invalidate(new.generation()));
-        let Authorize::Refresh {
+        let Step::Fetch {
             fallback: None,
             request,
             ticket,
-        } = m.poll_authorize(NOW, None).unwrap()
+        } = m.authorize(NOW, Want::CALL).unwrap()
         else {
             panic!()
         };
@@ -924,44 +970,64 @@ mod tests {
         m.abandon(ticket);
         // Abandoned: the next caller starts a new flight rather than waiting forever.
         assert!(matches!(
-            m.poll_authorize(NOW, None).unwrap(),
-            Authorize::Refresh { .. }
+            m.authorize(NOW, Want::CALL).unwrap(),
+            Step::Fetch { .. }
         ));
     }
 
     #[test]
     fn grants_never_overlap() {
         let mut m = machine();
-        let GrantStart::Go(t, _) = m
-            .begin_grant(
-                Grant::ClientCredentials {
-                    user_access_token: Some(UserAccessToken::new("u")),
-                },
-                NOW,
-            )
-            .unwrap()
-        else {
-            panic!()
+        let (t, _) = start(
+            &mut m,
+            Grant::ClientCredentials {
+                user_access_token: Some(UserAccessToken::new("u")),
+            },
+            NOW,
+        );
+        let app = Grant::ClientCredentials {
+            user_access_token: None,
         };
         assert!(matches!(
-            m.begin_grant(
-                Grant::ClientCredentials {
-                    user_access_token: None
-                },
-                NOW
-            )
-            .unwrap(),
-            GrantStart::Wait(_)
+            m.authorize(NOW, Want::Grant(app)).unwrap(),
+            Step::Wait(w) if m.in_flight(w)
         ));
         assert!(matches!(
-            m.poll_authorize(NOW, None).unwrap(),
-            Authorize::Wait(_)
+            m.authorize(NOW, Want::CALL).unwrap(),
+            Step::Wait(_)
         ));
-        // Commit without an answer is refused and keeps the flight.
-        assert!(m.commit(t, NOW).is_err());
+        // Tokens of another machine's flight cannot be committed here.
+        let mut other = machine();
+        let (t2, _) = start(
+            &mut other,
+            Grant::ClientCredentials {
+                user_access_token: None,
+            },
+            NOW,
+        );
+        let foreign = other
+            .handle_token_response(t2, NOW, &token_answer("x", None, 60))
+            .unwrap();
         assert!(matches!(
-            m.poll_authorize(NOW, None).unwrap(),
-            Authorize::Wait(_)
+            m.commit(foreign, NOW),
+            Err(Error::InvalidState(_))
+        ));
+        assert!(matches!(
+            m.authorize(NOW, Want::CALL).unwrap(),
+            Step::Wait(_)
+        ));
+        // Abandoned: nothing in flight, and a new grant may start.
+        m.abandon(t);
+        assert!(matches!(
+            m.authorize(NOW, Want::CALL),
+            Err(Error::NotAuthenticated(_))
+        ));
+        let app = Grant::ClientCredentials {
+            user_access_token: None,
+        };
+        assert!(matches!(
+            m.authorize(NOW, Want::Grant(app)).unwrap(),
+            Step::Fetch { .. }
         ));
     }
 
@@ -977,8 +1043,8 @@ mod tests {
         assert_eq!(header(&b), "Bearer direct");
         assert!(!m.can_obtain_token());
         assert!(matches!(
-            m.poll_authorize(u64::MAX, None).unwrap(),
-            Authorize::Ready(_)
+            m.authorize(u64::MAX, Want::CALL).unwrap(),
+            Step::Ready(_)
         ));
 
         let mut off = TokenMachine::new(
@@ -991,8 +1057,8 @@ mod tests {
         grant(&mut off, "a1", Some("r1"), 10, NOW);
         assert!(
             matches!(
-                off.poll_authorize(NOW + 100, None).unwrap(),
-                Authorize::Ready(_)
+                off.authorize(NOW + 100, Want::CALL).unwrap(),
+                Step::Ready(_)
             ),
             "expired but auto_refresh is off"
         );
@@ -1012,18 +1078,14 @@ mod tests {
 
     /// Starts a client-credentials flight at `NOW`.
     fn begin_app_grant(m: &mut TokenMachine) -> FlightTicket {
-        match m
-            .begin_grant(
-                Grant::ClientCredentials {
-                    user_access_token: None,
-                },
-                NOW,
-            )
-            .unwrap()
-        {
-            GrantStart::Go(t, _) => t,
-            GrantStart::Wait(_) => panic!("nothing is in flight"),
-        }
+        start(
+            m,
+            Grant::ClientCredentials {
+                user_access_token: None,
+            },
+            NOW,
+        )
+        .0
     }
 
     #[test]
@@ -1032,10 +1094,10 @@ mod tests {
         let t = begin_app_grant(&mut m);
         // The answer arrives 7 s after the request left.
         let tokens = m
-            .handle_token_response(&t, NOW + 7, &token_answer("a1", None, 60))
+            .handle_token_response(t, NOW + 7, &token_answer("a1", None, 60))
             .unwrap();
-        assert_eq!(tokens.expires_at, Some(NOW + 60));
-        m.commit(t, NOW + 7).unwrap();
+        assert_eq!(tokens.tokens().expires_at, Some(NOW + 60));
+        m.commit(tokens, NOW + 7).unwrap();
     }
 
     #[test]
@@ -1050,10 +1112,10 @@ mod tests {
             );
             let t = begin_app_grant(&mut m);
             let tokens = m
-                .handle_token_response(&t, NOW, &answer(serde_json::json!({"access_token": "a"})))
+                .handle_token_response(t, NOW, &answer(serde_json::json!({"access_token": "a"})))
                 .unwrap();
-            assert_eq!(tokens.expires_at, expected);
-            m.commit(t, NOW).unwrap();
+            assert_eq!(tokens.tokens().expires_at, expected);
+            m.commit(tokens, NOW).unwrap();
         }
     }
 
@@ -1063,14 +1125,11 @@ mod tests {
         grant(&mut m, "a0", None, 0, NOW); // expires_in: 0, no refresh token
         for dt in [0, 1, 29] {
             assert!(
-                matches!(
-                    m.poll_authorize(NOW + dt, None).unwrap(),
-                    Authorize::Ready(_)
-                ),
+                matches!(m.authorize(NOW + dt, Want::CALL).unwrap(), Step::Ready(_)),
                 "used, not refreshed, {dt} s in"
             );
         }
-        let Authorize::Refresh { ticket, .. } = m.poll_authorize(NOW + 30, None).unwrap() else {
+        let Step::Fetch { ticket, .. } = m.authorize(NOW + 30, Want::CALL).unwrap() else {
             panic!("refreshed once the interval has passed")
         };
         m.abandon(ticket);
@@ -1081,8 +1140,8 @@ mod tests {
         let b = grant(&mut m, "a0", None, 0, NOW);
         m.invalidate(b.generation());
         assert!(matches!(
-            m.poll_authorize(NOW + 1, None).unwrap(),
-            Authorize::Refresh { .. }
+            m.authorize(NOW + 1, Want::CALL).unwrap(),
+            Step::Fetch { .. }
         ));
     }
 
@@ -1096,27 +1155,27 @@ mod tests {
         );
         // The caller hands in a user's refresh token: the set now acts for someone
         // the client-credentials grant cannot restore.
-        let GrantStart::Go(t, _) = m
-            .begin_grant(
-                Grant::RefreshToken {
-                    refresh_token: RefreshToken::new("rt-user"),
-                },
-                NOW,
-            )
-            .unwrap()
-        else {
-            panic!()
-        };
+        let (t, _) = start(
+            &mut m,
+            Grant::RefreshToken {
+                refresh_token: RefreshToken::new("rt-user"),
+            },
+            NOW,
+        );
         let user = m
-            .handle_token_response(&t, NOW, &token_answer("user", Some("rt-user-2"), 3_600))
+            .handle_token_response(t, NOW, &token_answer("user", Some("rt-user-2"), 3_600))
             .unwrap();
-        assert_eq!(user.identity, None, "unknown: not the client's own token");
-        m.commit(t, NOW).unwrap();
+        assert_eq!(
+            user.tokens().identity,
+            None,
+            "unknown: not the client's own token"
+        );
+        m.commit(user, NOW).unwrap();
         // It expires; its refresh token is refused.
         let later = NOW + 3_600;
-        let Authorize::Refresh {
+        let Step::Fetch {
             ticket, request, ..
-        } = m.poll_authorize(later, None).unwrap()
+        } = m.authorize(later, Want::CALL).unwrap()
         else {
             panic!()
         };
@@ -1124,13 +1183,15 @@ mod tests {
             matches!(&request.grant, Grant::RefreshToken { refresh_token } if refresh_token.secret() == "rt-user-2")
         );
         let w = ticket.wait_ticket();
-        m.handle_token_response(&ticket, later, &error_answer("invalid_grant"))
+        m.handle_token_response(ticket, later, &error_answer("invalid_grant"))
             .unwrap_err();
-        let e = m.poll_authorize(later, Some(w)).unwrap_err();
+        let e = m
+            .authorize(later, Want::Call { waited: Some(w) })
+            .unwrap_err();
         assert_eq!(e.oauth_error_code(), Some("invalid_grant"));
         assert!(e.needs_reauthorization());
         // …and no call is ever served as the app instead.
-        assert!(m.poll_authorize(later, None).is_err());
+        assert!(m.authorize(later, Want::CALL).is_err());
         assert!(!m.can_obtain_token());
     }
 
@@ -1144,9 +1205,9 @@ mod tests {
             m.refresh_token().is_none(),
             "the old identity's token is gone"
         );
-        let Authorize::Refresh {
+        let Step::Fetch {
             request, ticket, ..
-        } = m.poll_authorize(NOW + 3_600, None).unwrap()
+        } = m.authorize(NOW + 3_600, Want::CALL).unwrap()
         else {
             panic!()
         };
@@ -1163,7 +1224,7 @@ mod tests {
         ] {
             let mut m = machine();
             let t = begin_app_grant(&mut m);
-            let e = m.handle_token_response(&t, NOW, &answer(body)).unwrap_err();
+            let e = m.handle_token_response(t, NOW, &answer(body)).unwrap_err();
             assert!(matches!(e, Error::UnexpectedResponse { .. }), "{e:?}");
             assert!(m.current_tokens().is_none());
         }
@@ -1183,19 +1244,15 @@ mod tests {
     #[test]
     fn a_failed_flight_is_redacted_for_its_waiters_too() {
         let mut m = machine();
-        let GrantStart::Go(t, _) = m
-            .begin_grant(
-                Grant::AuthorizationCode {
-                    code: crate::secret::AuthorizationCode::new("code-secret-1"),
-                    redirect_uri: "https://app/cb".into(),
-                },
-                NOW,
-            )
-            .unwrap()
-        else {
-            panic!()
-        };
-        let Authorize::Wait(w) = m.poll_authorize(NOW, None).unwrap() else {
+        let (t, _) = start(
+            &mut m,
+            Grant::AuthorizationCode {
+                code: crate::secret::AuthorizationCode::new("code-secret-1"),
+                redirect_uri: "https://app/cb".into(),
+            },
+            NOW,
+        );
+        let Step::Wait(w) = m.authorize(NOW, Want::CALL).unwrap() else {
             panic!()
         };
         let echo = http::Response::builder()
@@ -1205,8 +1262,10 @@ mod tests {
                     .to_vec(),
             )
             .unwrap();
-        let owner = m.handle_token_response(&t, NOW, &echo).unwrap_err();
-        let waiter = m.poll_authorize(NOW, Some(w)).unwrap_err();
+        let owner = m.handle_token_response(t, NOW, &echo).unwrap_err();
+        let waiter = m
+            .authorize(NOW, Want::Call { waited: Some(w) })
+            .unwrap_err();
         for e in [owner, waiter] {
             assert!(!format!("{e} {e:?}").contains("code-secret-1"), "{e:?}");
         }

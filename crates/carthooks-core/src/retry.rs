@@ -164,6 +164,31 @@ pub fn retry_after(response: &http::Response<Vec<u8>>, now: u64) -> Option<Durat
     Some(Duration::from_secs(at.saturating_sub(now)))
 }
 
+/// Random numbers in `[0, 1)` for retry jitter: SplitMix64 over a random seed
+/// (std's per-process hash keys). Not for secrets.
+pub(crate) struct Jitter(std::sync::atomic::AtomicU64);
+
+impl Jitter {
+    pub(crate) fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x5EED);
+        Self(std::sync::atomic::AtomicU64::new(h.finish()))
+    }
+
+    pub(crate) fn next(&self) -> f64 {
+        let x = self
+            .0
+            .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 /// True when a transport failure of a non-idempotent request leaves its outcome
 /// unknown (the request may have reached the server).
 pub fn outcome_unknown(kind: RequestKind, error: &TransportError) -> bool {

@@ -4,24 +4,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use carthooks_core::endpoint::clone_request;
 use carthooks_core::{
-    ApiResponse, Attempt, AuthorizationCode, AuthorizeCodeResponse, Bearer, ClientConfig, Endpoint,
-    Error, Grant, HttpRequest, HttpResponse, ItemLock, ItemsQuery, LockOptions,
-    OAuthAuthorizeCodeRequest, OAuthTokens, RequestKind, RequestTimeout, Result, RetryDecision,
-    UserAccessToken, UserInfo, WatchDataRequest,
+    ApiResponse, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig, Endpoint,
+    Error, Grant, ItemLock, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest, OAuthTokens,
+    Output, Result, UserAccessToken, UserInfo, WatchDataRequest,
 };
+use event_listener::Listener as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::call_timeout_error;
-use crate::api::{api_methods, engine_methods};
-use crate::auth::{BlockingJob, Flight, GrantStep, Step};
+use crate::api::api_methods;
 use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
-use crate::log::{CallSpan, event};
+use crate::log::CallSpan;
 use crate::pages::ItemIter;
 use crate::transport::BlockingTransport;
-use event_listener::{EventListener, Listener as _};
 
 /// The blocking Carthooks client, generic over its [`BlockingTransport`].
 ///
@@ -62,23 +58,64 @@ impl<T: BlockingTransport> BlockingClient<T> {
         ClientBuilder::new()
     }
 
-    engine_methods!(; []);
+    /// Executes any endpoint description: authorizes (refreshing first if the
+    /// token machine says so), sends, retries what may be retried, and on a 401
+    /// refreshes and replays once.
+    pub fn execute<R: DeserializeOwned>(&self, endpoint: &Endpoint<R>) -> Result<ApiResponse<R>> {
+        self.check_open()?;
+        let span = CallSpan::new(
+            endpoint.operation(),
+            endpoint.method(),
+            endpoint.path_template(),
+        );
+        let _entered = span.enter();
+        let mut call = Call::api(&self.inner.engine, endpoint, Instant::now());
+        let result = self.drive(&mut call);
+        let trace_id = match &result {
+            Ok(ok) => ok.trace_id.as_deref(),
+            Err(e) => e.trace_id(),
+        };
+        span.finish(call.attempts(), call.status(), trace_id);
+        result
+    }
 
-    /// Waits for a token request in flight to end, or for `deadline`; false when
-    /// the deadline came first.
-    fn wait_until(&self, listener: EventListener, deadline: Option<Instant>) -> bool {
-        match deadline {
-            None => {
-                listener.wait();
-                true
+    /// Runs an explicit grant, after any token request already in flight.
+    fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
+        self.check_open()?;
+        let mut call = Call::grant(&self.inner.engine, grant, Instant::now());
+        self.drive(&mut call)
+    }
+
+    /// The I/O loop around the sans-IO driver: does what it asks until it is done.
+    fn drive<O>(&self, call: &mut Call<'_, O>) -> Result<O> {
+        let inner = &*self.inner;
+        loop {
+            match call.poll(Instant::now()) {
+                Output::Send(request) => {
+                    let answer = inner.transport.send(request);
+                    call.handle(answer, Instant::now());
+                }
+                Output::Sleep(delay) => inner.transport.sleep(delay),
+                Output::WaitFlight { ticket, until } => {
+                    // Listen first, then look: a flight that ends in between
+                    // still wakes this listener.
+                    let listener = inner.flights.listen();
+                    if inner.engine.in_flight(ticket) {
+                        match until {
+                            Some(deadline) => {
+                                listener.wait_deadline(deadline);
+                            }
+                            None => listener.wait(),
+                        }
+                    }
+                }
+                // This client's caller may block: persistence runs in place.
+                Output::Save(tokens) => inner.persistence.save_job(tokens)(),
+                Output::Deliver => inner.persistence.deliver_job(&inner.engine)(),
+                Output::Done(result) => return result,
             }
-            Some(deadline) => listener.wait_deadline(deadline).is_some(),
         }
     }
 
-    /// Runs blocking work in place: this client's caller may block.
-    fn run_blocking(&self, job: BlockingJob) {
-        job();
-    }
     api_methods!(; ItemIter;);
 }

@@ -6,15 +6,16 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use carthooks_core::{
-    AccessToken, ClientConfig, Clock, MachineConfig, OAuthConfig, OAuthTokens, Result, RetryPolicy,
-    RootCertificate, TokenMachine,
+    AccessToken, CallSettings, ClientConfig, Clock, Engine, MachineConfig, OAuthConfig,
+    OAuthTokens, Result, RetryPolicy, RootCertificate, TokenMachine,
 };
+use event_listener::Event;
 
-use crate::auth::{Auth, Persistence};
+use crate::auth::Persistence;
 use crate::clock::CoarseClock;
 use crate::dns::{DnsCache, Lookup, SystemLookup};
 use crate::store::TokenStore;
-use crate::transport::{Connect, Jitter};
+use crate::transport::Connect;
 
 /// Builds a [`Client`](crate::Client) or a [`BlockingClient`](crate::BlockingClient).
 ///
@@ -52,17 +53,22 @@ impl<C> std::fmt::Debug for ClientBuilder<C> {
 /// What a client is made of; produced by [`ClientBuilder`]. Opaque.
 pub struct Parts {
     pub(crate) config: ClientConfig,
-    pub(crate) auth: Auth,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) flights: Arc<Event>,
+    pub(crate) persistence: Arc<Persistence>,
     pub(crate) dns: Arc<DnsCache>,
 }
 
 /// The shared state behind both clients (each holds an `Arc` of it).
 pub(crate) struct Inner<T> {
     pub(crate) transport: T,
-    pub(crate) auth: Auth,
+    /// The sans-IO engine the calls are driven through.
+    pub(crate) engine: Arc<Engine>,
+    /// Notified when a token request ends (the engine's `on_flight_end`).
+    pub(crate) flights: Arc<Event>,
+    pub(crate) persistence: Arc<Persistence>,
     pub(crate) config: ClientConfig,
     pub(crate) closed: AtomicBool,
-    pub(crate) jitter: Jitter,
     pub(crate) dns: Arc<DnsCache>,
 }
 
@@ -70,10 +76,11 @@ impl Parts {
     pub(crate) fn into_inner<T>(self, transport: T) -> Arc<Inner<T>> {
         Arc::new(Inner {
             transport,
-            auth: self.auth,
+            engine: self.engine,
+            flights: self.flights,
+            persistence: self.persistence,
             config: self.config,
             closed: AtomicBool::new(false),
-            jitter: Jitter::new(),
             dns: self.dns,
         })
     }
@@ -398,9 +405,27 @@ impl<C: BuildClient> ClientBuilder<C> {
                     }
                 })?;
         }
-        let auth = Auth::new(machine, clock, persistence, config.base_url.clone());
+        let mut settings = CallSettings::new(config.base_url.clone());
+        settings.retry = config.retry;
+        settings.timeout = config.timeout;
+        settings.call_timeout = config.call_timeout;
+        settings.save_tokens = persistence.saves();
+        settings.deliver_tokens = persistence.delivers();
+        let flights = Arc::new(Event::new());
+        let wake = Arc::clone(&flights);
+        let engine = Engine::new(machine, settings, clock)
+            .on_flight_end(move || {
+                wake.notify(usize::MAX);
+            })
+            .observe(crate::log::note);
         let lookup = self.lookup.unwrap_or_else(|| Arc::new(SystemLookup));
         let dns = Arc::new(DnsCache::new(&config, lookup));
-        Ok(Parts { config, auth, dns })
+        Ok(Parts {
+            config,
+            engine: Arc::new(engine),
+            flights,
+            persistence,
+            dns,
+        })
     }
 }

@@ -1,28 +1,23 @@
 //! The async client.
 
+use std::future::Future as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Instant;
 
-use carthooks_core::endpoint::clone_request;
 use carthooks_core::{
-    ApiResponse, Attempt, AuthorizationCode, AuthorizeCodeResponse, Bearer, ClientConfig, Endpoint,
-    Error, Grant, HttpRequest, HttpResponse, ItemLock, ItemsQuery, LockOptions,
-    OAuthAuthorizeCodeRequest, OAuthTokens, RequestKind, RequestTimeout, Result, RetryDecision,
-    UserAccessToken, UserInfo, WatchDataRequest,
+    ApiResponse, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig, Endpoint,
+    Error, Grant, ItemLock, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest, OAuthTokens,
+    Output, Result, UserAccessToken, UserInfo, WatchDataRequest,
 };
-use std::future::Future as _;
-use std::task::Poll;
-
 use event_listener::EventListener;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::call_timeout_error;
-use crate::api::{api_methods, engine_methods};
-use crate::auth::{BlockingJob, Flight, GrantStep, Step};
+use crate::api::api_methods;
 use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
-use crate::log::{CallSpan, event};
+use crate::log::CallSpan;
 use crate::pages::ItemStream;
 use crate::transport::Transport;
 
@@ -65,14 +60,71 @@ impl<T: Transport> Client<T> {
         ClientBuilder::new()
     }
 
-    engine_methods!(async; [.await]);
+    /// Executes any endpoint description: authorizes (refreshing first if the
+    /// token machine says so), sends, retries what may be retried, and on a 401
+    /// refreshes and replays once.
+    pub async fn execute<R: DeserializeOwned>(
+        &self,
+        endpoint: &Endpoint<R>,
+    ) -> Result<ApiResponse<R>> {
+        self.check_open()?;
+        let span = CallSpan::new(
+            endpoint.operation(),
+            endpoint.method(),
+            endpoint.path_template(),
+        );
+        let mut call = Call::api(&self.inner.engine, endpoint, Instant::now());
+        let result = span.run(self.drive(&mut call)).await;
+        let trace_id = match &result {
+            Ok(ok) => ok.trace_id.as_deref(),
+            Err(e) => e.trace_id(),
+        };
+        span.finish(call.attempts(), call.status(), trace_id);
+        result
+    }
 
-    /// Waits for a token request in flight to end, or for `deadline`; false when
-    /// the deadline came first.
-    async fn wait_until(&self, listener: EventListener, deadline: Option<Instant>) -> bool {
+    /// Runs an explicit grant, after any token request already in flight.
+    async fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
+        self.check_open()?;
+        let mut call = Call::grant(&self.inner.engine, grant, Instant::now());
+        self.drive(&mut call).await
+    }
+
+    /// The I/O loop around the sans-IO driver: does what it asks until it is done.
+    async fn drive<O>(&self, call: &mut Call<'_, O>) -> Result<O> {
+        let inner = &*self.inner;
+        loop {
+            match call.poll(Instant::now()) {
+                Output::Send(request) => {
+                    let answer = inner.transport.send(request).await;
+                    call.handle(answer, Instant::now());
+                }
+                Output::Sleep(delay) => inner.transport.sleep(delay).await,
+                Output::WaitFlight { ticket, until } => {
+                    // Listen first, then look: a flight that ends in between
+                    // still wakes this listener.
+                    let listener = inner.flights.listen();
+                    if inner.engine.in_flight(ticket) {
+                        self.wait_until(listener, until).await;
+                    }
+                }
+                Output::Save(tokens) => {
+                    let job = inner.persistence.save_job(tokens);
+                    inner.transport.run_blocking(job).await;
+                }
+                Output::Deliver => {
+                    let job = inner.persistence.deliver_job(&inner.engine);
+                    inner.transport.run_blocking(job).await;
+                }
+                Output::Done(result) => return result,
+            }
+        }
+    }
+
+    /// Waits for a token request in flight to end, or until `deadline`.
+    async fn wait_until(&self, listener: EventListener, deadline: Option<Instant>) {
         let Some(deadline) = deadline else {
-            listener.await;
-            return true;
+            return listener.await;
         };
         let mut timer = self
             .inner
@@ -81,16 +133,12 @@ impl<T: Transport> Client<T> {
         let mut listener = std::pin::pin!(listener);
         std::future::poll_fn(|cx| {
             if listener.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(true);
+                return Poll::Ready(());
             }
-            timer.as_mut().poll(cx).map(|()| false)
+            timer.as_mut().poll(cx)
         })
         .await
     }
 
-    /// Runs blocking work on the transport's blocking pool.
-    async fn run_blocking(&self, job: BlockingJob) {
-        self.inner.transport.run_blocking(job).await;
-    }
     api_methods!(async; ItemStream; .await);
 }

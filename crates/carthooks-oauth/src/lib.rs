@@ -3,8 +3,10 @@
 //!
 //! [`Client`] (async, over a [`Transport`]) and [`BlockingClient`] (over a
 //! [`BlockingTransport`]) have the same methods with the same semantics; both are
-//! stamped out from one list (see the `api` module), and every decision about
-//! tokens is made by the sans-IO [`TokenMachine`](carthooks_core::TokenMachine).
+//! stamped out from one list (see the `api` module), and every decision — tokens,
+//! retries, 401 replays, deadlines — is made by the sans-IO call driver
+//! ([`carthooks_core::Call`]): each client is a short loop that sends, sleeps and
+//! waits as the driver asks.
 //! Pick a ready-made transport from `carthooks-reqwest` or `carthooks-ureq`, or
 //! use the `carthooks` facade crate.
 //!

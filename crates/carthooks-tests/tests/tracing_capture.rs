@@ -32,6 +32,13 @@ use tracing::{Event, Metadata, Subscriber};
 struct Capture {
     text: Arc<Mutex<String>>,
     next_id: Arc<AtomicU64>,
+    /// Ids of the `carthooks.call` spans.
+    call_spans: Arc<Mutex<std::collections::HashSet<u64>>>,
+}
+
+thread_local! {
+    /// The spans entered on this thread, innermost last.
+    static ENTERED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 struct Writer<'a>(&'a mut String);
@@ -50,24 +57,42 @@ impl Subscriber for Capture {
         let mut text = self.text.lock().unwrap();
         let _ = write!(text, "\nspan {} ", span.metadata().name());
         span.record(&mut Writer(&mut text));
-        Id::from_u64(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        if span.metadata().name() == "carthooks.call" {
+            self.call_spans.lock().unwrap().insert(id);
+        }
+        Id::from_u64(id)
     }
     fn record(&self, _: &Id, values: &Record<'_>) {
         values.record(&mut Writer(&mut self.text.lock().unwrap()));
     }
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
+        let in_call = ENTERED.with(|entered| {
+            let calls = self.call_spans.lock().unwrap();
+            entered.borrow().iter().any(|id| calls.contains(id))
+        });
         let mut text = self.text.lock().unwrap();
         let _ = write!(
             text,
-            "\n{} {} ",
+            "\n{} {} {}",
             event.metadata().level(),
-            event.metadata().target()
+            event.metadata().target(),
+            if in_call { "(in call) " } else { "" }
         );
         event.record(&mut Writer(&mut text));
     }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
+    fn enter(&self, id: &Id) {
+        ENTERED.with(|entered| entered.borrow_mut().push(id.into_u64()));
+    }
+    fn exit(&self, id: &Id) {
+        ENTERED.with(|entered| {
+            let mut entered = entered.borrow_mut();
+            if let Some(at) = entered.iter().rposition(|e| *e == id.into_u64()) {
+                entered.remove(at);
+            }
+        });
+    }
 }
 
 /// A `log` logger that keeps every record; with `documented_filter` on, it
@@ -270,6 +295,10 @@ fn no_secret_in_any_tracing_or_log_output() {
         "new token set in use",
         "retrying",
         "access token rejected",
+        // The call's span is entered: what happens during a call (retries,
+        // 401s) is its child.
+        "(in call) message=retrying",
+        "(in call) message=access token rejected",
         "token store save failed",
         "token request failed",
         // One span per API call, with its template, status and attempts.

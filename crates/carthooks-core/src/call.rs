@@ -1,0 +1,599 @@
+//! The per-call driver: one sans-IO state machine from "call wanted" to
+//! "result", in the style of str0m's `poll_output` / `handle_input`.
+//!
+//! A [`Call`] is made for an API endpoint ([`Call::api`]) or for an explicit
+//! grant ([`Call::grant`]); both run the same machine. The I/O loop asks it what
+//! to do with [`poll`](Call::poll) and does it:
+//!
+//! | [`Output`] | the loop |
+//! |---|---|
+//! | `Send(request)` | sends it, then hands the answer (or the transport error) to [`handle`](Call::handle) |
+//! | `Sleep(d)` | waits `d` (a retry's backoff) |
+//! | `WaitFlight { ticket, until }` | waits until another caller's token request ends (or `until`) |
+//! | `Save(tokens)` | saves new tokens to its store — they are used only after this |
+//! | `Deliver` | hands [`Engine::next_delivery`] sets to its callback, outside every lock |
+//! | `Done(result)` | returns `result` |
+//!
+//! Time comes in as `now` on every input; Unix time (token expiry, HTTP-dates)
+//! from the engine's [`Clock`](crate::Clock). Nothing here sends, sleeps or
+//! blocks, so the whole engine is tested with a scripted transport and a manual
+//! clock (see `tests/driver.rs`).
+//!
+//! # States
+//!
+//! ```text
+//!             ┌──────────────────────────── 401, once ─────────────────────────────┐
+//!             v                                                                    │
+//!  new ──> Authorize ──Ready(bearer)──────────────────────────────> Api ──Send──> ApiSent ──2xx / final──> Finished ──> Done
+//!           │  ^  │                                                  ^   <─Sleep── │ retryable
+//!           │  │  └──Fetch──> Token ──Send──> TokenSent ──tokens──> Saving ──Save──> Delivering ──Deliver──┘ (grant: Finished)
+//!           │  │              ^  <───Sleep──── │ retryable               (commit)
+//!           │  └──Wait(t)── Waiting <─WaitFlight   │ failed: fallback ──> Api; none ──> Authorize(waited); grant ──> Finished
+//!           └──error / deadline──> Finished
+//! ```
+//!
+//! The flight a call holds (states `Token`, `TokenSent`, `Saving`) is abandoned
+//! if the call is dropped there — a cancelled future, a panic in the loop — so
+//! the callers waiting for it try again instead of hanging.
+//!
+//! Deadlines: with [`CallSettings::call_timeout`](crate::CallSettings) every
+//! attempt carries a [`RequestTimeout`] of the time left, a retry wait that would
+//! end past the deadline is not started, and a wait for another caller's flight
+//! ends at it.
+
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::endpoint::{Endpoint, clone_request};
+use crate::engine::{Engine, Note};
+use crate::envelope::ApiResponse;
+use crate::error::{Error, Result, TransportError, TransportErrorKind};
+use crate::machine::{Bearer, FlightTicket, PendingTokens, Step, WaitTicket, Want};
+use crate::retry::{Attempt, RequestKind, RequestTimeout, RetryDecision, outcome_unknown};
+use crate::tokens::{Grant, OAuthTokens};
+use crate::{HttpRequest, HttpResponse};
+
+/// What the I/O loop does next. See the [module docs](self).
+#[derive(Debug)]
+#[must_use]
+pub enum Output<T> {
+    /// Send this request; hand the outcome to [`Call::handle`].
+    Send(HttpRequest),
+    /// Wait this long, then poll again.
+    Sleep(Duration),
+    /// Wait until the flight `ticket` ends (check [`Engine::in_flight`] after
+    /// registering for the wake-up) or until `until`, then poll again.
+    WaitFlight {
+        /// The flight to wait for.
+        ticket: WaitTicket,
+        /// The call's deadline, if it has one.
+        until: Option<Instant>,
+    },
+    /// Save these tokens to the store, then poll again: they are not used before.
+    Save(OAuthTokens),
+    /// Hand the queued sets ([`Engine::next_delivery`]) to the callback, then poll
+    /// again.
+    Deliver,
+    /// The call is over.
+    Done(Result<T>),
+}
+
+/// What an API call needs from its endpoint; implemented by [`Endpoint`].
+trait Target<T>: Sync {
+    fn request(&self, engine: &Engine, bearer: &Bearer) -> Result<HttpRequest>;
+    fn parse(&self, response: &HttpResponse) -> Result<T>;
+    fn redact(&self, error: Error) -> Error;
+    fn kind(&self) -> RequestKind;
+}
+
+impl<R: DeserializeOwned> Target<ApiResponse<R>> for Endpoint<R> {
+    fn request(&self, engine: &Engine, bearer: &Bearer) -> Result<HttpRequest> {
+        self.to_request(&engine.settings().base_url, Some(bearer.header()))
+    }
+    fn parse(&self, response: &HttpResponse) -> Result<ApiResponse<R>> {
+        self.parse_response(response)
+    }
+    fn redact(&self, error: Error) -> Error {
+        Endpoint::redact(self, error)
+    }
+    fn kind(&self) -> RequestKind {
+        RequestKind::Api {
+            idempotent: self.is_idempotent(),
+        }
+    }
+}
+
+enum Goal<'a, T> {
+    Api(&'a dyn Target<T>),
+    Grant(Grant, fn(OAuthTokens) -> T),
+}
+
+/// Where an exchange is: about to send, sent, or backing off before sending again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Ready,
+    Sent,
+    Backoff(Duration),
+}
+
+/// The token request of a flight this call holds.
+struct TokenFlight {
+    ticket: FlightTicket,
+    request: HttpRequest,
+    fallback: Option<Bearer>,
+    attempt: u32,
+    phase: Phase,
+}
+
+enum State<T> {
+    Authorize {
+        waited: Option<WaitTicket>,
+    },
+    Waiting(WaitTicket),
+    Token(TokenFlight),
+    /// New tokens, not yet in use; `true` once `Save` was yielded.
+    Saving(PendingTokens, bool),
+    Delivering(Bearer, OAuthTokens),
+    Api {
+        bearer: Bearer,
+        attempt: u32,
+        phase: Phase,
+    },
+    Finished(Result<T>),
+    Done,
+}
+
+/// One call, driven by an I/O loop. See the [module docs](self).
+#[must_use = "a call does nothing until it is polled"]
+pub struct Call<'a, T> {
+    engine: &'a Engine,
+    goal: Goal<'a, T>,
+    state: State<T>,
+    deadline: Option<Instant>,
+    replayed: bool,
+    attempts: u32,
+    status: Option<StatusCode>,
+}
+
+impl<T> std::fmt::Debug for Call<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("attempts", &self.attempts)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, R: DeserializeOwned> Call<'a, ApiResponse<R>> {
+    /// A call of `endpoint`, wanted at `now`.
+    pub fn api(engine: &'a Engine, endpoint: &'a Endpoint<R>, now: Instant) -> Self {
+        Self::new(engine, Goal::Api(endpoint), now)
+    }
+}
+
+impl<'a> Call<'a, OAuthTokens> {
+    /// An explicit grant (after any token request in flight), wanted at `now`;
+    /// its result is the new token set, in use by then.
+    pub fn grant(engine: &'a Engine, grant: Grant, now: Instant) -> Self {
+        Self::new(engine, Goal::Grant(grant, std::convert::identity), now)
+    }
+}
+
+impl<T> Drop for Call<'_, T> {
+    fn drop(&mut self) {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        self.release(state);
+    }
+}
+
+impl<'a, T> Call<'a, T> {
+    fn new(engine: &'a Engine, goal: Goal<'a, T>, now: Instant) -> Self {
+        let deadline = engine
+            .settings()
+            .call_timeout
+            .and_then(|t| now.checked_add(t));
+        Self {
+            engine,
+            goal,
+            state: State::Authorize { waited: None },
+            deadline,
+            replayed: false,
+            attempts: 0,
+            status: None,
+        }
+    }
+
+    /// API requests sent so far (token requests not counted).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The status of the last API answer, if any.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.status
+    }
+
+    /// When the call must be over, if it has a deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// What to do next, at `now`.
+    pub fn poll(&mut self, now: Instant) -> Output<T> {
+        loop {
+            let state = std::mem::replace(&mut self.state, State::Done);
+            self.state = match state {
+                State::Authorize { waited } => self.authorize(waited, now),
+                State::Waiting(ticket) => {
+                    self.state = State::Authorize {
+                        waited: Some(ticket),
+                    };
+                    return Output::WaitFlight {
+                        ticket,
+                        until: self.deadline,
+                    };
+                }
+                State::Token(mut flight) => match flight.phase {
+                    Phase::Backoff(delay) => {
+                        flight.phase = Phase::Ready;
+                        self.state = State::Token(flight);
+                        return Output::Sleep(delay);
+                    }
+                    Phase::Ready => match self.with_timeout(clone_request(&flight.request), now) {
+                        Ok(request) => {
+                            flight.attempt += 1;
+                            flight.phase = Phase::Sent;
+                            self.state = State::Token(flight);
+                            return Output::Send(request);
+                        }
+                        Err(e) => self.token_failed(flight, e),
+                    },
+                    Phase::Sent => {
+                        self.misuse(State::Token(flight), "polled while a request is out")
+                    }
+                },
+                State::Saving(pending, saved) => {
+                    if self.engine.settings().save_tokens && !saved {
+                        let tokens = pending.tokens().clone();
+                        // Committed on the next poll: the store has the set by then.
+                        self.state = State::Saving(pending, true);
+                        return Output::Save(tokens);
+                    }
+                    match self.engine.commit(pending) {
+                        Ok((bearer, tokens)) => {
+                            self.state = State::Delivering(bearer, tokens);
+                            if self.engine.settings().deliver_tokens {
+                                return Output::Deliver;
+                            }
+                            continue;
+                        }
+                        Err(e) => State::Finished(Err(e)),
+                    }
+                }
+                State::Delivering(bearer, tokens) => match &self.goal {
+                    Goal::Api(_) => State::Api {
+                        bearer,
+                        attempt: 0,
+                        phase: Phase::Ready,
+                    },
+                    Goal::Grant(_, done) => State::Finished(Ok(done(tokens))),
+                },
+                State::Api {
+                    bearer,
+                    attempt,
+                    phase: Phase::Backoff(delay),
+                } => {
+                    self.state = State::Api {
+                        bearer,
+                        attempt,
+                        phase: Phase::Ready,
+                    };
+                    return Output::Sleep(delay);
+                }
+                State::Api {
+                    bearer,
+                    attempt,
+                    phase: Phase::Ready,
+                } => {
+                    let Goal::Api(target) = &self.goal else {
+                        return self.finish(Err(Error::InvalidState("API step of a grant")));
+                    };
+                    let built = target
+                        .request(self.engine, &bearer)
+                        .and_then(|r| self.with_timeout(r, now));
+                    match built {
+                        Ok(request) => {
+                            self.attempts += 1;
+                            self.state = State::Api {
+                                bearer,
+                                attempt: attempt + 1,
+                                phase: Phase::Sent,
+                            };
+                            return Output::Send(request);
+                        }
+                        Err(e) => State::Finished(Err(self.redact(e))),
+                    }
+                }
+                sent @ State::Api {
+                    phase: Phase::Sent, ..
+                } => self.misuse(sent, "polled while a request is out"),
+                State::Finished(result) => return self.finish(result),
+                State::Done => {
+                    return Output::Done(Err(Error::InvalidState("polled after Done")));
+                }
+            };
+        }
+    }
+
+    /// Hands over the outcome of the last `Send`, at `now`.
+    pub fn handle(
+        &mut self,
+        answer: std::result::Result<HttpResponse, TransportError>,
+        now: Instant,
+    ) {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        self.state = match state {
+            State::Token(flight) if flight.phase == Phase::Sent => {
+                self.token_answer(flight, answer, now)
+            }
+            State::Api {
+                bearer,
+                attempt,
+                phase: Phase::Sent,
+            } => self.api_answer(bearer, attempt, answer, now),
+            other => self.misuse(other, "an answer the call was not waiting for"),
+        };
+    }
+
+    fn finish(&mut self, result: Result<T>) -> Output<T> {
+        self.state = State::Done;
+        Output::Done(result)
+    }
+
+    fn authorize(&mut self, waited: Option<WaitTicket>, now: Instant) -> State<T> {
+        if self.deadline.is_some_and(|d| now >= d) {
+            return State::Finished(Err(call_timeout_error()));
+        }
+        let want = match &self.goal {
+            Goal::Api(_) => {
+                // The fast path: a fresh token under the shared read lock.
+                if waited.is_none() {
+                    if let Some(bearer) = self.engine.ready_bearer() {
+                        return State::Api {
+                            bearer,
+                            attempt: 0,
+                            phase: Phase::Ready,
+                        };
+                    }
+                }
+                Want::Call { waited }
+            }
+            Goal::Grant(grant, _) => Want::Grant(grant.clone()),
+        };
+        let unix = self.engine.unix_now();
+        let step = self.engine.write().authorize(unix, want);
+        match step {
+            Ok(Step::Ready(bearer)) => State::Api {
+                bearer,
+                attempt: 0,
+                phase: Phase::Ready,
+            },
+            Ok(Step::Fetch {
+                ticket,
+                request,
+                fallback,
+            }) => State::Token(TokenFlight {
+                ticket,
+                request: request.to_http(&self.engine.settings().base_url),
+                fallback,
+                attempt: 0,
+                phase: Phase::Ready,
+            }),
+            Ok(Step::Wait(ticket)) => State::Waiting(ticket),
+            Err(e) => State::Finished(Err(self.redact(e))),
+        }
+    }
+
+    fn token_answer(
+        &mut self,
+        mut flight: TokenFlight,
+        answer: std::result::Result<HttpResponse, TransportError>,
+        now: Instant,
+    ) -> State<T> {
+        let success = matches!(&answer, Ok(r) if r.status().is_success());
+        if !success {
+            if let Some(delay) = self.retry_delay(flight.attempt, RequestKind::Token, &answer, now)
+            {
+                flight.phase = Phase::Backoff(delay);
+                return State::Token(flight);
+            }
+        }
+        let TokenFlight {
+            ticket, fallback, ..
+        } = flight;
+        let waited = ticket.wait_ticket();
+        let unix = self.engine.unix_now();
+        let handled = {
+            let mut machine = self.engine.write();
+            match answer {
+                Ok(response) => machine.handle_token_response(ticket, unix, &response),
+                Err(e) => Err(machine
+                    .handle_transport_error(ticket, transport_failure(RequestKind::Token, e))),
+            }
+        };
+        match handled {
+            Ok(pending) => State::Saving(pending, false),
+            Err(e) => self.after_token_failure(e, fallback, waited),
+        }
+    }
+
+    /// The flight ended before its request could be sent (the deadline passed).
+    fn token_failed(&mut self, flight: TokenFlight, error: Error) -> State<T> {
+        let waited = flight.ticket.wait_ticket();
+        let error = self
+            .engine
+            .write()
+            .handle_transport_error(flight.ticket, error);
+        self.after_token_failure(error, flight.fallback, waited)
+    }
+
+    fn after_token_failure(
+        &mut self,
+        error: Error,
+        fallback: Option<Bearer>,
+        waited: WaitTicket,
+    ) -> State<T> {
+        self.engine.flight_ended();
+        self.engine.note(Note::TokenRequestFailed(&error));
+        match (&self.goal, fallback) {
+            (Goal::Grant(..), _) => State::Finished(Err(error)),
+            // The refresh failed but the current token is still valid.
+            (Goal::Api(_), Some(bearer)) => State::Api {
+                bearer,
+                attempt: 0,
+                phase: Phase::Ready,
+            },
+            // Ask again as a waiter of our own flight: the machine gives back the
+            // failure, unless another grant can take over.
+            (Goal::Api(_), None) => State::Authorize {
+                waited: Some(waited),
+            },
+        }
+    }
+
+    fn api_answer(
+        &mut self,
+        bearer: Bearer,
+        attempt: u32,
+        answer: std::result::Result<HttpResponse, TransportError>,
+        now: Instant,
+    ) -> State<T> {
+        let Goal::Api(target) = &self.goal else {
+            return State::Finished(Err(Error::InvalidState("API answer to a grant")));
+        };
+        let target = *target;
+        if let Ok(response) = &answer {
+            let status = response.status();
+            self.status = Some(status);
+            if status.is_success() {
+                return State::Finished(target.parse(response).map_err(|e| self.redact(e)));
+            }
+            if status == StatusCode::UNAUTHORIZED
+                && !self.replayed
+                && self.engine.unauthorized(&bearer)
+            {
+                self.replayed = true;
+                return State::Authorize { waited: None };
+            }
+        }
+        if let Some(delay) = self.retry_delay(attempt, target.kind(), &answer, now) {
+            return State::Api {
+                bearer,
+                attempt,
+                phase: Phase::Backoff(delay),
+            };
+        }
+        State::Finished(match answer {
+            Ok(response) => target.parse(&response).map_err(|e| self.redact(e)),
+            Err(e) => Err(self.redact(transport_failure(target.kind(), e))),
+        })
+    }
+
+    /// The wait before sending again, if the policy and the deadline allow one.
+    fn retry_delay(
+        &self,
+        attempt: u32,
+        kind: RequestKind,
+        answer: &std::result::Result<HttpResponse, TransportError>,
+        now: Instant,
+    ) -> Option<Duration> {
+        let outcome = match answer {
+            Ok(response) => Attempt::Answered(response),
+            Err(e) => Attempt::Failed(e),
+        };
+        let settings = self.engine.settings();
+        let decision = settings.retry.decide(
+            attempt,
+            kind,
+            outcome,
+            self.engine.unix_now(),
+            self.engine.jitter(),
+        );
+        let RetryDecision::RetryAfter(delay) = decision else {
+            return None;
+        };
+        // A wait that would end past the deadline is not started.
+        if let Some(deadline) = self.deadline {
+            if now.checked_add(delay).is_none_or(|end| end >= deadline) {
+                return None;
+            }
+        }
+        self.engine.note(Note::Retrying {
+            attempt,
+            delay,
+            status: answer.as_ref().ok().map(|r| r.status()),
+            token_request: kind == RequestKind::Token,
+        });
+        Some(delay)
+    }
+
+    /// `request` with the time left of the call as its timeout.
+    fn with_timeout(&self, mut request: HttpRequest, now: Instant) -> Result<HttpRequest> {
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(now);
+            if left.is_zero() {
+                return Err(call_timeout_error());
+            }
+            request
+                .extensions_mut()
+                .insert(RequestTimeout(left.min(self.engine.settings().timeout)));
+        }
+        Ok(request)
+    }
+
+    fn redact(&self, error: Error) -> Error {
+        let error = self.engine.redact(error);
+        match &self.goal {
+            Goal::Api(target) => target.redact(error),
+            Goal::Grant(..) => error,
+        }
+    }
+
+    /// The loop drove the call out of order: give up, releasing any flight held.
+    fn misuse(&mut self, state: State<T>, what: &'static str) -> State<T> {
+        self.release(state);
+        State::Finished(Err(Error::InvalidState(what)))
+    }
+
+    /// Abandons the flight `state` holds, if any, so its waiters try again.
+    fn release(&self, state: State<T>) {
+        let ticket = match state {
+            State::Token(flight) => flight.ticket,
+            State::Saving(pending, _) => pending.into_ticket(),
+            _ => return,
+        };
+        self.engine.write().abandon(ticket);
+        self.engine.flight_ended();
+    }
+}
+
+/// A transport failure as the call's error: a request that may have reached the
+/// server and must not be sent twice is [`Error::OutcomeUnknown`].
+fn transport_failure(kind: RequestKind, error: TransportError) -> Error {
+    if outcome_unknown(kind, &error) {
+        Error::OutcomeUnknown(error)
+    } else {
+        Error::Transport(error)
+    }
+}
+
+/// The error of a call whose `call_timeout` ran out before (another) attempt.
+pub fn call_timeout_error() -> Error {
+    Error::Transport(
+        TransportError::new(TransportErrorKind::Timeout)
+            .with_detail("call_timeout elapsed before the call could complete")
+            .mark_never_sent(),
+    )
+}

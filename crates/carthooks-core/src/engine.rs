@@ -1,0 +1,281 @@
+//! The state one client's calls share: the token machine behind a lock, the
+//! call settings, the clock and the jitter source. [`Call`](crate::Call)s borrow
+//! it; see [the driver](crate::call) for how a call runs.
+//!
+//! The engine holds no I/O object. It tells the outside world two things,
+//! through hooks the client installs:
+//!
+//! - [`on_flight_end`](Engine::on_flight_end): a token request ended (committed,
+//!   failed or abandoned). A client wakes the callers waiting for it
+//!   ([`Output::WaitFlight`](crate::Output::WaitFlight)). A waiter must register
+//!   its wake-up *before* it checks [`Engine::in_flight`], then wait only if the
+//!   flight is still in the air: the engine changes the state before it calls the
+//!   hook, so no wake-up is lost.
+//! - [`observe`](Engine::observe): [`Note`]s worth a log line (a retry, a
+//!   refused token, a new token set), without secrets, so a client can turn them
+//!   into `tracing` events inside the call's span.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use crate::config::Clock;
+use crate::error::{Error, Result};
+use crate::machine::{Bearer, PendingTokens, TokenMachine, WaitTicket};
+use crate::retry::{Jitter, RetryPolicy};
+use crate::secret::RefreshToken;
+use crate::tokens::{Grant, OAuthTokens};
+use crate::url::BaseUrl;
+
+/// What every call of one engine is sent with.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CallSettings {
+    /// Where requests go.
+    pub base_url: BaseUrl,
+    /// When to send again.
+    pub retry: RetryPolicy,
+    /// Most time one HTTP exchange may take (the transport's own timeout; also
+    /// the cap of every [`RequestTimeout`](crate::RequestTimeout)).
+    pub timeout: Duration,
+    /// Deadline of a whole call (every attempt, retry wait and token request).
+    pub call_timeout: Option<Duration>,
+    /// Yield [`Output::Save`](crate::Output::Save) before new tokens are used
+    /// (there is a token store to save them to).
+    pub save_tokens: bool,
+    /// Queue every committed token set for [`Engine::next_delivery`] and yield
+    /// [`Output::Deliver`](crate::Output::Deliver) (there is a callback).
+    pub deliver_tokens: bool,
+}
+
+impl CallSettings {
+    /// Settings with `base_url`, the default retry policy, a 30 s exchange
+    /// timeout, no call timeout, no saving and no delivery.
+    pub fn new(base_url: BaseUrl) -> Self {
+        Self {
+            base_url,
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(30),
+            call_timeout: None,
+            save_tokens: false,
+            deliver_tokens: false,
+        }
+    }
+}
+
+/// Something that happened in a call, worth a log line. Holds no secret.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Note<'a> {
+    /// Attempt `attempt` failed; the call sends again after `delay`.
+    Retrying {
+        /// The attempt that failed (1 for the first).
+        attempt: u32,
+        /// The wait before the next one.
+        delay: Duration,
+        /// The answer's status, when there was an answer.
+        status: Option<http::StatusCode>,
+        /// True for a token request, false for an API call.
+        token_request: bool,
+    },
+    /// A token request failed (after its retries); the error is already redacted.
+    TokenRequestFailed(&'a Error),
+    /// A new token set is in use.
+    NewTokens {
+        /// Its generation.
+        generation: u64,
+        /// The set (print only its non-secret fields).
+        tokens: &'a OAuthTokens,
+    },
+    /// The server answered 401 to a call made with the token of `generation`:
+    /// the call is replayed once with a new token.
+    Rejected {
+        /// The rejected token's generation.
+        generation: u64,
+        /// Whether it was still the current token (else a newer one is used).
+        invalidated: bool,
+    },
+}
+
+type Hook = Box<dyn Fn() + Send + Sync>;
+type Observer = Box<dyn Fn(&Note<'_>) + Send + Sync>;
+
+/// The shared state of one client's calls. See the [module docs](self).
+pub struct Engine {
+    machine: RwLock<TokenMachine>,
+    settings: CallSettings,
+    clock: Arc<dyn Clock>,
+    jitter: Jitter,
+    deliveries: Mutex<VecDeque<OAuthTokens>>,
+    flight_end: Option<Hook>,
+    observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("machine", &*self.read())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `machine`, reading Unix time from `clock` (token expiry,
+    /// HTTP-dates in `Retry-After`).
+    pub fn new(machine: TokenMachine, settings: CallSettings, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            machine: RwLock::new(machine),
+            settings,
+            clock,
+            jitter: Jitter::new(),
+            deliveries: Mutex::new(VecDeque::new()),
+            flight_end: None,
+            observer: None,
+        }
+    }
+
+    /// Calls `hook` every time a token request ends (see the module docs).
+    pub fn on_flight_end(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.flight_end = Some(Box::new(hook));
+        self
+    }
+
+    /// Calls `observer` with every [`Note`].
+    pub fn observe(mut self, observer: impl Fn(&Note<'_>) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
+    /// The settings calls are made with.
+    pub fn settings(&self) -> &CallSettings {
+        &self.settings
+    }
+
+    /// Unix seconds, from the engine's clock.
+    pub fn unix_now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// True while the flight `ticket` waits for is still in the air.
+    pub fn in_flight(&self, ticket: WaitTicket) -> bool {
+        self.read().in_flight(ticket)
+    }
+
+    /// The current token set, if any.
+    pub fn current_tokens(&self) -> Option<OAuthTokens> {
+        self.read().current_tokens()
+    }
+
+    /// The current token when it is fresh (nothing to do before using it).
+    pub fn ready_bearer(&self) -> Option<Bearer> {
+        let now = self.unix_now();
+        self.read().ready_bearer(now)
+    }
+
+    /// The next token set committed since the last call, oldest first, when
+    /// [`CallSettings::deliver_tokens`] is on.
+    pub fn next_delivery(&self) -> Option<OAuthTokens> {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
+    }
+
+    /// True when a committed set waits for [`next_delivery`](Self::next_delivery).
+    pub fn has_deliveries(&self) -> bool {
+        !self
+            .deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// The refresh grant for an explicit refresh: `explicit`, else the latest
+    /// known refresh token.
+    pub fn refresh_grant(&self, explicit: Option<&str>) -> Result<Grant> {
+        let refresh_token = match explicit {
+            Some(t) => RefreshToken::new(t),
+            None => self.read().refresh_token().cloned().ok_or_else(|| {
+                Error::NotAuthenticated("no refresh token to refresh with".into())
+            })?,
+        };
+        Ok(Grant::RefreshToken { refresh_token })
+    }
+
+    /// Removes every secret the engine knows from `error`'s server-supplied text.
+    pub fn redact(&self, mut error: Error) -> Error {
+        self.read().redact(&mut error);
+        error
+    }
+
+    // ----- for the driver -----
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, TokenMachine> {
+        // The machine never panics while locked; a poisoned lock still holds a
+        // consistent machine.
+        self.machine.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, TokenMachine> {
+        self.machine.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn jitter(&self) -> f64 {
+        self.jitter.next()
+    }
+
+    pub(crate) fn note(&self, note: Note<'_>) {
+        if let Some(observer) = &self.observer {
+            observer(&note);
+        }
+    }
+
+    /// A token request ended: wake whoever waits for it.
+    pub(crate) fn flight_ended(&self) {
+        if let Some(hook) = &self.flight_end {
+            hook();
+        }
+    }
+
+    /// Commits pending tokens, queues them for delivery, wakes the waiters.
+    pub(crate) fn commit(&self, pending: PendingTokens) -> Result<(Bearer, OAuthTokens)> {
+        let tokens = pending.tokens().clone();
+        let committed = {
+            let mut machine = self.write();
+            let committed = machine.commit(pending, self.unix_now());
+            if committed.is_ok() && self.settings.deliver_tokens {
+                // Queued under the machine's lock: deliveries keep commit order.
+                self.deliveries
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push_back(tokens.clone());
+            }
+            committed
+        };
+        self.flight_ended();
+        let bearer = committed?;
+        self.note(Note::NewTokens {
+            generation: bearer.generation(),
+            tokens: &tokens,
+        });
+        Ok((bearer, tokens))
+    }
+
+    /// A call made with `bearer` was answered 401: true if it should be replayed
+    /// once with a new token.
+    pub(crate) fn unauthorized(&self, bearer: &Bearer) -> bool {
+        let invalidated = {
+            let mut machine = self.write();
+            if !machine.can_obtain_token() {
+                return false;
+            }
+            machine.invalidate(bearer.generation())
+        };
+        self.note(Note::Rejected {
+            generation: bearer.generation(),
+            invalidated,
+        });
+        true
+    }
+}

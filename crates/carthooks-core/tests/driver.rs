@@ -1,0 +1,588 @@
+//! The whole engine, deterministically: a scripted transport, a manual clock and
+//! made-up instants. No sockets, no threads, no sleeps — every interleaving
+//! below (two calls sharing a flight, a call dropped mid-flight) is spelled out
+//! step by step, in the style of quinn-proto's tests.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use carthooks_core::{
+    BaseUrl, Call, CallSettings, ClientSecret, Endpoint, Engine, Error, Grant, HttpRequest,
+    HttpResponse, MachineConfig, ManualClock, Note, OAuthTokens, Output, RequestTimeout,
+    RetryPolicy, TokenMachine, TransportError, TransportErrorKind, WaitTicket,
+};
+
+const NOW: u64 = 1_700_000_000;
+type Answer = Result<HttpResponse, TransportError>;
+
+/// One engine with a manual clock, counting flight ends and recording notes.
+struct World {
+    engine: Engine,
+    clock: Arc<ManualClock>,
+    t0: Instant,
+    flight_ends: Arc<AtomicUsize>,
+    notes: Arc<Mutex<Vec<String>>>,
+}
+
+fn world(configure: impl FnOnce(&mut CallSettings)) -> World {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let mut settings = CallSettings::new(BaseUrl::parse("https://api.test").unwrap());
+    settings.retry = RetryPolicy {
+        base_delay: Duration::from_millis(100),
+        ..RetryPolicy::default()
+    };
+    configure(&mut settings);
+    let machine = TokenMachine::new(
+        MachineConfig::default(),
+        Some(("cid".into(), ClientSecret::new("client-secret-1"))),
+    );
+    let flight_ends = Arc::new(AtomicUsize::new(0));
+    let notes = Arc::new(Mutex::new(Vec::new()));
+    let (ends, log) = (Arc::clone(&flight_ends), Arc::clone(&notes));
+    let engine = Engine::new(machine, settings, clock.clone())
+        .on_flight_end(move || {
+            ends.fetch_add(1, Ordering::SeqCst);
+        })
+        .observe(move |note| {
+            let line = match note {
+                Note::Retrying { attempt, delay, .. } => {
+                    format!("retry {attempt} after {}ms", delay.as_millis())
+                }
+                Note::TokenRequestFailed(e) => format!("token failed: {e}"),
+                Note::NewTokens { generation, .. } => format!("new tokens {generation}"),
+                Note::Rejected { generation, .. } => format!("rejected {generation}"),
+                other => format!("{other:?}"),
+            };
+            log.lock().unwrap().push(line);
+        });
+    World {
+        engine,
+        clock,
+        t0: Instant::now(),
+        flight_ends,
+        notes,
+    }
+}
+
+impl World {
+    fn at(&self, ms: u64) -> Instant {
+        self.t0 + Duration::from_millis(ms)
+    }
+    fn notes(&self) -> Vec<String> {
+        self.notes.lock().unwrap().clone()
+    }
+    /// Gives the engine a token set expiring in `ttl` seconds, by a grant.
+    fn signed_in(&self, ttl: u64) {
+        let mut call = Call::grant(&self.engine, app_grant(), self.t0);
+        let (tokens, trace) = run(&mut call, self.t0, [Ok(token("at-1", Some("rt-1"), ttl))]);
+        assert_eq!(tokens.unwrap().access_token.secret(), "at-1");
+        assert_eq!(trace[0], "send POST /oauth/token");
+    }
+}
+
+fn app_grant() -> Grant {
+    Grant::ClientCredentials {
+        user_access_token: None,
+    }
+}
+
+fn answer(status: u16, body: &str) -> HttpResponse {
+    http::Response::builder()
+        .status(status)
+        .body(body.as_bytes().to_vec())
+        .unwrap()
+}
+
+fn token(access: &str, refresh: Option<&str>, ttl: u64) -> HttpResponse {
+    let mut data = serde_json::json!({"access_token": access, "expires_in": ttl});
+    if let Some(r) = refresh {
+        data["refresh_token"] = r.into();
+    }
+    answer(200, &serde_json::json!({ "data": data }).to_string())
+}
+
+fn me() -> HttpResponse {
+    answer(
+        200,
+        r#"{"data":{"user_id":7,"username":"ada"},"traceId":"t-1"}"#,
+    )
+}
+
+fn expect_send<T: std::fmt::Debug>(out: Output<T>) -> HttpRequest {
+    match out {
+        Output::Send(request) => request,
+        other => panic!("expected Send, got {other:?}"),
+    }
+}
+
+fn expect_done<T: std::fmt::Debug>(out: Output<T>) -> carthooks_core::Result<T> {
+    match out {
+        Output::Done(result) => result,
+        other => panic!("expected Done, got {other:?}"),
+    }
+}
+
+fn bearer(request: &HttpRequest) -> &str {
+    request.headers()["authorization"].to_str().unwrap()
+}
+
+/// Drives `call` to the end against `script`, all at one instant; returns the
+/// result and what the loop was asked to do, in order.
+fn run<T>(
+    call: &mut Call<'_, T>,
+    now: Instant,
+    script: impl IntoIterator<Item = Answer>,
+) -> (carthooks_core::Result<T>, Vec<String>) {
+    let mut script: VecDeque<Answer> = script.into_iter().collect();
+    let mut trace = Vec::new();
+    loop {
+        match call.poll(now) {
+            Output::Send(request) => {
+                trace.push(format!(
+                    "send {} {}",
+                    request.method(),
+                    request.uri().path()
+                ));
+                let next = script.pop_front().expect("the script ran out");
+                call.handle(next, now);
+            }
+            Output::Sleep(d) => trace.push(format!("sleep {}ms", d.as_millis())),
+            Output::WaitFlight { .. } => trace.push("wait".into()),
+            Output::Save(_) => trace.push("save".into()),
+            Output::Deliver => trace.push("deliver".into()),
+            Output::Done(result) => {
+                assert!(script.is_empty(), "unused answers: {}", script.len());
+                return (result, trace);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_fresh_token_takes_one_send() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    let endpoint = Endpoint::get_current_user();
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let request = expect_send(call.poll(w.t0));
+    assert_eq!(request.uri(), "https://api.test/v1/me");
+    assert_eq!(bearer(&request), "Bearer at-1");
+    assert!(request.extensions().get::<RequestTimeout>().is_none());
+    call.handle(Ok(me()), w.t0);
+    let me = expect_done(call.poll(w.t0)).unwrap();
+    assert_eq!(me.data.username, "ada");
+    assert_eq!(
+        (call.attempts(), call.status()),
+        (1, Some(http::StatusCode::OK))
+    );
+    // Polling after the end is a driver bug, said as such.
+    assert!(matches!(
+        expect_done(call.poll(w.t0)),
+        Err(Error::InvalidState(_))
+    ));
+}
+
+#[test]
+fn without_a_token_a_call_sends_nothing() {
+    let w = world(|_| {});
+    let endpoint = Endpoint::<serde_json::Value>::get_upload_token();
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let (result, trace) = run(&mut call, w.t0, []);
+    assert!(
+        matches!(result, Err(Error::NotAuthenticated(_))),
+        "{result:?}"
+    );
+    assert!(trace.is_empty());
+}
+
+#[test]
+fn a_grant_saves_then_commits_then_delivers() {
+    let w = world(|s| {
+        s.save_tokens = true;
+        s.deliver_tokens = true;
+    });
+    let mut call = Call::grant(&w.engine, app_grant(), w.t0);
+    let request = expect_send(call.poll(w.t0));
+    let form = String::from_utf8(request.body().clone()).unwrap();
+    assert!(form.contains("grant_type=client_credentials"), "{form}");
+    call.handle(Ok(token("at-1", Some("rt-1"), 3_600)), w.t0);
+    let Output::Save(saved) = call.poll(w.t0) else {
+        panic!("the store gets the set first")
+    };
+    assert_eq!(saved.access_token.secret(), "at-1");
+    // Not in use while it is being saved: a call now would wait for the flight.
+    assert!(w.engine.current_tokens().is_none());
+    assert_eq!(w.flight_ends.load(Ordering::SeqCst), 0);
+    assert!(matches!(call.poll(w.t0), Output::Deliver));
+    assert_eq!(
+        w.engine.current_tokens().unwrap().access_token.secret(),
+        "at-1"
+    );
+    assert_eq!(w.flight_ends.load(Ordering::SeqCst), 1);
+    let delivered: Vec<OAuthTokens> = std::iter::from_fn(|| w.engine.next_delivery()).collect();
+    assert_eq!(delivered.len(), 1);
+    let tokens = expect_done(call.poll(w.t0)).unwrap();
+    assert_eq!(tokens.expires_at, Some(NOW + 3_600));
+    assert_eq!(w.notes(), ["new tokens 1"]);
+}
+
+#[test]
+fn retryable_answers_back_off_and_send_again() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    let endpoint = Endpoint::get_current_user();
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let unavailable = http::Response::builder()
+        .status(503)
+        .header("retry-after", "2")
+        .body(Vec::new())
+        .unwrap();
+    let (result, trace) = run(&mut call, w.t0, [Ok(unavailable), Ok(me())]);
+    assert_eq!(result.unwrap().data.username, "ada");
+    assert_eq!(
+        trace,
+        ["send GET /v1/me", "sleep 2000ms", "send GET /v1/me"]
+    );
+    assert_eq!(call.attempts(), 2);
+    assert_eq!(w.notes().last().unwrap(), "retry 1 after 2000ms");
+}
+
+#[test]
+fn attempts_are_bounded_and_the_last_answer_is_the_error() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    let endpoint = Endpoint::get_current_user();
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let busy = || {
+        Ok(answer(
+            503,
+            r#"{"error":{"code":"busy","message":"later"}}"#,
+        ))
+    };
+    let (result, trace) = run(&mut call, w.t0, [busy(), busy(), busy()]);
+    let e = result.unwrap_err();
+    assert_eq!(e.status(), Some(503));
+    assert_eq!(trace.iter().filter(|t| t.starts_with("send")).count(), 3);
+    assert_eq!(call.attempts(), 3);
+}
+
+#[test]
+fn a_post_that_may_have_arrived_is_never_sent_twice() {
+    for (never_sent, sends, outcome_unknown) in [(false, 1, true), (true, 2, false)] {
+        let w = world(|_| {});
+        w.signed_in(3_600);
+        let endpoint =
+            Endpoint::<serde_json::Value>::create_item(1, 2, &serde_json::json!({})).unwrap();
+        let mut call = Call::api(&w.engine, &endpoint, w.t0);
+        let timeout = TransportError::new(TransportErrorKind::Timeout);
+        let first = if never_sent {
+            timeout.mark_never_sent()
+        } else {
+            timeout
+        };
+        let script: Vec<Answer> = if never_sent {
+            vec![Err(first), Ok(answer(200, r#"{"data":{"id":9}}"#))]
+        } else {
+            vec![Err(first)]
+        };
+        let (result, trace) = run(&mut call, w.t0, script);
+        assert_eq!(
+            trace.iter().filter(|t| t.starts_with("send")).count(),
+            sends
+        );
+        assert_eq!(
+            matches!(result, Err(Error::OutcomeUnknown(_))),
+            outcome_unknown
+        );
+        assert_eq!(result.is_ok(), !outcome_unknown);
+    }
+}
+
+#[test]
+fn a_401_refreshes_and_replays_once() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    let endpoint = Endpoint::get_current_user();
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let revoked = || Ok(answer(401, r#"{"error":{"code":"unauthorized"}}"#));
+    let (result, trace) = run(
+        &mut call,
+        w.t0,
+        [revoked(), Ok(token("at-2", Some("rt-2"), 3_600)), revoked()],
+    );
+    assert_eq!(
+        result.unwrap_err().status(),
+        Some(401),
+        "the second 401 is the answer"
+    );
+    assert_eq!(
+        trace,
+        [
+            "send GET /v1/me",
+            "send POST /oauth/token",
+            "send GET /v1/me"
+        ]
+    );
+    assert_eq!(
+        w.engine.current_tokens().unwrap().access_token.secret(),
+        "at-2"
+    );
+    assert!(w.notes().contains(&"rejected 1".to_string()));
+
+    // With the new token the replay succeeds.
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let (result, _) = run(
+        &mut call,
+        w.t0,
+        [revoked(), Ok(token("at-3", None, 3_600)), Ok(me())],
+    );
+    assert!(result.is_ok());
+    assert_eq!(call.attempts(), 2);
+}
+
+#[test]
+fn an_expired_token_is_refreshed_by_one_call_while_the_other_waits() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    w.clock.advance(Duration::from_secs(3_600));
+    let endpoint = Endpoint::get_current_user();
+    let mut a = Call::api(&w.engine, &endpoint, w.t0);
+    let mut b = Call::api(&w.engine, &endpoint, w.t0);
+    let refresh = expect_send(a.poll(w.t0));
+    assert!(String::from_utf8_lossy(refresh.body()).contains("refresh_token=rt-1"));
+    let Output::WaitFlight { ticket, until } = b.poll(w.t0) else {
+        panic!("b waits for a's flight")
+    };
+    assert_eq!(until, None);
+    assert!(w.engine.in_flight(ticket));
+    a.handle(Ok(token("at-2", Some("rt-2"), 3_600)), w.t0);
+    let a_request = expect_send(a.poll(w.t0));
+    assert_eq!(bearer(&a_request), "Bearer at-2");
+    assert!(
+        !w.engine.in_flight(ticket),
+        "the flight ended with the commit"
+    );
+    assert_eq!(w.flight_ends.load(Ordering::SeqCst), 2, "grant + refresh");
+    // b wakes up and uses the new token without a token request of its own.
+    let b_request = expect_send(b.poll(w.t0));
+    assert_eq!(bearer(&b_request), "Bearer at-2");
+    a.handle(Ok(me()), w.t0);
+    b.handle(Ok(me()), w.t0);
+    assert!(expect_done(a.poll(w.t0)).is_ok());
+    assert!(expect_done(b.poll(w.t0)).is_ok());
+}
+
+#[test]
+fn a_waiter_shares_the_flights_failure_without_sending() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    w.clock.advance(Duration::from_secs(3_600));
+    let endpoint = Endpoint::get_current_user();
+    let mut a = Call::api(&w.engine, &endpoint, w.t0);
+    let mut b = Call::api(&w.engine, &endpoint, w.t0);
+    let _ = expect_send(a.poll(w.t0));
+    assert!(matches!(b.poll(w.t0), Output::WaitFlight { .. }));
+    // A refusal of the client itself: no other grant can take over.
+    let refused = answer(
+        401,
+        r#"{"error":"invalid_client","error_description":"client-secret-1 is wrong"}"#,
+    );
+    a.handle(Ok(refused), w.t0);
+    let ea = expect_done(a.poll(w.t0)).unwrap_err();
+    let eb = expect_done(b.poll(w.t0)).unwrap_err();
+    for e in [&ea, &eb] {
+        assert_eq!(e.oauth_error_code(), Some("invalid_client"));
+        assert!(!format!("{e} {e:?}").contains("client-secret-1"), "{e:?}");
+    }
+    assert!(w.notes().iter().any(|n| n.starts_with("token failed")));
+}
+
+#[test]
+fn a_failed_background_refresh_keeps_the_current_token() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    w.clock.advance(Duration::from_secs(3_600 - 100)); // inside the refresh window
+    let endpoint = Endpoint::get_current_user();
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let broken = || Ok(answer(500, "<html>oops</html>"));
+    let (result, trace) = run(&mut call, w.t0, [broken(), Ok(me())]);
+    assert!(result.is_ok());
+    assert_eq!(trace, ["send POST /oauth/token", "send GET /v1/me"]);
+    assert_eq!(
+        w.engine.current_tokens().unwrap().access_token.secret(),
+        "at-1"
+    );
+}
+
+#[test]
+fn the_deadline_bounds_attempts_waits_and_flights() {
+    let w = world(|s| s.call_timeout = Some(Duration::from_secs(5)));
+    w.signed_in(3_600);
+    let endpoint = Endpoint::get_current_user();
+
+    // Each attempt carries the time left, never more than the exchange timeout.
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let request = expect_send(call.poll(w.at(1_000)));
+    assert_eq!(
+        request.extensions().get::<RequestTimeout>(),
+        Some(&RequestTimeout(Duration::from_secs(4)))
+    );
+    // A Retry-After past the deadline is not waited for.
+    let later = http::Response::builder()
+        .status(503)
+        .header("retry-after", "10")
+        .body(Vec::new())
+        .unwrap();
+    call.handle(Ok(later), w.at(1_000));
+    assert_eq!(
+        expect_done(call.poll(w.at(1_000))).unwrap_err().status(),
+        Some(503)
+    );
+
+    // A wait for another call's flight ends at the deadline, as a timeout.
+    w.clock.advance(Duration::from_secs(3_600));
+    let mut owner = Call::api(&w.engine, &endpoint, w.t0);
+    let _ = expect_send(owner.poll(w.t0));
+    let mut waiter = Call::api(&w.engine, &endpoint, w.t0);
+    let Output::WaitFlight { until, .. } = waiter.poll(w.t0) else {
+        panic!()
+    };
+    assert_eq!(until, Some(w.at(5_000)));
+    let e = expect_done(waiter.poll(w.at(5_000))).unwrap_err();
+    assert!(e.is_timeout(), "{e:?}");
+    // The owner's answer comes after its own deadline: too late for the call,
+    // but the tokens are kept for the next one.
+    owner.handle(Ok(token("at-2", None, 3_600)), w.at(6_000));
+    let e = expect_done(owner.poll(w.at(6_000))).unwrap_err();
+    assert!(e.is_timeout());
+    assert_eq!(
+        w.engine.current_tokens().unwrap().access_token.secret(),
+        "at-2"
+    );
+}
+
+#[test]
+fn a_call_dropped_mid_flight_lets_the_next_caller_fly() {
+    let w = world(|s| s.save_tokens = true);
+    w.signed_in(3_600);
+    w.clock.advance(Duration::from_secs(3_600));
+    let endpoint = Endpoint::get_current_user();
+    let ends = w.flight_ends.load(Ordering::SeqCst);
+    for answered in [false, true] {
+        let mut owner = Call::api(&w.engine, &endpoint, w.t0);
+        let _ = expect_send(owner.poll(w.t0));
+        let mut waiter = Call::api(&w.engine, &endpoint, w.t0);
+        let Output::WaitFlight { ticket, .. } = waiter.poll(w.t0) else {
+            panic!()
+        };
+        if answered {
+            // Cancelled while its store saves the new set: the set is not used.
+            owner.handle(Ok(token("at-x", None, 3_600)), w.t0);
+            assert!(matches!(owner.poll(w.t0), Output::Save(_)));
+        }
+        drop(owner);
+        assert!(!w.engine.in_flight(ticket));
+        // The waiter is woken and starts the next flight itself.
+        let retry = expect_send(waiter.poll(w.t0));
+        assert_eq!(retry.uri().path(), "/oauth/token");
+        drop(waiter);
+    }
+    assert_eq!(w.flight_ends.load(Ordering::SeqCst), ends + 4);
+    assert_eq!(
+        w.engine.current_tokens().unwrap().access_token.secret(),
+        "at-1"
+    );
+}
+
+#[test]
+fn a_driver_out_of_order_gets_invalid_state_and_releases_its_flight() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    w.clock.advance(Duration::from_secs(3_600));
+    let endpoint = Endpoint::get_current_user();
+    // An answer nobody asked for.
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    call.handle(Ok(me()), w.t0);
+    assert!(matches!(
+        expect_done(call.poll(w.t0)),
+        Err(Error::InvalidState(_))
+    ));
+    // Polling again while the token request is out.
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let _ = expect_send(call.poll(w.t0));
+    assert!(matches!(
+        expect_done(call.poll(w.t0)),
+        Err(Error::InvalidState(_))
+    ));
+    let mut next = Call::api(&w.engine, &endpoint, w.t0);
+    assert_eq!(expect_send(next.poll(w.t0)).uri().path(), "/oauth/token");
+}
+
+#[test]
+fn a_grant_waits_for_the_flight_in_the_air() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    w.clock.advance(Duration::from_secs(3_600));
+    let endpoint = Endpoint::get_current_user();
+    let mut refresh = Call::api(&w.engine, &endpoint, w.t0);
+    let _ = expect_send(refresh.poll(w.t0));
+    let mut grant = Call::grant(&w.engine, app_grant(), w.t0);
+    let Output::WaitFlight { ticket, .. } = grant.poll(w.t0) else {
+        panic!("grants never overlap")
+    };
+    refresh.handle(Ok(token("at-2", Some("rt-2"), 3_600)), w.t0);
+    assert!(matches!(refresh.poll(w.t0), Output::Send(_)));
+    assert!(!w.engine.in_flight(ticket));
+    let (tokens, trace) = run(&mut grant, w.t0, [Ok(token("at-3", None, 60))]);
+    assert_eq!(tokens.unwrap().access_token.secret(), "at-3");
+    assert_eq!(trace, ["send POST /oauth/token"]);
+    let _: WaitTicket = ticket;
+}
+
+#[test]
+fn a_path_secret_and_every_token_are_redacted_from_errors() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    let user_token = carthooks_core::UserAccessToken::new("user-token-secret");
+    let endpoint = Endpoint::get_user_by_token(&user_token);
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let echo = answer(
+        400,
+        r#"{"error":{"code":"bad","message":"user-token-secret at-1 rt-1 client-secret-1"}}"#,
+    );
+    let (result, _) = run(&mut call, w.t0, [Ok(echo)]);
+    let text = format!("{:?}", result.unwrap_err());
+    for secret in ["user-token-secret", "at-1", "rt-1", "client-secret-1"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
+#[test]
+fn a_refused_refresh_token_of_the_apps_own_grant_is_replaced_by_that_grant() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    w.clock.advance(Duration::from_secs(3_600));
+    let endpoint = Endpoint::get_current_user();
+    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let refused = answer(400, r#"{"error":"invalid_grant"}"#);
+    let (result, trace) = run(
+        &mut call,
+        w.t0,
+        [Ok(refused), Ok(token("at-2", None, 3_600)), Ok(me())],
+    );
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(
+        trace,
+        [
+            "send POST /oauth/token",
+            "send POST /oauth/token",
+            "send GET /v1/me"
+        ]
+    );
+    assert_eq!(
+        w.engine.current_tokens().unwrap().access_token.secret(),
+        "at-2"
+    );
+}
