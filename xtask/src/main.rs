@@ -282,7 +282,7 @@ fn build_cost() -> Result<(), String> {
 }
 
 /// The feature combinations worth checking (an explicit list rather than a full
-/// powerset: the facade has two features, the oauth crate one).
+/// powerset: the facade has two features, the client crate one).
 const FEATURE_SETS: &[(&str, &[&str])] = &[
     ("carthooks", &["--no-default-features"]),
     (
@@ -298,8 +298,8 @@ const FEATURE_SETS: &[(&str, &[&str])] = &[
         "carthooks",
         &["--no-default-features", "--features", "ureq,tracing"],
     ),
-    ("carthooks-oauth", &["--no-default-features"]),
-    ("carthooks-oauth", &[]),
+    ("carthooks-client", &["--no-default-features"]),
+    ("carthooks-client", &[]),
 ];
 
 fn features() -> Result<(), String> {
@@ -313,7 +313,7 @@ fn features() -> Result<(), String> {
 
 const PUBLISHED: &[&str] = &[
     "carthooks-core",
-    "carthooks-oauth",
+    "carthooks-client",
     "carthooks-reqwest",
     "carthooks-ureq",
     "carthooks",

@@ -14,9 +14,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 /// A blocking client that never sends (its transport is never called here),
 /// holding an OAuth token set that expires in a day, as after a grant.
-fn client() -> carthooks_oauth::BlockingClient<
-    fn(carthooks_core::HttpRequest) -> Result<HttpResponse, carthooks_core::TransportError>,
-> {
+type Never =
+    fn(carthooks_core::HttpRequest) -> Result<HttpResponse, carthooks_core::TransportError>;
+
+fn client() -> carthooks_client::BlockingClient<carthooks_client::FnTransport<Never>> {
     fn never(
         _: carthooks_core::HttpRequest,
     ) -> Result<HttpResponse, carthooks_core::TransportError> {
@@ -25,7 +26,7 @@ fn client() -> carthooks_oauth::BlockingClient<
         ))
     }
     let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
-    carthooks_oauth::BlockingClient::builder()
+    carthooks_client::BlockingClient::builder()
         .without_env()
         .oauth(carthooks_core::OAuthConfig::new(
             "bench-client",
@@ -39,7 +40,7 @@ fn client() -> carthooks_oauth::BlockingClient<
             scope: None,
             identity: None,
         })
-        .build_with_transport(never as fn(_) -> _)
+        .build_with_transport(carthooks_client::transport_fn(never as Never))
         .expect("client")
 }
 

@@ -14,8 +14,9 @@
 //! and need neither.
 //!
 //! ```no_run
-//! use carthooks_reqwest::{Client, OAuthConfig};
-//! # async fn run() -> Result<(), carthooks_reqwest::Error> {
+//! use carthooks_client::OAuthConfig;
+//! use carthooks_reqwest::Client;
+//! # async fn run() -> Result<(), carthooks_client::Error> {
 //! let client = Client::builder()
 //!     .oauth(OAuthConfig::from_env()?)
 //!     .build()?;
@@ -27,17 +28,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use carthooks_oauth::{
-    BoxFuture, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, RequestTimeout,
-    RootCertificate, Transport, TransportError, TransportErrorKind, frames_body,
-};
-
-pub use carthooks_oauth::{
-    ApiResponse, Error, ItemsQuery, OAuthConfig, OAuthTokens, Result, UserInfo,
+use carthooks_client::{
+    BoxFuture, ClientConfig, Connect, DnsCache, Error, HttpRequest, HttpResponse, RequestTimeout,
+    Result, RootCertificate, Transport, TransportError, TransportErrorKind, frames_body,
 };
 
 /// The async Carthooks client over reqwest.
-pub type Client = carthooks_oauth::Client<ReqwestTransport>;
+pub type Client = carthooks_client::Client<ReqwestTransport>;
 
 /// An async [`Transport`] over `reqwest::Client`: bounds the requests in flight
 /// (`max_connections`) and the size of answers (`max_response_body`).
@@ -122,7 +119,7 @@ impl reqwest::dns::Resolve for CachedResolve {
 }
 
 impl Connect for ReqwestTransport {
-    fn connect(config: &ClientConfig, dns: Arc<DnsCache>) -> carthooks_oauth::Result<Self> {
+    fn connect(config: &ClientConfig, dns: Arc<DnsCache>) -> carthooks_client::Result<Self> {
         let tls = tls_config(config.http2, &config.root_certificates)
             .map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?;
         let mut builder = reqwest::Client::builder()

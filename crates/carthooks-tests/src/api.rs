@@ -3,10 +3,10 @@
 
 use std::collections::HashSet;
 
+use carthooks_client::{BuildClient, Connect};
 use carthooks_core::url::decode_form;
 use carthooks_core::{Error, FilterOp, ItemsQuery, LockOptions, OAuthConfig, WatchDataRequest};
 use carthooks_mock::{DEFAULT_USER_TOKEN, MockRequest, MockServer};
-use carthooks_oauth::{BuildClient, Connect};
 use serde_json::{Value, json};
 
 use crate::{Sdk, client, oauth};

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use carthooks_client::{BuildClient, ClientBuilder, Connect};
 use carthooks_core::{Error, ItemsQuery, RetryPolicy, TransportErrorKind};
 use carthooks_mock::{DEFAULT_APP_ID, DEFAULT_COLLECTION_ID, Fault, MockServer};
-use carthooks_oauth::{BuildClient, ClientBuilder, Connect};
 use serde_json::json;
 
 use crate::{Sdk, builder, client_with_clock, oauth, recording_callback};
@@ -244,7 +244,7 @@ where
         .local_addr()
         .unwrap();
     let c = S::wrap(
-        carthooks_oauth::ClientBuilder::<S::Client>::new()
+        carthooks_client::ClientBuilder::<S::Client>::new()
             .without_env()
             .base_url(format!("http://{addr}"))
             .oauth(oauth())
@@ -531,7 +531,7 @@ where
     <S::Client as BuildClient>::Transport: Connect,
 {
     let server = MockServer::start().unwrap();
-    let store = std::sync::Arc::new(carthooks_oauth::FileTokenStore::new(
+    let store = std::sync::Arc::new(carthooks_client::FileTokenStore::new(
         "/nonexistent-carthooks-dir/tokens.json",
     ));
     let (config, seen) = recording_callback(oauth());
@@ -564,7 +564,7 @@ where
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tokens.json");
-    let store = std::sync::Arc::new(carthooks_oauth::FileTokenStore::new(&path));
+    let store = std::sync::Arc::new(carthooks_client::FileTokenStore::new(&path));
     let first = S::wrap(
         builder::<S>(&server)
             .oauth(oauth())
@@ -573,7 +573,7 @@ where
             .unwrap(),
     );
     let t = first.initialize_oauth(None).unwrap();
-    let saved = carthooks_oauth::TokenStore::load(store.as_ref())
+    let saved = carthooks_client::TokenStore::load(store.as_ref())
         .unwrap()
         .unwrap();
     assert_eq!(saved.access_token.secret(), t.access_token.secret());
@@ -591,7 +591,7 @@ where
     assert_eq!(server.counters().token_requests, before);
     // A rotation is saved before the rotated token is used.
     second.refresh_oauth_token(None).unwrap();
-    let saved = carthooks_oauth::TokenStore::load(store.as_ref())
+    let saved = carthooks_client::TokenStore::load(store.as_ref())
         .unwrap()
         .unwrap();
     assert_eq!(

@@ -6,12 +6,12 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use carthooks_client::{BuildClient, ClientBuilder, Connect, FileTokenStore, StoreOperation};
 use carthooks_core::{Clock, Error, RetryPolicy, SystemClock};
 use carthooks_mock::{
     DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_COLLECTION_ID, DEFAULT_USER_TOKEN, Fault,
     MockConfig, MockServer,
 };
-use carthooks_oauth::{BuildClient, ClientBuilder, Connect, FileTokenStore, StoreOperation};
 use serde_json::json;
 
 use crate::canned::{Behaviour, CannedServer, http_answer};
@@ -477,7 +477,7 @@ where
     }
     assert!(a.store_failure().is_none(), "{:?}", a.store_failure());
     assert!(b.store_failure().is_none(), "{:?}", b.store_failure());
-    let stored = carthooks_oauth::TokenStore::load(&FileTokenStore::new(&path))
+    let stored = carthooks_client::TokenStore::load(&FileTokenStore::new(&path))
         .unwrap()
         .unwrap();
     assert!(stored.access_token.secret().starts_with("at-"));
@@ -526,7 +526,7 @@ where
             c.store_failure()
                 .is_some_and(|f| f.operation == StoreOperation::Load)
         );
-        let saved = carthooks_oauth::TokenStore::load(&FileTokenStore::new(&path)).unwrap();
+        let saved = carthooks_client::TokenStore::load(&FileTokenStore::new(&path)).unwrap();
         assert!(saved.is_some(), "a fresh set was saved");
     }
     let kept = std::fs::read_dir(&dir)

@@ -16,12 +16,12 @@ pub mod suite;
 
 use std::sync::{Arc, Mutex};
 
+use carthooks_client::ClientBuilder;
 use carthooks_core::{
     ApiResponse, AuthorizeCodeResponse, ItemLock, ItemsQuery, LockOptions, ManualClock,
     OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens, Result, UserInfo, WatchDataRequest,
 };
 use carthooks_mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, MockServer};
-use carthooks_oauth::ClientBuilder;
 
 /// Declares the client calls the suite uses once, and forwards them from both
 /// adapters: the async client's future is driven on the adapter's runtime, the
@@ -78,12 +78,12 @@ pub trait Sdk: Calls + Clone + Send + Sync + Sized + 'static {
     /// How many concurrent callers the concurrency tests use: tasks or threads.
     const MANY: usize;
     /// The client type the builder makes.
-    type Client: carthooks_oauth::BuildClient + std::fmt::Debug;
+    type Client: carthooks_client::BuildClient + std::fmt::Debug;
     /// Wraps a built client.
     fn wrap(client: Self::Client) -> Self;
     fn get_current_tokens(&self) -> Option<OAuthTokens>;
-    fn dns_stats(&self) -> carthooks_oauth::DnsCacheStats;
-    fn store_failure(&self) -> Option<carthooks_oauth::TokenStoreFailure>;
+    fn dns_stats(&self) -> carthooks_client::DnsCacheStats;
+    fn store_failure(&self) -> Option<carthooks_client::TokenStoreFailure>;
     fn close(&self);
     /// `n` concurrent `get_current_user` calls (tasks or threads), all results.
     fn concurrent_current_user(&self, n: usize) -> Vec<Result<ApiResponse<UserInfo>>>;
@@ -117,10 +117,10 @@ impl Sdk for ReqwestSdk {
     fn get_current_tokens(&self) -> Option<OAuthTokens> {
         self.client.get_current_tokens()
     }
-    fn dns_stats(&self) -> carthooks_oauth::DnsCacheStats {
+    fn dns_stats(&self) -> carthooks_client::DnsCacheStats {
         self.client.dns_cache_stats()
     }
-    fn store_failure(&self) -> Option<carthooks_oauth::TokenStoreFailure> {
+    fn store_failure(&self) -> Option<carthooks_client::TokenStoreFailure> {
         self.client.token_store_failure()
     }
     fn close(&self) {
@@ -171,10 +171,10 @@ impl Sdk for UreqSdk {
     fn get_current_tokens(&self) -> Option<OAuthTokens> {
         self.0.get_current_tokens()
     }
-    fn dns_stats(&self) -> carthooks_oauth::DnsCacheStats {
+    fn dns_stats(&self) -> carthooks_client::DnsCacheStats {
         self.0.dns_cache_stats()
     }
-    fn store_failure(&self) -> Option<carthooks_oauth::TokenStoreFailure> {
+    fn store_failure(&self) -> Option<carthooks_client::TokenStoreFailure> {
         self.0.token_store_failure()
     }
     fn close(&self) {
@@ -215,7 +215,7 @@ pub fn builder<S: Sdk>(server: &MockServer) -> ClientBuilder<S::Client> {
 /// A client of backend `S` for `server` with `oauth`.
 pub fn client<S: Sdk>(server: &MockServer, oauth: OAuthConfig) -> S
 where
-    <S::Client as carthooks_oauth::BuildClient>::Transport: carthooks_oauth::Connect,
+    <S::Client as carthooks_client::BuildClient>::Transport: carthooks_client::Connect,
 {
     S::wrap(
         builder::<S>(server)
@@ -228,7 +228,7 @@ where
 /// A client with a manual clock, for expiry tests.
 pub fn client_with_clock<S: Sdk>(server: &MockServer, oauth: OAuthConfig) -> (S, Arc<ManualClock>)
 where
-    <S::Client as carthooks_oauth::BuildClient>::Transport: carthooks_oauth::Connect,
+    <S::Client as carthooks_client::BuildClient>::Transport: carthooks_client::Connect,
 {
     let clock = Arc::new(ManualClock::starting_now());
     let c = builder::<S>(server)

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use carthooks_client::{BuildClient, Connect};
 use carthooks_core::{Error, FilterOp, ItemsQuery, OAuthAuthorizeCodeRequest, TransportErrorKind};
 use carthooks_mock::{
     DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID,
     DEFAULT_USER_TOKEN, MockServer,
 };
-use carthooks_oauth::{BuildClient, Connect};
 
 use crate::canned::{Behaviour, CannedServer, http_answer};
 use crate::{Sdk, builder, client, client_with_clock, oauth, recording_callback};
@@ -492,7 +492,7 @@ fn canned_client<S: Sdk>(canned: &CannedServer) -> S
 where
     <S::Client as BuildClient>::Transport: Connect,
 {
-    let c = carthooks_oauth::ClientBuilder::<S::Client>::new()
+    let c = carthooks_client::ClientBuilder::<S::Client>::new()
         .without_env()
         .base_url(canned.url())
         .access_token("at-canned")
@@ -566,7 +566,7 @@ where
         br#"{"data":{"refresh_token":"rt-x"}}"#,
     )));
     let c = S::wrap(
-        carthooks_oauth::ClientBuilder::<S::Client>::new()
+        carthooks_client::ClientBuilder::<S::Client>::new()
             .without_env()
             .base_url(canned.url())
             .oauth(oauth())
@@ -587,7 +587,7 @@ where
 {
     let canned = CannedServer::start(Behaviour::Silent);
     let c = S::wrap(
-        carthooks_oauth::ClientBuilder::<S::Client>::new()
+        carthooks_client::ClientBuilder::<S::Client>::new()
             .without_env()
             .base_url(canned.url())
             .access_token("at-canned")
@@ -610,7 +610,7 @@ where
         .unwrap()
         .port();
     let c = S::wrap(
-        carthooks_oauth::ClientBuilder::<S::Client>::new()
+        carthooks_client::ClientBuilder::<S::Client>::new()
             .without_env()
             .base_url(format!("http://127.0.0.1:{port}"))
             .oauth(oauth())
@@ -688,7 +688,7 @@ struct CountingLookup {
     ips: Vec<std::net::IpAddr>,
 }
 
-impl carthooks_oauth::Lookup for CountingLookup {
+impl carthooks_client::Lookup for CountingLookup {
     fn lookup(&self, _host: &str, port: u16) -> std::io::Result<Vec<std::net::SocketAddr>> {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(self
@@ -712,7 +712,7 @@ where
         calls: Default::default(),
         ips: vec![v6, v4],
     });
-    let built = carthooks_oauth::ClientBuilder::<S::Client>::new()
+    let built = carthooks_client::ClientBuilder::<S::Client>::new()
         .without_env()
         .base_url(url.as_str())
         .oauth(oauth())
@@ -732,7 +732,7 @@ where
     });
     let before = server.counters().received;
     let c = S::wrap(
-        carthooks_oauth::ClientBuilder::<S::Client>::new()
+        carthooks_client::ClientBuilder::<S::Client>::new()
             .without_env()
             .base_url(url.as_str())
             .oauth(oauth())

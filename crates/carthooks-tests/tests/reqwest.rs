@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::ThreadId;
 
+use carthooks_client::TokenStore;
 use carthooks_core::OAuthTokens;
 use carthooks_mock::MockServer;
-use carthooks_oauth::TokenStore;
 
 /// Drives a future on this thread without any runtime.
 fn block_on<F: Future>(future: F) -> F::Output {

@@ -7,8 +7,8 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use carthooks_client::{FileTokenStore, TokenStore};
 use carthooks_core::{AccessToken, OAuthTokens, RefreshToken};
-use carthooks_oauth::{FileTokenStore, TokenStore};
 
 const CHILD_ENV: &str = "CARTHOOKS_STORE_CHILD";
 

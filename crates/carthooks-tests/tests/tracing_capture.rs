@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use carthooks_client::{BuildClient, Connect};
 use carthooks_core::{ManualClock, OAuthAuthorizeCodeRequest, OAuthTokens, RetryPolicy};
 use carthooks_mock::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USER_TOKEN, Fault, MockServer,
 };
-use carthooks_oauth::{BuildClient, Connect};
 use carthooks_tests::{ReqwestSdk, Sdk, UreqSdk, builder, oauth};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -176,7 +176,7 @@ where
                 base_delay: Duration::from_millis(10),
                 ..RetryPolicy::default()
             })
-            .token_store(Arc::new(carthooks_oauth::FileTokenStore::new(
+            .token_store(Arc::new(carthooks_client::FileTokenStore::new(
                 "/nonexistent-carthooks/tokens.json",
             )))
             .build()

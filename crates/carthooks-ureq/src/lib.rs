@@ -7,28 +7,25 @@
 //! is involved. [`Client`] is the ready-made blocking client over it.
 //!
 //! ```no_run
-//! use carthooks_ureq::{Client, OAuthConfig};
+//! use carthooks_client::OAuthConfig;
+//! use carthooks_ureq::Client;
 //! let client = Client::builder()
 //!     .oauth(OAuthConfig::from_env()?)
 //!     .build()?;
 //! client.initialize_oauth(None)?;
 //! println!("{}", client.get_current_user()?.data.username);
-//! # Ok::<(), carthooks_ureq::Error>(())
+//! # Ok::<(), carthooks_client::Error>(())
 //! ```
 
 use std::sync::Arc;
 
-use carthooks_oauth::{
+use carthooks_client::{
     BlockingTransport, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, RequestTimeout,
     TransportError, TransportErrorKind, frames_body,
 };
 
-pub use carthooks_oauth::{
-    ApiResponse, Error, ItemsQuery, OAuthConfig, OAuthTokens, Result, UserInfo,
-};
-
 /// The blocking Carthooks client over ureq.
-pub type Client = carthooks_oauth::BlockingClient<UreqTransport>;
+pub type Client = carthooks_client::BlockingClient<UreqTransport>;
 
 /// A [`BlockingTransport`] over `ureq::Agent`, bounding the size of answers
 /// (`max_response_body`).
@@ -86,7 +83,7 @@ impl ureq::unversioned::resolver::Resolver for CachedResolver {
 }
 
 impl Connect for UreqTransport {
-    fn connect(config: &ClientConfig, dns: Arc<DnsCache>) -> carthooks_oauth::Result<Self> {
+    fn connect(config: &ClientConfig, dns: Arc<DnsCache>) -> carthooks_client::Result<Self> {
         let ip_family = if dns.ipv6() {
             ureq::config::IpFamily::Any
         } else {

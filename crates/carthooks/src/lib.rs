@@ -91,37 +91,47 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The layers underneath are usable on their own: `carthooks-core` (sans-IO: models,
-//! errors, endpoint descriptions, the token state machine), `carthooks-oauth` (the
-//! clients, generic over a transport), `carthooks-reqwest` and `carthooks-ureq`.
+//! # Your own transport
+//!
+//! Everything needed to send through another HTTP stack is here: implement
+//! [`Transport`] for [`AsyncClient`] (or [`BlockingTransport`] for
+//! [`BlockingClient`]) and build with [`ClientBuilder::build_with_transport`].
+//! `examples/custom_transport.rs` wraps the default transport to add a header
+//! and time each exchange.
+//!
+//! The layers underneath are usable on their own: `carthooks-core` (sans-IO:
+//! models, errors, endpoint descriptions, the token machine and the per-call
+//! driver), `carthooks-client` (the clients, generic over a transport, their
+//! builder and token stores), `carthooks-reqwest` and `carthooks-ureq` (the
+//! transports).
 
-pub use carthooks_core::{
-    AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
-    ClientSecret, Clock, Endpoint, Error, FilterOp, ItemLock, ItemsQuery, LockOptions, ManualClock,
-    MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokenRequest, OAuthTokens, Pager,
-    RefreshToken, Result, RetryPolicy, RootCertificate, ServiceError, SystemClock, TokenCallback,
-    TokenIdentity, TransportError, TransportErrorKind, UserAccessToken, UserInfo, WatchDataRequest,
-};
-pub use carthooks_oauth::{
-    BlockingTransport, ClientBuilder, CoarseClock, Connect, FileTokenStore, ItemIter, ItemStream,
-    MemoryTokenStore, StoreOperation, TokenStore, TokenStoreFailure, Transport, csrf, frames_body,
-};
+// The clients, their builder, the transport traits and everything needed to
+// implement them (`BoxFuture`, `HttpRequest`, `TransportError`, `Connect`,
+// `DnsCache`, `Lookup`, `http`), the models, errors and token stores: one list,
+// kept in `carthooks-client`.
+pub use carthooks_client::*;
 
-/// The sans-IO core, for embedding and for custom transports.
+/// The sans-IO core, for embedding: the per-call driver ([`core::Call`]), the
+/// token machine, endpoint descriptions.
 pub use carthooks_core as core;
 
-/// The async client over reqwest.
+/// The async client, generic over its [`Transport`] (a transport of your own,
+/// `Box<dyn Transport>`, …). [`Client`] is the one over reqwest.
+pub use carthooks_client::Client as AsyncClient;
+
+/// The async client over reqwest (feature `reqwest`).
 #[cfg(feature = "reqwest")]
-pub type Client = carthooks_reqwest::Client;
+pub type Client = AsyncClient<carthooks_reqwest::ReqwestTransport>;
 
 #[cfg(feature = "reqwest")]
 pub use carthooks_reqwest::ReqwestTransport;
 
-/// The blocking client (ureq backend).
+/// The blocking client over ureq (feature `ureq`). [`BlockingClient`]
+/// is the same client generic over its transport.
 #[cfg(feature = "ureq")]
 pub mod blocking {
     /// The blocking client over ureq.
-    pub type Client = carthooks_ureq::Client;
+    pub type Client = crate::BlockingClient<carthooks_ureq::UreqTransport>;
     pub use carthooks_ureq::UreqTransport;
 }
 

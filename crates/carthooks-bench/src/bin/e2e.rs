@@ -91,11 +91,11 @@ fn main() {
     // The raw side uses a reqwest client configured exactly as the SDK's own
     // (same TLS, pool, timeouts, no redirects): only the SDK layer differs.
     let raw: reqwest::Client = {
-        use carthooks_oauth::Connect;
+        use carthooks_client::Connect;
         let config = carthooks_core::ClientConfig::default();
-        let dns = std::sync::Arc::new(carthooks_oauth::DnsCache::new(
+        let dns = std::sync::Arc::new(carthooks_client::DnsCache::new(
             &config,
-            std::sync::Arc::new(carthooks_oauth::SystemLookup),
+            std::sync::Arc::new(carthooks_client::SystemLookup),
         ));
         carthooks_reqwest::ReqwestTransport::connect(&config, dns)
             .expect("transport")

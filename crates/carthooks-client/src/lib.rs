@@ -11,16 +11,16 @@
 //! use the `carthooks` facade crate.
 //!
 //! ```
-//! use carthooks_oauth::{BlockingClient, OAuthConfig};
+//! use carthooks_client::{BlockingClient, OAuthConfig};
 //! // A transport is anything that turns a request into a response.
-//! let transport = |req: http::Request<Vec<u8>>| {
+//! let transport = carthooks_client::transport_fn(|req| {
 //!     let body = if req.uri().path() == "/oauth/token" {
 //!         r#"{"data":{"access_token":"at","refresh_token":"rt","expires_in":86400}}"#
 //!     } else {
 //!         r#"{"data":{"user_id":7,"username":"ada"},"traceId":"t-1"}"#
 //!     };
 //!     Ok(http::Response::new(body.as_bytes().to_vec()))
-//! };
+//! });
 //! let client = BlockingClient::builder()
 //!     .without_env()
 //!     .oauth(OAuthConfig::new("my-client", "my-secret"))
@@ -29,7 +29,7 @@
 //! let me = client.get_current_user()?;
 //! assert_eq!(me.data.username, "ada");
 //! assert_eq!(me.trace_id.as_deref(), Some("t-1"));
-//! # Ok::<(), carthooks_oauth::Error>(())
+//! # Ok::<(), carthooks_client::Error>(())
 //! ```
 //!
 //! # Tokens
@@ -64,16 +64,22 @@ pub use clock::CoarseClock;
 pub use dns::{DnsCache, DnsCacheStats, Lookup, SystemLookup};
 pub use pages::{ItemIter, ItemStream};
 pub use store::{FileTokenStore, MemoryTokenStore, StoreOperation, TokenStore, TokenStoreFailure};
-pub use transport::{BlockingTransport, BoxFuture, Connect, Transport, frames_body};
+pub use transport::{
+    BlockingTransport, BoxFuture, Connect, FnTransport, Transport, frames_body, transport_fn,
+};
 
+// The one list of what a user of the clients needs from the core; the
+// `carthooks` facade re-exports this crate whole.
 pub use carthooks_core::{
     AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
     ClientSecret, Clock, Endpoint, Error, FilterOp, HttpRequest, HttpResponse, ItemLock,
     ItemsQuery, LockOptions, ManualClock, MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig,
-    OAuthTokens, Pager, RefreshToken, RequestTimeout, Result, RetryPolicy, RootCertificate,
-    ServiceError, SystemClock, TokenIdentity, TransportError, TransportErrorKind, UserAccessToken,
-    UserInfo, WatchDataRequest,
+    OAuthTokenRequest, OAuthTokens, Pager, RefreshToken, RequestTimeout, Result, RetryPolicy,
+    RootCertificate, ServiceError, SystemClock, TokenCallback, TokenIdentity, TransportError,
+    TransportErrorKind, UserAccessToken, UserInfo, WatchDataRequest,
 };
+/// The `http` crate, whose `Request` and `Response` transports exchange.
+pub use http;
 
 #[cfg(test)]
 mod tests {
@@ -90,14 +96,14 @@ mod tests {
         for (never_sent, expect_ok, expect_sends) in [(true, true, 2), (false, false, 1)] {
             let sends = Arc::new(AtomicU32::new(0));
             let counter = Arc::clone(&sends);
-            let transport = move |req: HttpRequest| {
+            let transport = transport_fn(move |req: HttpRequest| {
                 if req.method() == http::Method::POST && counter.fetch_add(1, Ordering::SeqCst) == 0
                 {
                     let e = TransportError::new(TransportErrorKind::Timeout);
                     return Err(if never_sent { e.mark_never_sent() } else { e });
                 }
                 Ok(http::Response::new(br#"{"data":{"id":1}}"#.to_vec()))
-            };
+            });
             let client = BlockingClient::builder()
                 .without_env()
                 .access_token("at")
@@ -120,7 +126,10 @@ mod tests {
     fn clients_are_clone_send_sync() {
         shareable::<Client<Box<dyn Transport>>>();
         shareable::<Client<std::sync::Arc<dyn Transport>>>();
-        type Fake = fn(HttpRequest) -> std::result::Result<HttpResponse, TransportError>;
+        type Fake =
+            FnTransport<fn(HttpRequest) -> std::result::Result<HttpResponse, TransportError>>;
         shareable::<BlockingClient<Fake>>();
+        shareable::<BlockingClient<Box<dyn BlockingTransport>>>();
+        shareable::<BlockingClient<std::sync::Arc<dyn BlockingTransport>>>();
     }
 }

@@ -282,10 +282,10 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// platform's for reqwest, Mozilla's for ureq) are no longer used.
     ///
     /// ```no_run
-    /// # fn f() -> Result<(), carthooks_oauth::Error> {
-    /// use carthooks_oauth::{BlockingClient, RootCertificate};
+    /// # fn f() -> Result<(), carthooks_client::Error> {
+    /// use carthooks_client::{BlockingClient, RootCertificate};
     /// let pem = std::fs::read("company-ca.pem").expect("the CA file");
-    /// let mut builder = BlockingClient::<fn(_) -> _>::builder();
+    /// let mut builder = BlockingClient::<Box<dyn carthooks_client::BlockingTransport>>::builder();
     /// for ca in RootCertificate::from_pem(&pem)? {
     ///     builder = builder.add_root_certificate(ca);
     /// }

@@ -2,11 +2,11 @@
 //! constant time.
 //!
 //! ```
-//! let state = carthooks_oauth::csrf::generate_state()?;
+//! let state = carthooks_client::csrf::generate_state()?;
 //! // … send the user to authorize with `state`, keep it in their session …
-//! assert!(carthooks_oauth::csrf::verify_state(&state, &state));
-//! assert!(!carthooks_oauth::csrf::verify_state(&state, "forged"));
-//! # Ok::<(), carthooks_oauth::Error>(())
+//! assert!(carthooks_client::csrf::verify_state(&state, &state));
+//! assert!(!carthooks_client::csrf::verify_state(&state, "forged"));
+//! # Ok::<(), carthooks_client::Error>(())
 //! ```
 
 use carthooks_core::secret::constant_time_eq;

@@ -7,8 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
 use std::time::Duration;
 
 use carthooks_core::{ClientConfig, HttpRequest, HttpResponse, Result, TransportError};
@@ -23,11 +22,10 @@ pub trait Transport: Send + Sync + 'static {
     /// Sends `request` and returns the complete answer.
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>>;
 
-    /// Waits `duration` before a retry. The default works on any executor by
-    /// parking a helper thread; backends override it with their runtime's timer.
-    fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
-        Box::pin(ThreadSleep::new(duration))
-    }
+    /// Waits `duration`: a retry's backoff, or the rest of a call's deadline
+    /// while it waits for another caller's token request. Use your runtime's
+    /// timer (`tokio::time::sleep`, …); the SDK starts no timer of its own.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()>;
 
     /// Runs blocking work (a token store's file writes, the user's
     /// `on_token_refresh` callback) where it does not stall the executor. The
@@ -36,55 +34,6 @@ pub trait Transport: Send + Sync + 'static {
     fn run_blocking(&self, job: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture<'_, ()> {
         job();
         Box::pin(std::future::ready(()))
-    }
-}
-
-/// Whether the helper thread is done, and who to wake when it is.
-type SleepState = Arc<Mutex<(bool, Option<Waker>)>>;
-
-/// A timer future that needs no runtime: a helper thread sleeps, then wakes it.
-struct ThreadSleep {
-    duration: Duration,
-    shared: Option<SleepState>,
-}
-
-impl ThreadSleep {
-    fn new(duration: Duration) -> Self {
-        Self {
-            duration,
-            shared: None,
-        }
-    }
-}
-
-impl Future for ThreadSleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.duration.is_zero() {
-            return Poll::Ready(());
-        }
-        let duration = self.duration;
-        let shared = self.shared.get_or_insert_with(|| {
-            let shared: SleepState = Arc::new(Mutex::new((false, None)));
-            let theirs = Arc::clone(&shared);
-            std::thread::spawn(move || {
-                std::thread::sleep(duration);
-                let mut state = theirs.lock().unwrap_or_else(PoisonError::into_inner);
-                state.0 = true;
-                if let Some(waker) = state.1.take() {
-                    waker.wake();
-                }
-            });
-            shared
-        });
-        let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.0 {
-            Poll::Ready(())
-        } else {
-            state.1 = Some(cx.waker().clone());
-            Poll::Pending
-        }
     }
 }
 
@@ -99,14 +48,14 @@ pub fn frames_body(method: &http::Method) -> bool {
     )
 }
 
-/// A blocking HTTP transport.
+/// A blocking HTTP transport. Object safe: `Box<dyn BlockingTransport>` works.
 ///
-/// Closures implement it, which makes a test double one line:
+/// [`transport_fn`] makes one of a closure, which makes a test double one line:
 ///
 /// ```
-/// use carthooks_oauth::BlockingTransport;
-/// let t = |_req: http::Request<Vec<u8>>| Ok(http::Response::new(b"{}".to_vec()));
-/// let answer = BlockingTransport::send(&t, http::Request::new(Vec::new())).unwrap();
+/// use carthooks_client::{BlockingTransport, transport_fn};
+/// let t = transport_fn(|_req| Ok(http::Response::new(b"{}".to_vec())));
+/// let answer = t.send(http::Request::new(Vec::new())).unwrap();
 /// assert_eq!(answer.body(), b"{}");
 /// ```
 pub trait BlockingTransport: Send + Sync + 'static {
@@ -119,12 +68,49 @@ pub trait BlockingTransport: Send + Sync + 'static {
     }
 }
 
-impl<F> BlockingTransport for F
+/// A [`BlockingTransport`] that calls a closure; made by [`transport_fn`].
+#[derive(Clone, Copy)]
+pub struct FnTransport<F>(F);
+
+impl<F> std::fmt::Debug for FnTransport<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FnTransport")
+    }
+}
+
+/// A blocking transport that answers every request with `f` (a test double, a
+/// recorder, an adapter to another HTTP stack).
+pub fn transport_fn<F>(f: F) -> FnTransport<F>
+where
+    F: Fn(HttpRequest) -> Result<HttpResponse, TransportError> + Send + Sync + 'static,
+{
+    FnTransport(f)
+}
+
+impl<F> BlockingTransport for FnTransport<F>
 where
     F: Fn(HttpRequest) -> Result<HttpResponse, TransportError> + Send + Sync + 'static,
 {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        self(request)
+        (self.0)(request)
+    }
+}
+
+impl<T: BlockingTransport + ?Sized> BlockingTransport for Box<T> {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        (**self).send(request)
+    }
+    fn sleep(&self, duration: Duration) {
+        (**self).sleep(duration)
+    }
+}
+
+impl<T: BlockingTransport + ?Sized> BlockingTransport for Arc<T> {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        (**self).send(request)
+    }
+    fn sleep(&self, duration: Duration) {
+        (**self).sleep(duration)
     }
 }
 
