@@ -318,9 +318,15 @@ macro_rules! api_methods {
             self.inner.closed.load(Ordering::Acquire)
         }
 
-        /// The client configuration in use.
+        /// The call settings in use.
         pub fn config(&self) -> &ClientConfig {
             &self.inner.config
+        }
+
+        /// The connection settings the transport was built with (or would have
+        /// been: a transport of your own has its own).
+        pub fn transport_config(&self) -> &crate::TransportConfig {
+            &self.inner.transport_config
         }
 
         fn check_open(&self) -> Result<()> {

@@ -7,20 +7,22 @@ use std::time::Duration;
 
 use carthooks_core::{
     AccessToken, CallSettings, ClientConfig, Clock, Engine, MachineConfig, OAuthConfig,
-    OAuthTokens, Result, RetryPolicy, RootCertificate, TokenMachine,
+    OAuthTokens, Result, RetryPolicy, TokenMachine,
 };
 use event_listener::Event;
 
 use crate::auth::Persistence;
 use crate::clock::CoarseClock;
 use crate::dns::{DnsCache, Lookup, SystemLookup};
+use crate::settings::{RootCertificate, TransportConfig};
 use crate::store::TokenStore;
 use crate::transport::Connect;
 
 /// Builds a [`Client`](crate::Client) or a [`BlockingClient`](crate::BlockingClient).
 ///
 /// Settings made here win over the environment (the `CARTHOOKS_*` variables of
-/// [`ClientConfig::ENV_VARS`]), which is read at `build()` unless
+/// [`ClientConfig::ENV_VARS`] and [`TransportConfig::ENV_VARS`]), which is read
+/// at `build()` unless
 /// [`without_env`](Self::without_env) was called. A malformed variable is an
 /// [`Error::Config`](carthooks_core::Error::Config) naming it, unless code sets that value.
 #[must_use]
@@ -37,7 +39,7 @@ pub struct ClientBuilder<C> {
     _client: PhantomData<fn() -> C>,
 }
 
-type ConfigEdit = Box<dyn FnOnce(&mut ClientConfig) -> Result<()> + Send>;
+type ConfigEdit = Box<dyn FnOnce(&mut ClientConfig, &mut TransportConfig) -> Result<()> + Send>;
 
 impl<C> std::fmt::Debug for ClientBuilder<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,6 +55,7 @@ impl<C> std::fmt::Debug for ClientBuilder<C> {
 /// What a client is made of; produced by [`ClientBuilder`]. Opaque.
 pub struct Parts {
     pub(crate) config: ClientConfig,
+    pub(crate) transport_config: TransportConfig,
     pub(crate) engine: Arc<Engine>,
     pub(crate) flights: Arc<Event>,
     pub(crate) persistence: Arc<Persistence>,
@@ -68,6 +71,7 @@ pub(crate) struct Inner<T> {
     pub(crate) flights: Arc<Event>,
     pub(crate) persistence: Arc<Persistence>,
     pub(crate) config: ClientConfig,
+    pub(crate) transport_config: TransportConfig,
     pub(crate) closed: AtomicBool,
     pub(crate) dns: Arc<DnsCache>,
 }
@@ -80,6 +84,7 @@ impl Parts {
             flights: self.flights,
             persistence: self.persistence,
             config: self.config,
+            transport_config: self.transport_config,
             closed: AtomicBool::new(false),
             dns: self.dns,
         })
@@ -118,7 +123,7 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// Base URL of the API (`CARTHOOKS_API_URL`, default `https://api.carthooks.com`).
     pub fn base_url(self, url: impl Into<String>) -> Self {
         let url = url.into();
-        self.edit(Some("CARTHOOKS_API_URL"), move |c| {
+        self.edit(Some("CARTHOOKS_API_URL"), move |c, _| {
             c.base_url = carthooks_core::BaseUrl::parse(&url)?;
             Ok(())
         })
@@ -126,8 +131,9 @@ impl<C: BuildClient> ClientBuilder<C> {
 
     /// Total timeout of one HTTP exchange (`CARTHOOKS_TIMEOUT`, default 30 s).
     pub fn timeout(self, timeout: Duration) -> Self {
-        self.edit(Some("CARTHOOKS_TIMEOUT"), move |c| {
+        self.edit(Some("CARTHOOKS_TIMEOUT"), move |c, t| {
             c.timeout = timeout;
+            t.timeout = timeout;
             Ok(())
         })
     }
@@ -136,7 +142,7 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// request it needs, together (default none). A call that runs out of it
     /// fails with a timeout ([`Error::is_timeout`](carthooks_core::Error::is_timeout)).
     pub fn call_timeout(self, timeout: Duration) -> Self {
-        self.edit(None, move |c| {
+        self.edit(None, move |c, _| {
             c.call_timeout = Some(timeout);
             Ok(())
         })
@@ -144,8 +150,8 @@ impl<C: BuildClient> ClientBuilder<C> {
 
     /// Connect timeout (default 10 s, never above the total timeout).
     pub fn connect_timeout(self, timeout: Duration) -> Self {
-        self.edit(None, move |c| {
-            c.connect_timeout = timeout;
+        self.edit(None, move |_, t| {
+            t.connect_timeout = timeout;
             Ok(())
         })
     }
@@ -153,7 +159,7 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// Direct-access-token mode (`CARTHOOKS_ACCESS_TOKEN`): use this token as it is.
     pub fn access_token(self, token: impl Into<AccessToken>) -> Self {
         let token = token.into();
-        self.edit(Some("CARTHOOKS_ACCESS_TOKEN"), move |c| {
+        self.edit(Some("CARTHOOKS_ACCESS_TOKEN"), move |c, _| {
             c.access_token = Some(token);
             Ok(())
         })
@@ -193,7 +199,7 @@ impl<C: BuildClient> ClientBuilder<C> {
 
     /// When to retry (default: 3 attempts; see [`RetryPolicy`]).
     pub fn retry_policy(self, policy: RetryPolicy) -> Self {
-        self.edit(None, move |c| {
+        self.edit(None, move |c, _| {
             c.retry = policy;
             Ok(())
         })
@@ -201,8 +207,8 @@ impl<C: BuildClient> ClientBuilder<C> {
 
     /// Largest response body accepted (default 16 MiB).
     pub fn max_response_body(self, bytes: usize) -> Self {
-        self.edit(None, move |c| {
-            c.max_response_body = bytes;
+        self.edit(None, move |_, t| {
+            t.max_response_body = bytes;
             Ok(())
         })
     }
@@ -210,8 +216,8 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// Most requests in flight at once (`CARTHOOKS_MAX_CONNECTIONS`, default
     /// 100), where the backend can bound it (the reqwest backend does).
     pub fn max_connections(self, n: usize) -> Self {
-        self.edit(Some("CARTHOOKS_MAX_CONNECTIONS"), move |c| {
-            c.max_connections = n;
+        self.edit(Some("CARTHOOKS_MAX_CONNECTIONS"), move |_, t| {
+            t.max_connections = n;
             Ok(())
         })
     }
@@ -219,8 +225,8 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// Most idle connections kept for reuse (`CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS`,
     /// default 20).
     pub fn max_keepalive_connections(self, n: usize) -> Self {
-        self.edit(Some("CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS"), move |c| {
-            c.max_keepalive_connections = n;
+        self.edit(Some("CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS"), move |_, t| {
+            t.max_keepalive_connections = n;
             Ok(())
         })
     }
@@ -228,24 +234,24 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// Offer HTTP/2 over TLS (default true; `CARTHOOKS_HTTP2_DISABLED`). The ureq
     /// backend speaks HTTP/1.1 only.
     pub fn http2(self, on: bool) -> Self {
-        self.edit(Some("CARTHOOKS_HTTP2_DISABLED"), move |c| {
-            c.http2 = on;
+        self.edit(Some("CARTHOOKS_HTTP2_DISABLED"), move |_, t| {
+            t.http2 = on;
             Ok(())
         })
     }
 
     /// Cache DNS answers (default true; `CARTHOOKS_DNS_CACHE_DISABLE`).
     pub fn dns_cache(self, on: bool) -> Self {
-        self.edit(Some("CARTHOOKS_DNS_CACHE_DISABLE"), move |c| {
-            c.dns_cache = on;
+        self.edit(Some("CARTHOOKS_DNS_CACHE_DISABLE"), move |_, t| {
+            t.dns_cache = on;
             Ok(())
         })
     }
 
     /// How long a DNS answer is cached (`CARTHOOKS_DNS_CACHE_TTL`, default 300 s).
     pub fn dns_cache_ttl(self, ttl: Duration) -> Self {
-        self.edit(Some("CARTHOOKS_DNS_CACHE_TTL"), move |c| {
-            c.dns_cache_ttl = ttl;
+        self.edit(Some("CARTHOOKS_DNS_CACHE_TTL"), move |_, t| {
+            t.dns_cache_ttl = ttl;
             Ok(())
         })
     }
@@ -253,16 +259,16 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// Serve the last good DNS answer when a lookup fails (default true;
     /// `CARTHOOKS_DNS_FALLBACK_DISABLE`).
     pub fn dns_fallback(self, on: bool) -> Self {
-        self.edit(Some("CARTHOOKS_DNS_FALLBACK_DISABLE"), move |c| {
-            c.dns_fallback = on;
+        self.edit(Some("CARTHOOKS_DNS_FALLBACK_DISABLE"), move |_, t| {
+            t.dns_fallback = on;
             Ok(())
         })
     }
 
     /// Connect to IPv6 addresses too (`CARTHOOKS_ENABLE_IPV6`; default IPv4 only).
     pub fn enable_ipv6(self, on: bool) -> Self {
-        self.edit(Some("CARTHOOKS_ENABLE_IPV6"), move |c| {
-            c.enable_ipv6 = on;
+        self.edit(Some("CARTHOOKS_ENABLE_IPV6"), move |_, t| {
+            t.enable_ipv6 = on;
             Ok(())
         })
     }
@@ -270,7 +276,7 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// Allows `http://` to hosts that are not loopback. Credentials then cross
     /// the network unencrypted: only for trusted networks.
     pub fn allow_insecure_http(self, allow: bool) -> Self {
-        self.edit(None, move |c| {
+        self.edit(None, move |c, _| {
             c.allow_insecure_http = allow;
             Ok(())
         })
@@ -292,8 +298,8 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// # Ok(()) }
     /// ```
     pub fn add_root_certificate(self, certificate: RootCertificate) -> Self {
-        self.edit(None, move |c| {
-            c.root_certificates.push(certificate);
+        self.edit(None, move |_, t| {
+            t.root_certificates.push(certificate);
             Ok(())
         })
     }
@@ -305,10 +311,38 @@ impl<C: BuildClient> ClientBuilder<C> {
         self
     }
 
+    /// Replaces every call setting at once with `config` (made with
+    /// `ClientConfig::with_*`; its `timeout` is the transport's too). The
+    /// environment is not read for them; later setters still win.
+    pub fn config(self, config: ClientConfig) -> Self {
+        let builder = ClientConfig::ENV_VARS
+            .iter()
+            .fold(self, |b, (var, _)| b.edit(Some(var), |_, _| Ok(())));
+        builder.edit(None, move |c, t| {
+            t.timeout = config.timeout;
+            *c = config;
+            Ok(())
+        })
+    }
+
+    /// Replaces every connection setting at once with `config` (made with
+    /// `TransportConfig::with_*`; its `timeout` bounds calls too). The
+    /// environment is not read for them; later setters still win.
+    pub fn transport_config(self, config: TransportConfig) -> Self {
+        let builder = TransportConfig::ENV_VARS
+            .iter()
+            .fold(self, |b, (var, _)| b.edit(Some(var), |_, _| Ok(())));
+        builder.edit(None, move |c, t| {
+            c.timeout = config.timeout;
+            *t = config;
+            Ok(())
+        })
+    }
+
     fn edit(
         mut self,
         env_var: Option<&'static str>,
-        f: impl FnOnce(&mut ClientConfig) -> Result<()> + Send + 'static,
+        f: impl FnOnce(&mut ClientConfig, &mut TransportConfig) -> Result<()> + Send + 'static,
     ) -> Self {
         self.edits.push((env_var, Box::new(f)));
         self
@@ -326,7 +360,7 @@ impl<C: BuildClient> ClientBuilder<C> {
         C::Transport: Connect,
     {
         let parts = self.into_parts()?;
-        let transport = C::Transport::connect(&parts.config, Arc::clone(&parts.dns))?;
+        let transport = C::Transport::connect(&parts.transport_config, Arc::clone(&parts.dns))?;
         Ok(C::from_parts(parts, transport))
     }
 
@@ -344,19 +378,23 @@ impl<C: BuildClient> ClientBuilder<C> {
         };
         let base_from_env = from_env("CARTHOOKS_API_URL");
         let token_from_env = from_env("CARTHOOKS_ACCESS_TOKEN");
-        let mut config = if self.use_env {
-            ClientConfig::from_lookup(|name| {
-                if overridden.contains(&name) {
-                    None
-                } else {
-                    std::env::var(name).ok()
-                }
-            })?
+        let env = |name: &str| {
+            if overridden.contains(&name) {
+                None
+            } else {
+                std::env::var(name).ok()
+            }
+        };
+        let (mut config, mut transport_config) = if self.use_env {
+            (
+                ClientConfig::from_lookup(env)?,
+                TransportConfig::from_lookup(env)?,
+            )
         } else {
-            ClientConfig::default()
+            (ClientConfig::default(), TransportConfig::default())
         };
         for (_, edit) in self.edits {
-            edit(&mut config)?;
+            edit(&mut config, &mut transport_config)?;
         }
         if let Err(e) = config.check_base_url() {
             return Err(if base_from_env {
@@ -366,6 +404,7 @@ impl<C: BuildClient> ClientBuilder<C> {
             });
         }
         config.validate()?;
+        transport_config.validate()?;
 
         let (machine_config, client, callback, refresh_token) = match &self.oauth {
             Some(oauth) => {
@@ -419,9 +458,10 @@ impl<C: BuildClient> ClientBuilder<C> {
             })
             .observe(crate::log::note);
         let lookup = self.lookup.unwrap_or_else(|| Arc::new(SystemLookup));
-        let dns = Arc::new(DnsCache::new(&config, lookup));
+        let dns = Arc::new(DnsCache::new(&transport_config, lookup));
         Ok(Parts {
             config,
+            transport_config,
             engine: Arc::new(engine),
             flights,
             persistence,

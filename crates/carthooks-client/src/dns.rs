@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use carthooks_core::ClientConfig;
+use crate::settings::TransportConfig;
 
 /// Resolves a host name (blocking).
 pub trait Lookup: Send + Sync + 'static {
@@ -88,7 +88,7 @@ impl std::fmt::Debug for DnsCache {
 impl DnsCache {
     /// A cache configured from `config` (`dns_cache`, `dns_cache_ttl`,
     /// `dns_fallback`, `enable_ipv6`) over `lookup`.
-    pub fn new(config: &ClientConfig, lookup: Arc<dyn Lookup>) -> Self {
+    pub fn new(config: &TransportConfig, lookup: Arc<dyn Lookup>) -> Self {
         Self {
             lookup,
             enabled: config.dns_cache,
@@ -230,9 +230,9 @@ mod tests {
         }
     }
 
-    fn cache(edit: impl FnOnce(&mut ClientConfig)) -> (DnsCache, Arc<Fake>) {
+    fn cache(edit: impl FnOnce(&mut TransportConfig)) -> (DnsCache, Arc<Fake>) {
         let fake = Arc::new(Fake::default());
-        let mut config = ClientConfig::default();
+        let mut config = TransportConfig::default();
         edit(&mut config);
         (DnsCache::new(&config, fake.clone()), fake)
     }

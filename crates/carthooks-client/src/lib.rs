@@ -54,6 +54,7 @@ pub mod csrf;
 pub mod dns;
 mod log;
 mod pages;
+pub mod settings;
 pub mod store;
 mod transport;
 
@@ -63,6 +64,7 @@ pub use client::Client;
 pub use clock::CoarseClock;
 pub use dns::{DnsCache, DnsCacheStats, Lookup, SystemLookup};
 pub use pages::{ItemIter, ItemStream};
+pub use settings::{RootCertificate, TransportConfig};
 pub use store::{FileTokenStore, MemoryTokenStore, StoreOperation, TokenStore, TokenStoreFailure};
 pub use transport::{
     BlockingTransport, BoxFuture, Connect, FnTransport, Transport, frames_body, transport_fn,
@@ -75,8 +77,8 @@ pub use carthooks_core::{
     ClientSecret, Clock, Endpoint, Error, FilterOp, HttpRequest, HttpResponse, ItemLock,
     ItemsQuery, LockOptions, ManualClock, MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig,
     OAuthTokenRequest, OAuthTokens, Pager, RefreshToken, RequestTimeout, Result, RetryPolicy,
-    RootCertificate, ServiceError, SystemClock, TokenCallback, TokenIdentity, TransportError,
-    TransportErrorKind, UserAccessToken, UserInfo, WatchDataRequest,
+    ServiceError, SystemClock, TokenCallback, TokenIdentity, TransportError, TransportErrorKind,
+    UserAccessToken, UserInfo, WatchDataRequest,
 };
 /// The `http` crate, whose `Request` and `Response` transports exchange.
 pub use http;
@@ -120,6 +122,43 @@ mod tests {
             }
             assert_eq!(sends.load(Ordering::SeqCst), expect_sends);
         }
+    }
+
+    /// A `ClientConfig` made with its `with_*` methods reaches the builder whole;
+    /// so does a `TransportConfig`, and later setters still win.
+    #[test]
+    fn whole_configs_reach_the_builder() {
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let transport = transport_fn(move |req: HttpRequest| {
+            let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
+            log.lock().unwrap().push(format!("{} {auth}", req.uri()));
+            Ok(http::Response::new(
+                br#"{"data":{"user_id":1,"username":"u"}}"#.to_vec(),
+            ))
+        });
+        let config = ClientConfig::default()
+            .with_base_url("http://127.0.0.1:9")
+            .unwrap()
+            .with_access_token("at-config")
+            .with_timeout(std::time::Duration::from_secs(7));
+        let client = BlockingClient::builder()
+            .without_env()
+            .config(config)
+            .transport_config(TransportConfig::default().with_max_connections(3))
+            .max_keepalive_connections(2)
+            .build_with_transport(transport)
+            .unwrap();
+        client.get_current_user().unwrap();
+        assert_eq!(
+            seen.lock().unwrap().as_slice(),
+            ["http://127.0.0.1:9/v1/me Bearer at-config"]
+        );
+        let t = client.transport_config();
+        assert_eq!((t.max_connections, t.max_keepalive_connections), (3, 2));
+        assert_eq!(client.config().timeout, std::time::Duration::from_secs(30));
+        assert_eq!(t.timeout, client.config().timeout, "one timeout for both");
     }
 
     #[test]

@@ -10,9 +10,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use carthooks_core::{ClientConfig, HttpRequest, HttpResponse, Result, TransportError};
+use carthooks_core::{HttpRequest, HttpResponse, Result, TransportError};
 
 use crate::dns::DnsCache;
+use crate::settings::TransportConfig;
 
 /// A boxed, `Send` future, as returned by [`Transport::send`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -138,10 +139,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
 }
 
-/// A transport that can be built from the client configuration (timeouts,
-/// limits…) and the client's DNS cache. Backends implement it so that
-/// `ClientBuilder::build()` can make one.
+/// A transport that can be built from [`TransportConfig`] and the client's DNS
+/// cache. Backends implement it so that `ClientBuilder::build()` can make one.
 pub trait Connect: Sized {
     /// Builds the transport for `config`, resolving names through `dns`.
-    fn connect(config: &ClientConfig, dns: Arc<DnsCache>) -> Result<Self>;
+    fn connect(config: &TransportConfig, dns: Arc<DnsCache>) -> Result<Self>;
 }

@@ -17,120 +17,27 @@ use crate::url::BaseUrl;
 /// client). A token store, not this callback, is saved before the set is used.
 pub type TokenCallback = Arc<dyn Fn(&OAuthTokens) + Send + Sync>;
 
-/// Transport-independent client settings.
+/// What every call needs, whatever sends it: where, how long, with which
+/// credentials and retry policy. Connection settings (pool, DNS, TLS roots,
+/// body limit) belong to the transport: `carthooks_client::TransportConfig`.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Base URL of the API (`CARTHOOKS_API_URL`, default `https://api.carthooks.com`).
     pub base_url: BaseUrl,
     /// Total timeout of one HTTP exchange (`CARTHOOKS_TIMEOUT`, seconds, default 30).
     pub timeout: Duration,
-    /// Timeout for establishing a connection (default 10 s, never above `timeout`).
-    pub connect_timeout: Duration,
     /// Deadline of a whole call: every attempt, every retry wait and any token
     /// request it needs, together (default none: each attempt is bounded by
     /// `timeout`, and the retry policy bounds the rest).
     pub call_timeout: Option<Duration>,
     /// A ready access token for direct-access-token mode (`CARTHOOKS_ACCESS_TOKEN`).
     pub access_token: Option<AccessToken>,
-    /// Largest response body accepted (default 16 MiB); larger is an error.
-    pub max_response_body: usize,
-    /// Most requests in flight at once through one client
-    /// (`CARTHOOKS_MAX_CONNECTIONS`, default 100), where the backend can bound it.
-    pub max_connections: usize,
-    /// Most idle connections kept open for reuse
-    /// (`CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS`, default 20).
-    pub max_keepalive_connections: usize,
-    /// Offer HTTP/2 (ALPN over TLS) where the backend can (default true;
-    /// `CARTHOOKS_HTTP2_DISABLED` turns it off).
-    pub http2: bool,
-    /// Cache DNS answers (default true; `CARTHOOKS_DNS_CACHE_DISABLE` turns it off).
-    pub dns_cache: bool,
-    /// How long a cached DNS answer is used (`CARTHOOKS_DNS_CACHE_TTL`, default 300 s).
-    pub dns_cache_ttl: Duration,
-    /// When a lookup fails, use the last good answer even if it is older than the
-    /// TTL (default true; `CARTHOOKS_DNS_FALLBACK_DISABLE` turns it off).
-    pub dns_fallback: bool,
-    /// Connect to IPv6 addresses too (`CARTHOOKS_ENABLE_IPV6`; default false:
-    /// IPv4 only, as in the Python SDK).
-    pub enable_ipv6: bool,
     /// When to retry (default: 3 attempts, see [`RetryPolicy`]).
     pub retry: RetryPolicy,
     /// Allow `http://` to a host that is not loopback (default false: credentials
     /// would cross the network in clear text).
     pub allow_insecure_http: bool,
-    /// The only certificate authorities trusted for TLS, when set (a private
-    /// CA); empty (the default) trusts the backend's usual roots: the
-    /// platform's for reqwest, Mozilla's (webpki-roots) for ureq.
-    pub root_certificates: Vec<RootCertificate>,
-}
-
-/// A trusted root certificate (a certificate authority), DER-encoded.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RootCertificate(Vec<u8>);
-
-impl std::fmt::Debug for RootCertificate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RootCertificate({} bytes)", self.0.len())
-    }
-}
-
-impl RootCertificate {
-    /// A certificate in DER form.
-    pub fn from_der(der: impl Into<Vec<u8>>) -> Self {
-        Self(der.into())
-    }
-
-    /// Every `CERTIFICATE` block of a PEM file (other blocks are skipped). An
-    /// error when there is none or one cannot be decoded.
-    pub fn from_pem(pem: &[u8]) -> Result<Vec<Self>> {
-        let bad = |why: &str| Error::Config(format!("root certificate PEM: {why}"));
-        let text = std::str::from_utf8(pem).map_err(|_| bad("not text"))?;
-        let mut out = Vec::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
-            let body = &rest[start + "-----BEGIN CERTIFICATE-----".len()..];
-            let end = body
-                .find("-----END CERTIFICATE-----")
-                .ok_or_else(|| bad("a CERTIFICATE block has no END line"))?;
-            let der = decode_base64(&body[..end]).ok_or_else(|| bad("invalid base64"))?;
-            out.push(Self(der));
-            rest = &body[end..];
-        }
-        if out.is_empty() {
-            return Err(bad("no CERTIFICATE block"));
-        }
-        Ok(out)
-    }
-
-    /// The DER bytes.
-    pub fn der(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-/// Standard base64 with padding, whitespace ignored.
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -138,20 +45,10 @@ impl std::fmt::Debug for ClientConfig {
         f.debug_struct("ClientConfig")
             .field("base_url", &self.base_url)
             .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
             .field("call_timeout", &self.call_timeout)
             .field("access_token", &self.access_token)
-            .field("max_response_body", &self.max_response_body)
-            .field("max_connections", &self.max_connections)
-            .field("max_keepalive_connections", &self.max_keepalive_connections)
-            .field("http2", &self.http2)
-            .field("dns_cache", &self.dns_cache)
-            .field("dns_cache_ttl", &self.dns_cache_ttl)
-            .field("dns_fallback", &self.dns_fallback)
-            .field("enable_ipv6", &self.enable_ipv6)
             .field("retry", &self.retry)
             .field("allow_insecure_http", &self.allow_insecure_http)
-            .field("root_certificates", &self.root_certificates.len())
             .finish_non_exhaustive()
     }
 }
@@ -161,20 +58,10 @@ impl Default for ClientConfig {
         Self {
             base_url: BaseUrl::default(),
             timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
             call_timeout: None,
             access_token: None,
-            max_response_body: 16 << 20,
-            max_connections: 100,
-            max_keepalive_connections: 20,
-            http2: true,
-            dns_cache: true,
-            dns_cache_ttl: Duration::from_secs(300),
-            dns_fallback: true,
-            enable_ipv6: false,
             retry: RetryPolicy::default(),
             allow_insecure_http: false,
-            root_certificates: Vec::new(),
         }
     }
 }
@@ -193,28 +80,6 @@ impl ClientConfig {
         (
             "CARTHOOKS_TIMEOUT",
             "seconds per HTTP exchange (default 30)",
-        ),
-        (
-            "CARTHOOKS_MAX_CONNECTIONS",
-            "most requests in flight (default 100)",
-        ),
-        (
-            "CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS",
-            "most idle connections kept (default 20)",
-        ),
-        ("CARTHOOKS_HTTP2_DISABLED", "true: HTTP/1.1 only"),
-        ("CARTHOOKS_DNS_CACHE_DISABLE", "true: no DNS cache"),
-        (
-            "CARTHOOKS_DNS_CACHE_TTL",
-            "seconds a DNS answer is cached (default 300)",
-        ),
-        (
-            "CARTHOOKS_DNS_FALLBACK_DISABLE",
-            "true: no stale DNS answer when a lookup fails",
-        ),
-        (
-            "CARTHOOKS_ENABLE_IPV6",
-            "true: IPv6 addresses too (default IPv4 only)",
         ),
     ];
 
@@ -235,40 +100,7 @@ impl ClientConfig {
             config.access_token = Some(AccessToken::new(token));
         }
         if let Some(t) = non_empty(lookup("CARTHOOKS_TIMEOUT")) {
-            config.timeout = parse_seconds("CARTHOOKS_TIMEOUT", &t)?;
-        }
-        let count = |name: &str, into: &mut usize| -> Result<()> {
-            if let Some(v) = non_empty(lookup(name)) {
-                *into = v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    Error::Config(format!("{name} must be a whole number above 0"))
-                })?;
-            }
-            Ok(())
-        };
-        count("CARTHOOKS_MAX_CONNECTIONS", &mut config.max_connections)?;
-        count(
-            "CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS",
-            &mut config.max_keepalive_connections,
-        )?;
-        let flag = |name: &str| -> Result<Option<bool>> {
-            non_empty(lookup(name))
-                .map(|v| parse_bool(name, &v))
-                .transpose()
-        };
-        if let Some(off) = flag("CARTHOOKS_HTTP2_DISABLED")? {
-            config.http2 = !off;
-        }
-        if let Some(off) = flag("CARTHOOKS_DNS_CACHE_DISABLE")? {
-            config.dns_cache = !off;
-        }
-        if let Some(off) = flag("CARTHOOKS_DNS_FALLBACK_DISABLE")? {
-            config.dns_fallback = !off;
-        }
-        if let Some(on) = flag("CARTHOOKS_ENABLE_IPV6")? {
-            config.enable_ipv6 = on;
-        }
-        if let Some(t) = non_empty(lookup("CARTHOOKS_DNS_CACHE_TTL")) {
-            config.dns_cache_ttl = parse_seconds("CARTHOOKS_DNS_CACHE_TTL", &t)?;
+            config.timeout = env_seconds("CARTHOOKS_TIMEOUT", &t)?;
         }
         Ok(config)
     }
@@ -285,21 +117,28 @@ impl ClientConfig {
         self
     }
 
-    /// Sets the connect timeout.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
     /// Uses a ready access token instead of an OAuth grant.
     pub fn with_access_token(mut self, token: impl Into<AccessToken>) -> Self {
         self.access_token = Some(token.into());
         self
     }
 
-    /// The connect timeout actually used: never longer than the total timeout.
-    pub fn effective_connect_timeout(&self) -> Duration {
-        self.connect_timeout.min(self.timeout)
+    /// Allows (or refuses) `http://` to hosts that are not loopback.
+    pub fn with_allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Sets the deadline of a whole call.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
     }
 
     /// Longest timeout accepted (one day): longer ones are surely a mistake, and
@@ -321,36 +160,11 @@ impl ClientConfig {
 
     /// Checks the settings for values no client can work with.
     pub fn validate(&self) -> Result<()> {
-        let timeouts = [
-            ("timeout", Some(self.timeout)),
-            ("connect_timeout", Some(self.connect_timeout)),
-            ("call_timeout", self.call_timeout),
-        ];
-        for (name, value) in timeouts {
-            match value {
-                Some(t) if t.is_zero() => {
-                    return Err(Error::Config(format!("{name} must be greater than zero")));
-                }
-                Some(t) if t > Self::MAX_TIMEOUT => {
-                    return Err(Error::Config(format!(
-                        "{name} must be at most one day (86400 s); got {} s",
-                        t.as_secs()
-                    )));
-                }
-                _ => {}
-            }
+        check_timeout("timeout", self.timeout)?;
+        if let Some(t) = self.call_timeout {
+            check_timeout("call_timeout", t)?;
         }
         self.check_base_url()?;
-        if self.max_response_body == 0 || self.max_connections == 0 {
-            return Err(Error::Config(
-                "max_response_body and max_connections must be greater than zero".into(),
-            ));
-        }
-        if self.dns_cache && self.dns_cache_ttl.is_zero() {
-            return Err(Error::Config(
-                "dns_cache_ttl must be greater than zero".into(),
-            ));
-        }
         if self.retry.max_attempts == 0 {
             return Err(Error::Config(
                 "retry.max_attempts must be at least 1".into(),
@@ -360,11 +174,29 @@ impl ClientConfig {
     }
 }
 
-fn non_empty(v: Option<String>) -> Option<String> {
+/// Checks a timeout: above zero and at most [`ClientConfig::MAX_TIMEOUT`]; the
+/// error names the setting.
+pub fn check_timeout(name: &str, value: Duration) -> Result<()> {
+    if value.is_zero() {
+        return Err(Error::Config(format!("{name} must be greater than zero")));
+    }
+    if value > ClientConfig::MAX_TIMEOUT {
+        return Err(Error::Config(format!(
+            "{name} must be at most one day (86400 s); got {} s",
+            value.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// A variable's value, trimmed; `None` when unset or blank.
+pub fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-fn parse_bool(name: &str, value: &str) -> Result<bool> {
+/// An environment flag (`1/0`, `true/false`, `yes/no`, `on/off`); the error
+/// names the variable.
+pub fn env_flag(name: &str, value: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
@@ -374,7 +206,18 @@ fn parse_bool(name: &str, value: &str) -> Result<bool> {
     }
 }
 
-fn parse_seconds(name: &str, value: &str) -> Result<Duration> {
+/// Whole number above zero; the error names the variable.
+pub fn env_count(name: &str, value: &str) -> Result<usize> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::Config(format!("{name} must be a whole number above 0")))
+}
+
+/// Seconds (a decimal number above 0, at most a day); the error names the
+/// variable.
+pub fn env_seconds(name: &str, value: &str) -> Result<Duration> {
     value
         .parse::<f64>()
         .ok()
@@ -650,48 +493,6 @@ mod tests {
     }
 
     #[test]
-    fn transport_knobs_from_env() {
-        let d = ClientConfig::from_lookup(env(&[])).unwrap();
-        assert_eq!(
-            (
-                d.max_connections,
-                d.max_keepalive_connections,
-                d.http2,
-                d.dns_cache
-            ),
-            (100, 20, true, true)
-        );
-        assert_eq!(
-            (d.dns_cache_ttl.as_secs(), d.dns_fallback, d.enable_ipv6),
-            (300, true, false)
-        );
-        let c = ClientConfig::from_lookup(env(&[
-            ("CARTHOOKS_MAX_CONNECTIONS", "8"),
-            ("CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS", "2"),
-            ("CARTHOOKS_HTTP2_DISABLED", "true"),
-            ("CARTHOOKS_DNS_CACHE_DISABLE", "1"),
-            ("CARTHOOKS_DNS_CACHE_TTL", "60"),
-            ("CARTHOOKS_DNS_FALLBACK_DISABLE", "yes"),
-            ("CARTHOOKS_ENABLE_IPV6", "on"),
-        ]))
-        .unwrap();
-        assert_eq!((c.max_connections, c.max_keepalive_connections), (8, 2));
-        assert!(!c.http2 && !c.dns_cache && !c.dns_fallback && c.enable_ipv6);
-        assert_eq!(c.dns_cache_ttl.as_secs(), 60);
-        for (name, bad) in [
-            ("CARTHOOKS_MAX_CONNECTIONS", "0"),
-            ("CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS", "-3"),
-            ("CARTHOOKS_HTTP2_DISABLED", "maybe"),
-            ("CARTHOOKS_ENABLE_IPV6", "2"),
-            ("CARTHOOKS_DNS_CACHE_TTL", "soon"),
-        ] {
-            let e = ClientConfig::from_lookup(env(&[(name, bad)])).unwrap_err();
-            assert!(e.to_string().contains(name), "{e}");
-        }
-        assert_eq!(ClientConfig::ENV_VARS.len(), 10);
-    }
-
-    #[test]
     fn plain_http_only_to_loopback_unless_allowed() {
         let remote = ClientConfig::default()
             .with_base_url("http://api.example.com")
@@ -736,27 +537,6 @@ mod tests {
         let e = OAuthConfig::from_lookup(env(&[("CARTHOOKS_CLIENT_ID", "x")])).unwrap_err();
         assert!(e.to_string().contains("CARTHOOKS_CLIENT_SECRET"));
         assert!(OAuthConfig::new("", "s").validate().is_err());
-    }
-
-    #[test]
-    fn root_certificates_from_pem() {
-        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n\
-                    -----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n\
-                    -----BEGIN CERTIFICATE-----\n/w==\n-----END CERTIFICATE-----\n";
-        let certs = RootCertificate::from_pem(pem).unwrap();
-        assert_eq!(certs.len(), 2);
-        assert_eq!(certs[0].der(), &[0, 1, 2, 3]);
-        assert_eq!(certs[1].der(), &[255]);
-        for bad in [
-            &b"no blocks"[..],
-            b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----",
-            b"-----BEGIN CERTIFICATE-----\nAA",
-        ] {
-            assert!(matches!(
-                RootCertificate::from_pem(bad),
-                Err(Error::Config(_))
-            ));
-        }
     }
 
     #[test]

@@ -90,8 +90,7 @@ pub mod url;
 
 pub use call::{Call, Output};
 pub use config::{
-    ClientConfig, Clock, ManualClock, MonotonicClock, OAuthConfig, RootCertificate, SystemClock,
-    TokenCallback,
+    ClientConfig, Clock, ManualClock, MonotonicClock, OAuthConfig, SystemClock, TokenCallback,
 };
 pub use endpoint::Endpoint;
 pub use engine::{CallSettings, Engine, Note};

@@ -29,8 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carthooks_client::{
-    BoxFuture, ClientConfig, Connect, DnsCache, Error, HttpRequest, HttpResponse, RequestTimeout,
-    Result, RootCertificate, Transport, TransportError, TransportErrorKind, frames_body,
+    BoxFuture, Connect, DnsCache, Error, HttpRequest, HttpResponse, RequestTimeout, Result,
+    RootCertificate, SystemLookup, Transport, TransportConfig, TransportError, TransportErrorKind,
+    frames_body,
 };
 
 /// The async Carthooks client over reqwest.
@@ -50,7 +51,7 @@ impl From<reqwest::Client> for ReqwestTransport {
     /// no redirects: a redirect would carry the bearer token or the client secret
     /// elsewhere.
     fn from(client: reqwest::Client) -> Self {
-        let defaults = ClientConfig::default();
+        let defaults = TransportConfig::default();
         Self::with_limits(client, defaults.max_response_body, defaults.max_connections)
     }
 }
@@ -62,6 +63,16 @@ impl ReqwestTransport {
             max_body,
             permits: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
         }
+    }
+
+    /// A transport built from `config`, with its own DNS cache over the system
+    /// resolver: for wrapping in a transport of your own, or sharing one pool
+    /// between clients (`Arc<ReqwestTransport>`). The clients' `build()` makes
+    /// one from the builder's settings instead.
+    pub fn new(config: &TransportConfig) -> carthooks_client::Result<Self> {
+        config.validate()?;
+        let dns = DnsCache::new(config, Arc::new(SystemLookup));
+        Self::connect(config, Arc::new(dns))
     }
 
     /// The underlying reqwest client.
@@ -119,7 +130,7 @@ impl reqwest::dns::Resolve for CachedResolve {
 }
 
 impl Connect for ReqwestTransport {
-    fn connect(config: &ClientConfig, dns: Arc<DnsCache>) -> carthooks_client::Result<Self> {
+    fn connect(config: &TransportConfig, dns: Arc<DnsCache>) -> carthooks_client::Result<Self> {
         let tls = tls_config(config.http2, &config.root_certificates)
             .map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?;
         let mut builder = reqwest::Client::builder()

@@ -6,8 +6,9 @@
 //! name the certificate does not name fail with a TLS error, before anything
 //! is sent.
 
+use carthooks_client::RootCertificate;
 use carthooks_client::{BuildClient, ClientBuilder, Connect};
-use carthooks_core::{Error, RootCertificate, TransportErrorKind};
+use carthooks_core::{Error, TransportErrorKind};
 use carthooks_mock::{MockConfig, MockServer, MockTls};
 use carthooks_tests::{ReqwestSdk, Sdk, UreqSdk, oauth};
 

@@ -20,8 +20,8 @@
 use std::sync::Arc;
 
 use carthooks_client::{
-    BlockingTransport, ClientConfig, Connect, DnsCache, HttpRequest, HttpResponse, RequestTimeout,
-    TransportError, TransportErrorKind, frames_body,
+    BlockingTransport, Connect, DnsCache, HttpRequest, HttpResponse, RequestTimeout, SystemLookup,
+    TransportConfig, TransportError, TransportErrorKind, frames_body,
 };
 
 /// The blocking Carthooks client over ureq.
@@ -42,12 +42,22 @@ impl From<ureq::Agent> for UreqTransport {
     fn from(agent: ureq::Agent) -> Self {
         Self {
             agent,
-            max_body: ClientConfig::default().max_response_body as u64,
+            max_body: TransportConfig::default().max_response_body as u64,
         }
     }
 }
 
 impl UreqTransport {
+    /// A transport built from `config`, with its own DNS cache over the system
+    /// resolver: for wrapping in a transport of your own, or sharing one pool
+    /// between clients (`Arc<UreqTransport>`). The clients' `build()` makes
+    /// one from the builder's settings instead.
+    pub fn new(config: &TransportConfig) -> carthooks_client::Result<Self> {
+        config.validate()?;
+        let dns = DnsCache::new(config, Arc::new(SystemLookup));
+        Self::connect(config, Arc::new(dns))
+    }
+
     /// The underlying agent.
     pub fn inner(&self) -> &ureq::Agent {
         &self.agent
@@ -83,7 +93,7 @@ impl ureq::unversioned::resolver::Resolver for CachedResolver {
 }
 
 impl Connect for UreqTransport {
-    fn connect(config: &ClientConfig, dns: Arc<DnsCache>) -> carthooks_client::Result<Self> {
+    fn connect(config: &TransportConfig, dns: Arc<DnsCache>) -> carthooks_client::Result<Self> {
         let ip_family = if dns.ipv6() {
             ureq::config::IpFamily::Any
         } else {

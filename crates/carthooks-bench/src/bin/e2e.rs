@@ -90,18 +90,11 @@ fn main() {
         .expect("sdk client");
     // The raw side uses a reqwest client configured exactly as the SDK's own
     // (same TLS, pool, timeouts, no redirects): only the SDK layer differs.
-    let raw: reqwest::Client = {
-        use carthooks_client::Connect;
-        let config = carthooks_core::ClientConfig::default();
-        let dns = std::sync::Arc::new(carthooks_client::DnsCache::new(
-            &config,
-            std::sync::Arc::new(carthooks_client::SystemLookup),
-        ));
-        carthooks_reqwest::ReqwestTransport::connect(&config, dns)
+    let raw: reqwest::Client =
+        carthooks_reqwest::ReqwestTransport::new(&carthooks_client::TransportConfig::default())
             .expect("transport")
             .inner()
-            .clone()
-    };
+            .clone();
     let q = query();
 
     async fn raw_call(raw: &reqwest::Client, url: &str, auth: &str) {
