@@ -383,7 +383,7 @@ pub async fn items_crud(target: &Target) -> Result<(), BoxError> {
 
     client.delete_item(app, coll, id).await?;
     match client.get_item(app, coll, id, &[]).await {
-        Err(e) if e.status() == Some(404) => println!(
+        Err(e) if e.status() == Some(carthooks::http::StatusCode::NOT_FOUND) => println!(
             "8. deleted; getting it again is a typed 404 (trace id {})",
             e.trace_id().unwrap_or("-")
         ),

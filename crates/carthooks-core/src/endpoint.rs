@@ -83,7 +83,7 @@ impl<R> std::fmt::Debug for Endpoint<R> {
 }
 
 fn json_body<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::Encode(e.to_string()))
+    serde_json::to_vec(value).map_err(|e| Error::Encode(std::sync::Arc::new(e)))
 }
 
 #[derive(Serialize)]

@@ -193,7 +193,7 @@ pub fn parse_api_response<T: DeserializeOwned>(
 fn parse_api_response_slow<T: DeserializeOwned>(
     response: &http::Response<Vec<u8>>,
 ) -> Result<ApiResponse<T>> {
-    let status = response.status().as_u16();
+    let status = response.status();
     let envelope = read_envelope(response, Family::Api)?;
     let trace_id = envelope.trace_id;
     let data = match envelope.data {
@@ -210,7 +210,7 @@ fn parse_api_response_slow<T: DeserializeOwned>(
 
 /// Parses a token endpoint answer (enveloped or bare) received at `now`.
 pub fn parse_token_response(response: &http::Response<Vec<u8>>, now: u64) -> Result<OAuthTokens> {
-    let status = response.status().as_u16();
+    let status = response.status();
     let envelope = read_envelope(response, Family::Token)?;
     let trace_id = envelope.trace_id;
     let raw = match (envelope.data, envelope.access_token) {
@@ -241,7 +241,7 @@ fn read_envelope<'a>(
     response: &'a http::Response<Vec<u8>>,
     family: Family,
 ) -> Result<RawEnvelope<'a>> {
-    let status = response.status().as_u16();
+    let status = response.status();
     if response.status().is_redirection() {
         let location = response
             .headers()
@@ -283,7 +283,7 @@ fn read_envelope<'a>(
         None => header_trace,
     };
     let error = envelope.error.filter(|e| e.get() != "null");
-    let success = (200..300).contains(&status);
+    let success = status.is_success();
     if error.is_none() && success {
         return Ok(envelope);
     }
@@ -366,7 +366,12 @@ fn describe_json_error(what: &str, e: &serde_json::Error) -> String {
     )
 }
 
-fn decode_error(status: u16, trace_id: Option<String>, what: &str, e: &serde_json::Error) -> Error {
+fn decode_error(
+    status: http::StatusCode,
+    trace_id: Option<String>,
+    what: &str,
+    e: &serde_json::Error,
+) -> Error {
     Error::UnexpectedResponse {
         status,
         trace_id,
@@ -410,7 +415,7 @@ mod tests {
         assert_eq!(s.code.as_deref(), Some("NOT_FOUND"));
         assert_eq!(s.message.as_deref(), Some("no item"));
         assert_eq!(e.trace_id(), Some("t2"));
-        assert_eq!(e.status(), Some(200));
+        assert_eq!(e.status().map(u16::from), Some(200));
     }
 
     #[test]
@@ -421,7 +426,7 @@ mod tests {
         );
         let e = parse_token_response(&r, 0).unwrap_err();
         assert_eq!(e.oauth_error_code(), Some("invalid_grant"));
-        assert_eq!(e.status(), Some(400));
+        assert_eq!(e.status().map(u16::from), Some(400));
         assert_eq!(e.trace_id(), Some("t3"));
         assert!(e.is_permanent_oauth_error());
     }
@@ -436,7 +441,7 @@ mod tests {
         assert!(matches!(
             e,
             Error::Api(ServiceError {
-                status: 500,
+                status: http::StatusCode::INTERNAL_SERVER_ERROR,
                 code: None,
                 ..
             })
@@ -604,7 +609,13 @@ mod tests {
         let e = parse_api_response::<UserInfo>(&r).unwrap_err();
         let text = format!("{e} {e:?}");
         assert!(!text.contains("secret-looking-value"), "{text}");
-        assert!(matches!(e, Error::UnexpectedResponse { status: 200, .. }));
+        assert!(matches!(
+            e,
+            Error::UnexpectedResponse {
+                status: http::StatusCode::OK,
+                ..
+            }
+        ));
         let r = resp(200, r#"{"access_token": 12, "refresh_token": "rt-leak"}"#);
         let e = parse_token_response(&r, 0).unwrap_err();
         assert!(!format!("{e:?}").contains("rt-leak"));

@@ -23,9 +23,11 @@ pub enum Error {
     /// sent.
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    /// A request body could not be serialized.
+    /// A request body could not be serialized; the serializer's error is the
+    /// source (an `Arc<serde_json::Error>`, so that the error stays `Clone`).
+    /// Nothing was sent.
     #[error("cannot encode request body: {0}")]
-    Encode(String),
+    Encode(#[source] Arc<serde_json::Error>),
     /// The request was not answered: DNS, connection, TLS, timeout, I/O or
     /// protocol failure, an oversized answer or a refused redirect (the kind says
     /// which).
@@ -43,10 +45,10 @@ pub enum Error {
     #[error("api error: {0}")]
     Api(ServiceError),
     /// The server's answer could not be understood.
-    #[error("unexpected response (http {status}): {reason}")]
+    #[error("unexpected response (http {}): {reason}", status.as_u16())]
     UnexpectedResponse {
         /// HTTP status of the answer.
-        status: u16,
+        status: http::StatusCode,
         /// Server trace id, when it could be read.
         trace_id: Option<String>,
         /// What was wrong with it (never the body itself).
@@ -67,7 +69,7 @@ pub enum Error {
 
 impl Error {
     /// The HTTP status of the answer this error came from, if there was one.
-    pub fn status(&self) -> Option<u16> {
+    pub fn status(&self) -> Option<http::StatusCode> {
         match self {
             Error::OAuth(e) | Error::Api(e) => Some(e.status),
             Error::UnexpectedResponse { status, .. } => Some(*status),
@@ -161,11 +163,45 @@ impl Error {
             Error::Transport(t) | Error::OutcomeUnknown(t) => {
                 t.detail.as_mut().map(scrub);
             }
-            Error::Config(s)
-            | Error::Encode(s)
-            | Error::InvalidInput(s)
-            | Error::NotAuthenticated(s) => scrub(s),
-            Error::Closed | Error::InvalidState(_) => {}
+            Error::Config(s) | Error::InvalidInput(s) | Error::NotAuthenticated(s) => scrub(s),
+            // A serializer's message quotes no input value, only its position.
+            Error::Encode(_) | Error::Closed | Error::InvalidState(_) => {}
+        }
+    }
+
+    /// True when no connection could be made (refused, unreachable, DNS): the
+    /// request was not sent.
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self.transport_error().map(TransportError::kind),
+            Some(TransportErrorKind::Connect | TransportErrorKind::Dns)
+        )
+    }
+
+    /// True when the same call, sent again later, may well succeed: a
+    /// connection that could not be made or broke, a timeout, a 429, or a
+    /// server error other than 501 — and the request is safe to send again.
+    /// An [`Error::OutcomeUnknown`] is not: it may have taken effect. The client
+    /// already retried these within its retry policy; this is for the caller's
+    /// own, longer-term retry (a job queue, a later run).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport(t) => matches!(
+                t.kind(),
+                TransportErrorKind::Connect
+                    | TransportErrorKind::Dns
+                    | TransportErrorKind::Timeout
+                    | TransportErrorKind::Io
+                    | TransportErrorKind::Protocol
+            ),
+            Error::Api(e) | Error::OAuth(e) => {
+                e.status == http::StatusCode::TOO_MANY_REQUESTS
+                    || (e.status.is_server_error() && e.status != http::StatusCode::NOT_IMPLEMENTED)
+            }
+            Error::UnexpectedResponse { status, .. } => {
+                status.is_server_error() && *status != http::StatusCode::NOT_IMPLEMENTED
+            }
+            _ => false,
         }
     }
 
@@ -195,7 +231,7 @@ impl Error {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceError {
     /// HTTP status of the answer.
-    pub status: u16,
+    pub status: http::StatusCode,
     /// The server's error code (`invalid_grant`, `NOT_FOUND`, …), when given.
     pub code: Option<String>,
     /// The server's human-readable message, when given.
@@ -212,7 +248,7 @@ impl std::fmt::Display for ServiceError {
             (None, Some(message)) => f.write_str(message)?,
             (None, None) => f.write_str("request failed")?,
         }
-        write!(f, " (http {}", self.status)?;
+        write!(f, " (http {}", self.status.as_u16())?;
         if let Some(trace) = &self.trace_id {
             write!(f, ", trace id {trace}")?;
         }
@@ -392,15 +428,69 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 mod tests {
     use super::*;
 
+    fn api(status: u16) -> Error {
+        Error::Api(ServiceError {
+            status: http::StatusCode::from_u16(status).unwrap(),
+            code: None,
+            message: None,
+            trace_id: None,
+        })
+    }
+
+    #[test]
+    fn checks_in_reqwests_style() {
+        let refused = Error::Transport(TransportError::new(TransportErrorKind::Connect));
+        let dns = Error::Transport(TransportError::new(TransportErrorKind::Dns));
+        let tls = Error::Transport(TransportError::new(TransportErrorKind::Tls));
+        let timeout = Error::Transport(TransportError::new(TransportErrorKind::Timeout));
+        let unknown = Error::OutcomeUnknown(TransportError::new(TransportErrorKind::Io));
+        assert!(refused.is_connect() && dns.is_connect());
+        assert!(!tls.is_connect() && !timeout.is_connect());
+        for (e, retryable) in [
+            (&refused, true),
+            (&timeout, true),
+            (&tls, false),
+            (&unknown, false),
+            (&api(429), true),
+            (&api(503), true),
+            (&api(500), true),
+            (&api(501), false),
+            (&api(404), false),
+            (&Error::Closed, false),
+        ] {
+            assert_eq!(e.is_retryable(), retryable, "{e:?}");
+        }
+        assert_eq!(api(404).status(), Some(http::StatusCode::NOT_FOUND));
+    }
+
+    #[test]
+    fn an_encode_error_keeps_its_source() {
+        use std::error::Error as _;
+        struct Refuses;
+        impl serde::Serialize for Refuses {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                _: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("not today"))
+            }
+        }
+        let e = crate::Endpoint::<serde_json::Value>::create_item(1, 2, &Refuses).unwrap_err();
+        assert!(matches!(e, Error::Encode(_)));
+        let source = e.source().expect("the serializer's error");
+        assert!(source.downcast_ref::<Arc<serde_json::Error>>().is_some());
+        assert!(e.to_string().contains("not today"), "{e}");
+    }
+
     #[test]
     fn accessors() {
         let e = Error::OAuth(ServiceError {
-            status: 400,
+            status: http::StatusCode::BAD_REQUEST,
             code: Some("invalid_grant".into()),
             message: Some("refresh token already used".into()),
             trace_id: Some("tr-1".into()),
         });
-        assert_eq!(e.status(), Some(400));
+        assert_eq!(e.status().map(u16::from), Some(400));
         assert_eq!(e.trace_id(), Some("tr-1"));
         assert_eq!(e.oauth_error_code(), Some("invalid_grant"));
         assert!(e.is_permanent_oauth_error());

@@ -1276,7 +1276,7 @@ mod tests {
         let mut m = machine();
         grant(&mut m, "access-secret", Some("refresh-secret"), 3_600, NOW);
         let mut e = Error::Api(crate::error::ServiceError {
-            status: 400,
+            status: http::StatusCode::BAD_REQUEST,
             code: Some("echo csecret".into()),
             message: Some("got access-secret and refresh-secret".into()),
             trace_id: Some("refresh-secret".into()),

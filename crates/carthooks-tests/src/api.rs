@@ -210,7 +210,7 @@ fn id_of(v: &Value) -> u64 {
 }
 
 fn assert_status(e: &Error, status: u16, code: &str) {
-    assert_eq!(e.status(), Some(status), "{e:?}");
+    assert_eq!(e.status().map(u16::from), Some(status), "{e:?}");
     assert!(matches!(e, Error::Api(_)), "{e:?}");
     assert_eq!(
         e.service_error().unwrap().code.as_deref(),

@@ -81,7 +81,7 @@ where
     let c: S = client(&server, oauth());
     let e = c.initialize_oauth(Some("not-a-user-token")).unwrap_err();
     assert_eq!(e.oauth_error_code(), Some("invalid_grant"), "{e:?}");
-    assert_eq!(e.status(), Some(400));
+    assert_eq!(e.status().map(u16::from), Some(400));
     assert!(c.get_current_tokens().is_none());
 }
 
@@ -269,7 +269,7 @@ where
     c.refresh_oauth_token(None).unwrap();
     let e = c.refresh_oauth_token(Some(&rt(&t0))).unwrap_err();
     assert_eq!(e.oauth_error_code(), Some("invalid_refresh_token"));
-    assert_eq!(e.status(), Some(400));
+    assert_eq!(e.status().map(u16::from), Some(400));
     assert!(e.trace_id().is_some());
     assert!(matches!(e, Error::OAuth(_)));
     // The refusal of a token that is not the current one leaves the client working.
@@ -301,7 +301,7 @@ where
     );
     let e = c.initialize_oauth(None).unwrap_err();
     assert!(matches!(e, Error::OAuth(_)), "{e:?}");
-    assert_eq!(e.status(), Some(401));
+    assert_eq!(e.status().map(u16::from), Some(401));
     assert_eq!(e.oauth_error_code(), Some("invalid_client"));
     assert!(e.trace_id().unwrap().starts_with("mock-trace-"));
     assert!(e.is_permanent_oauth_error());
@@ -400,7 +400,7 @@ where
     // A rejected direct token is the server's 401, typed, not a refresh attempt.
     server.revoke_all_tokens();
     let e = direct.get_current_user().unwrap_err();
-    assert_eq!(e.status(), Some(401));
+    assert_eq!(e.status().map(u16::from), Some(401));
     assert!(matches!(e, Error::Api(_)));
     assert_eq!(server.counters().token_requests, before);
 }
@@ -543,7 +543,7 @@ where
             "{} {e:?}",
             S::NAME
         );
-        assert_eq!(e.status(), Some(status));
+        assert_eq!(e.status().map(u16::from), Some(status));
         assert!(!format!("{e} {e:?}").contains("at-canned"));
     }
     // A redirect is never followed: it comes back as an error, not as the target's answer.
@@ -575,7 +575,13 @@ where
     );
     let e = c.initialize_oauth(None).unwrap_err();
     assert!(
-        matches!(e, Error::UnexpectedResponse { status: 200, .. }),
+        matches!(
+            e,
+            Error::UnexpectedResponse {
+                status: http::StatusCode::OK,
+                ..
+            }
+        ),
         "{e:?}"
     );
     assert!(c.get_current_tokens().is_none());
