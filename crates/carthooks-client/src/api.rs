@@ -91,8 +91,8 @@ macro_rules! api_methods {
         /// One page of items, as JSON values.
         pub $($async)? fn get_items(
             &self,
-            app_id: u64,
-            collection_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
             query: &ItemsQuery,
         ) -> Result<ApiResponse<Vec<serde_json::Value>>> {
             self.get_items_as(app_id, collection_id, query) $($await)*
@@ -101,8 +101,8 @@ macro_rules! api_methods {
         /// One page of items, decoded as `T`.
         pub $($async)? fn get_items_as<I: DeserializeOwned>(
             &self,
-            app_id: u64,
-            collection_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
             query: &ItemsQuery,
         ) -> Result<ApiResponse<Vec<I>>> {
             self.execute(&Endpoint::get_items(app_id, collection_id, query)) $($await)*
@@ -111,8 +111,8 @@ macro_rules! api_methods {
         /// Creates an item from `data` (sent as `{"data": data}`).
         pub $($async)? fn create_item<D: Serialize + ?Sized>(
             &self,
-            app_id: u64,
-            collection_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
             data: &D,
         ) -> Result<ApiResponse<serde_json::Value>> {
             self.create_item_as(app_id, collection_id, data) $($await)*
@@ -121,8 +121,8 @@ macro_rules! api_methods {
         /// Creates an item, decoding the answer as `T`.
         pub $($async)? fn create_item_as<I: DeserializeOwned, D: Serialize + ?Sized>(
             &self,
-            app_id: u64,
-            collection_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
             data: &D,
         ) -> Result<ApiResponse<I>> {
             self.execute(&Endpoint::create_item(app_id, collection_id, data)?) $($await)*
@@ -133,30 +133,30 @@ macro_rules! api_methods {
         /// items and end the walk.
         pub fn all_items(
             &self,
-            app_id: u64,
-            collection_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
             query: &ItemsQuery,
         ) -> $pages<T, serde_json::Value> {
-            $pages::new(self.clone(), app_id, collection_id, query.clone())
+            $pages::new(self.clone(), app_id.into(), collection_id.into(), query.clone())
         }
 
         /// Like [`all_items`](Self::all_items), decoding each item as `I`.
         pub fn all_items_as<I: DeserializeOwned>(
             &self,
-            app_id: u64,
-            collection_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
             query: &ItemsQuery,
         ) -> $pages<T, I> {
-            $pages::new(self.clone(), app_id, collection_id, query.clone())
+            $pages::new(self.clone(), app_id.into(), collection_id.into(), query.clone())
         }
 
         /// One item, as a JSON value; `fields` limits the fields returned
         /// (empty: all).
         pub $($async)? fn get_item(
             &self,
-            app_id: u64,
-            collection_id: u64,
-            item_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
+            item_id: impl Into<ItemId>,
             fields: &[&str],
         ) -> Result<ApiResponse<serde_json::Value>> {
             self.get_item_as(app_id, collection_id, item_id, fields) $($await)*
@@ -165,9 +165,9 @@ macro_rules! api_methods {
         /// One item, decoded as `I`.
         pub $($async)? fn get_item_as<I: DeserializeOwned>(
             &self,
-            app_id: u64,
-            collection_id: u64,
-            item_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
+            item_id: impl Into<ItemId>,
             fields: &[&str],
         ) -> Result<ApiResponse<I>> {
             self.execute(&Endpoint::get_item(app_id, collection_id, item_id, fields)) $($await)*
@@ -176,9 +176,9 @@ macro_rules! api_methods {
         /// Updates an item's fields from `data` (sent as `{"data": data}`).
         pub $($async)? fn update_item<D: Serialize + ?Sized>(
             &self,
-            app_id: u64,
-            collection_id: u64,
-            item_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
+            item_id: impl Into<ItemId>,
             data: &D,
         ) -> Result<ApiResponse<serde_json::Value>> {
             self.execute(&Endpoint::update_item(app_id, collection_id, item_id, data)?) $($await)*
@@ -187,9 +187,9 @@ macro_rules! api_methods {
         /// Deletes an item.
         pub $($async)? fn delete_item(
             &self,
-            app_id: u64,
-            collection_id: u64,
-            item_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
+            item_id: impl Into<ItemId>,
         ) -> Result<ApiResponse<serde_json::Value>> {
             self.execute(&Endpoint::delete_item(app_id, collection_id, item_id)) $($await)*
         }
@@ -198,9 +198,9 @@ macro_rules! api_methods {
         /// delete it until it is unlocked or the lock lapses.
         pub $($async)? fn lock_item(
             &self,
-            app_id: u64,
-            collection_id: u64,
-            item_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
+            item_id: impl Into<ItemId>,
             options: &LockOptions,
         ) -> Result<ApiResponse<ItemLock>> {
             self.execute(&Endpoint::lock_item(app_id, collection_id, item_id, options)?) $($await)*
@@ -209,9 +209,9 @@ macro_rules! api_methods {
         /// Releases the lock `lock_id` of an item.
         pub $($async)? fn unlock_item(
             &self,
-            app_id: u64,
-            collection_id: u64,
-            item_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
+            item_id: impl Into<ItemId>,
             lock_id: &str,
         ) -> Result<ApiResponse<ItemLock>> {
             self.execute(&Endpoint::unlock_item(app_id, collection_id, item_id, lock_id)?) $($await)*
@@ -220,10 +220,10 @@ macro_rules! api_methods {
         /// Adds a row to a sub-form field of an item.
         pub $($async)? fn create_sub_item<D: Serialize + ?Sized>(
             &self,
-            app_id: u64,
-            collection_id: u64,
-            item_id: u64,
-            field_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
+            item_id: impl Into<ItemId>,
+            field_id: impl Into<FieldId>,
             data: &D,
         ) -> Result<ApiResponse<serde_json::Value>> {
             self.execute(&Endpoint::create_sub_item(app_id, collection_id, item_id, field_id, data)?)
@@ -233,11 +233,11 @@ macro_rules! api_methods {
         /// Updates a row of a sub-form field.
         pub $($async)? fn update_sub_item<D: Serialize + ?Sized>(
             &self,
-            app_id: u64,
-            collection_id: u64,
-            item_id: u64,
-            field_id: u64,
-            sub_item_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
+            item_id: impl Into<ItemId>,
+            field_id: impl Into<FieldId>,
+            sub_item_id: impl Into<SubItemId>,
             data: &D,
         ) -> Result<ApiResponse<serde_json::Value>> {
             self.execute(&Endpoint::update_sub_item(
@@ -249,11 +249,11 @@ macro_rules! api_methods {
         /// Deletes a row of a sub-form field.
         pub $($async)? fn delete_sub_item(
             &self,
-            app_id: u64,
-            collection_id: u64,
-            item_id: u64,
-            field_id: u64,
-            sub_item_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
+            item_id: impl Into<ItemId>,
+            field_id: impl Into<FieldId>,
+            sub_item_id: impl Into<SubItemId>,
         ) -> Result<ApiResponse<serde_json::Value>> {
             self.execute(&Endpoint::delete_sub_item(
                 app_id, collection_id, item_id, field_id, sub_item_id,
@@ -265,8 +265,8 @@ macro_rules! api_methods {
         /// collection; `options` is sent as the body (e.g. `{"expire": 3600}`).
         pub $($async)? fn get_submission_token<O: Serialize + ?Sized>(
             &self,
-            app_id: u64,
-            collection_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
             options: &O,
         ) -> Result<ApiResponse<serde_json::Value>> {
             self.execute(&Endpoint::get_submission_token(app_id, collection_id, options)?) $($await)*
@@ -275,9 +275,9 @@ macro_rules! api_methods {
         /// A token with which an anonymous form can update one item.
         pub $($async)? fn update_submission_token<O: Serialize + ?Sized>(
             &self,
-            app_id: u64,
-            collection_id: u64,
-            item_id: u64,
+            app_id: impl Into<AppId>,
+            collection_id: impl Into<CollectionId>,
+            item_id: impl Into<ItemId>,
             options: &O,
         ) -> Result<ApiResponse<serde_json::Value>> {
             self.execute(&Endpoint::update_submission_token(app_id, collection_id, item_id, options)?)
@@ -290,7 +290,7 @@ macro_rules! api_methods {
         }
 
         /// A user by id (`GET /v1/users/{id}`).
-        pub $($async)? fn get_user(&self, user_id: u64) -> Result<ApiResponse<UserInfo>> {
+        pub $($async)? fn get_user(&self, user_id: impl Into<UserId>) -> Result<ApiResponse<UserInfo>> {
             self.execute(&Endpoint::get_user(user_id)) $($await)*
         }
 

@@ -5,9 +5,10 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use carthooks_core::{
-    ApiResponse, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig, Endpoint,
-    Error, Grant, ItemLock, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest, OAuthTokens,
-    Output, Result, UserAccessToken, UserInfo, WatchDataRequest,
+    ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig,
+    CollectionId, Endpoint, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery, LockOptions,
+    OAuthAuthorizeCodeRequest, OAuthTokens, Output, Result, SubItemId, UserAccessToken, UserId,
+    UserInfo, WatchDataRequest,
 };
 use event_listener::Listener as _;
 use serde::Serialize;

@@ -7,9 +7,10 @@ use std::task::Poll;
 use std::time::Instant;
 
 use carthooks_core::{
-    ApiResponse, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig, Endpoint,
-    Error, Grant, ItemLock, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest, OAuthTokens,
-    Output, Result, UserAccessToken, UserInfo, WatchDataRequest,
+    ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig,
+    CollectionId, Endpoint, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery, LockOptions,
+    OAuthAuthorizeCodeRequest, OAuthTokens, Output, Result, SubItemId, UserAccessToken, UserId,
+    UserInfo, WatchDataRequest,
 };
 use event_listener::EventListener;
 use serde::Serialize;

@@ -6,7 +6,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use carthooks_core::{ApiResponse, ItemsQuery, Pager, Result};
+use carthooks_core::{ApiResponse, AppId, CollectionId, ItemsQuery, Pager, Result};
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 
@@ -70,16 +70,16 @@ impl<I> Walk<I> {
 /// [`BlockingClient::all_items`].
 pub struct ItemIter<T, I> {
     client: BlockingClient<T>,
-    app_id: u64,
-    collection_id: u64,
+    app_id: AppId,
+    collection_id: CollectionId,
     walk: Walk<I>,
 }
 
 impl<T, I> ItemIter<T, I> {
     pub(crate) fn new(
         client: BlockingClient<T>,
-        app_id: u64,
-        collection_id: u64,
+        app_id: AppId,
+        collection_id: CollectionId,
         query: ItemsQuery,
     ) -> Self {
         Self {
@@ -119,8 +119,8 @@ type PageFuture<I> = BoxFuture<'static, Result<ApiResponse<Vec<I>>>>;
 /// [`next_item`](Self::next_item).
 pub struct ItemStream<T, I> {
     client: Client<T>,
-    app_id: u64,
-    collection_id: u64,
+    app_id: AppId,
+    collection_id: CollectionId,
     walk: Walk<I>,
     pending: Option<PageFuture<I>>,
 }
@@ -131,8 +131,8 @@ impl<T, I> Unpin for ItemStream<T, I> {}
 impl<T, I> ItemStream<T, I> {
     pub(crate) fn new(
         client: Client<T>,
-        app_id: u64,
-        collection_id: u64,
+        app_id: AppId,
+        collection_id: CollectionId,
         query: ItemsQuery,
     ) -> Self {
         Self {

@@ -1,16 +1,34 @@
 //! Every API endpoint, described once.
 //!
-//! An [`Endpoint<R>`] is a complete description of one call — operation name,
-//! method, path, query, JSON body and the type `R` of the answer's `data`. The
-//! async and the blocking clients only execute these: they ask
-//! [`Endpoint::to_request`] for the bytes, send them, and hand the answer to
-//! [`Endpoint::parse_response`].
+//! The [`table`](spec) below is the only place an operation's name, method and
+//! path appear: the constructors fill its templates, clients log them, the
+//! mock routes by them ([`Spec::matches`]) and the tests walk [`ENDPOINTS`].
+//!
+//! An [`Endpoint<R>`] is a complete description of one call — its [`Spec`], the
+//! filled path, query, JSON body and the type `R` of the answer's `data`. The
+//! clients only execute these: they ask [`Endpoint::to_request`] for the bytes,
+//! send them, and hand the answer to [`Endpoint::parse_response`].
 //!
 //! ```
 //! use carthooks_core::{BaseUrl, Endpoint, ItemsQuery};
 //! let ep = Endpoint::<Vec<serde_json::Value>>::get_items(1, 2, &ItemsQuery::new().limit(5));
 //! let req = ep.to_request(&BaseUrl::default(), None).unwrap();
 //! assert_eq!(req.uri().path(), "/v1/apps/1/collections/2/items");
+//! assert_eq!(ep.path_template(), "/v1/apps/{app}/collections/{coll}/items");
+//! ```
+//!
+//! An endpoint the SDK has no method for is described the same way, with
+//! [`Endpoint::new`], and executed by the same clients (`client.execute(&ep)`):
+//!
+//! ```
+//! use carthooks_core::{BaseUrl, Endpoint};
+//! let ep = Endpoint::<serde_json::Value>::new(http::Method::GET, "/v1/apps/{app}/collections/{coll}/views")
+//!     .param("app", 3883548539u64)
+//!     .param("coll", 3883549661u64)
+//!     .query("limit", "10")
+//!     .named("list_views");
+//! let req = ep.to_request(&BaseUrl::default(), None).unwrap();
+//! assert_eq!(req.uri(), "https://api.carthooks.com/v1/apps/3883548539/collections/3883549661/views?limit=10");
 //! ```
 
 use std::marker::PhantomData;
@@ -21,6 +39,7 @@ use serde::de::DeserializeOwned;
 
 use crate::envelope::{ApiResponse, parse_api_response};
 use crate::error::{Error, Result};
+use crate::ids::{AppId, CollectionId, FieldId, ItemId, SubItemId, UserId};
 use crate::models::{
     AuthorizeCodeResponse, ItemLock, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest, UserInfo,
     WatchDataRequest,
@@ -28,20 +47,111 @@ use crate::models::{
 use crate::secret::UserAccessToken;
 use crate::url::{BaseUrl, append_pair, encode_path_segment, push_u64};
 
-/// Where an endpoint's path is rooted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Root {
-    /// Under the base URL.
-    Base,
-    /// Under the parent of the base URL (`{base}/../path`).
-    Parent,
+/// One operation of the API: its name, method and path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// Short name (`get_items`, `me`, …), for logs, metrics and tests.
+    pub operation: &'static str,
+    /// The HTTP method.
+    pub method: Method,
+    /// The path with its parameters named in braces (`{app}`): it never holds
+    /// an id or a token, so it is safe to log.
+    pub template: &'static str,
+    /// Rooted at the parent of the base URL (`{base}/../path`) rather than at
+    /// the base URL itself.
+    pub under_parent: bool,
 }
 
-/// One API call, described: build it with the constructors, execute it with a client.
+impl Spec {
+    /// The named parameters of a request for `method` and `path` (no query) if it
+    /// is this operation's; `None` otherwise. A trailing slash is optional.
+    pub fn matches(&self, method: &str, path: &str) -> Option<Vec<(&'static str, String)>> {
+        if self.method.as_str() != method {
+            return None;
+        }
+        let ours = self.template.trim_end_matches('/').split('/');
+        let theirs = path.trim_end_matches('/').split('/');
+        let mut params = Vec::new();
+        let mut theirs = theirs.fuse();
+        for segment in ours {
+            let given = theirs.next()?;
+            match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if !given.is_empty() => params.push((name, given.to_owned())),
+                Some(_) => return None,
+                None if segment == given => {}
+                None => return None,
+            }
+        }
+        theirs.next().is_none().then_some(params)
+    }
+}
+
+macro_rules! table {
+    ($($(#[$doc:meta])* $name:ident = $op:literal, $method:ident $template:literal $(, $parent:ident)?;)*) => {
+        /// The table: every operation's [`Spec`], by name.
+        pub mod spec {
+            use super::*;
+            $(
+                $(#[$doc])*
+                pub const $name: Spec = Spec {
+                    operation: $op,
+                    method: Method::$method,
+                    template: $template,
+                    under_parent: table!(@parent $($parent)?),
+                };
+            )*
+        }
+
+        /// Every operation the SDK has a method for, in one list.
+        pub const ENDPOINTS: &[Spec] = &[$(spec::$name),*];
+    };
+    (@parent) => { false };
+    (@parent under_parent) => { true };
+}
+
+table! {
+    /// The user the token acts for.
+    ME = "me", GET "/v1/me";
+    /// An authorization code for the token's user (`{base}/../api/…`).
+    AUTHORIZE_CODE = "authorize_code", POST "/api/oauth/get-authorize-code", under_parent;
+    /// One page of items.
+    GET_ITEMS = "get_items", GET "/v1/apps/{app}/collections/{coll}/items";
+    /// Creates an item.
+    CREATE_ITEM = "create_item", POST "/v1/apps/{app}/collections/{coll}/items";
+    /// One item.
+    GET_ITEM = "get_item", GET "/v1/apps/{app}/collections/{coll}/items/{item}";
+    /// Updates an item.
+    UPDATE_ITEM = "update_item", PUT "/v1/apps/{app}/collections/{coll}/items/{item}";
+    /// Deletes an item.
+    DELETE_ITEM = "delete_item", DELETE "/v1/apps/{app}/collections/{coll}/items/{item}";
+    /// Locks an item.
+    LOCK_ITEM = "lock_item", POST "/v1/apps/{app}/collections/{coll}/items/{item}/lock";
+    /// Unlocks an item.
+    UNLOCK_ITEM = "unlock_item", POST "/v1/apps/{app}/collections/{coll}/items/{item}/unlock";
+    /// Adds a sub-form row (the trailing slash is part of the wire format).
+    CREATE_SUB_ITEM = "create_sub_item", POST "/v1/apps/{app}/collections/{coll}/items/{item}/subform/{field}/";
+    /// Updates a sub-form row.
+    UPDATE_SUB_ITEM = "update_sub_item", PUT "/v1/apps/{app}/collections/{coll}/items/{item}/subform/{field}/items/{sub}";
+    /// Deletes a sub-form row.
+    DELETE_SUB_ITEM = "delete_sub_item", DELETE "/v1/apps/{app}/collections/{coll}/items/{item}/subform/{field}/items/{sub}";
+    /// A submission token for an anonymous form.
+    SUBMISSION_TOKEN = "submission_token", POST "/v1/apps/{app}/collections/{coll}/submission-token";
+    /// An update token for an anonymous form.
+    UPDATE_TOKEN = "update_token", POST "/v1/apps/{app}/collections/{coll}/items/{item}/update-token";
+    /// Upload credentials.
+    UPLOAD_TOKEN = "upload_token", POST "/v1/uploads/token";
+    /// A user by id.
+    GET_USER = "get_user", GET "/v1/users/{user}";
+    /// The user of a user access token (the token travels in the path).
+    GET_USER_BY_TOKEN = "get_user_by_token", GET "/v1/user-token/{token}";
+    /// Starts delivering a collection's changes to an SQS queue.
+    WATCH_DATA = "watch_data", POST "/v1/watch-data";
+}
+
+/// One API call, described: build it with the constructors (or [`Endpoint::new`]),
+/// execute it with a client.
 pub struct Endpoint<R> {
-    operation: &'static str,
-    method: Method,
-    root: Root,
+    spec: Spec,
     path: String,
     /// The encoded query string, without `?`.
     query: String,
@@ -58,9 +168,7 @@ pub struct Endpoint<R> {
 impl<R> Clone for Endpoint<R> {
     fn clone(&self) -> Self {
         Self {
-            operation: self.operation,
-            method: self.method.clone(),
-            root: self.root,
+            spec: self.spec.clone(),
             path: self.path.clone(),
             query: self.query.clone(),
             body: self.body.clone(),
@@ -74,10 +182,11 @@ impl<R> Clone for Endpoint<R> {
 impl<R> std::fmt::Debug for Endpoint<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The path may contain a user token (`/v1/user-token/{token}`); the
-        // operation and method are enough to identify the call.
+        // operation and template are enough to identify the call.
         f.debug_struct("Endpoint")
-            .field("operation", &self.operation)
-            .field("method", &self.method)
+            .field("operation", &self.spec.operation)
+            .field("method", &self.spec.method)
+            .field("template", &self.spec.template)
             .finish_non_exhaustive()
     }
 }
@@ -91,16 +200,91 @@ struct DataBody<'a, T: ?Sized> {
     data: &'a T,
 }
 
+/// A path parameter, for [`Endpoint::from_spec`].
+#[derive(Clone, Copy)]
+enum Param<'a> {
+    Id(u64),
+    Text(&'a str),
+}
+
+/// True when a filled path has a `.` or `..` segment (written `%2E` / `%2E%2E`
+/// by `encode_path_segment`, and never otherwise).
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|s| s == "%2E" || s == "%2E%2E")
+}
+
 impl<R> Endpoint<R> {
-    fn new(operation: &'static str, method: Method, path: String) -> Self {
-        // `encode_path_segment` writes a `.` or `..` parameter as `%2E` / `%2E%2E`,
-        // and nothing else as such a segment.
-        let dot_segment = path.split('/').any(|s| s == "%2E" || s == "%2E%2E");
+    /// Any endpoint, including one the SDK has no method for: `method` and a
+    /// path `template` relative to the base URL, whose `{name}` placeholders
+    /// [`param`](Self::param) fills. Execute it with `client.execute(&endpoint)`;
+    /// the answer's `data` is decoded as `R`.
+    pub fn new(method: Method, template: &'static str) -> Self {
         Self {
-            dot_segment,
-            operation,
-            method,
-            root: Root::Base,
+            dot_segment: false,
+            spec: Spec {
+                operation: "custom",
+                method,
+                template,
+                under_parent: false,
+            },
+            path: template.to_owned(),
+            query: String::new(),
+            body: None,
+            path_secret: None,
+            _response: PhantomData,
+        }
+    }
+
+    /// Fills the placeholder `{name}` with `value`, encoded as one path segment.
+    /// A placeholder left unfilled makes [`to_request`](Self::to_request) fail
+    /// with [`Error::InvalidInput`].
+    pub fn param(mut self, name: &str, value: impl std::fmt::Display) -> Self {
+        let segment = encode_path_segment(&value.to_string());
+        self.path = self.path.replace(&format!("{{{name}}}"), &segment);
+        self.dot_segment |= has_dot_segment(&self.path);
+        self
+    }
+
+    /// Adds a query pair (both encoded).
+    pub fn query(mut self, key: &str, value: &str) -> Self {
+        append_pair(&mut self.query, key, value);
+        self
+    }
+
+    /// Sends `body` as JSON.
+    pub fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Result<Self> {
+        self.body = Some(json_body(body)?);
+        Ok(self)
+    }
+
+    /// Names the operation (for logs and the call's span; default `custom`).
+    pub fn named(mut self, operation: &'static str) -> Self {
+        self.spec.operation = operation;
+        self
+    }
+
+    /// A call of the table's operation `spec`, its placeholders filled in order
+    /// with `params`.
+    fn from_spec(spec: Spec, params: &[Param<'_>]) -> Self {
+        // Hot (every call): one pass over the template, no formatting machinery.
+        let mut path = String::with_capacity(spec.template.len() + 16 * params.len());
+        let mut params = params.iter();
+        let mut rest = spec.template;
+        while let Some(open) = rest.find('{') {
+            path.push_str(&rest[..open]);
+            let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+            match params.next() {
+                Some(Param::Id(n)) => push_u64(&mut path, *n),
+                Some(Param::Text(t)) => path.push_str(&encode_path_segment(t)),
+                // Left as it is: `to_request` refuses it.
+                None => path.push_str(&rest[open..close]),
+            }
+            rest = &rest[close..];
+        }
+        path.push_str(rest);
+        Self {
+            dot_segment: has_dot_segment(&path),
+            spec,
             path,
             query: String::new(),
             body: None,
@@ -109,40 +293,30 @@ impl<R> Endpoint<R> {
         }
     }
 
+    fn with_body(mut self, body: Result<Vec<u8>>) -> Result<Self> {
+        self.body = Some(body?);
+        Ok(self)
+    }
+
+    /// The operation's table entry (or the custom one).
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
     /// Short name of the operation (`get_items`, `me`, …), for logs and tests.
     pub fn operation(&self) -> &'static str {
-        self.operation
+        self.spec.operation
     }
 
     /// The HTTP method.
     pub fn method(&self) -> &Method {
-        &self.method
+        &self.spec.method
     }
 
     /// The path with its parameters named, not filled in (for logs and metrics:
     /// it never holds an id or a token).
     pub fn path_template(&self) -> &'static str {
-        match self.operation {
-            "me" => "/v1/me",
-            "authorize_code" => "/api/oauth/get-authorize-code",
-            "get_items" | "create_item" => "/v1/apps/{app}/collections/{coll}/items",
-            "get_item" | "update_item" | "delete_item" => {
-                "/v1/apps/{app}/collections/{coll}/items/{id}"
-            }
-            "lock_item" => "/v1/apps/{app}/collections/{coll}/items/{id}/lock",
-            "unlock_item" => "/v1/apps/{app}/collections/{coll}/items/{id}/unlock",
-            "create_sub_item" => "/v1/apps/{app}/collections/{coll}/items/{id}/subform/{field}/",
-            "update_sub_item" | "delete_sub_item" => {
-                "/v1/apps/{app}/collections/{coll}/items/{id}/subform/{field}/items/{sub}"
-            }
-            "submission_token" => "/v1/apps/{app}/collections/{coll}/submission-token",
-            "update_token" => "/v1/apps/{app}/collections/{coll}/items/{id}/update-token",
-            "upload_token" => "/v1/uploads/token",
-            "get_user" => "/v1/users/{id}",
-            "get_user_by_token" => "/v1/user-token/{token}",
-            "watch_data" => "/v1/watch-data",
-            _ => "(unknown)",
-        }
+        self.spec.template
     }
 
     /// Removes the secret this call carries in its path (if any) from `error`'s
@@ -157,7 +331,7 @@ impl<R> Endpoint<R> {
     /// True when sending the request twice has the effect of sending it once.
     pub fn is_idempotent(&self) -> bool {
         matches!(
-            self.method,
+            self.spec.method,
             Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
         )
     }
@@ -174,11 +348,17 @@ impl<R> Endpoint<R> {
                 "a path parameter cannot be \".\" or \"..\": HTTP clients would send the request to another path".into(),
             ));
         }
+        if let Some(open) = self.path.find('{') {
+            let name = self.path[open..].split('}').next().unwrap_or_default();
+            return Err(Error::InvalidInput(format!(
+                "path parameter {name}}} was not given (Endpoint::param)"
+            )));
+        }
         let uri = base
-            .uri(self.root == Root::Parent, &self.path, &self.query)
+            .uri(self.spec.under_parent, &self.path, &self.query)
             .ok_or_else(|| Error::Config("request URL is not valid".into()))?;
         let mut request = http::Request::new(self.body.clone().unwrap_or_default());
-        *request.method_mut() = self.method.clone();
+        *request.method_mut() = self.spec.method.clone();
         *request.uri_mut() = uri;
         let headers = request.headers_mut();
         headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
@@ -200,7 +380,8 @@ impl<R: DeserializeOwned> Endpoint<R> {
     }
 }
 
-/// A copy of a request, for sending it again.
+/// A copy of a request (`http::Request` is not `Clone`): method, URI, version,
+/// headers and body. Extensions are not copied.
 pub fn clone_request(request: &http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
     let mut copy = http::Request::new(request.body().clone());
     *copy.method_mut() = request.method().clone();
@@ -210,38 +391,43 @@ pub fn clone_request(request: &http::Request<Vec<u8>>) -> http::Request<Vec<u8>>
     copy
 }
 
-fn items_path(app_id: u64, collection_id: u64) -> String {
-    // Hot (every list call): built without the formatting machinery.
-    let mut path = String::with_capacity(64);
-    path.push_str("/v1/apps/");
-    push_u64(&mut path, app_id);
-    path.push_str("/collections/");
-    push_u64(&mut path, collection_id);
-    path.push_str("/items");
-    path
-}
-
-fn item_path(app_id: u64, collection_id: u64, item_id: u64) -> String {
-    format!("/v1/apps/{app_id}/collections/{collection_id}/items/{item_id}")
-}
-
-fn sub_items_path(app_id: u64, collection_id: u64, item_id: u64, field_id: u64) -> String {
-    format!(
-        "{}/subform/{field_id}",
-        item_path(app_id, collection_id, item_id)
-    )
-}
-
 #[derive(Serialize)]
 struct UnlockBody<'a> {
     #[serde(rename = "lockId")]
     lock_id: &'a str,
 }
 
+/// The ids of an item's path.
+fn item_ids(
+    app: impl Into<AppId>,
+    collection: impl Into<CollectionId>,
+    item: impl Into<ItemId>,
+) -> [Param<'static>; 3] {
+    [
+        Param::Id(app.into().get()),
+        Param::Id(collection.into().get()),
+        Param::Id(item.into().get()),
+    ]
+}
+
 impl Endpoint<UserInfo> {
     /// `GET /v1/me`: the user the token acts for.
     pub fn get_current_user() -> Self {
-        Self::new("me", Method::GET, "/v1/me".into())
+        Self::from_spec(spec::ME, &[])
+    }
+
+    /// `GET /v1/users/{user}`.
+    pub fn get_user(user: impl Into<UserId>) -> Self {
+        Self::from_spec(spec::GET_USER, &[Param::Id(user.into().get())])
+    }
+
+    /// `GET /v1/user-token/{token}`: the user a user access token belongs to. The
+    /// token travels in the path (as in the Python SDK); this description's
+    /// `Debug` does not show it.
+    pub fn get_user_by_token(token: &UserAccessToken) -> Self {
+        let mut endpoint = Self::from_spec(spec::GET_USER_BY_TOKEN, &[Param::Text(token.secret())]);
+        endpoint.path_secret = Some(token.clone());
+        endpoint
     }
 }
 
@@ -249,21 +435,22 @@ impl Endpoint<AuthorizeCodeResponse> {
     /// `POST {base}/../api/oauth/get-authorize-code`: asks for an authorization
     /// code on behalf of the user whose token is sent.
     pub fn get_oauth_authorize_code(request: &OAuthAuthorizeCodeRequest) -> Result<Self> {
-        let mut ep = Self::new(
-            "authorize_code",
-            Method::POST,
-            "/api/oauth/get-authorize-code".into(),
-        );
-        ep.root = Root::Parent;
-        ep.body = Some(json_body(request)?);
-        Ok(ep)
+        Self::from_spec(spec::AUTHORIZE_CODE, &[]).with_body(json_body(request))
     }
 }
 
 impl<T: DeserializeOwned> Endpoint<Vec<T>> {
     /// `GET /v1/apps/{app}/collections/{coll}/items?…`: one page of items.
-    pub fn get_items(app_id: u64, collection_id: u64, query: &ItemsQuery) -> Self {
-        let mut ep = Self::new("get_items", Method::GET, items_path(app_id, collection_id));
+    pub fn get_items(
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
+        query: &ItemsQuery,
+    ) -> Self {
+        let ids = [
+            Param::Id(app.into().get()),
+            Param::Id(collection.into().get()),
+        ];
+        let mut ep = Self::from_spec(spec::GET_ITEMS, &ids);
         query.write_query(&mut ep.query);
         ep
     }
@@ -272,216 +459,162 @@ impl<T: DeserializeOwned> Endpoint<Vec<T>> {
 impl<T: DeserializeOwned> Endpoint<T> {
     /// `POST /v1/apps/{app}/collections/{coll}/items` with `{"data": data}`.
     pub fn create_item<D: Serialize + ?Sized>(
-        app_id: u64,
-        collection_id: u64,
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
         data: &D,
     ) -> Result<Self> {
-        let mut ep = Self::new(
-            "create_item",
-            Method::POST,
-            items_path(app_id, collection_id),
-        );
-        ep.body = Some(json_body(&DataBody { data })?);
-        Ok(ep)
+        let ids = [
+            Param::Id(app.into().get()),
+            Param::Id(collection.into().get()),
+        ];
+        Self::from_spec(spec::CREATE_ITEM, &ids).with_body(json_body(&DataBody { data }))
     }
-}
 
-impl<T: DeserializeOwned> Endpoint<T> {
-    /// `GET …/items/{id}`, with `?fields=a&fields=b` when `fields` is not empty.
-    pub fn get_item(app_id: u64, collection_id: u64, item_id: u64, fields: &[&str]) -> Self {
-        let mut ep = Self::new(
-            "get_item",
-            Method::GET,
-            item_path(app_id, collection_id, item_id),
-        );
+    /// `GET …/items/{item}`, with `?fields=a&fields=b` when `fields` is not empty.
+    pub fn get_item(
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
+        item: impl Into<ItemId>,
+        fields: &[&str],
+    ) -> Self {
+        let mut ep = Self::from_spec(spec::GET_ITEM, &item_ids(app, collection, item));
         for field in fields {
             append_pair(&mut ep.query, "fields", field);
         }
         ep
     }
 
-    /// `PUT …/items/{id}` with `{"data": data}`.
+    /// `PUT …/items/{item}` with `{"data": data}`.
     pub fn update_item<D: Serialize + ?Sized>(
-        app_id: u64,
-        collection_id: u64,
-        item_id: u64,
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
+        item: impl Into<ItemId>,
         data: &D,
     ) -> Result<Self> {
-        let mut ep = Self::new(
-            "update_item",
-            Method::PUT,
-            item_path(app_id, collection_id, item_id),
-        );
-        ep.body = Some(json_body(&DataBody { data })?);
-        Ok(ep)
+        Self::from_spec(spec::UPDATE_ITEM, &item_ids(app, collection, item))
+            .with_body(json_body(&DataBody { data }))
     }
 
-    /// `DELETE …/items/{id}`.
-    pub fn delete_item(app_id: u64, collection_id: u64, item_id: u64) -> Self {
-        Self::new(
-            "delete_item",
-            Method::DELETE,
-            item_path(app_id, collection_id, item_id),
-        )
-    }
-
-    /// `POST …/items/{id}/subform/{field}/` with `{"data": data}`: adds a row to a
-    /// sub-form field. (The trailing slash is part of the wire format.)
-    pub fn create_sub_item<D: Serialize + ?Sized>(
-        app_id: u64,
-        collection_id: u64,
-        item_id: u64,
-        field_id: u64,
-        data: &D,
-    ) -> Result<Self> {
-        let mut ep = Self::new(
-            "create_sub_item",
-            Method::POST,
-            format!(
-                "{}/",
-                sub_items_path(app_id, collection_id, item_id, field_id)
-            ),
-        );
-        ep.body = Some(json_body(&DataBody { data })?);
-        Ok(ep)
-    }
-
-    /// `PUT …/items/{id}/subform/{field}/items/{sub}` with `{"data": data}`.
-    pub fn update_sub_item<D: Serialize + ?Sized>(
-        app_id: u64,
-        collection_id: u64,
-        item_id: u64,
-        field_id: u64,
-        sub_item_id: u64,
-        data: &D,
-    ) -> Result<Self> {
-        let mut ep = Self::new(
-            "update_sub_item",
-            Method::PUT,
-            format!(
-                "{}/items/{sub_item_id}",
-                sub_items_path(app_id, collection_id, item_id, field_id)
-            ),
-        );
-        ep.body = Some(json_body(&DataBody { data })?);
-        Ok(ep)
-    }
-
-    /// `DELETE …/items/{id}/subform/{field}/items/{sub}`.
-    pub fn delete_sub_item(
-        app_id: u64,
-        collection_id: u64,
-        item_id: u64,
-        field_id: u64,
-        sub_item_id: u64,
+    /// `DELETE …/items/{item}`.
+    pub fn delete_item(
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
+        item: impl Into<ItemId>,
     ) -> Self {
-        Self::new(
-            "delete_sub_item",
-            Method::DELETE,
-            format!(
-                "{}/items/{sub_item_id}",
-                sub_items_path(app_id, collection_id, item_id, field_id)
-            ),
-        )
+        Self::from_spec(spec::DELETE_ITEM, &item_ids(app, collection, item))
+    }
+
+    /// `POST …/items/{item}/subform/{field}/` with `{"data": data}`: adds a row to
+    /// a sub-form field. (The trailing slash is part of the wire format.)
+    pub fn create_sub_item<D: Serialize + ?Sized>(
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
+        item: impl Into<ItemId>,
+        field: impl Into<FieldId>,
+        data: &D,
+    ) -> Result<Self> {
+        let [a, c, i] = item_ids(app, collection, item);
+        let ids = [a, c, i, Param::Id(field.into().get())];
+        Self::from_spec(spec::CREATE_SUB_ITEM, &ids).with_body(json_body(&DataBody { data }))
+    }
+
+    /// `PUT …/items/{item}/subform/{field}/items/{sub}` with `{"data": data}`.
+    pub fn update_sub_item<D: Serialize + ?Sized>(
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
+        item: impl Into<ItemId>,
+        field: impl Into<FieldId>,
+        sub_item: impl Into<SubItemId>,
+        data: &D,
+    ) -> Result<Self> {
+        let [a, c, i] = item_ids(app, collection, item);
+        let ids = [
+            a,
+            c,
+            i,
+            Param::Id(field.into().get()),
+            Param::Id(sub_item.into().get()),
+        ];
+        Self::from_spec(spec::UPDATE_SUB_ITEM, &ids).with_body(json_body(&DataBody { data }))
+    }
+
+    /// `DELETE …/items/{item}/subform/{field}/items/{sub}`.
+    pub fn delete_sub_item(
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
+        item: impl Into<ItemId>,
+        field: impl Into<FieldId>,
+        sub_item: impl Into<SubItemId>,
+    ) -> Self {
+        let [a, c, i] = item_ids(app, collection, item);
+        let ids = [
+            a,
+            c,
+            i,
+            Param::Id(field.into().get()),
+            Param::Id(sub_item.into().get()),
+        ];
+        Self::from_spec(spec::DELETE_SUB_ITEM, &ids)
     }
 
     /// `POST …/collections/{coll}/submission-token` with `options` as the body: a
     /// token that lets an anonymous form submit one item.
     pub fn get_submission_token<O: Serialize + ?Sized>(
-        app_id: u64,
-        collection_id: u64,
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
         options: &O,
     ) -> Result<Self> {
-        let mut ep = Self::new(
-            "submission_token",
-            Method::POST,
-            format!("/v1/apps/{app_id}/collections/{collection_id}/submission-token"),
-        );
-        ep.body = Some(json_body(options)?);
-        Ok(ep)
+        let ids = [
+            Param::Id(app.into().get()),
+            Param::Id(collection.into().get()),
+        ];
+        Self::from_spec(spec::SUBMISSION_TOKEN, &ids).with_body(json_body(options))
     }
 
-    /// `POST …/items/{id}/update-token` with `options` as the body: a token that
+    /// `POST …/items/{item}/update-token` with `options` as the body: a token that
     /// lets an anonymous form update one item.
     pub fn update_submission_token<O: Serialize + ?Sized>(
-        app_id: u64,
-        collection_id: u64,
-        item_id: u64,
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
+        item: impl Into<ItemId>,
         options: &O,
     ) -> Result<Self> {
-        let mut ep = Self::new(
-            "update_token",
-            Method::POST,
-            format!("{}/update-token", item_path(app_id, collection_id, item_id)),
-        );
-        ep.body = Some(json_body(options)?);
-        Ok(ep)
+        Self::from_spec(spec::UPDATE_TOKEN, &item_ids(app, collection, item))
+            .with_body(json_body(options))
     }
 
     /// `POST /v1/uploads/token` (empty body): credentials for a file upload.
     pub fn get_upload_token() -> Self {
-        Self::new("upload_token", Method::POST, "/v1/uploads/token".into())
+        Self::from_spec(spec::UPLOAD_TOKEN, &[])
     }
 
     /// `POST /v1/watch-data`: deliver a collection's changes to an SQS queue.
     pub fn start_watch_data(request: &WatchDataRequest) -> Result<Self> {
-        let mut ep = Self::new("watch_data", Method::POST, "/v1/watch-data".into());
-        ep.body = Some(json_body(request)?);
-        Ok(ep)
+        Self::from_spec(spec::WATCH_DATA, &[]).with_body(json_body(request))
     }
 }
 
 impl Endpoint<ItemLock> {
-    /// `POST …/items/{id}/lock` with `{lockTimeout, lockId, lockSubject}`.
+    /// `POST …/items/{item}/lock` with `{lockTimeout, lockId, lockSubject}`.
     pub fn lock_item(
-        app_id: u64,
-        collection_id: u64,
-        item_id: u64,
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
+        item: impl Into<ItemId>,
         options: &LockOptions,
     ) -> Result<Self> {
-        let mut ep = Self::new(
-            "lock_item",
-            Method::POST,
-            format!("{}/lock", item_path(app_id, collection_id, item_id)),
-        );
-        ep.body = Some(json_body(options)?);
-        Ok(ep)
+        Self::from_spec(spec::LOCK_ITEM, &item_ids(app, collection, item))
+            .with_body(json_body(options))
     }
 
-    /// `POST …/items/{id}/unlock` with `{lockId}`.
+    /// `POST …/items/{item}/unlock` with `{lockId}`.
     pub fn unlock_item(
-        app_id: u64,
-        collection_id: u64,
-        item_id: u64,
+        app: impl Into<AppId>,
+        collection: impl Into<CollectionId>,
+        item: impl Into<ItemId>,
         lock_id: &str,
     ) -> Result<Self> {
-        let mut ep = Self::new(
-            "unlock_item",
-            Method::POST,
-            format!("{}/unlock", item_path(app_id, collection_id, item_id)),
-        );
-        ep.body = Some(json_body(&UnlockBody { lock_id })?);
-        Ok(ep)
-    }
-}
-
-impl Endpoint<UserInfo> {
-    /// `GET /v1/users/{id}`.
-    pub fn get_user(user_id: u64) -> Self {
-        Self::new("get_user", Method::GET, format!("/v1/users/{user_id}"))
-    }
-
-    /// `GET /v1/user-token/{token}`: the user a user access token belongs to. The
-    /// token travels in the path (as in the Python SDK); this description's
-    /// `Debug` does not show it.
-    pub fn get_user_by_token(token: &UserAccessToken) -> Self {
-        let mut endpoint = Self::new(
-            "get_user_by_token",
-            Method::GET,
-            format!("/v1/user-token/{}", encode_path_segment(token.secret())),
-        );
-        endpoint.path_secret = Some(token.clone());
-        endpoint
+        Self::from_spec(spec::UNLOCK_ITEM, &item_ids(app, collection, item))
+            .with_body(json_body(&UnlockBody { lock_id }))
     }
 }
 
@@ -490,6 +623,106 @@ mod tests {
     use super::*;
     use crate::models::FilterOp;
     use crate::url::decode_form;
+
+    /// Every constructor fills its table entry's template; the table routes the
+    /// request it builds back to it, and to nothing else.
+    #[test]
+    fn constructors_and_the_table_agree() {
+        use serde_json::{Value, json};
+        let token = UserAccessToken::new("utok");
+        let request = OAuthAuthorizeCodeRequest {
+            client_id: "c".into(),
+            redirect_uri: "https://app/cb".into(),
+            state: "s".into(),
+            target_tenant_id: None,
+        };
+        let watch = WatchDataRequest::new("https://sqs/q", "w", 1, 2);
+        let built: Vec<(&'static str, Method, String)> = vec![
+            ep(Endpoint::get_current_user()),
+            ep(Endpoint::get_oauth_authorize_code(&request).unwrap()),
+            ep(Endpoint::<Vec<Value>>::get_items(1, 2, &ItemsQuery::new())),
+            ep(Endpoint::<Value>::create_item(1, 2, &json!({})).unwrap()),
+            ep(Endpoint::<Value>::get_item(1, 2, 3, &[])),
+            ep(Endpoint::<Value>::update_item(1, 2, 3, &json!({})).unwrap()),
+            ep(Endpoint::<Value>::delete_item(1, 2, 3)),
+            ep(Endpoint::lock_item(1, 2, 3, &LockOptions::new("l")).unwrap()),
+            ep(Endpoint::unlock_item(1, 2, 3, "l").unwrap()),
+            ep(Endpoint::<Value>::create_sub_item(1, 2, 3, 9, &json!({})).unwrap()),
+            ep(Endpoint::<Value>::update_sub_item(1, 2, 3, 9, 11, &json!({})).unwrap()),
+            ep(Endpoint::<Value>::delete_sub_item(1, 2, 3, 9, 11)),
+            ep(Endpoint::<Value>::get_submission_token(1, 2, &json!({})).unwrap()),
+            ep(Endpoint::<Value>::update_submission_token(1, 2, 3, &json!({})).unwrap()),
+            ep(Endpoint::<Value>::get_upload_token()),
+            ep(Endpoint::get_user(7)),
+            ep(Endpoint::get_user_by_token(&token)),
+            ep(Endpoint::<Value>::start_watch_data(&watch).unwrap()),
+        ];
+        assert_eq!(
+            built.len(),
+            ENDPOINTS.len(),
+            "one constructor per table entry"
+        );
+        for (operation, method, path) in &built {
+            let routed: Vec<&str> = ENDPOINTS
+                .iter()
+                .filter(|s| s.matches(method.as_str(), path).is_some())
+                .map(|s| s.operation)
+                .collect();
+            assert_eq!(routed, [*operation], "{method} {path}");
+        }
+        let params = spec::UPDATE_SUB_ITEM
+            .matches("PUT", "/v1/apps/1/collections/2/items/3/subform/9/items/11")
+            .unwrap();
+        assert_eq!(params[3], ("field", "9".to_string()));
+        assert!(
+            spec::CREATE_SUB_ITEM
+                .matches("POST", "/v1/apps/1/collections/2/items/3/subform/9")
+                .is_some()
+        );
+        assert!(
+            spec::GET_ITEM
+                .matches("GET", "/v1/apps/1/collections/2/items/")
+                .is_none()
+        );
+        assert!(
+            spec::GET_ITEM
+                .matches("PUT", "/v1/apps/1/collections/2/items/3")
+                .is_none()
+        );
+    }
+
+    fn ep<R>(endpoint: Endpoint<R>) -> (&'static str, Method, String) {
+        let r = endpoint.to_request(&BaseUrl::default(), None).unwrap();
+        (
+            endpoint.operation(),
+            r.method().clone(),
+            r.uri().path().to_owned(),
+        )
+    }
+
+    #[test]
+    fn custom_endpoints_are_checked_like_the_others() {
+        let e = Endpoint::<()>::new(Method::GET, "/v1/apps/{app}/x")
+            .to_request(&BaseUrl::default(), None)
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidInput(_)) && e.to_string().contains("{app}"),
+            "{e}"
+        );
+        let e = Endpoint::<()>::new(Method::GET, "/v1/apps/{app}/x")
+            .param("app", "..")
+            .to_request(&BaseUrl::default(), None)
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+        let r = Endpoint::<()>::new(Method::POST, "/v1/things/{name}")
+            .param("name", "a b/c")
+            .json(&serde_json::json!({"x": 1}))
+            .unwrap()
+            .to_request(&BaseUrl::default(), None)
+            .unwrap();
+        assert_eq!(r.uri().path(), "/v1/things/a%20b%2Fc");
+        assert_eq!(r.body(), br#"{"x":1}"#);
+    }
 
     #[test]
     fn get_items_request() {

@@ -80,6 +80,7 @@ pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod httpdate;
+pub mod ids;
 pub mod machine;
 pub mod models;
 pub mod pager;
@@ -92,10 +93,11 @@ pub use call::{Call, Output};
 pub use config::{
     ClientConfig, Clock, ManualClock, MonotonicClock, OAuthConfig, SystemClock, TokenCallback,
 };
-pub use endpoint::Endpoint;
+pub use endpoint::{ENDPOINTS, Endpoint, Spec};
 pub use engine::{CallSettings, Engine, Note};
 pub use envelope::{ApiResponse, parse_api_response, parse_token_response};
 pub use error::{Error, Result, ServiceError, TransportError, TransportErrorKind};
+pub use ids::{AppId, CollectionId, FieldId, ItemId, SubItemId, UserId};
 pub use machine::{
     Bearer, FlightTicket, MachineConfig, PendingTokens, Step, TokenMachine, WaitTicket, Want,
 };

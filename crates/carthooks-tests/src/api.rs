@@ -5,7 +5,9 @@ use std::collections::HashSet;
 
 use carthooks_client::{BuildClient, Connect};
 use carthooks_core::url::decode_form;
-use carthooks_core::{Error, FilterOp, ItemsQuery, LockOptions, OAuthConfig, WatchDataRequest};
+use carthooks_core::{
+    ENDPOINTS, Error, FilterOp, ItemsQuery, LockOptions, OAuthConfig, WatchDataRequest,
+};
 use carthooks_mock::{DEFAULT_USER_TOKEN, MockRequest, MockServer};
 use serde_json::{Value, json};
 
@@ -178,6 +180,15 @@ where
         let sent = &state.log()[before..];
         assert_eq!(sent.len(), 1, "{} {op}: exactly one request", S::NAME);
         compare(op, &wire, &sent[0], S::NAME);
+        // The endpoint table describes the request the Python SDK sent.
+        if let Some(spec) = ENDPOINTS.iter().find(|s| s.operation == op) {
+            assert!(
+                spec.matches(&sent[0].method, &sent[0].path).is_some(),
+                "{op}: the table's {} {} does not describe it",
+                spec.method,
+                spec.template
+            );
+        }
         seen.insert(op.to_owned());
     }
     assert_eq!(
@@ -185,6 +196,14 @@ where
         22,
         "all 22 operations of the Python SDK were compared"
     );
+    // …and has no operation the recording lacks.
+    for spec in ENDPOINTS {
+        assert!(
+            seen.contains(spec.operation),
+            "{} never compared",
+            spec.operation
+        );
+    }
 }
 
 fn user_client<S: Sdk>(server: &MockServer) -> S
@@ -218,6 +237,40 @@ fn assert_status(e: &Error, status: u16, code: &str) {
         "{e:?}"
     );
     assert!(e.trace_id().unwrap().starts_with("mock-trace-"), "{e:?}");
+}
+
+/// The escape hatch: an endpoint described with `Endpoint::new` goes through the
+/// same client, tokens and error handling as every method.
+pub fn endpoints_the_sdk_has_no_method_for<S: Sdk>()
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    use carthooks_core::Endpoint;
+    let server = MockServer::start().unwrap();
+    let c = user_client::<S>(&server);
+    let (app, coll) = (9_000_000_001u64, 9_000_000_002u64);
+    c.create_item(app, coll, &json!({"title": "Listed"}))
+        .unwrap();
+    let list = Endpoint::<Value>::new(http::Method::GET, "/v1/apps/{app}/collections/{coll}/items")
+        .param("app", app)
+        .param("coll", coll)
+        .query("pagination[limit]", "5")
+        .named("list_items_by_hand");
+    let page = c.execute(&list).unwrap();
+    assert_eq!(page.data[0]["title"], "Listed", "{:?}", page.data);
+    assert!(page.trace_id.is_some());
+    // A placeholder left unfilled is refused before anything is sent.
+    let sent = server.state().log().len();
+    let half = Endpoint::<Value>::new(http::Method::GET, "/v1/apps/{app}/views").named("views");
+    let e = c.execute(&half).unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+    assert!(e.to_string().contains("{app}"), "{e}");
+    assert_eq!(server.state().log().len(), sent, "nothing was sent");
+    // An endpoint the server does not have is a typed API error.
+    let e = c
+        .execute(&Endpoint::new(http::Method::GET, "/v1/no-such-thing"))
+        .unwrap_err();
+    assert_status(&e, 404, "NOT_FOUND");
 }
 
 pub fn item_lifecycle_and_not_found<S: Sdk>()

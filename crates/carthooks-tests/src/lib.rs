@@ -69,6 +69,7 @@ calls! {
     fn get_user(&self, user_id: u64) -> Result<ApiResponse<UserInfo>>;
     fn get_user_by_token(&self, user_token: &str) -> Result<ApiResponse<UserInfo>>;
     fn start_watch_data(&self, request: &WatchDataRequest) -> Result<ApiResponse<Json>>;
+    fn execute(&self, endpoint: &carthooks_core::Endpoint<Json>) -> Result<ApiResponse<Json>>;
 }
 
 /// A backend adapter: the calls plus what cannot be forwarded one to one.
@@ -253,6 +254,7 @@ macro_rules! suite {
     ($sdk:ty) => {
         $crate::suite!(@tests $sdk; api;
             wire_conformance_with_the_python_sdk,
+            endpoints_the_sdk_has_no_method_for,
             item_lifecycle_and_not_found,
             locks_refuse_other_holders,
             sub_form_rows,
