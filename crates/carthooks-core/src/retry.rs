@@ -203,7 +203,10 @@ pub fn outcome_unknown(kind: RequestKind, error: &TransportError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::httpdate::format_http_date;
+
+    fn format_http_date(unix: u64) -> String {
+        httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(unix))
+    }
 
     const GET: RequestKind = RequestKind::Api { idempotent: true };
     const POST: RequestKind = RequestKind::Api { idempotent: false };

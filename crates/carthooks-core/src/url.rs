@@ -296,9 +296,10 @@ fn encode_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, plus: b
     out
 }
 
-/// Decodes an `application/x-www-form-urlencoded` string (or a query) into pairs.
-/// Invalid escapes are kept literally; invalid UTF-8 is replaced.
-pub fn decode_form(input: &str) -> Vec<(String, String)> {
+/// Decodes an `application/x-www-form-urlencoded` string (or a query) into pairs
+/// (for a redirect URL's `code` and `state`). Invalid escapes are kept
+/// literally; invalid UTF-8 is replaced.
+pub(crate) fn decode_form(input: &str) -> Vec<(String, String)> {
     input
         .split('&')
         .filter(|p| !p.is_empty())

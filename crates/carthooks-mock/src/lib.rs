@@ -31,6 +31,14 @@ use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+/// Decodes an `application/x-www-form-urlencoded` string (a token request's
+/// body, a query) into pairs, with the `form_urlencoded` crate.
+pub fn decode_form(input: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(input.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
 pub use state::{
     Counters, DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID,
     DEFAULT_USER_TOKEN, Fault, MockConfig, MockRequest, MockResponse, State,
@@ -294,11 +302,7 @@ async fn handle(
     let request = MockRequest {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
-        query: parts
-            .uri
-            .query()
-            .map(carthooks_core::url::decode_form)
-            .unwrap_or_default(),
+        query: parts.uri.query().map(decode_form).unwrap_or_default(),
         headers: parts
             .headers
             .iter()

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use carthooks_core::url::decode_form;
+use crate::decode_form;
 use serde_json::{Value, json};
 
 /// Registered OAuth client of the fake server.
@@ -495,7 +495,7 @@ impl State {
                 _ => not_found("user"),
             },
             ("get_user_by_token", _) => {
-                let token = carthooks_core::url::decode_form(&format!("t={}", segments[2]))
+                let token = decode_form(&format!("t={}", segments[2]))
                     .pop()
                     .map(|(_, v)| v)
                     .unwrap_or_default();

@@ -4,11 +4,10 @@
 use std::collections::HashSet;
 
 use carthooks_client::{BuildClient, Connect};
-use carthooks_core::url::decode_form;
 use carthooks_core::{
     ENDPOINTS, Error, FilterOp, ItemsQuery, LockOptions, OAuthConfig, WatchDataRequest,
 };
-use carthooks_mock::{DEFAULT_USER_TOKEN, MockRequest, MockServer};
+use carthooks_mock::{DEFAULT_USER_TOKEN, MockRequest, MockServer, decode_form};
 use serde_json::{Value, json};
 
 use crate::{Sdk, client, oauth};

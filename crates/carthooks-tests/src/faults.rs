@@ -108,7 +108,9 @@ where
     server.inject(
         Fault::Status {
             status: 503,
-            retry_after: Some(carthooks_core::httpdate::format_http_date(now + 1)),
+            retry_after: Some(httpdate::fmt_http_date(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(now + 1),
+            )),
         },
         1,
         Some("/v1/me"),
