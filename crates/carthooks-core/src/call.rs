@@ -132,10 +132,12 @@ enum State<T> {
         waited: Option<WaitTicket>,
     },
     Waiting(WaitTicket),
-    Token(TokenFlight),
+    // The token states are rare: boxed, so that the common ones stay small
+    // (the state is moved on every poll).
+    Token(Box<TokenFlight>),
     /// New tokens, not yet in use; `true` once `Save` was yielded.
-    Saving(PendingTokens, bool),
-    Delivering(Bearer, OAuthTokens),
+    Saving(Box<PendingTokens>, bool),
+    Delivering(Box<(Bearer, OAuthTokens)>),
     Api {
         bearer: Bearer,
         attempt: u32,
@@ -261,9 +263,9 @@ impl<'a, T> Call<'a, T> {
                         self.state = State::Saving(pending, true);
                         return Output::Save(tokens);
                     }
-                    match self.engine.commit(pending) {
-                        Ok((bearer, tokens)) => {
-                            self.state = State::Delivering(bearer, tokens);
+                    match self.engine.commit(*pending) {
+                        Ok(committed) => {
+                            self.state = State::Delivering(Box::new(committed));
                             if self.engine.settings().deliver_tokens {
                                 return Output::Deliver;
                             }
@@ -272,13 +274,13 @@ impl<'a, T> Call<'a, T> {
                         Err(e) => State::Finished(Err(e)),
                     }
                 }
-                State::Delivering(bearer, tokens) => match &self.goal {
-                    Goal::Api(_) => State::Api {
+                State::Delivering(committed) => match (&self.goal, *committed) {
+                    (Goal::Api(_), (bearer, _)) => State::Api {
                         bearer,
                         attempt: 0,
                         phase: Phase::Ready,
                     },
-                    Goal::Grant(_, done) => State::Finished(Ok(done(tokens))),
+                    (Goal::Grant(_, done), (_, tokens)) => State::Finished(Ok(done(tokens))),
                 },
                 State::Api {
                     bearer,
@@ -384,13 +386,13 @@ impl<'a, T> Call<'a, T> {
                 ticket,
                 request,
                 fallback,
-            }) => State::Token(TokenFlight {
+            }) => State::Token(Box::new(TokenFlight {
                 ticket,
                 request: request.to_http(&self.engine.settings().base_url),
                 fallback,
                 attempt: 0,
                 phase: Phase::Ready,
-            }),
+            })),
             Ok(Step::Wait(ticket)) => State::Waiting(ticket),
             Err(e) => State::Finished(Err(self.redact(e))),
         }
@@ -398,7 +400,7 @@ impl<'a, T> Call<'a, T> {
 
     fn token_answer(
         &mut self,
-        mut flight: TokenFlight,
+        mut flight: Box<TokenFlight>,
         answer: std::result::Result<HttpResponse, TransportError>,
         now: Instant,
     ) -> State<T> {
@@ -412,7 +414,7 @@ impl<'a, T> Call<'a, T> {
         }
         let TokenFlight {
             ticket, fallback, ..
-        } = flight;
+        } = *flight;
         let waited = ticket.wait_ticket();
         let unix = self.engine.unix_now();
         let handled = {
@@ -424,13 +426,13 @@ impl<'a, T> Call<'a, T> {
             }
         };
         match handled {
-            Ok(pending) => State::Saving(pending, false),
+            Ok(pending) => State::Saving(Box::new(pending), false),
             Err(e) => self.after_token_failure(e, fallback, waited),
         }
     }
 
     /// The flight ended before its request could be sent (the deadline passed).
-    fn token_failed(&mut self, flight: TokenFlight, error: Error) -> State<T> {
+    fn token_failed(&mut self, flight: Box<TokenFlight>, error: Error) -> State<T> {
         let waited = flight.ticket.wait_ticket();
         let error = self
             .engine

@@ -162,6 +162,8 @@ pub struct Endpoint<R> {
     /// A path parameter was `.` or `..`: no HTTP client sends such a segment as
     /// it is (WHATWG URL parsers resolve even `%2E%2E`), so the call is refused.
     dot_segment: bool,
+    /// A `{placeholder}` of the template was not filled.
+    unfilled: bool,
     _response: PhantomData<fn() -> R>,
 }
 
@@ -174,6 +176,7 @@ impl<R> Clone for Endpoint<R> {
             body: self.body.clone(),
             path_secret: self.path_secret.clone(),
             dot_segment: self.dot_segment,
+            unfilled: self.unfilled,
             _response: PhantomData,
         }
     }
@@ -221,6 +224,7 @@ impl<R> Endpoint<R> {
     pub fn new(method: Method, template: &'static str) -> Self {
         Self {
             dot_segment: false,
+            unfilled: template.contains('{'),
             spec: Spec {
                 operation: "custom",
                 method,
@@ -242,6 +246,7 @@ impl<R> Endpoint<R> {
         let segment = encode_path_segment(&value.to_string());
         self.path = self.path.replace(&format!("{{{name}}}"), &segment);
         self.dot_segment |= has_dot_segment(&self.path);
+        self.unfilled = self.path.contains('{');
         self
     }
 
@@ -266,24 +271,44 @@ impl<R> Endpoint<R> {
     /// A call of the table's operation `spec`, its placeholders filled in order
     /// with `params`.
     fn from_spec(spec: Spec, params: &[Param<'_>]) -> Self {
-        // Hot (every call): one pass over the template, no formatting machinery.
-        let mut path = String::with_capacity(spec.template.len() + 16 * params.len());
+        // Hot (every call): one pass over the template's bytes, no formatting
+        // machinery. Braces are ASCII, so every index below is a char boundary.
+        let template = spec.template;
+        let mut path = String::with_capacity(template.len() + 16 * params.len());
         let mut params = params.iter();
-        let mut rest = spec.template;
-        while let Some(open) = rest.find('{') {
-            path.push_str(&rest[..open]);
-            let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+        let (mut dot_segment, mut unfilled) = (false, false);
+        let bytes = template.as_bytes();
+        let (mut copied, mut i) = (0, 0);
+        while i < bytes.len() {
+            if bytes[i] != b'{' {
+                i += 1;
+                continue;
+            }
+            let close = bytes[i..]
+                .iter()
+                .position(|&b| b == b'}')
+                .map_or(bytes.len(), |c| i + c + 1);
+            path.push_str(&template[copied..i]);
             match params.next() {
                 Some(Param::Id(n)) => push_u64(&mut path, *n),
-                Some(Param::Text(t)) => path.push_str(&encode_path_segment(t)),
+                Some(Param::Text(t)) => {
+                    let segment = encode_path_segment(t);
+                    dot_segment |= segment == "%2E" || segment == "%2E%2E";
+                    path.push_str(&segment);
+                }
                 // Left as it is: `to_request` refuses it.
-                None => path.push_str(&rest[open..close]),
+                None => {
+                    unfilled = true;
+                    path.push_str(&template[i..close]);
+                }
             }
-            rest = &rest[close..];
+            copied = close;
+            i = close;
         }
-        path.push_str(rest);
+        path.push_str(&template[copied..]);
         Self {
-            dot_segment: has_dot_segment(&path),
+            dot_segment,
+            unfilled,
             spec,
             path,
             query: String::new(),
@@ -348,7 +373,7 @@ impl<R> Endpoint<R> {
                 "a path parameter cannot be \".\" or \"..\": HTTP clients would send the request to another path".into(),
             ));
         }
-        if let Some(open) = self.path.find('{') {
+        if let Some(open) = self.unfilled.then(|| self.path.find('{')).flatten() {
             let name = self.path[open..].split('}').next().unwrap_or_default();
             return Err(Error::InvalidInput(format!(
                 "path parameter {name}}} was not given (Endpoint::param)"
