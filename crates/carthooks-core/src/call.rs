@@ -22,15 +22,31 @@
 //! # States
 //!
 //! ```text
-//!             ┌──────────────────────────── 401, once ─────────────────────────────┐
-//!             v                                                                    │
-//!  new ──> Authorize ──Ready(bearer)──────────────────────────────> Api ──Send──> ApiSent ──2xx / final──> Finished ──> Done
-//!           │  ^  │                                                  ^   <─Sleep── │ retryable
-//!           │  │  └──Fetch──> Token ──Send──> TokenSent ──tokens──> Saving ──Save──> Delivering ──Deliver──┘ (grant: Finished)
-//!           │  │              ^  <───Sleep──── │ retryable               (commit)
-//!           │  └──Wait(t)── Waiting <─WaitFlight   │ failed: fallback ──> Api; none ──> Authorize(waited); grant ──> Finished
-//!           └──error / deadline──> Finished
+//!             +------------------------ 401, once ------------------------+
+//!             v                                                           |
+//!  new --> Authorize ------------- token ready ------------------------> Api <-> Send/handle (Sleep, retry) --> Finished --> Done
+//!           |   ^   \                                                     ^
+//!           |   |    +-- must fetch --> Token <-> Send/handle (Sleep, retry)
+//!           |   |                         |-- tokens --> Saving --Save, commit--> Delivering --Deliver--> Api | Finished (grant)
+//!           |   |                         +-- failed --> Api (old token valid) | Authorize(waited) | Finished (grant)
+//!           |   +-- Waiting <-- another call fetches (WaitFlight)
+//!           +-- no way to a token, deadline --> Finished
 //! ```
+//!
+//! | state | input | next state | yields |
+//! |---|---|---|---|
+//! | `Authorize { waited }` | poll | `Api` (token ready), `Token` (this call fetches), `Waiting` (another call does), `Finished` (no way to a token, deadline) | — |
+//! | `Waiting(ticket)` | poll | `Authorize { waited: ticket }` | `WaitFlight` |
+//! | `Token`, ready | poll | `Token`, sent | `Send(token request)` |
+//! | `Token`, sent | handle | `Token` backing off (retryable), `Saving` (tokens), `Api` (failed, old token still valid), `Authorize { waited }` (failed: the machine says whether another grant takes over), `Finished` (a grant failed) | — |
+//! | `Token`, backing off | poll | `Token`, ready | `Sleep` |
+//! | `Saving` | poll | `Saving`, saved (with a store) → commit → `Delivering` | `Save(tokens)` |
+//! | `Delivering` | poll | `Api` with the new token, or `Finished` (a grant) | `Deliver` (with a callback) |
+//! | `Api`, ready | poll | `Api`, sent | `Send(request)` |
+//! | `Api`, sent | handle | `Finished` (2xx, or a final answer or error), `Authorize` (401, once), `Api` backing off (retryable) | — |
+//! | `Api`, backing off | poll | `Api`, ready | `Sleep` |
+//! | `Finished` | poll | `Done` | `Done(result)` |
+//! | any other | poll or handle out of order | `Finished` | `Done(Err(InvalidState))` |
 //!
 //! The flight a call holds (states `Token`, `TokenSent`, `Saving`) is abandoned
 //! if the call is dropped there — a cancelled future, a panic in the loop — so
