@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use carthooks_core::{
-    BaseUrl, Call, CallSettings, ClientSecret, Endpoint, Engine, Error, Grant, HttpRequest,
-    HttpResponse, MachineConfig, ManualClock, Note, OAuthTokens, Output, RequestTimeout,
-    RetryPolicy, TokenMachine, TransportError, TransportErrorKind, WaitTicket,
+    ApiResponse, BaseUrl, Call, CallSettings, ClientSecret, Endpoint, Engine, Error, Grant,
+    HttpRequest, HttpResponse, MachineConfig, ManualClock, Note, OAuthTokens, Output,
+    RequestTimeout, RetryPolicy, TokenMachine, TransportError, TransportErrorKind, UserInfo,
+    WaitTicket,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -20,6 +21,8 @@ type Answer = Result<HttpResponse, TransportError>;
 /// One engine with a manual clock, counting flight ends and recording notes.
 struct World {
     engine: Engine,
+    /// `GET /v1/me`, the call most tests make.
+    me: Endpoint<UserInfo>,
     clock: Arc<ManualClock>,
     t0: Instant,
     flight_ends: Arc<AtomicUsize>,
@@ -59,6 +62,7 @@ fn world(configure: impl FnOnce(&mut CallSettings)) -> World {
         });
     World {
         engine,
+        me: Endpoint::get_current_user(),
         clock,
         t0: Instant::now(),
         flight_ends,
@@ -66,7 +70,20 @@ fn world(configure: impl FnOnce(&mut CallSettings)) -> World {
     }
 }
 
+/// A world whose token (from a grant) has just expired.
+fn expired(configure: impl FnOnce(&mut CallSettings)) -> World {
+    let w = world(configure);
+    w.signed_in(3_600);
+    w.clock.advance(Duration::from_secs(3_600));
+    w
+}
+
 impl World {
+    /// A `get_current_user` call, wanted at the start.
+    fn call_me(&self) -> Call<'_, ApiResponse<UserInfo>> {
+        Call::api(&self.engine, &self.me, self.t0)
+    }
+
     fn at(&self, ms: u64) -> Instant {
         self.t0 + Duration::from_millis(ms)
     }
@@ -164,8 +181,7 @@ fn run<T>(
 fn a_fresh_token_takes_one_send() {
     let w = world(|_| {});
     w.signed_in(3_600);
-    let endpoint = Endpoint::get_current_user();
-    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let mut call = w.call_me();
     let request = expect_send(call.poll(w.t0));
     assert_eq!(request.uri(), "https://api.test/v1/me");
     assert_eq!(bearer(&request), "Bearer at-1");
@@ -232,8 +248,7 @@ fn a_grant_saves_then_commits_then_delivers() {
 fn retryable_answers_back_off_and_send_again() {
     let w = world(|_| {});
     w.signed_in(3_600);
-    let endpoint = Endpoint::get_current_user();
-    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let mut call = w.call_me();
     let unavailable = http::Response::builder()
         .status(503)
         .header("retry-after", "2")
@@ -253,8 +268,7 @@ fn retryable_answers_back_off_and_send_again() {
 fn attempts_are_bounded_and_the_last_answer_is_the_error() {
     let w = world(|_| {});
     w.signed_in(3_600);
-    let endpoint = Endpoint::get_current_user();
-    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let mut call = w.call_me();
     let busy = || {
         Ok(answer(
             503,
@@ -304,8 +318,7 @@ fn a_post_that_may_have_arrived_is_never_sent_twice() {
 fn a_401_refreshes_and_replays_once() {
     let w = world(|_| {});
     w.signed_in(3_600);
-    let endpoint = Endpoint::get_current_user();
-    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let mut call = w.call_me();
     let revoked = || Ok(answer(401, r#"{"error":{"code":"unauthorized"}}"#));
     let (result, trace) = run(
         &mut call,
@@ -332,7 +345,7 @@ fn a_401_refreshes_and_replays_once() {
     assert!(w.notes().contains(&"rejected 1".to_string()));
 
     // With the new token the replay succeeds.
-    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let mut call = w.call_me();
     let (result, _) = run(
         &mut call,
         w.t0,
@@ -344,12 +357,9 @@ fn a_401_refreshes_and_replays_once() {
 
 #[test]
 fn an_expired_token_is_refreshed_by_one_call_while_the_other_waits() {
-    let w = world(|_| {});
-    w.signed_in(3_600);
-    w.clock.advance(Duration::from_secs(3_600));
-    let endpoint = Endpoint::get_current_user();
-    let mut a = Call::api(&w.engine, &endpoint, w.t0);
-    let mut b = Call::api(&w.engine, &endpoint, w.t0);
+    let w = expired(|_| {});
+    let mut a = w.call_me();
+    let mut b = w.call_me();
     let refresh = expect_send(a.poll(w.t0));
     assert!(String::from_utf8_lossy(refresh.body()).contains("refresh_token=rt-1"));
     let Output::WaitFlight { ticket, until } = b.poll(w.t0) else {
@@ -376,12 +386,9 @@ fn an_expired_token_is_refreshed_by_one_call_while_the_other_waits() {
 
 #[test]
 fn a_waiter_shares_the_flights_failure_without_sending() {
-    let w = world(|_| {});
-    w.signed_in(3_600);
-    w.clock.advance(Duration::from_secs(3_600));
-    let endpoint = Endpoint::get_current_user();
-    let mut a = Call::api(&w.engine, &endpoint, w.t0);
-    let mut b = Call::api(&w.engine, &endpoint, w.t0);
+    let w = expired(|_| {});
+    let mut a = w.call_me();
+    let mut b = w.call_me();
     let _ = expect_send(a.poll(w.t0));
     assert!(matches!(b.poll(w.t0), Output::WaitFlight { .. }));
     // A refusal of the client itself: no other grant can take over.
@@ -404,8 +411,7 @@ fn a_failed_background_refresh_keeps_the_current_token() {
     let w = world(|_| {});
     w.signed_in(3_600);
     w.clock.advance(Duration::from_secs(3_600 - 100)); // inside the refresh window
-    let endpoint = Endpoint::get_current_user();
-    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let mut call = w.call_me();
     let broken = || Ok(answer(500, "<html>oops</html>"));
     let (result, trace) = run(&mut call, w.t0, [broken(), Ok(me())]);
     assert!(result.is_ok());
@@ -420,10 +426,9 @@ fn a_failed_background_refresh_keeps_the_current_token() {
 fn the_deadline_bounds_attempts_waits_and_flights() {
     let w = world(|s| s.call_timeout = Some(Duration::from_secs(5)));
     w.signed_in(3_600);
-    let endpoint = Endpoint::get_current_user();
 
     // Each attempt carries the time left, never more than the exchange timeout.
-    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let mut call = w.call_me();
     let request = expect_send(call.poll(w.at(1_000)));
     assert_eq!(
         request.extensions().get::<RequestTimeout>(),
@@ -446,9 +451,9 @@ fn the_deadline_bounds_attempts_waits_and_flights() {
 
     // A wait for another call's flight ends at the deadline, as a timeout.
     w.clock.advance(Duration::from_secs(3_600));
-    let mut owner = Call::api(&w.engine, &endpoint, w.t0);
+    let mut owner = w.call_me();
     let _ = expect_send(owner.poll(w.t0));
-    let mut waiter = Call::api(&w.engine, &endpoint, w.t0);
+    let mut waiter = w.call_me();
     let Output::WaitFlight { until, .. } = waiter.poll(w.t0) else {
         panic!()
     };
@@ -468,15 +473,12 @@ fn the_deadline_bounds_attempts_waits_and_flights() {
 
 #[test]
 fn a_call_dropped_mid_flight_lets_the_next_caller_fly() {
-    let w = world(|s| s.save_tokens = true);
-    w.signed_in(3_600);
-    w.clock.advance(Duration::from_secs(3_600));
-    let endpoint = Endpoint::get_current_user();
+    let w = expired(|s| s.save_tokens = true);
     let ends = w.flight_ends.load(Ordering::SeqCst);
     for answered in [false, true] {
-        let mut owner = Call::api(&w.engine, &endpoint, w.t0);
+        let mut owner = w.call_me();
         let _ = expect_send(owner.poll(w.t0));
-        let mut waiter = Call::api(&w.engine, &endpoint, w.t0);
+        let mut waiter = w.call_me();
         let Output::WaitFlight { ticket, .. } = waiter.poll(w.t0) else {
             panic!()
         };
@@ -501,35 +503,29 @@ fn a_call_dropped_mid_flight_lets_the_next_caller_fly() {
 
 #[test]
 fn a_driver_out_of_order_gets_invalid_state_and_releases_its_flight() {
-    let w = world(|_| {});
-    w.signed_in(3_600);
-    w.clock.advance(Duration::from_secs(3_600));
-    let endpoint = Endpoint::get_current_user();
+    let w = expired(|_| {});
     // An answer nobody asked for.
-    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let mut call = w.call_me();
     call.handle(Ok(me()), w.t0);
     assert!(matches!(
         expect_done(call.poll(w.t0)),
         Err(Error::InvalidState(_))
     ));
     // Polling again while the token request is out.
-    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let mut call = w.call_me();
     let _ = expect_send(call.poll(w.t0));
     assert!(matches!(
         expect_done(call.poll(w.t0)),
         Err(Error::InvalidState(_))
     ));
-    let mut next = Call::api(&w.engine, &endpoint, w.t0);
+    let mut next = w.call_me();
     assert_eq!(expect_send(next.poll(w.t0)).uri().path(), "/oauth/token");
 }
 
 #[test]
 fn a_grant_waits_for_the_flight_in_the_air() {
-    let w = world(|_| {});
-    w.signed_in(3_600);
-    w.clock.advance(Duration::from_secs(3_600));
-    let endpoint = Endpoint::get_current_user();
-    let mut refresh = Call::api(&w.engine, &endpoint, w.t0);
+    let w = expired(|_| {});
+    let mut refresh = w.call_me();
     let _ = expect_send(refresh.poll(w.t0));
     let mut grant = Call::grant(&w.engine, app_grant(), w.t0);
     let Output::WaitFlight { ticket, .. } = grant.poll(w.t0) else {
@@ -564,11 +560,8 @@ fn a_path_secret_and_every_token_are_redacted_from_errors() {
 
 #[test]
 fn a_refused_refresh_token_of_the_apps_own_grant_is_replaced_by_that_grant() {
-    let w = world(|_| {});
-    w.signed_in(3_600);
-    w.clock.advance(Duration::from_secs(3_600));
-    let endpoint = Endpoint::get_current_user();
-    let mut call = Call::api(&w.engine, &endpoint, w.t0);
+    let w = expired(|_| {});
+    let mut call = w.call_me();
     let refused = answer(400, r#"{"error":"invalid_grant"}"#);
     let (result, trace) = run(
         &mut call,
