@@ -113,10 +113,13 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("machine", &*self.read())
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("Engine");
+        // `try_read`: formatting must never wait for (or deadlock on) the lock.
+        match self.machine.try_read() {
+            Ok(machine) => d.field("machine", &*machine),
+            Err(_) => d.field("machine", &"(locked)"),
+        };
+        d.field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
