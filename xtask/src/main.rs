@@ -344,7 +344,13 @@ fn package() -> Result<(), String> {
             .lines()
             .map(str::to_owned)
             .collect();
-        for needed in ["Cargo.toml", "README.md", "src/lib.rs"] {
+        for needed in [
+            "Cargo.toml",
+            "README.md",
+            "src/lib.rs",
+            "LICENSE-MIT",
+            "LICENSE-APACHE",
+        ] {
             if !files.iter().any(|f| f == needed) {
                 return Err(format!("{krate}: the package lacks {needed}"));
             }
