@@ -20,11 +20,11 @@ use crate::transport::Connect;
 
 /// Builds a [`Client`](crate::Client) or a [`BlockingClient`](crate::BlockingClient).
 ///
-/// Settings made here win over the environment (the `CARTHOOKS_*` variables of
-/// [`ClientConfig::ENV_VARS`] and [`TransportConfig::ENV_VARS`]), which is read
-/// at `build()` unless
-/// [`without_env`](Self::without_env) was called. A malformed variable is an
-/// [`Error::Config`](carthooks_core::Error::Config) naming it, unless code sets that value.
+/// The environment is read only when asked: [`from_env`](Self::from_env) reads
+/// the `CARTHOOKS_*` variables of [`ClientConfig::ENV_VARS`] and
+/// [`TransportConfig::ENV_VARS`] at `build()`; settings made here win over them.
+/// A malformed variable is an [`Error::Config`](carthooks_core::Error::Config)
+/// naming it, unless code sets that value.
 #[must_use]
 pub struct ClientBuilder<C> {
     /// Changes to the configuration, in order, each with the environment variable
@@ -108,7 +108,7 @@ impl<C> Default for ClientBuilder<C> {
             clock: None,
             store: None,
             lookup: None,
-            use_env: true,
+            use_env: false,
             _client: PhantomData,
         }
     }
@@ -348,7 +348,17 @@ impl<C: BuildClient> ClientBuilder<C> {
         self
     }
 
-    /// Ignores the `CARTHOOKS_*` environment variables.
+    /// Also reads the `CARTHOOKS_*` environment variables at `build()`
+    /// ([`ClientConfig::ENV_VARS`], [`TransportConfig::ENV_VARS`]): settings
+    /// made in code still win, and a malformed variable is an error naming it.
+    /// Without this call the environment is never read, so a stray
+    /// `CARTHOOKS_ACCESS_TOKEN` cannot change how a client authenticates.
+    pub fn from_env(mut self) -> Self {
+        self.use_env = true;
+        self
+    }
+
+    /// Ignores the environment (the default; undoes [`from_env`](Self::from_env)).
     pub fn without_env(mut self) -> Self {
         self.use_env = false;
         self

@@ -391,6 +391,10 @@ impl<R> Endpoint<R> {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(crate::USER_AGENT),
+        );
         if let Some(auth) = authorization {
             headers.insert(header::AUTHORIZATION, auth.clone());
         }

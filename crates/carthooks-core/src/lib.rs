@@ -111,6 +111,10 @@ pub use secret::{AccessToken, AuthorizationCode, ClientSecret, RefreshToken, Use
 pub use tokens::{Grant, OAuthTokenRequest, OAuthTokens, TokenIdentity};
 pub use url::BaseUrl;
 
+/// The `User-Agent` every request carries: `carthooks-rust/<version>`. A
+/// transport may replace it (set the header before sending).
+pub const USER_AGENT: &str = concat!("carthooks-rust/", env!("CARGO_PKG_VERSION"));
+
 /// `http::Request` with an owned body, as the transports send it.
 pub type HttpRequest = http::Request<Vec<u8>>;
 /// `http::Response` with an owned body, as the transports return it.

@@ -345,6 +345,10 @@ impl OAuthTokenRequest {
             http::header::ACCEPT,
             http::HeaderValue::from_static("application/json"),
         );
+        headers.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(crate::USER_AGENT),
+        );
         request
     }
 

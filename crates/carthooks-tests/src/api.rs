@@ -61,6 +61,12 @@ fn compare(op: &str, wire: &Value, ours: &MockRequest, backend: &str) {
         sorted_pairs(wire_query),
         "{ctx}: query"
     );
+    // Ours only (the recording has no User-Agent): every request says who sends it.
+    assert_eq!(
+        ours.header("user-agent"),
+        Some(carthooks_core::USER_AGENT),
+        "{ctx}: user-agent"
+    );
     for (name, value) in wire["headers"].as_object().unwrap() {
         let value = value.as_str().unwrap();
         let mine = ours.header(name);

@@ -13,11 +13,19 @@ const VARS: [&str; 4] = [
     "CARTHOOKS_CLIENT_ID",
 ];
 
-/// In the child: build both clients from the environment, print each outcome.
+/// In the child: build both clients from the environment, and one without
+/// `from_env()` (which must not read it), print each outcome.
 fn child() {
-    let reqwest = carthooks_reqwest::Client::builder().build().map(drop);
-    let ureq = carthooks_ureq::Client::builder().build().map(drop);
-    for (name, outcome) in [("reqwest", reqwest), ("ureq", ureq)] {
+    let reqwest = carthooks_reqwest::Client::builder()
+        .from_env()
+        .build()
+        .map(drop);
+    let ureq = carthooks_ureq::Client::builder()
+        .from_env()
+        .build()
+        .map(drop);
+    let plain = carthooks_reqwest::Client::builder().build().map(drop);
+    for (name, outcome) in [("reqwest", reqwest), ("ureq", ureq), ("plain", plain)] {
         match outcome {
             Ok(()) => println!("{name}: built"),
             Err(e) => println!("{name}: {e}"),
@@ -87,5 +95,10 @@ fn environment_errors_name_their_variable() {
                 assert!(!line.contains(value), "the token is not quoted: {line}");
             }
         }
+        // Without from_env() the environment is not read at all.
+        assert!(
+            stdout.lines().any(|l| l.ends_with("plain: built")),
+            "{var}={value} changed a client that did not ask for the environment: {stdout}"
+        );
     }
 }

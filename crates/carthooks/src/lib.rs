@@ -17,7 +17,7 @@
 //!
 //! let oauth = OAuthConfig::from_env()? // CARTHOOKS_CLIENT_ID / CARTHOOKS_CLIENT_SECRET
 //!     .on_token_refresh(|tokens| println!("new tokens, expire at {:?}", tokens.expires_at));
-//! let client = Client::builder().oauth(oauth).build()?; // CARTHOOKS_API_URL etc. are read too
+//! let client = Client::builder().from_env().oauth(oauth).build()?; // CARTHOOKS_API_URL, …
 //! client.initialize_oauth(None).await?;
 //! let me = client.get_current_user().await?;
 //! println!("acting as {} (trace {:?})", me.data.username, me.trace_id);
