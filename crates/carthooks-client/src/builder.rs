@@ -6,13 +6,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use carthooks_core::{
-    AccessToken, CallSettings, ClientConfig, Clock, Engine, MachineConfig, OAuthConfig,
-    OAuthTokens, Result, RetryPolicy, TokenMachine,
+    AccessToken, CallSettings, ClientConfig, Clock, Engine, MachineConfig, MonotonicClock,
+    OAuthConfig, OAuthTokens, Result, RetryPolicy, TokenMachine,
 };
 use event_listener::Event;
 
 use crate::auth::Persistence;
-use crate::clock::CoarseClock;
 use crate::dns::{DnsCache, Lookup, SystemLookup};
 use crate::settings::{RootCertificate, TransportConfig};
 use crate::store::TokenStore;
@@ -177,8 +176,9 @@ impl<C: BuildClient> ClientBuilder<C> {
         self
     }
 
-    /// The clock used for token expiry (default: [`CoarseClock`], the system time
-    /// at build advanced by the coarse monotonic clock).
+    /// The clock used for token expiry (default: [`MonotonicClock`], the system
+    /// time at build advanced by the monotonic clock, so a wall-clock jump does
+    /// not make tokens look expired or fresh).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -433,7 +433,7 @@ impl<C: BuildClient> ClientBuilder<C> {
             }
             None => (MachineConfig::default(), None, None, None),
         };
-        let clock = self.clock.unwrap_or_else(|| Arc::new(CoarseClock::new()));
+        let clock = self.clock.unwrap_or_else(|| Arc::new(MonotonicClock::new()));
         let now = clock.now();
         let mut machine = TokenMachine::new(machine_config, client);
         if let Some(rt) = refresh_token {
