@@ -433,7 +433,9 @@ impl<C: BuildClient> ClientBuilder<C> {
             }
             None => (MachineConfig::default(), None, None, None),
         };
-        let clock = self.clock.unwrap_or_else(|| Arc::new(MonotonicClock::new()));
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(MonotonicClock::new()));
         let now = clock.now();
         let mut machine = TokenMachine::new(machine_config, client);
         if let Some(rt) = refresh_token {

@@ -119,7 +119,18 @@ pub use carthooks_core as core;
 /// `Box<dyn Transport>`, …). [`Client`] is the one over reqwest.
 pub use carthooks_client::Client as AsyncClient;
 
-/// The async client over reqwest (feature `reqwest`).
+/// The async client over reqwest (feature `reqwest`): [`AsyncClient`] with
+/// [`ReqwestTransport`]. Its methods, all documented on [`AsyncClient`]:
+///
+/// | | methods |
+/// |---|---|
+/// | Tokens (OAuth) | [`initialize_oauth`](AsyncClient::initialize_oauth), [`exchange_authorization_code`](AsyncClient::exchange_authorization_code), [`refresh_oauth_token`](AsyncClient::refresh_oauth_token), [`get_oauth_authorize_code`](AsyncClient::get_oauth_authorize_code), [`get_current_tokens`](AsyncClient::get_current_tokens), [`current_authorization`](AsyncClient::current_authorization), [`token_store_failure`](AsyncClient::token_store_failure) |
+/// | Users | [`get_current_user`](AsyncClient::get_current_user), [`get_user`](AsyncClient::get_user), [`get_user_by_token`](AsyncClient::get_user_by_token) |
+/// | Items | [`get_items`](AsyncClient::get_items), [`get_items_as`](AsyncClient::get_items_as), [`all_items`](AsyncClient::all_items), [`all_items_as`](AsyncClient::all_items_as), [`get_item`](AsyncClient::get_item), [`get_item_as`](AsyncClient::get_item_as), [`create_item`](AsyncClient::create_item), [`create_item_as`](AsyncClient::create_item_as), [`update_item`](AsyncClient::update_item), [`delete_item`](AsyncClient::delete_item), [`lock_item`](AsyncClient::lock_item), [`unlock_item`](AsyncClient::unlock_item) |
+/// | Sub-form rows | [`create_sub_item`](AsyncClient::create_sub_item), [`update_sub_item`](AsyncClient::update_sub_item), [`delete_sub_item`](AsyncClient::delete_sub_item) |
+/// | Forms, uploads, watches | [`get_submission_token`](AsyncClient::get_submission_token), [`update_submission_token`](AsyncClient::update_submission_token), [`get_upload_token`](AsyncClient::get_upload_token), [`start_watch_data`](AsyncClient::start_watch_data) |
+/// | Any endpoint | [`execute`](AsyncClient::execute) |
+/// | The client | [`builder`](AsyncClient::builder), [`config`](AsyncClient::config), [`transport_config`](AsyncClient::transport_config), [`dns_cache_stats`](AsyncClient::dns_cache_stats), [`clear_dns_cache`](AsyncClient::clear_dns_cache), [`close`](AsyncClient::close), [`is_closed`](AsyncClient::is_closed) |
 #[cfg(feature = "reqwest")]
 pub type Client = AsyncClient<carthooks_reqwest::ReqwestTransport>;
 
@@ -130,9 +141,39 @@ pub use carthooks_reqwest::ReqwestTransport;
 /// is the same client generic over its transport.
 #[cfg(feature = "ureq")]
 pub mod blocking {
-    /// The blocking client over ureq.
+    /// The blocking client over ureq: [`BlockingClient`](crate::BlockingClient)
+    /// with [`UreqTransport`]. It has the methods of
+    /// [`AsyncClient`](crate::AsyncClient) (the table on
+    /// [`Client`](crate::Client)), returning their results instead of futures;
+    /// `all_items` is an `Iterator` instead of a `Stream`.
     pub type Client = crate::BlockingClient<carthooks_ureq::UreqTransport>;
     pub use carthooks_ureq::UreqTransport;
+}
+
+/// Every public method of the clients appears in the table on [`Client`], so a
+/// reader of the alias's page finds them all (a tidy check, run as a test).
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_client_page_lists_every_method() {
+        let api = include_str!("../../carthooks-client/src/api.rs");
+        let async_client = include_str!("../../carthooks-client/src/client.rs");
+        let this = include_str!("lib.rs");
+        let methods: Vec<&str> = api
+            .lines()
+            .chain(async_client.lines())
+            .map(str::trim_start)
+            .filter(|l| l.starts_with("pub ") && l.contains("fn "))
+            .filter_map(|l| l.split("fn ").nth(1)?.split(['(', '<']).next())
+            .collect();
+        assert!(methods.len() > 30, "{methods:?}");
+        for m in methods {
+            assert!(
+                this.contains(&format!("(AsyncClient::{m})")),
+                "`{m}` is missing from the table on carthooks::Client"
+            );
+        }
+    }
 }
 
 /// The README's code blocks, compiled as doctests so they stay true.
