@@ -43,6 +43,8 @@ pub fn page_body(items: usize) -> Vec<u8> {
 /// own thread and runtime (one worker per core would compete with the clients).
 pub struct CannedServer {
     pub addr: SocketAddr,
+    /// Connections accepted so far.
+    accepted: Arc<std::sync::atomic::AtomicU64>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -53,6 +55,8 @@ impl CannedServer {
         let addr = listener.local_addr().expect("addr");
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let body = Bytes::from(body);
+        let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = Arc::clone(&accepted);
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -65,6 +69,7 @@ impl CannedServer {
                         _ = &mut rx => return,
                         accepted = listener.accept() => {
                             let Ok((stream, _)) = accepted else { continue };
+                            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let _ = stream.set_nodelay(true);
                             let body = body.clone();
                             tokio::spawn(async move {
@@ -90,8 +95,14 @@ impl CannedServer {
         });
         Self {
             addr,
+            accepted,
             _shutdown: tx,
         }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn url(&self) -> String {
@@ -124,6 +135,20 @@ pub fn raw_url(base: &str) -> String {
     format!(
         "{base}/v1/apps/{APP}/collections/{COLLECTION}/items?filters%5Bf_1001%5D%5B%24eq%5D=EF250920962519&pagination%5Bstart%5D=0&pagination%5Blimit%5D=20"
     )
+}
+
+/// CPU time used by this process's threads so far, in nanoseconds (the sum of
+/// `/proc/self/task/*/schedstat`; 0 where that does not exist). Threads that
+/// exited are not counted: the benchmark's threads live for the whole run.
+pub fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Shared so the async tasks can clone it cheaply.

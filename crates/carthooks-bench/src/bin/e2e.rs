@@ -4,8 +4,14 @@
 //! without a token expiry among them (against carthooks-mock, which has a token
 //! endpoint).
 //!
-//! Rounds interleave the two sides (alternating which goes first); the table shows
-//! median throughput per side and the SDK/raw ratio. Run with `cargo xtask bench`.
+//! The raw sides are what a user would write instead: `reqwest::Client::new()` and
+//! `ureq::Agent::new_with_defaults()`, library defaults, the same request and the
+//! same JSON decoding. Each side has its own canned server, so the connections it
+//! opened can be counted. Rounds interleave the two sides (alternating which goes
+//! first); the table shows median throughput per side, the SDK/raw ratio, the CPU
+//! each side used per call (every thread of the process, the side's server
+//! included, from `/proc/self/task/*/schedstat`) and the difference, and the
+//! connections each side opened. Run with `cargo xtask bench`.
 //!
 //! Usage: `e2e [ROUNDS] [REQUESTS]` (default 7 rounds of 2,000 requests).
 
@@ -14,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use carthooks_bench::{
-    APP, COLLECTION, CannedServer, RawEnvelope, TOKEN, page_body, query, raw_url,
+    APP, COLLECTION, CannedServer, RawEnvelope, TOKEN, cpu_ns, page_body, query, raw_url,
 };
 use carthooks_core::ManualClock;
 
@@ -30,48 +36,80 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 struct Row {
     name: &'static str,
-    sdk: f64,
-    raw: f64,
+    sdk: Side,
+    raw: Side,
+}
+
+/// One side's medians over the rounds, and the connections its server accepted.
+#[derive(Clone, Copy, Default)]
+struct Side {
+    per_second: f64,
+    cpu_us_per_call: f64,
+    connections: u64,
 }
 
 /// Runs `rounds` rounds of `requests` requests per side. Within a round the sides
 /// alternate in 10 slices (the side going first alternates too), so that drift in
 /// the machine's load hits both alike. Each closure runs `n` requests and returns
-/// the time taken. Returns the median requests/second per side.
+/// the time taken. Returns each side's median requests/second and CPU per call.
 fn compare(
+    server: &CannedServer,
     rounds: usize,
     requests: usize,
     mut sdk: impl FnMut(usize) -> Duration,
     mut raw: impl FnMut(usize) -> Duration,
-) -> (f64, f64) {
+) -> (Side, Side) {
     const SLICES: usize = 10;
     let slice = (requests / SLICES).max(1);
-    let (mut s, mut r) = (Vec::new(), Vec::new());
+    let (mut s, mut r, mut sc, mut rc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut s_conns, mut r_conns) = (0, 0);
+    // One side's slice: its time, CPU and the connections it opened.
+    let measured = |f: &mut dyn FnMut(usize) -> Duration,
+                    time: &mut Duration,
+                    cpu: &mut u64,
+                    conns: &mut u64| {
+        let (c, n) = (cpu_ns(), server.connections());
+        *time += f(slice);
+        *cpu += cpu_ns() - c;
+        *conns += server.connections() - n;
+    };
     for round in 0..rounds {
         let (mut ts, mut tr) = (Duration::ZERO, Duration::ZERO);
+        let (mut cs, mut cr) = (0u64, 0u64);
         for i in 0..SLICES {
             if (round + i) % 2 == 0 {
-                ts += sdk(slice);
-                tr += raw(slice);
+                measured(&mut sdk, &mut ts, &mut cs, &mut s_conns);
+                measured(&mut raw, &mut tr, &mut cr, &mut r_conns);
             } else {
-                tr += raw(slice);
-                ts += sdk(slice);
+                measured(&mut raw, &mut tr, &mut cr, &mut r_conns);
+                measured(&mut sdk, &mut ts, &mut cs, &mut s_conns);
             }
         }
         let n = (slice * SLICES) as f64;
         s.push(n / ts.as_secs_f64());
         r.push(n / tr.as_secs_f64());
+        sc.push(cs as f64 / n / 1e3);
+        rc.push(cr as f64 / n / 1e3);
     }
     if std::env::var_os("E2E_VERBOSE").is_some() {
-        eprintln!("sdk {s:.0?}\nraw {r:.0?}");
+        eprintln!("sdk {s:.0?} {sc:.1?}\nraw {r:.0?} {rc:.1?}");
     }
-    (median(s), median(r))
+    let side = |rate, cpu, connections| Side {
+        per_second: median(rate),
+        cpu_us_per_call: median(cpu),
+        connections,
+    };
+    (side(s, sc, s_conns), side(r, rc, r_conns))
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(7);
     let requests: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
+    // One server for both sides: which core its thread shares with the client's
+    // decides most of a blocking call's latency (a wake-up on the same core costs
+    // microseconds, across cores tens of them), so two servers would measure
+    // the scheduler's luck. Connections are counted per slice instead.
     let server = CannedServer::start(page_body(1));
     let base = server.url();
     let url = raw_url(&base);
@@ -88,13 +126,11 @@ fn main() {
         .access_token(TOKEN)
         .build()
         .expect("sdk client");
-    // The raw side uses a reqwest client configured exactly as the SDK's own
-    // (same TLS, pool, timeouts, no redirects): only the SDK layer differs.
-    let raw: reqwest::Client =
-        carthooks_reqwest::ReqwestTransport::new(&carthooks_client::TransportConfig::default())
-            .expect("transport")
-            .inner()
-            .clone();
+    // What a user would write instead: reqwest with its defaults. (This workspace
+    // builds reqwest with `rustls-no-provider`, so a user's own client needs a
+    // provider installed first, as carthooks-reqwest's docs say.)
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let raw = reqwest::Client::new();
     let q = query();
 
     async fn raw_call(raw: &reqwest::Client, url: &str, auth: &str) {
@@ -120,9 +156,34 @@ fn main() {
         }
     });
 
-    // For instruction counting (`valgrind --tool=callgrind`): one side only,
-    // 64 tasks in flight.
-    if let Ok(only) = std::env::var("E2E_ONLY") {
+    // For profiling (`valgrind --tool=callgrind`, `perf`, `strace -c`): one side
+    // only — `sdk` / `raw` with 64 tasks in flight, `sdk-blocking` /
+    // `raw-blocking` one call at a time on this thread.
+    if let Ok(only) = std::env::var("E2E_ONLY").map(|o| o.replace("-blocking", "")) {
+        if std::env::var("E2E_ONLY").is_ok_and(|o| o.ends_with("-blocking")) {
+            let q = query();
+            if only == "sdk" {
+                let client = carthooks_ureq::Client::builder()
+                    .base_url(&base)
+                    .access_token(TOKEN)
+                    .build()
+                    .expect("sdk blocking client");
+                for _ in 0..requests {
+                    black_box(client.get_items(APP, COLLECTION, &q).expect("sdk"));
+                }
+            } else {
+                let agent = ureq::Agent::new_with_defaults();
+                for _ in 0..requests {
+                    let mut resp = agent
+                        .get(&url)
+                        .header("authorization", &auth)
+                        .call()
+                        .expect("raw");
+                    black_box(resp.body_mut().read_to_vec().expect("body"));
+                }
+            }
+            return;
+        }
         rt.block_on(async {
             let tasks: Vec<_> = (0..64)
                 .map(|_| {
@@ -154,28 +215,31 @@ fn main() {
 
     let mut rows = Vec::new();
 
-    let (s, r) = compare(
-        rounds,
-        requests,
-        |n| {
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..n {
-                    black_box(sdk.get_items(APP, COLLECTION, &q).await.expect("sdk call"));
-                }
-                t.elapsed()
-            })
-        },
-        |n| {
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..n {
-                    raw_call(&raw, &url, &auth).await;
-                }
-                t.elapsed()
-            })
-        },
-    );
+    let (s, r) = {
+        compare(
+            &server,
+            rounds,
+            requests,
+            |n| {
+                rt.block_on(async {
+                    let t = Instant::now();
+                    for _ in 0..n {
+                        black_box(sdk.get_items(APP, COLLECTION, &q).await.expect("sdk call"));
+                    }
+                    t.elapsed()
+                })
+            },
+            |n| {
+                rt.block_on(async {
+                    let t = Instant::now();
+                    for _ in 0..n {
+                        raw_call(&raw, &url, &auth).await;
+                    }
+                    t.elapsed()
+                })
+            },
+        )
+    };
     rows.push(Row {
         name: "async (reqwest), 1 in flight",
         sdk: s,
@@ -183,50 +247,55 @@ fn main() {
     });
 
     // Four times the requests, so each slice gives every task a dozen calls.
-    let (s, r) = compare(
-        rounds,
-        requests * 4,
-        |n| {
-            let per_task = (n / 64).max(1);
-            rt.block_on(async {
-                let t = Instant::now();
-                let tasks: Vec<_> = (0..64)
-                    .map(|_| {
-                        let (sdk, q) = (sdk.clone(), q.clone());
-                        tokio::spawn(async move {
-                            for _ in 0..per_task {
-                                black_box(sdk.get_items(APP, COLLECTION, &q).await.expect("sdk"));
-                            }
+    let (s, r) = {
+        compare(
+            &server,
+            rounds,
+            requests * 4,
+            |n| {
+                let per_task = (n / 64).max(1);
+                rt.block_on(async {
+                    let t = Instant::now();
+                    let tasks: Vec<_> = (0..64)
+                        .map(|_| {
+                            let (sdk, q) = (sdk.clone(), q.clone());
+                            tokio::spawn(async move {
+                                for _ in 0..per_task {
+                                    black_box(
+                                        sdk.get_items(APP, COLLECTION, &q).await.expect("sdk"),
+                                    );
+                                }
+                            })
                         })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("task");
-                }
-                t.elapsed()
-            })
-        },
-        |n| {
-            let per_task = (n / 64).max(1);
-            rt.block_on(async {
-                let t = Instant::now();
-                let tasks: Vec<_> = (0..64)
-                    .map(|_| {
-                        let (raw, url, auth) = (raw.clone(), url.clone(), auth.clone());
-                        tokio::spawn(async move {
-                            for _ in 0..per_task {
-                                raw_call(&raw, &url, &auth).await;
-                            }
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("task");
+                    }
+                    t.elapsed()
+                })
+            },
+            |n| {
+                let per_task = (n / 64).max(1);
+                rt.block_on(async {
+                    let t = Instant::now();
+                    let tasks: Vec<_> = (0..64)
+                        .map(|_| {
+                            let (raw, url, auth) = (raw.clone(), url.clone(), auth.clone());
+                            tokio::spawn(async move {
+                                for _ in 0..per_task {
+                                    raw_call(&raw, &url, &auth).await;
+                                }
+                            })
                         })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("task");
-                }
-                t.elapsed()
-            })
-        },
-    );
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("task");
+                    }
+                    t.elapsed()
+                })
+            },
+        )
+    };
     rows.push(Row {
         name: "async (reqwest), 64 in flight",
         sdk: s,
@@ -239,13 +308,8 @@ fn main() {
         .access_token(TOKEN)
         .build()
         .expect("sdk blocking client");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .proxy(None)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    // What a user would write instead: ureq with its defaults.
+    let agent = ureq::Agent::new_with_defaults();
     let raw_blocking = |agent: &ureq::Agent| {
         let mut resp = agent
             .get(&url)
@@ -268,41 +332,54 @@ fn main() {
         black_box(sdk_blocking.get_items(APP, COLLECTION, &q).expect("sdk"));
         raw_blocking(&agent);
     }
-    let (s, r) = compare(
-        rounds,
-        requests,
-        |n| {
-            let t = Instant::now();
-            for _ in 0..n {
-                black_box(sdk_blocking.get_items(APP, COLLECTION, &q).expect("sdk"));
-            }
-            t.elapsed()
-        },
-        |n| {
-            let t = Instant::now();
-            for _ in 0..n {
-                raw_blocking(&agent);
-            }
-            t.elapsed()
-        },
-    );
+    let (s, r) = {
+        compare(
+            &server,
+            rounds,
+            requests,
+            |n| {
+                let t = Instant::now();
+                for _ in 0..n {
+                    black_box(sdk_blocking.get_items(APP, COLLECTION, &q).expect("sdk"));
+                }
+                t.elapsed()
+            },
+            |n| {
+                let t = Instant::now();
+                for _ in 0..n {
+                    raw_blocking(&agent);
+                }
+                t.elapsed()
+            },
+        )
+    };
     rows.push(Row {
         name: "blocking (ureq), 1 in flight",
         sdk: s,
         raw: r,
     });
 
-    println!("\n### SDK vs raw HTTP client, `get_items` (1-item page), loopback canned server");
-    println!("{rounds} interleaved rounds of {requests} requests; medians.\n");
-    println!("| scenario | SDK req/s | raw req/s | SDK / raw |");
-    println!("|---|---:|---:|---:|");
+    println!("\n### SDK vs raw HTTP client with its defaults, `get_items` (1-item page), loopback");
+    println!(
+        "{rounds} interleaved rounds of {requests} requests (64 in flight: {}); medians.\n",
+        requests * 4
+    );
+    println!(
+        "| scenario | SDK req/s | raw req/s | SDK / raw | CPU µs/call SDK | raw | extra CPU µs/call | connections SDK | raw |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.3} |",
+            "| {} | {:.0} | {:.0} | {:.3} | {:.1} | {:.1} | {:+.1} | {} | {} |",
             row.name,
-            row.sdk,
-            row.raw,
-            row.sdk / row.raw
+            row.sdk.per_second,
+            row.raw.per_second,
+            row.sdk.per_second / row.raw.per_second,
+            row.sdk.cpu_us_per_call,
+            row.raw.cpu_us_per_call,
+            row.sdk.cpu_us_per_call - row.raw.cpu_us_per_call,
+            row.sdk.connections,
+            row.raw.connections,
         );
     }
 
