@@ -223,7 +223,8 @@ impl<C: BuildClient> ClientBuilder<C> {
     }
 
     /// Most idle connections kept for reuse (`CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS`,
-    /// default 20).
+    /// default 100, as many as may be in flight; the Python SDK's 20 makes a
+    /// busy client reopen connections).
     pub fn max_keepalive_connections(self, n: usize) -> Self {
         self.edit(Some("CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS"), move |_, t| {
             t.max_keepalive_connections = n;

@@ -28,7 +28,10 @@ pub struct TransportConfig {
     /// (`CARTHOOKS_MAX_CONNECTIONS`, default 100), where the backend can bound it.
     pub max_connections: usize,
     /// Most idle connections kept open for reuse
-    /// (`CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS`, default 20).
+    /// (`CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS`, default 100: as many as may be in
+    /// flight). The Python SDK keeps 20; at more than 20 calls in flight that
+    /// closes and reopens connections all the time (measured at 64 in flight:
+    /// 3,412 connections for 4,000 calls, against 77 for raw reqwest).
     pub max_keepalive_connections: usize,
     /// Offer HTTP/2 (ALPN over TLS) where the backend can (default true;
     /// `CARTHOOKS_HTTP2_DISABLED` turns it off).
@@ -74,7 +77,7 @@ impl Default for TransportConfig {
             connect_timeout: Duration::from_secs(10),
             max_response_body: 16 << 20,
             max_connections: 100,
-            max_keepalive_connections: 20,
+            max_keepalive_connections: 100,
             http2: true,
             dns_cache: true,
             dns_cache_ttl: Duration::from_secs(300),
@@ -98,7 +101,7 @@ impl TransportConfig {
         ),
         (
             "CARTHOOKS_MAX_KEEPALIVE_CONNECTIONS",
-            "most idle connections kept (default 20)",
+            "most idle connections kept (default 100)",
         ),
         ("CARTHOOKS_HTTP2_DISABLED", "true: HTTP/1.1 only"),
         ("CARTHOOKS_DNS_CACHE_DISABLE", "true: no DNS cache"),
@@ -309,7 +312,7 @@ mod tests {
                 d.http2,
                 d.dns_cache
             ),
-            (100, 20, true, true)
+            (100, 100, true, true)
         );
         assert_eq!(
             (d.dns_cache_ttl.as_secs(), d.dns_fallback, d.enable_ipv6),
