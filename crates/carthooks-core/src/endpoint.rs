@@ -385,6 +385,8 @@ impl<R> Endpoint<R> {
         let mut request = http::Request::new(self.body.clone().unwrap_or_default());
         *request.method_mut() = self.spec.method.clone();
         *request.uri_mut() = uri;
+        // Sized for the four headers below: no rehash while inserting them.
+        *request.headers_mut() = http::HeaderMap::with_capacity(4);
         let headers = request.headers_mut();
         headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         headers.insert(

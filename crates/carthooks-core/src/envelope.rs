@@ -157,6 +157,15 @@ pub(crate) fn sanitize(input: &str, max: usize) -> String {
     out
 }
 
+/// [`sanitize`] taking the text by value: clean text (printable ASCII within
+/// `max`, as servers send it) is returned as it is, without a copy.
+pub(crate) fn sanitize_owned(input: String, max: usize) -> String {
+    if input.len() <= max && input.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return input;
+    }
+    sanitize(&input, max)
+}
+
 /// [`sanitize`] for codes, trace ids and host names.
 pub(crate) fn sanitize_short(input: &str) -> String {
     sanitize(input, MAX_SHORT)
@@ -181,7 +190,7 @@ pub fn parse_api_response<T: DeserializeOwned>(
                 data,
                 meta,
                 trace_id: match trace_id {
-                    Some(t) => Some(sanitize_short(&t)),
+                    Some(t) => Some(sanitize_owned(t, MAX_SHORT)),
                     None => header_trace_id(response),
                 },
             });
@@ -308,8 +317,8 @@ fn read_envelope<'a>(
             service.message = obj.message.or(obj.error_description).or(service.message);
         }
     }
-    service.code = service.code.map(|c| sanitize(&c, MAX_SHORT));
-    service.message = service.message.map(|m| sanitize(&m, MAX_MESSAGE));
+    service.code = service.code.map(|c| sanitize_owned(c, MAX_SHORT));
+    service.message = service.message.map(|m| sanitize_owned(m, MAX_MESSAGE));
     Err(match family {
         Family::Token => Error::OAuth(service),
         Family::Api => Error::Api(service),
