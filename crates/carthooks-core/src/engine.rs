@@ -15,7 +15,10 @@
 //!   refused token, a new token set), without secrets, so a client can turn them
 //!   into `tracing` events inside the call's span.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -63,6 +66,34 @@ impl CallSettings {
     }
 }
 
+/// The machine under the write lock. Dropping it publishes the change to the
+/// fast path before the lock is released.
+pub(crate) struct Write<'a> {
+    guard: RwLockWriteGuard<'a, TokenMachine>,
+    engine: &'a Engine,
+}
+
+impl Deref for Write<'_> {
+    type Target = TokenMachine;
+    fn deref(&self) -> &TokenMachine {
+        &self.guard
+    }
+}
+
+impl DerefMut for Write<'_> {
+    fn deref_mut(&mut self) -> &mut TokenMachine {
+        &mut self.guard
+    }
+}
+
+impl Drop for Write<'_> {
+    fn drop(&mut self) {
+        // Still under the lock: a reader that took the epoch before this
+        // change uses what was true before it, as if it had read first.
+        self.engine.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// Something that happened in a call, worth a log line. Holds no secret.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -100,8 +131,35 @@ pub enum Note<'a> {
 type Hook = Box<dyn Fn() + Send + Sync>;
 type Observer = Box<dyn Fn(&Note<'_>) + Send + Sync>;
 
+/// Engine ids, unique in the process (keys of the per-thread bearer cache).
+static NEXT_ENGINE: AtomicU64 = AtomicU64::new(1);
+
+/// How many engines' bearers one thread keeps.
+const CACHED_ENGINES: usize = 4;
+
+thread_local! {
+    /// This thread's copies of fresh bearers: (engine id, epoch, fresh until,
+    /// bearer). A copy per thread, so that cloning one into a request touches no
+    /// reference count another core is also writing (shared counters made two
+    /// threads checking one token twice as slow as one).
+    static BEARERS: RefCell<Vec<Cached>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A fresh bearer as one thread last saw it.
+struct Cached {
+    engine: u64,
+    epoch: u64,
+    /// The machine's [`fresh_until`](TokenMachine::fresh_until) at that epoch.
+    fresh_until: u64,
+    bearer: Bearer,
+}
+
 /// The shared state of one client's calls. See the [module docs](self).
 pub struct Engine {
+    id: u64,
+    /// Bumped by every change to the machine (any write lock, before it is
+    /// released): a cached bearer of an older epoch is not used.
+    epoch: AtomicU64,
     machine: RwLock<TokenMachine>,
     settings: CallSettings,
     clock: Arc<dyn Clock>,
@@ -128,6 +186,8 @@ impl Engine {
     /// HTTP-dates in `Retry-After`).
     pub fn new(machine: TokenMachine, settings: CallSettings, clock: Arc<dyn Clock>) -> Self {
         Self {
+            id: NEXT_ENGINE.fetch_add(1, Ordering::Relaxed),
+            epoch: AtomicU64::new(1),
             machine: RwLock::new(machine),
             settings,
             clock,
@@ -171,9 +231,44 @@ impl Engine {
     }
 
     /// The current token when it is fresh (nothing to do before using it).
+    ///
+    /// The hot path of every call: without a lock or a shared write when this
+    /// thread has seen the token since it last changed.
     pub fn ready_bearer(&self) -> Option<Bearer> {
         let now = self.unix_now();
-        self.read().ready_bearer(now)
+        // A cached bearer of the current epoch is what the machine would answer
+        // now: nothing changed since it was read.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let cached = BEARERS.with(|b| {
+            b.borrow()
+                .iter()
+                .find(|c| c.engine == self.id && c.epoch == epoch && now < c.fresh_until)
+                .map(|c| c.bearer.clone())
+        });
+        if cached.is_some() {
+            return cached;
+        }
+        let (bearer, cached) = {
+            let machine = self.read();
+            let bearer = machine.ready_bearer(now)?;
+            // Under the read lock the epoch cannot move.
+            let cached = Cached {
+                engine: self.id,
+                epoch: self.epoch.load(Ordering::Acquire),
+                fresh_until: machine.fresh_until(),
+                bearer: bearer.thread_copy(),
+            };
+            (bearer, cached)
+        };
+        BEARERS.with(|b| {
+            let mut b = b.borrow_mut();
+            b.retain(|c| c.engine != self.id);
+            if b.len() >= CACHED_ENGINES {
+                b.remove(0);
+            }
+            b.push(cached);
+        });
+        Some(bearer)
     }
 
     /// The next token set committed since the last call, oldest first, when
@@ -220,8 +315,13 @@ impl Engine {
         self.machine.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, TokenMachine> {
-        self.machine.write().unwrap_or_else(PoisonError::into_inner)
+    /// The machine, to change it; when the guard goes, the fast path's cache is
+    /// told (new epoch, new freshness).
+    pub(crate) fn write(&self) -> Write<'_> {
+        Write {
+            guard: self.machine.write().unwrap_or_else(PoisonError::into_inner),
+            engine: self,
+        }
     }
 
     pub(crate) fn jitter(&self) -> f64 {
@@ -280,5 +380,48 @@ impl Engine {
             invalidated,
         });
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ManualClock;
+    use crate::machine::MachineConfig;
+    use crate::secret::AccessToken;
+
+    fn engine(token: &str, clock: Arc<ManualClock>, ttl: u64) -> Engine {
+        let mut machine = TokenMachine::new(MachineConfig::default(), None);
+        let mut tokens = OAuthTokens::from_access_token(AccessToken::new(token));
+        tokens.expires_at = Some(clock.now() + ttl);
+        machine.install(tokens, clock.now()).unwrap();
+        Engine::new(machine, CallSettings::new(BaseUrl::default()), clock)
+    }
+
+    /// The per-thread copy answers exactly what the machine would: it follows
+    /// every change (a new epoch) and the clock, for several engines at once.
+    #[test]
+    fn the_cached_bearer_is_the_machines_answer() {
+        let clock = Arc::new(ManualClock::new(1_700_000_000));
+        let engines: Vec<Engine> = (0..CACHED_ENGINES + 2)
+            .map(|i| engine(&format!("token-{i}"), clock.clone(), 3_600))
+            .collect();
+        for _ in 0..3 {
+            for (i, e) in engines.iter().enumerate() {
+                let b = e.ready_bearer().expect("fresh");
+                assert_eq!(b.header().to_str().unwrap(), format!("Bearer token-{i}"));
+                assert!(b.header().is_sensitive());
+            }
+        }
+        // A change is seen at once: no stale copy survives it.
+        let first = &engines[0];
+        let generation = first.ready_bearer().unwrap().generation();
+        assert!(first.write().invalidate(generation));
+        assert!(first.ready_bearer().is_none());
+        // Time is read on every check: a copy is not used past its freshness.
+        let second = &engines[1];
+        assert!(second.ready_bearer().is_some());
+        clock.advance(Duration::from_secs(3_600 - 300));
+        assert!(second.ready_bearer().is_none(), "inside the refresh window");
     }
 }

@@ -97,6 +97,18 @@ impl Bearer {
     pub fn into_header(self) -> HeaderValue {
         self.header
     }
+
+    /// A copy in its own allocation (clones of it touch no counter shared with
+    /// the original's).
+    pub(crate) fn thread_copy(&self) -> Bearer {
+        let mut header =
+            HeaderValue::from_bytes(self.header.as_bytes()).unwrap_or_else(|_| self.header.clone());
+        header.set_sensitive(true);
+        Bearer {
+            header,
+            generation: self.generation,
+        }
+    }
 }
 
 impl std::fmt::Debug for Bearer {
@@ -292,6 +304,23 @@ impl TokenMachine {
             None => Some(c.bearer.clone()),
             Some(left) if left > self.config.refresh_window => Some(c.bearer.clone()),
             Some(_) => None,
+        }
+    }
+
+    /// The Unix second before which [`ready_bearer`](Self::ready_bearer) answers
+    /// with the current token (0: it does not; `u64::MAX`: always, until the
+    /// machine changes). For caches of the fast path.
+    pub fn fresh_until(&self) -> u64 {
+        let Some(c) = &self.current else { return 0 };
+        if !self.config.auto_refresh {
+            return u64::MAX;
+        }
+        if c.invalid {
+            return 0;
+        }
+        match c.tokens.expires_at {
+            None => u64::MAX,
+            Some(at) => at.saturating_sub(self.config.refresh_window),
         }
     }
 
