@@ -71,12 +71,13 @@ pub use transport::{
 // The one list of what a user of the clients needs from the core; the
 // `carthooks` facade re-exports this crate whole.
 pub use carthooks_core::{
-    AccessToken, ApiResponse, AuthorizationCode, AuthorizeCodeResponse, BaseUrl, ClientConfig,
-    ClientSecret, Clock, Endpoint, Error, FilterOp, HttpRequest, HttpResponse, ItemLock,
-    ItemsQuery, LockOptions, ManualClock, MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig,
-    OAuthTokenRequest, OAuthTokens, Pager, RefreshToken, RequestTimeout, Result, RetryPolicy,
-    ServiceError, SystemClock, TokenCallback, TokenIdentity, TransportError, TransportErrorKind,
-    UserAccessToken, UserInfo, WatchDataRequest,
+    AccessToken, ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, BaseUrl,
+    ClientConfig, ClientSecret, Clock, CollectionId, Endpoint, Error, FieldId, FilterOp,
+    HttpRequest, HttpResponse, ItemId, ItemLock, ItemsQuery, LockOptions, ManualClock,
+    MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokenRequest, OAuthTokens, Pager,
+    RefreshToken, RequestTimeout, Result, RetryPolicy, ServiceError, SubItemId, SystemClock,
+    TokenCallback, TokenIdentity, TransportError, TransportErrorKind, UserAccessToken, UserId,
+    UserInfo, WatchDataRequest,
 };
 /// The `http` crate, whose `Request` and `Response` transports exchange.
 pub use http;
