@@ -38,17 +38,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     //    in the user's session (a cookie) until the redirect comes back.
     let state = csrf::generate_state()?;
     let session = builder()?.build()?;
+    let client_id = match &fake {
+        Some(_) => carthooks_mock::DEFAULT_CLIENT_ID.to_owned(),
+        None => std::env::var("CARTHOOKS_CLIENT_ID")?,
+    };
     session.initialize_oauth(Some(&user_token)).await?;
     let answer = session
-        .get_oauth_authorize_code(&OAuthAuthorizeCodeRequest {
-            client_id: match &fake {
-                Some(_) => carthooks_mock::DEFAULT_CLIENT_ID.to_owned(),
-                None => std::env::var("CARTHOOKS_CLIENT_ID")?,
-            },
-            redirect_uri: redirect_uri.clone(),
-            state: state.clone(),
-            target_tenant_id: None,
-        })
+        .get_oauth_authorize_code(&OAuthAuthorizeCodeRequest::new(
+            client_id,
+            redirect_uri.as_str(),
+            state.as_str(),
+        ))
         .await?;
     println!("1. a code was issued for the user; the browser would now follow the redirect");
 

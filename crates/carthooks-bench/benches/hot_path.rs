@@ -32,13 +32,13 @@ fn client() -> carthooks_client::BlockingClient<carthooks_client::FnTransport<Ne
             "bench-client",
             "bench-secret",
         ))
-        .tokens(carthooks_core::OAuthTokens {
-            access_token: carthooks_core::AccessToken::new("bench-access-token"),
-            refresh_token: Some(carthooks_core::RefreshToken::new("bench-refresh-token")),
-            token_type: "Bearer".into(),
-            expires_at: Some(now + 86_400),
-            scope: None,
-            identity: None,
+        .tokens({
+            let mut tokens = carthooks_core::OAuthTokens::from_access_token(
+                carthooks_core::AccessToken::new("bench-access-token"),
+            );
+            tokens.refresh_token = Some(carthooks_core::RefreshToken::new("bench-refresh-token"));
+            tokens.expires_at = Some(now + 86_400);
+            tokens
         })
         .build_with_transport(carthooks_client::transport_fn(never as Never))
         .expect("client")

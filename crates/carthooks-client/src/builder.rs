@@ -421,12 +421,7 @@ impl<C: BuildClient> ClientBuilder<C> {
             Some(oauth) => {
                 oauth.validate()?;
                 (
-                    MachineConfig {
-                        auto_refresh: oauth.auto_refresh,
-                        refresh_window: oauth.refresh_window.as_secs(),
-                        min_refresh_interval: oauth.min_refresh_interval.as_secs(),
-                        default_lifetime: oauth.default_token_lifetime.map(|d| d.as_secs().max(1)),
-                    },
+                    MachineConfig::from_oauth(oauth),
                     Some((oauth.client_id.clone(), oauth.client_secret.clone())),
                     oauth.on_token_refresh.clone(),
                     oauth.refresh_token.clone(),

@@ -108,10 +108,9 @@ mod tests {
             let client = BlockingClient::builder()
                 .without_env()
                 .access_token("at")
-                .retry_policy(RetryPolicy {
-                    base_delay: std::time::Duration::from_millis(1),
-                    ..RetryPolicy::default()
-                })
+                .retry_policy(
+                    RetryPolicy::default().with_base_delay(std::time::Duration::from_millis(1)),
+                )
                 .build_with_transport(transport)
                 .unwrap();
             let out = client.create_item(1, 2, &serde_json::json!({}));

@@ -265,14 +265,11 @@ mod tests {
     use carthooks_core::{AccessToken, RefreshToken};
 
     fn tokens(n: u64) -> OAuthTokens {
-        OAuthTokens {
-            access_token: AccessToken::new(format!("at-{n}")),
-            refresh_token: Some(RefreshToken::new(format!("rt-{n}"))),
-            token_type: "Bearer".into(),
-            expires_at: Some(1_700_000_000 + n),
-            scope: None,
-            identity: None,
-        }
+        let mut tokens = OAuthTokens::from_access_token(AccessToken::new(format!("at-{n}")));
+        tokens.refresh_token = Some(RefreshToken::new(format!("rt-{n}")));
+        tokens.expires_at = Some(1_700_000_000 + n);
+        tokens.scope = None;
+        tokens
     }
 
     #[test]

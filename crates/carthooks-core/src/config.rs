@@ -233,6 +233,7 @@ pub fn env_seconds(name: &str, value: &str) -> Result<Duration> {
 
 /// OAuth client settings: who the client is and how tokens are managed.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct OAuthConfig {
     /// The OAuth client id.
     pub client_id: String,

@@ -661,12 +661,7 @@ mod tests {
     fn constructors_and_the_table_agree() {
         use serde_json::{Value, json};
         let token = UserAccessToken::new("utok");
-        let request = OAuthAuthorizeCodeRequest {
-            client_id: "c".into(),
-            redirect_uri: "https://app/cb".into(),
-            state: "s".into(),
-            target_tenant_id: None,
-        };
+        let request = OAuthAuthorizeCodeRequest::new("c", "https://app/cb", "s");
         let watch = WatchDataRequest::new("https://sqs/q", "w", 1, 2);
         let built: Vec<(&'static str, Method, String)> = vec![
             ep(Endpoint::get_current_user()),
@@ -805,12 +800,11 @@ mod tests {
         );
         assert!(!ep.is_idempotent());
 
-        let ep = Endpoint::get_oauth_authorize_code(&OAuthAuthorizeCodeRequest {
-            client_id: "dvc-id".into(),
-            redirect_uri: "https://app.example/cb".into(),
-            state: "st-1".into(),
-            target_tenant_id: None,
-        })
+        let ep = Endpoint::get_oauth_authorize_code(&OAuthAuthorizeCodeRequest::new(
+            "dvc-id",
+            "https://app.example/cb",
+            "st-1",
+        ))
         .unwrap();
         let base = BaseUrl::parse("https://api.carthooks.com/v1").unwrap();
         let r = ep.to_request(&base, None).unwrap();

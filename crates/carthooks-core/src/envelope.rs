@@ -32,6 +32,7 @@ use crate::tokens::{OAuthTokens, TokenResponse};
 
 /// A successful API answer: the envelope's `data`, decoded, plus its metadata.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ApiResponse<T> {
     /// The `data` member, decoded.
     pub data: T,

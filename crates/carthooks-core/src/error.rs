@@ -229,6 +229,7 @@ impl Error {
 
 /// Details of an error answer from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServiceError {
     /// HTTP status of the answer.
     pub status: http::StatusCode,

@@ -49,6 +49,7 @@ static NEXT_FLIGHT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 
 /// Tuning of the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MachineConfig {
     /// Refresh automatically (default true). When false, the current token is used
     /// as it is, expired or not, and only explicit grants change it.
@@ -71,6 +72,18 @@ impl Default for MachineConfig {
             refresh_window: 300,
             min_refresh_interval: 30,
             default_lifetime: None,
+        }
+    }
+}
+
+impl MachineConfig {
+    /// The tuning an [`OAuthConfig`](crate::OAuthConfig) asks for.
+    pub fn from_oauth(oauth: &crate::OAuthConfig) -> Self {
+        Self {
+            auto_refresh: oauth.auto_refresh,
+            refresh_window: oauth.refresh_window.as_secs(),
+            min_refresh_interval: oauth.min_refresh_interval.as_secs(),
+            default_lifetime: oauth.default_token_lifetime.map(|d| d.as_secs().max(1)),
         }
     }
 }

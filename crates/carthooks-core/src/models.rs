@@ -7,6 +7,7 @@ use crate::url::decode_form;
 
 /// The user (or service identity) a token acts for: the answer of `GET /v1/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct UserInfo {
     /// User id (64-bit).
     pub user_id: u64,
@@ -33,6 +34,7 @@ pub struct UserInfo {
 /// Body of `POST /api/oauth/get-authorize-code`: asks the server for an
 /// authorization code for `client_id`, on behalf of the user whose token is sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct OAuthAuthorizeCodeRequest {
     /// The client the code is for.
     pub client_id: String,
@@ -45,11 +47,36 @@ pub struct OAuthAuthorizeCodeRequest {
     pub target_tenant_id: Option<u64>,
 }
 
+impl OAuthAuthorizeCodeRequest {
+    /// A request for a code for `client_id`, sent back to `redirect_uri` with
+    /// `state` (make it with `csrf::generate_state()` and keep it in the user's
+    /// session).
+    pub fn new(
+        client_id: impl Into<String>,
+        redirect_uri: impl Into<String>,
+        state: impl Into<String>,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            redirect_uri: redirect_uri.into(),
+            state: state.into(),
+            target_tenant_id: None,
+        }
+    }
+
+    /// Asks for tenant `id`, for a user who belongs to several.
+    pub fn target_tenant(mut self, id: u64) -> Self {
+        self.target_tenant_id = Some(id);
+        self
+    }
+}
+
 /// Answer of the authorize-code request: the URL to send the user agent to,
 /// carrying `code` and `state` in its query.
 ///
 /// The URL holds a live authorization code, so `Debug` does not show it.
 #[derive(Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AuthorizeCodeResponse {
     /// The redirect URL (contains the authorization code: treat as a secret).
     pub redirect_url: String,
@@ -325,6 +352,7 @@ impl LockOptions {
 
 /// The state of an item's lock, as answered by `lock_item` / `unlock_item`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ItemLock {
     /// The locked item.
     #[serde(default)]

@@ -15,6 +15,7 @@ pub const TOKEN_PATH: &str = "/oauth/token";
 /// `expires_at` is absolute (Unix seconds), so a stored token set reloads with its
 /// true expiry. `Debug` shows no token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct OAuthTokens {
     /// The access token sent as `Authorization: Bearer …`.
     pub access_token: AccessToken,

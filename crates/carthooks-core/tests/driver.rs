@@ -32,10 +32,7 @@ struct World {
 fn world(configure: impl FnOnce(&mut CallSettings)) -> World {
     let clock = Arc::new(ManualClock::new(NOW));
     let mut settings = CallSettings::new(BaseUrl::parse("https://api.test").unwrap());
-    settings.retry = RetryPolicy {
-        base_delay: Duration::from_millis(100),
-        ..RetryPolicy::default()
-    };
+    settings.retry = RetryPolicy::default().with_base_delay(Duration::from_millis(100));
     configure(&mut settings);
     let machine = TokenMachine::new(
         MachineConfig::default(),

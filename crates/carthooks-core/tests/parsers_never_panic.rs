@@ -199,9 +199,10 @@ fn url_helpers_and_request_builders() {
         let _ = BaseUrl::parse(&format!("https://{s}"));
         let _ = parse_http_date(&s);
         // Our own decoder (redirect URLs' `code` and `state`) takes anything.
-        let redirect = carthooks_core::AuthorizeCodeResponse {
-            redirect_url: format!("https://app.example/cb?{s}"),
-        };
+        let redirect: carthooks_core::AuthorizeCodeResponse = serde_json::from_value(
+            serde_json::json!({"redirect_url": format!("https://app.example/cb?{s}")}),
+        )
+        .unwrap();
         let _ = (redirect.code(), redirect.state());
         let pairs = decode_form(&s);
         // Encoding then decoding gives the pairs back.

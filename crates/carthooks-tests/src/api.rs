@@ -112,12 +112,14 @@ fn run<S: Sdk>(c: &S, op: &str) {
             .exchange_authorization_code("code-1", "https://app.example/cb")
             .map(drop),
         "authorize_code" => c
-            .get_oauth_authorize_code(&carthooks_core::OAuthAuthorizeCodeRequest {
-                client_id: "dvc-id".into(),
-                redirect_uri: "https://app.example/cb".into(),
-                state: "st-1".into(),
-                target_tenant_id: Some(123),
-            })
+            .get_oauth_authorize_code(
+                &carthooks_core::OAuthAuthorizeCodeRequest::new(
+                    "dvc-id",
+                    "https://app.example/cb",
+                    "st-1",
+                )
+                .target_tenant(123),
+            )
             .map(drop),
         "me" => c.get_current_user().map(drop),
         "get_items" => c

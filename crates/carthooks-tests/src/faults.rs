@@ -11,11 +11,9 @@ use crate::{Sdk, builder, client_with_clock, oauth, recording_callback};
 
 /// Short delays so that retries do not slow the suite down.
 fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(100),
-        ..RetryPolicy::default()
-    }
+    RetryPolicy::default()
+        .with_base_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(100))
 }
 
 fn fast<S: Sdk>(server: &MockServer) -> ClientBuilder<S::Client> {
@@ -250,11 +248,11 @@ where
             .without_env()
             .base_url(format!("http://{addr}"))
             .oauth(oauth())
-            .retry_policy(RetryPolicy {
-                base_delay: Duration::from_millis(600),
-                max_delay: Duration::from_secs(2),
-                ..RetryPolicy::default()
-            })
+            .retry_policy(
+                RetryPolicy::default()
+                    .with_base_delay(Duration::from_millis(600))
+                    .with_max_delay(Duration::from_secs(2)),
+            )
             .build()
             .unwrap(),
     );

@@ -300,11 +300,11 @@ where
             .without_env()
             .base_url(format!("http://{addr}"))
             .access_token("at-seeded")
-            .retry_policy(RetryPolicy {
-                base_delay: Duration::from_millis(600),
-                max_delay: Duration::from_secs(2),
-                ..RetryPolicy::default()
-            })
+            .retry_policy(
+                RetryPolicy::default()
+                    .with_base_delay(Duration::from_millis(600))
+                    .with_max_delay(Duration::from_secs(2)),
+            )
             .build()
             .unwrap(),
     );

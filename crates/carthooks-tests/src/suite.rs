@@ -95,12 +95,9 @@ where
         .initialize_oauth(Some(DEFAULT_USER_TOKEN))
         .unwrap();
     let answer = user_client
-        .get_oauth_authorize_code(&OAuthAuthorizeCodeRequest {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            redirect_uri: REDIRECT.into(),
-            state: state.into(),
-            target_tenant_id: Some(123),
-        })
+        .get_oauth_authorize_code(
+            &OAuthAuthorizeCodeRequest::new(DEFAULT_CLIENT_ID, REDIRECT, state).target_tenant(123),
+        )
         .unwrap();
     assert!(answer.data.redirect_url.starts_with(REDIRECT));
     assert_eq!(answer.data.state().as_deref(), Some(state));

@@ -13,14 +13,14 @@ use carthooks_core::{AccessToken, OAuthTokens, RefreshToken};
 const CHILD_ENV: &str = "CARTHOOKS_STORE_CHILD";
 
 fn token_set(n: u64) -> OAuthTokens {
-    OAuthTokens {
-        access_token: AccessToken::new(format!("at-{n}-{}", "x".repeat((n % 7 * 300) as usize))),
-        refresh_token: Some(RefreshToken::new(format!("rt-{n}"))),
-        token_type: "Bearer".into(),
-        expires_at: Some(1_700_000_000 + n),
-        scope: Some(format!("scope-{n}")),
-        identity: None,
-    }
+    let mut tokens = OAuthTokens::from_access_token(AccessToken::new(format!(
+        "at-{n}-{}",
+        "x".repeat((n % 7 * 300) as usize)
+    )));
+    tokens.refresh_token = Some(RefreshToken::new(format!("rt-{n}")));
+    tokens.expires_at = Some(1_700_000_000 + n);
+    tokens.scope = Some(format!("scope-{n}"));
+    tokens
 }
 
 /// Not a test on its own: the saver loop, when run as the child.

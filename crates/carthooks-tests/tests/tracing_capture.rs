@@ -172,10 +172,7 @@ where
         builder::<S>(server)
             .oauth(config)
             .clock(clock.clone())
-            .retry_policy(RetryPolicy {
-                base_delay: Duration::from_millis(10),
-                ..RetryPolicy::default()
-            })
+            .retry_policy(RetryPolicy::default().with_base_delay(Duration::from_millis(10)))
             .token_store(Arc::new(carthooks_client::FileTokenStore::new(
                 "/nonexistent-carthooks/tokens.json",
             )))
@@ -186,12 +183,11 @@ where
     c.initialize_oauth(None).unwrap();
     c.initialize_oauth(Some(DEFAULT_USER_TOKEN)).unwrap();
     let answer = c
-        .get_oauth_authorize_code(&OAuthAuthorizeCodeRequest {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            redirect_uri: "https://app.example/cb".into(),
-            state: "st".into(),
-            target_tenant_id: None,
-        })
+        .get_oauth_authorize_code(&OAuthAuthorizeCodeRequest::new(
+            DEFAULT_CLIENT_ID,
+            "https://app.example/cb",
+            "st",
+        ))
         .unwrap();
     let code = answer.data.code().unwrap().secret().to_owned();
     secrets.push(code.clone());
