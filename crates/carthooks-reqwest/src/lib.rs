@@ -43,7 +43,7 @@ pub type Client = carthooks_client::Client<ReqwestTransport>;
 pub struct ReqwestTransport {
     client: reqwest::Client,
     max_body: usize,
-    permits: Arc<tokio::sync::Semaphore>,
+    limit: Arc<Limit>,
 }
 
 impl From<reqwest::Client> for ReqwestTransport {
@@ -61,7 +61,7 @@ impl ReqwestTransport {
         Self {
             client,
             max_body,
-            permits: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
+            limit: Arc::new(Limit::new(max_in_flight)),
         }
     }
 
@@ -214,6 +214,97 @@ fn map_error(e: reqwest::Error) -> TransportError {
     }
 }
 
+/// The bound on requests in flight (`max_connections`). Below it, entering and
+/// leaving are one atomic operation each; a tokio `Semaphore` locks its waiter
+/// list on every release, which at 64 calls in flight on two cores was a
+/// contended lock per call. Callers over the bound wait for a [`Notify`].
+///
+/// [`Notify`]: tokio::sync::Notify
+#[derive(Debug)]
+struct Limit {
+    max: usize,
+    in_flight: std::sync::atomic::AtomicUsize,
+    waiting: std::sync::atomic::AtomicUsize,
+    freed: tokio::sync::Notify,
+}
+
+/// A request's place under the bound; leaves it when dropped.
+struct Slot<'a>(&'a Limit);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.0.in_flight.fetch_sub(1, SeqCst);
+        if self.0.waiting.load(SeqCst) > 0 {
+            // Stored as a permit if the waiter has not registered yet: no
+            // wake-up is lost.
+            self.0.freed.notify_one();
+        }
+    }
+}
+
+impl Limit {
+    fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            freed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn try_enter(&self) -> Option<Slot<'_>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.in_flight
+            .fetch_update(SeqCst, SeqCst, |n| (n < self.max).then_some(n + 1))
+            .ok()
+            .map(|_| Slot(self))
+    }
+
+    async fn enter(&self) -> Slot<'_> {
+        if let Some(slot) = self.try_enter() {
+            return slot;
+        }
+        // Counted as waiting until this future ends, however it ends (a call
+        // cancelled while it waits included).
+        let _waiting = Waiting::new(self);
+        loop {
+            let freed = self.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(slot) = self.try_enter() {
+                return slot;
+            }
+            freed.await;
+        }
+    }
+}
+
+/// A caller waiting for room under the [`Limit`].
+struct Waiting<'a>(&'a Limit);
+
+impl<'a> Waiting<'a> {
+    fn new(limit: &'a Limit) -> Self {
+        limit
+            .waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(limit)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let limit = self.0;
+        limit.waiting.fetch_sub(1, SeqCst);
+        // This waiter may have taken a wake-up meant for room it did not use
+        // (it lost the race, or was cancelled): pass it on.
+        if limit.waiting.load(SeqCst) > 0 && limit.in_flight.load(SeqCst) < limit.max {
+            limit.freed.notify_one();
+        }
+    }
+}
+
 /// `http::Request` → `reqwest::Request`. reqwest's own `TryFrom` formats the URI
 /// with `Display` before parsing it (7k instructions a call, measured); joining
 /// the parts by hand costs a few dozen.
@@ -264,8 +355,7 @@ async fn send(
             )
             .mark_never_sent());
     }
-    // Never closed, so acquiring cannot fail; a failure would only lift the bound.
-    let _permit = transport.permits.acquire().await.ok();
+    let _slot = transport.limit.enter().await;
     let request = to_reqwest(request)?;
     let mut response = transport.client.execute(request).await.map_err(map_error)?;
     if response
@@ -320,6 +410,44 @@ impl Transport for ReqwestTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bound holds under contention, nobody is left waiting with room free,
+    /// and a waiter cancelled after it was woken passes the wake-up on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_in_flight_bound_holds_and_never_strands_a_waiter() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let limit = Arc::new(Limit::new(2));
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let (limit, now, most) = (limit.clone(), now.clone(), most.clone());
+                tokio::spawn(async move {
+                    if i % 5 == 0 {
+                        // Cancelled while waiting (or not, if there was room).
+                        let _ =
+                            tokio::time::timeout(Duration::from_micros(50), limit.enter()).await;
+                        return;
+                    }
+                    let _slot = limit.enter().await;
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        let all = async {
+            for t in tasks {
+                t.await.unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), all)
+            .await
+            .expect("every task got its turn");
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        assert_eq!(limit.in_flight.load(Ordering::SeqCst), 0);
+        assert_eq!(limit.waiting.load(Ordering::SeqCst), 0);
+    }
 
     #[test]
     fn tls_config_builds_with_ring() {
