@@ -284,8 +284,14 @@ impl ItemsQuery {
             }
             out.push_str(&self.encoded);
         }
-        crate::url::append_number(out, "pagination[start]", self.start);
-        crate::url::append_number(out, "pagination[limit]", self.limit);
+        // The keys, encoded once by hand (`[` is %5B, `]` is %5D).
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str("pagination%5Bstart%5D=");
+        crate::url::push_u64(out, self.start);
+        out.push_str("&pagination%5Blimit%5D=");
+        crate::url::push_u64(out, self.limit);
     }
 
     /// All query pairs, in wire order (filters first, then pagination).

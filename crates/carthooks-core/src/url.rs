@@ -219,16 +219,6 @@ pub(crate) fn push_u64(out: &mut String, mut n: u64) {
     out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
-/// Appends `key=n` to a query string being built.
-pub(crate) fn append_number(out: &mut String, key: &str, n: u64) {
-    if !out.is_empty() {
-        out.push('&');
-    }
-    encode_into(out, key, false);
-    out.push('=');
-    push_u64(out, n);
-}
-
 /// Appends `key=value` pairs to a query string being built (`&` between pairs).
 pub(crate) fn append_pair(out: &mut String, key: &str, value: &str) {
     if !out.is_empty() {
