@@ -22,7 +22,6 @@
 //!     Ok(http::Response::new(body.as_bytes().to_vec()))
 //! });
 //! let client = BlockingClient::builder()
-//!     .without_env()
 //!     .oauth(OAuthConfig::new("my-client", "my-secret"))
 //!     .build_with_transport(transport)?;
 //! client.initialize_oauth(None)?;
