@@ -144,10 +144,16 @@ fn forms_and_queries_are_read_back_by_form_urlencoded() {
 fn ids_in_paths_agree_with_itoa() {
     let mut rng = Rng(0xDEAD_BEEF_CAFE_F00D);
     let mut buffer = itoa::Buffer::new();
-    for n in (0..50_000)
-        .map(|_| rng.next() >> (rng.next() % 64))
-        .chain([0, u64::MAX])
-    {
+    for n in (0..50_000).map(|_| rng.next() >> (rng.next() % 64)).chain([
+        0,
+        9,
+        10,
+        99,
+        100,
+        999,
+        1000,
+        u64::MAX,
+    ]) {
         let request = Endpoint::<UserInfo>::get_user(n)
             .to_request(&BaseUrl::default(), None)
             .unwrap();
