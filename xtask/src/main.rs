@@ -142,6 +142,22 @@ fn deps() -> Result<(), String> {
             "openssl",
             "openssl-sys",
             "native-tls",
+            // The watcher is opt-in (feature `watch`).
+            "aws-sdk-sqs",
+            "aws-config",
+        ],
+    )?;
+    // One TLS stack for the AWS SDK too: rustls with ring, on hyper 1.
+    forbid(
+        "carthooks-watch",
+        &["-p", "carthooks-watch"],
+        &[
+            "aws-lc-rs",
+            "aws-lc-sys",
+            "openssl",
+            "openssl-sys",
+            "native-tls",
+            "hyper-tls",
         ],
     )
 }
@@ -296,6 +312,10 @@ const FEATURE_SETS: &[(&str, &[&str])] = &[
     ("carthooks", &["--all-features"]),
     (
         "carthooks",
+        &["--no-default-features", "--features", "watch"],
+    ),
+    (
+        "carthooks",
         &["--no-default-features", "--features", "ureq,tracing"],
     ),
     ("carthooks-client", &["--no-default-features"]),
@@ -318,6 +338,7 @@ const PUBLISHED: &[&str] = &[
     "carthooks-ureq",
     "carthooks",
     "carthooks-mock",
+    "carthooks-watch",
 ];
 
 fn package() -> Result<(), String> {

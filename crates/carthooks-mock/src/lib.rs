@@ -17,6 +17,14 @@
 //! and async clients alike; dropping the handle stops it. Semantics live in
 //! [`State`], which is usable without sockets.
 //!
+//! Watches (`POST /v1/watch-data`) are kept by name until their `age` runs out
+//! (registering a name again renews it); creating, updating or deleting an item
+//! of a watched collection (matching the watch's filters) queues a change
+//! message in Carthooks' format. With the `sqs` feature,
+//! [`MockServer::deliver_changes_to`] sends them to each watch's queue through
+//! the SQS API before the API call is answered; without it they are counted
+//! and dropped ([`State::take_changes`] gives them to socket-less users).
+//!
 //! [`MockServer::start_tls`] serves the same over TLS (rustls) with a
 //! certificate you give it, offering HTTP/2 and HTTP/1.1 by ALPN; each
 //! [`MockRequest`] records the HTTP version it arrived in.
@@ -40,8 +48,8 @@ pub fn decode_form(input: &str) -> Vec<(String, String)> {
 }
 
 pub use state::{
-    Counters, DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID,
-    DEFAULT_USER_TOKEN, Fault, MockConfig, MockRequest, MockResponse, State,
+    ChangeMessage, Counters, DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+    DEFAULT_COLLECTION_ID, DEFAULT_USER_TOKEN, Fault, MockConfig, MockRequest, MockResponse, State,
 };
 
 /// Largest request body the server reads.
@@ -70,6 +78,8 @@ pub struct MockServer {
     addr: SocketAddr,
     url: String,
     state: Arc<Mutex<State>>,
+    #[cfg_attr(not(feature = "sqs"), allow(dead_code))]
+    delivery: Arc<Delivery>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -127,22 +137,27 @@ impl MockServer {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::new(config)));
+        let delivery = Arc::new(Delivery::default());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let thread_state = Arc::clone(&state);
+        let thread_delivery = Arc::clone(&delivery);
         let url = match &tls {
             Some(_) => format!("https://localhost:{}", addr.port()),
             None => format!("http://{addr}"),
         };
         let thread = std::thread::Builder::new()
             .name("carthooks-mock".into())
-            .spawn(move || runtime.block_on(serve(listener, thread_state, tls, rx)))?;
+            .spawn(move || {
+                runtime.block_on(serve(listener, thread_state, thread_delivery, tls, rx))
+            })?;
         Ok(Self {
             addr,
             url,
             state,
+            delivery,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -200,6 +215,19 @@ impl MockServer {
         self.state().revoke_access_tokens();
     }
 
+    /// Sends every change message from now on to its watch's SQS queue through
+    /// `sqs`, before the API call that caused it is answered (three attempts;
+    /// [`Counters::changes_delivered`] and
+    /// [`Counters::change_delivery_failures`] count the outcomes).
+    #[cfg(feature = "sqs")]
+    pub fn deliver_changes_to(&self, sqs: aws_sdk_sqs::Client) {
+        *self
+            .delivery
+            .sqs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(sqs);
+    }
+
     /// Blocks until the server stops (for the binary).
     pub fn wait(mut self) {
         if let Some(t) = self.thread.take() {
@@ -219,9 +247,66 @@ impl Drop for MockServer {
     }
 }
 
+/// Where change messages go: nowhere, or SQS (the `sqs` feature).
+#[derive(Default)]
+struct Delivery {
+    #[cfg(feature = "sqs")]
+    sqs: Mutex<Option<aws_sdk_sqs::Client>>,
+}
+
+impl Delivery {
+    /// Sends `changes` in order; returns when each was accepted or refused
+    /// three times.
+    async fn send(&self, state: &Mutex<State>, changes: Vec<ChangeMessage>) {
+        if changes.is_empty() {
+            return;
+        }
+        #[cfg(feature = "sqs")]
+        {
+            let sqs = self
+                .sqs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let Some(sqs) = sqs else { return };
+            let (mut delivered, mut failed) = (0, 0);
+            for change in changes {
+                let mut sent = false;
+                for attempt in 0..3u32 {
+                    if attempt > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                    }
+                    let result = sqs
+                        .send_message()
+                        .queue_url(&change.queue_url)
+                        .message_body(&change.body)
+                        .send()
+                        .await;
+                    if result.is_ok() {
+                        sent = true;
+                        break;
+                    }
+                }
+                if sent {
+                    delivered += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .count_deliveries(delivered, failed);
+        }
+        #[cfg(not(feature = "sqs"))]
+        let _ = (state, changes);
+    }
+}
+
 async fn serve(
     listener: std::net::TcpListener,
     state: Arc<Mutex<State>>,
+    delivery: Arc<Delivery>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -239,9 +324,12 @@ async fn serve(
                 }
                 let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&state);
+                let delivery = Arc::clone(&delivery);
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(Arc::clone(&state), req));
+                    let service = service_fn(move |req| {
+                        handle(Arc::clone(&state), Arc::clone(&delivery), req)
+                    });
                     let Some(acceptor) = tls else {
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
@@ -287,6 +375,7 @@ fn canned(status: u16, content_type: &str, body: &'static [u8]) -> hyper::Respon
 
 async fn handle(
     state: Arc<Mutex<State>>,
+    delivery: Arc<Delivery>,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
     let (parts, body) = req.into_parts();
@@ -365,10 +454,13 @@ async fn handle(
         }
     }
     let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
-    let answer = state
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .handle(request, now);
+    let (answer, changes) = {
+        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let answer = state.handle(request, now);
+        (answer, state.take_changes())
+    };
+    // Delivered before the answer: a change the API confirmed is in the queue.
+    delivery.send(&state, changes).await;
     if drop_after_handling {
         return Err(Dropped);
     }

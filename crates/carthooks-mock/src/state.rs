@@ -144,6 +144,12 @@ pub struct Counters {
     pub unauthorized: u64,
     /// Items created.
     pub items_created: u64,
+    /// Change messages queued for the SQS queues of active watches.
+    pub changes_queued: u64,
+    /// Change messages the queue accepted (with the `sqs` feature).
+    pub changes_delivered: u64,
+    /// Change messages the queue refused after retries (with the `sqs` feature).
+    pub change_delivery_failures: u64,
     /// Requests by operation (`me`, `get_items`, `lock_item`, …; unknown routes
     /// count as `not_found`).
     pub operations: HashMap<&'static str, u64>,
@@ -190,6 +196,25 @@ struct RefreshRec {
     used: bool,
 }
 
+/// A registered watch: where a collection's changes go, until when.
+#[derive(Debug, Clone)]
+struct WatchRec {
+    queue_url: String,
+    app_id: u64,
+    collection_id: u64,
+    filters: Option<Value>,
+    expires_at: u64,
+}
+
+/// A change message for a watch's SQS queue, in Carthooks' format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeMessage {
+    /// The queue URL the watch registered.
+    pub queue_url: String,
+    /// The message body (JSON): `{"version", "meta", "payload"}`.
+    pub body: String,
+}
+
 #[derive(Debug, Clone)]
 struct LockRec {
     lock_id: String,
@@ -225,6 +250,9 @@ pub struct State {
     locks: HashMap<(u64, u64, u64), LockRec>,
     issued_tokens: Vec<Value>,
     watches: Vec<Value>,
+    active_watches: HashMap<String, WatchRec>,
+    revisions: HashMap<u64, (u64, Option<u64>)>,
+    outbox: Vec<ChangeMessage>,
     faults: Vec<Injected>,
     drop_connections: u32,
     seq: u64,
@@ -256,6 +284,9 @@ impl State {
             locks: HashMap::new(),
             issued_tokens: Vec::new(),
             watches: Vec::new(),
+            active_watches: HashMap::new(),
+            revisions: HashMap::new(),
+            outbox: Vec::new(),
             faults: Vec::new(),
             drop_connections: 0,
             seq: 0,
@@ -449,7 +480,7 @@ impl State {
             ("authorize_code", _) => self.authorize_code(&who, body(), now),
             ("me", _) => (200, ok(self.user_info(&who))),
             ("get_items", (Some(a), Some(c), ..)) => self.list_items(a, c, &req.query),
-            ("create_item", (Some(a), Some(c), ..)) => self.create_item(a, c, body(), now),
+            ("create_item", (Some(a), Some(c), ..)) => self.create_item(&who, a, c, body(), now),
             ("submission_token", (Some(a), Some(c), ..)) => self.issue_form_token(
                 "submission",
                 json!({"app_id": a, "collection_id": c}),
@@ -751,12 +782,100 @@ impl State {
         item
     }
 
-    fn create_item(&mut self, app: u64, coll: u64, body: Option<Value>, now: u64) -> (u16, Value) {
+    fn create_item(
+        &mut self,
+        who: &AccessRec,
+        app: u64,
+        coll: u64,
+        body: Option<Value>,
+        now: u64,
+    ) -> (u16, Value) {
         let Some(data) = data_of(body) else {
             return api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}");
         };
         self.counters.items_created += 1;
-        (200, ok(self.insert_item(app, coll, data, now)))
+        let item = self.insert_item(app, coll, data, now);
+        self.changed(app, coll, &item, "created", Some(who), now);
+        (200, ok(item))
+    }
+
+    // ----- watches: change messages -----
+
+    /// Queues a change message for every active watch of the collection whose
+    /// filters `item` matches. Each change of an item bumps its revision, sent
+    /// as the message's `version`.
+    fn changed(
+        &mut self,
+        app: u64,
+        coll: u64,
+        item: &Value,
+        event: &str,
+        who: Option<&AccessRec>,
+        now: u64,
+    ) {
+        let Some(id) = item["id"].as_u64() else {
+            return;
+        };
+        let entry = self
+            .revisions
+            .entry(id)
+            .or_insert((0, who.and_then(|w| w.user_id).or(Some(SERVICE_USER_ID))));
+        entry.0 += 1;
+        let (revision, creator) = *entry;
+        let mut names: Vec<&String> = self
+            .active_watches
+            .iter()
+            .filter(|(_, w)| {
+                w.app_id == app
+                    && w.collection_id == coll
+                    && w.expires_at > now
+                    && watch_filters_match(w.filters.as_ref(), item)
+            })
+            .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        let tenant_id = who
+            .and_then(|w| w.user_id)
+            .and_then(|u| self.users.get(&u))
+            .map_or(1, |u| u.tenant_id);
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let watch = &self.active_watches[name];
+            let body = json!({
+                "version": revision,
+                "meta": {
+                    "event": format!("item.{event}"),
+                    "trigger_name": name,
+                    "tenant_id": tenant_id,
+                    "trigger_type": "watch_data",
+                },
+                "payload": {
+                    "id": id,
+                    "title": item["title"],
+                    "fields": item["fields"],
+                    "created_at": item["created_at"],
+                    "updated_at": item["updated_at"],
+                    "creator": creator,
+                },
+            });
+            out.push(ChangeMessage {
+                queue_url: watch.queue_url.clone(),
+                body: body.to_string(),
+            });
+        }
+        self.counters.changes_queued += out.len() as u64;
+        self.outbox.extend(out);
+    }
+
+    /// Takes the change messages queued since the last call, oldest first.
+    pub fn take_changes(&mut self) -> Vec<ChangeMessage> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Records the fate of change messages handed to the queue.
+    pub fn count_deliveries(&mut self, delivered: u64, failed: u64) {
+        self.counters.changes_delivered += delivered;
+        self.counters.change_delivery_failures += failed;
     }
 
     fn find_item(&self, app: u64, coll: u64, id: u64) -> Option<usize> {
@@ -838,7 +957,9 @@ impl State {
             item["fields"][k.as_str()] = v;
         }
         item["updated_at"] = json!(now);
-        (200, ok(item.clone()))
+        let item = item.clone();
+        self.changed(app, coll, &item, "updated", Some(who), now);
+        (200, ok(item))
     }
 
     fn delete_item(
@@ -861,6 +982,7 @@ impl State {
             .expect("found above")
             .remove(pos);
         self.locks.remove(&(app, coll, id));
+        self.changed(app, coll, &removed, "deleted", Some(who), now);
         (200, ok(json!({"id": removed["id"], "deleted": true})))
     }
 
@@ -1046,14 +1168,28 @@ impl State {
                 "endpoint_url, endpoint_type sqs, name, app_id, collection_id and age are required",
             );
         }
+        let name = body["name"].as_str().unwrap_or_default().to_owned();
+        let age = body["age"].as_u64().unwrap_or_default();
+        // Registering a name again renews that watch (a new age from now).
+        self.active_watches.insert(
+            name,
+            WatchRec {
+                queue_url: body["endpoint_url"].as_str().unwrap_or_default().to_owned(),
+                app_id: body["app_id"].as_u64().unwrap_or_default(),
+                collection_id: body["collection_id"].as_u64().unwrap_or_default(),
+                filters: body.get("filters").filter(|f| !f.is_null()).cloned(),
+                expires_at: now.saturating_add(age),
+            },
+        );
         let mut watch = body;
         watch["id"] = json!(self.watches.len() as u64 + 1);
         watch["created_at"] = json!(now);
+        watch["expires_at"] = json!(now.saturating_add(age));
         self.watches.push(watch.clone());
         (200, ok(watch))
     }
 
-    /// Watch registrations received.
+    /// Watch registrations received, renewals included, oldest first.
     pub fn watches(&self) -> &[Value] {
         &self.watches
     }
@@ -1226,6 +1362,29 @@ fn matches_filter(item: &Value, field: &str, op: &str, values: &[String]) -> boo
         "$notNull" => actual.is_some() == (value != "false"),
         _ => false,
     }
+}
+
+/// A watch's filters (`{"f_1009": {"$eq": 1}}`, as the Python SDK passes them)
+/// against an item; no filters match every item.
+fn watch_filters_match(filters: Option<&Value>, item: &Value) -> bool {
+    let Some(Value::Object(fields)) = filters else {
+        return true;
+    };
+    let as_text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    fields.iter().all(|(field, condition)| match condition {
+        Value::Object(ops) => ops.iter().all(|(op, value)| {
+            let values: Vec<String> = match value {
+                Value::Array(list) => list.iter().map(as_text).collect(),
+                other => vec![as_text(other)],
+            };
+            matches_filter(item, field, op, &values)
+        }),
+        // A bare value means equality.
+        value => matches_filter(item, field, "$eq", &[as_text(value)]),
+    })
 }
 
 fn ok(data: Value) -> Value {

@@ -9,6 +9,7 @@
 //! | `reqwest` (default) | [`Client`] (async) | reqwest, rustls with ring |
 //! | `ureq` | [`blocking::Client`] | ureq 3, rustls with ring, no async runtime |
 //! | `tracing` (default) | events and one span per API call, never a secret | `tracing` |
+//! | `watch` | [`watch::Watcher`]: collection changes over Amazon SQS | aws-sdk-sqs, on the async client |
 //!
 //! ```no_run
 //! # #[cfg(feature = "reqwest")]
@@ -152,6 +153,11 @@ pub mod blocking {
 
 /// Every public method of the clients appears in the table on [`Client`], so a
 /// reader of the alias's page finds them all (a tidy check, run as a test).
+/// React to collection changes delivered over Amazon SQS (feature `watch`):
+/// the crate [`carthooks_watch`], re-exported.
+#[cfg(feature = "watch")]
+pub use carthooks_watch as watch;
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,0 +1,721 @@
+//! The watcher against real parts: moto's SQS server (started per test on a
+//! loopback port) and carthooks-mock delivering every item change to it.
+//! Delivery is at least once, so these tests assert that nothing is lost and
+//! count duplicates; they never assert exactly once.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use carthooks_mock::{DEFAULT_APP_ID as APP, DEFAULT_COLLECTION_ID as COLL, Fault};
+use carthooks_watch::{AckMode, BoxError, Change, ChangeKind, Problem, Stats, WatchError, Watcher};
+use serde_json::json;
+use support::{Moto, depth, eventually, mock_with_delivery, queue, queue_with_dlq};
+use tokio::sync::oneshot;
+
+type Seen = Arc<Mutex<HashMap<(u64, u64), u32>>>;
+
+/// A handler that records `(item id, revision)` of each change it sees.
+fn recorder(seen: &Seen) -> impl Fn(Change) -> std::future::Ready<Result<(), BoxError>> + use<> {
+    let seen = Arc::clone(seen);
+    move |change: Change| {
+        let key = (
+            change.item_id().get(),
+            change.event().revision().unwrap_or(0),
+        );
+        *seen.lock().unwrap().entry(key).or_default() += 1;
+        std::future::ready(Ok(()))
+    }
+}
+
+fn problems() -> (
+    Arc<Mutex<Vec<Problem>>>,
+    impl Fn(&Problem) + Send + Sync + 'static,
+) {
+    let list = Arc::new(Mutex::new(Vec::new()));
+    let hook = {
+        let list = Arc::clone(&list);
+        move |p: &Problem| list.lock().unwrap().push(p.clone())
+    };
+    (list, hook)
+}
+
+/// A watcher running on its own task until [`Running::stop`].
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<Stats, WatchError>>,
+}
+
+impl Running {
+    fn start<F, Fut>(watcher: Watcher, handler: F) -> Self
+    where
+        F: Fn(Change) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            watcher
+                .run_until(handler, async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Self { stop, task }
+    }
+
+    /// Panics with the watcher's error if it stopped on its own.
+    fn assert_alive(&self) {
+        assert!(!self.task.is_finished(), "the watcher stopped on its own");
+    }
+
+    /// Stops it (as a shutdown signal would) and returns its counts.
+    async fn stop(self) -> Stats {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap()
+    }
+}
+
+async fn wait_for_watch(server: &carthooks_mock::MockServer) {
+    eventually(
+        Duration::from_secs(10),
+        "the watch is registered",
+        || async { server.counters().operation("watch_data") >= 1 },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_changes_are_each_handled_once_at_least_and_the_queue_ends_empty() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue_url = queue(&sqs, "changes", 30).await;
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let seen = Seen::default();
+    let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .concurrency(8)
+        .build()
+        .await
+        .unwrap();
+    let handler = recorder(&seen);
+    let running = Running::start(watcher, handler);
+    wait_for_watch(&server).await;
+
+    // 150 creates, 100 updates, 50 deletes: 300 changes, each its own (id, revision).
+    let mut ids = Vec::new();
+    for n in 0..150 {
+        let item = client
+            .create_item(APP, COLL, &json!({"title": format!("order {n}"), "n": n}))
+            .await
+            .unwrap();
+        ids.push(item.data["id"].as_u64().unwrap());
+    }
+    for id in &ids[..100] {
+        client
+            .update_item(APP, COLL, *id, &json!({"state": "paid"}))
+            .await
+            .unwrap();
+    }
+    for id in &ids[100..] {
+        client.delete_item(APP, COLL, *id).await.unwrap();
+    }
+    let counters = server.counters();
+    assert_eq!(counters.changes_queued, 300);
+    assert_eq!(counters.changes_delivered, 300);
+    assert_eq!(counters.change_delivery_failures, 0);
+
+    eventually(
+        Duration::from_secs(240),
+        "300 distinct changes handled",
+        || async {
+            running.assert_alive();
+            seen.lock().unwrap().len() == 300
+        },
+    )
+    .await;
+    let stats = running.stop().await;
+
+    let seen = seen.lock().unwrap().clone();
+    let expected: HashSet<(u64, u64)> = ids
+        .iter()
+        .map(|id| (*id, 1))
+        .chain(ids[..100].iter().map(|id| (*id, 2)))
+        .chain(ids[100..].iter().map(|id| (*id, 2)))
+        .collect();
+    assert_eq!(seen.keys().copied().collect::<HashSet<_>>(), expected);
+    let calls: u32 = seen.values().sum();
+    eprintln!(
+        "300 changes: {calls} handler calls, {} duplicates; {stats:?}",
+        calls - 300
+    );
+    assert_eq!(stats.handled, u64::from(calls));
+    assert_eq!(stats.acked, stats.handled, "every handled message acked");
+    assert_eq!(stats.failed + stats.malformed + stats.settle_failures, 0);
+    assert_eq!(depth(&sqs, &queue_url).await, (0, 0), "the queue is empty");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_failing_one_time_in_ten_lose_no_change() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue_url = queue(&sqs, "flaky", 30).await;
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let (problems, hook) = problems();
+    let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .nack_backoff(Duration::ZERO, Duration::from_millis(500))
+        .on_problem(hook)
+        .build()
+        .await
+        .unwrap();
+    let done: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("failure seed {seed}");
+    let rng = Arc::new(AtomicU64::new(seed));
+    let handler = {
+        let done = Arc::clone(&done);
+        move |change: Change| {
+            let done = Arc::clone(&done);
+            let rng = Arc::clone(&rng);
+            async move {
+                // xorshift: one failure in ten, at random.
+                let mut x = rng.load(Ordering::Relaxed);
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                rng.store(x, Ordering::Relaxed);
+                if x.is_multiple_of(10) {
+                    return Err::<(), BoxError>("the handler failed".into());
+                }
+                done.lock().unwrap().insert(change.item_id().get());
+                Ok(())
+            }
+        }
+    };
+    let running = Running::start(watcher, handler);
+    wait_for_watch(&server).await;
+    let mut ids = HashSet::new();
+    for n in 0..100 {
+        let item = client
+            .create_item(APP, COLL, &json!({"n": n}))
+            .await
+            .unwrap();
+        ids.insert(item.data["id"].as_u64().unwrap());
+    }
+    eventually(
+        Duration::from_secs(180),
+        "all 100 changes handled",
+        || async {
+            running.assert_alive();
+            *done.lock().unwrap() == ids
+        },
+    )
+    .await;
+    let stats = running.stop().await;
+    eprintln!("{stats:?}");
+    let failures = problems
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| matches!(p, Problem::HandlerFailed { .. }))
+        .count() as u64;
+    assert_eq!(failures, stats.failed, "every failure reported");
+    assert_eq!(stats.nacked, stats.failed, "every failure nacked");
+    assert!(stats.acked >= 100);
+    assert_eq!(depth(&sqs, &queue_url).await, (0, 0));
+}
+
+/// Not a test on its own: a watcher process for the SIGKILL test, when run as
+/// the child with `CARTHOOKS_WATCH_CHILD` set.
+#[test]
+fn child_watcher() {
+    let Ok(config) = std::env::var("CARTHOOKS_WATCH_CHILD") else {
+        return;
+    };
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let text = |k: &str| config[k].as_str().unwrap().to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let sqs = carthooks_watch::aws_config_loader()
+            .endpoint_url(text("moto"))
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .load()
+            .await;
+        let sqs = aws_sdk_sqs::Client::new(&sqs);
+        let client = carthooks_reqwest::Client::builder()
+            .base_url(text("mock"))
+            .oauth(carthooks_client::OAuthConfig::new(
+                carthooks_mock::DEFAULT_CLIENT_ID,
+                carthooks_mock::DEFAULT_CLIENT_SECRET,
+            ))
+            .build()
+            .unwrap();
+        client.initialize_oauth(None).await.unwrap();
+        let out = text("out");
+        let watcher = Watcher::builder(client, text("queue"), APP, COLL)
+            .sqs_client(sqs)
+            .visibility_timeout(Duration::from_secs(2))
+            .concurrency(4)
+            .build()
+            .await
+            .unwrap();
+        watcher
+            .run(move |change: Change| {
+                let out = out.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    use std::io::Write as _;
+                    let mut file = std::fs::OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(&out)?;
+                    // One write per line: handlers append at once, and
+                    // `writeln!` may split a line into several writes.
+                    file.write_all(format!("{}\n", change.item_id()).as_bytes())?;
+                    Ok::<(), BoxError>(())
+                }
+            })
+            .await
+            .unwrap();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_killed_with_sigkill_leaves_the_rest_to_the_next() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue_url = queue(&sqs, "killed", 2).await;
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    // Register first, so that the changes are queued before any watcher runs.
+    let registration = carthooks_client::WatchDataRequest::new(
+        queue_url.clone(),
+        format!("watch-{APP}-{COLL}"),
+        APP,
+        COLL,
+    );
+    client.start_watch_data(&registration).await.unwrap();
+    let mut ids = HashSet::new();
+    for n in 0..60 {
+        let item = client
+            .create_item(APP, COLL, &json!({"n": n}))
+            .await
+            .unwrap();
+        ids.insert(item.data["id"].as_u64().unwrap());
+    }
+    let out = std::env::temp_dir().join(format!("carthooks-watch-kill-{}", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let config = json!({"moto": moto.url, "mock": server.url(), "queue": queue_url,
+                        "out": out.to_str().unwrap()});
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["child_watcher", "--exact", "--nocapture"])
+        .env("CARTHOOKS_WATCH_CHILD", config.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let read = || -> HashSet<u64> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect()
+    };
+    eventually(Duration::from_secs(60), "the child handled 15", || async {
+        read().len() >= 15
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let by_child = read();
+    eprintln!("the child handled {} before SIGKILL", by_child.len());
+    assert!(by_child.len() < 60, "killed before the end");
+
+    let seen = Seen::default();
+    let watcher = Watcher::builder(client, &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(watcher.visibility_timeout(), Duration::from_secs(2));
+    let handler = recorder(&seen);
+    let running = Running::start(watcher, handler);
+    eventually(
+        Duration::from_secs(120),
+        "the rest handled by the second watcher",
+        || async {
+            running.assert_alive();
+            let second: HashSet<u64> = seen.lock().unwrap().keys().map(|k| k.0).collect();
+            by_child.union(&second).copied().collect::<HashSet<_>>() == ids
+        },
+    )
+    .await;
+    // What the child handled but had not acked comes back after its visibility
+    // timeout: the second watcher handles it again (at least once) and the
+    // queue drains.
+    eventually(Duration::from_secs(30), "the queue is empty", || async {
+        depth(&sqs, &queue_url).await == (0, 0)
+    })
+    .await;
+    let stats = running.stop().await;
+    let _ = std::fs::remove_file(&out);
+    let again = seen
+        .lock()
+        .unwrap()
+        .keys()
+        .filter(|k| by_child.contains(&k.0))
+        .count();
+    eprintln!("second watcher: {stats:?}; {again} handled by both");
+    assert_eq!(stats.acked, stats.handled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_is_renewed_every_second_and_a_failed_renewal_is_retried_and_reported() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue_url = queue(&sqs, "renewed", 30).await;
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let (problems, hook) = problems();
+    let watcher = Watcher::builder(client, &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .age(Duration::from_secs(20))
+        .renewal_interval(Duration::from_secs(1))
+        .long_poll(Duration::from_secs(1))
+        .on_problem(hook)
+        .build()
+        .await
+        .unwrap();
+    let running = Running::start(watcher, |_c: Change| async { Ok(()) });
+    wait_for_watch(&server).await;
+    // The first renewal (in 1 s) meets a 503; it is retried 1 s later.
+    server.inject(
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        1,
+        Some("/v1/watch-data"),
+    );
+    let started = Instant::now();
+    eventually(
+        Duration::from_secs(15),
+        "4 registrations after the failure",
+        || async {
+            running.assert_alive();
+            server.counters().operation("watch_data") >= 5
+        },
+    )
+    .await;
+    let stats = running.stop().await;
+    let counters = server.counters();
+    eprintln!(
+        "{:?} after {:?}: {stats:?}",
+        counters.received_at("/v1/watch-data"),
+        started.elapsed()
+    );
+    assert_eq!(stats.renewal_failures, 1);
+    assert_eq!(stats.registrations, counters.operation("watch_data"));
+    assert_eq!(
+        counters.received_at("/v1/watch-data"),
+        stats.registrations + stats.renewal_failures
+    );
+    let renewal_problems: Vec<_> = problems
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|p| match p {
+            Problem::RenewalFailed {
+                attempt, retry_in, ..
+            } => Some((*attempt, *retry_in)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(renewal_problems, vec![(1, Duration::from_secs(1))]);
+    // Each registration carries the whole watch, age included.
+    let watches = server.state().watches().to_vec();
+    assert!(
+        watches
+            .iter()
+            .all(|w| w["age"] == 20 && w["endpoint_url"] == queue_url.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_are_reported_and_left_for_the_dead_letter_queue() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let (queue_url, dlq_url) = queue_with_dlq(&sqs, "hostile", 1, 2).await;
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    for body in ["not json", r#"{"payload": {"title": "no id"}}"#] {
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let (problems, hook) = problems();
+    let seen = Seen::default();
+    let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .long_poll(Duration::from_secs(1))
+        .on_problem(hook)
+        .build()
+        .await
+        .unwrap();
+    let handler = recorder(&seen);
+    let running = Running::start(watcher, handler);
+    wait_for_watch(&server).await;
+    eventually(
+        Duration::from_secs(60),
+        "both malformed messages in the DLQ",
+        || async {
+            running.assert_alive();
+            depth(&sqs, &dlq_url).await.0 == 2
+        },
+    )
+    .await;
+    // The loop still runs: a real change after them is handled.
+    let item = client
+        .create_item(APP, COLL, &json!({"n": 1}))
+        .await
+        .unwrap();
+    let id = item.data["id"].as_u64().unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the valid change handled",
+        || async { seen.lock().unwrap().contains_key(&(id, 1)) },
+    )
+    .await;
+    let stats = running.stop().await;
+    eprintln!("{stats:?}");
+    let reasons: HashSet<String> = problems
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|p| match p {
+            Problem::Malformed { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        HashSet::from([
+            "the message body is not JSON".to_owned(),
+            "the message has no payload.id".to_owned()
+        ])
+    );
+    assert!(stats.malformed >= 2);
+    assert_eq!(stats.acked, stats.handled, "only valid changes deleted");
+    let mut bodies: Vec<String> = sqs
+        .receive_message()
+        .queue_url(&dlq_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages()
+        .iter()
+        .filter_map(|m| m.body().map(str::to_owned))
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, ["not json", r#"{"payload": {"title": "no id"}}"#]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_handler_keeps_its_message_and_shutdown_releases_what_is_in_hand() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue_url = queue(&sqs, "slow", 2).await;
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let started = Arc::new(AtomicU64::new(0));
+    let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .shutdown_grace(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let handler = {
+        let started = Arc::clone(&started);
+        move |change: Change| {
+            started.fetch_add(1, Ordering::SeqCst);
+            async move {
+                assert_eq!(change.receive_count(), 1, "never redelivered while in hand");
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<(), BoxError>(())
+            }
+        }
+    };
+    let running = Running::start(watcher, handler);
+    wait_for_watch(&server).await;
+    for n in 0..3 {
+        client
+            .create_item(APP, COLL, &json!({"n": n}))
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(30), "3 handlers running", || async {
+        running.assert_alive();
+        started.load(Ordering::SeqCst) == 3
+    })
+    .await;
+    // Three visibility timeouts: the heartbeat keeps the messages hidden.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(depth(&sqs, &queue_url).await, (0, 3));
+    assert_eq!(started.load(Ordering::SeqCst), 3, "no redelivery");
+
+    let asked = Instant::now();
+    let stats = running.stop().await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    eprintln!("{stats:?}");
+    assert!(stats.extended >= 6, "{stats:?}");
+    assert_eq!(stats.released, 3);
+    assert_eq!(stats.acked + stats.handled, 0);
+    // Released with visibility 0: available at once, not after the timeout.
+    assert_eq!(depth(&sqs, &queue_url).await, (3, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_mode_acks_and_nacks_as_the_handler_says() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue_url = queue(&sqs, "manual", 30).await;
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .ack_mode(AckMode::Manual)
+        .watcher_id("worker-7")
+        .build()
+        .await
+        .unwrap();
+    // (item id, receive count, what the handler did)
+    type Log = Arc<Mutex<Vec<(u64, u32, &'static str)>>>;
+    let log = Log::default();
+    let handler = {
+        let log = Arc::clone(&log);
+        move |change: Change| {
+            let log = Arc::clone(&log);
+            async move {
+                let id = change.item_id().get();
+                assert_eq!(change.event().kind(), ChangeKind::Created);
+                // The record helpers lock with the watcher id.
+                let lock = change.lock().await?;
+                assert_eq!(lock.data.lock_id.as_deref(), Some("worker-7"));
+                change.unlock().await?;
+                if id % 2 == 1 && change.receive_count() == 1 {
+                    change.nack(Duration::ZERO).await?;
+                    log.lock().unwrap().push((id, 1, "nack"));
+                } else {
+                    change.ack().await?;
+                    let again = change.ack().await;
+                    assert!(matches!(again, Err(WatchError::AlreadySettled)));
+                    log.lock()
+                        .unwrap()
+                        .push((id, change.receive_count(), "ack"));
+                }
+                Ok::<(), BoxError>(())
+            }
+        }
+    };
+    let running = Running::start(watcher, handler);
+    wait_for_watch(&server).await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let item = client
+            .create_item(APP, COLL, &json!({"n": n}))
+            .await
+            .unwrap();
+        ids.push(item.data["id"].as_u64().unwrap());
+    }
+    eventually(Duration::from_secs(60), "4 acks", || async {
+        running.assert_alive();
+        log.lock().unwrap().iter().filter(|e| e.2 == "ack").count() == 4
+    })
+    .await;
+    let stats = running.stop().await;
+    let log = log.lock().unwrap().clone();
+    for id in ids {
+        if id % 2 == 1 {
+            assert!(log.contains(&(id, 1, "nack")), "{log:?}");
+            assert!(log.contains(&(id, 2, "ack")), "{log:?}");
+        } else {
+            assert!(log.contains(&(id, 1, "ack")), "{log:?}");
+        }
+    }
+    assert_eq!((stats.acked, stats.nacked), (4, 2));
+    assert_eq!(depth(&sqs, &queue_url).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_queue_or_a_refused_registration_is_a_clear_error() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let missing = format!("{}/123456789012/no-such-queue", moto.url);
+    let err = Watcher::builder(client.clone(), &missing, APP, COLL)
+        .sqs_client(sqs.clone())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WatchError::QueueNotFound), "{err:?}");
+
+    for (builder, want) in [
+        (
+            Watcher::builder(client.clone(), "q", APP, COLL).concurrency(0),
+            "concurrency",
+        ),
+        (
+            Watcher::builder(client.clone(), "q", APP, COLL).batch_size(11),
+            "batch_size",
+        ),
+        (
+            Watcher::builder(client.clone(), "q", APP, COLL)
+                .renewal_interval(Duration::from_secs(10))
+                .age(Duration::from_secs(10)),
+            "renewal_interval",
+        ),
+        (
+            Watcher::builder(client.clone(), "q", APP, COLL).long_poll(Duration::from_secs(21)),
+            "long_poll",
+        ),
+    ] {
+        let err = builder.sqs_client(sqs.clone()).build().await.unwrap_err();
+        assert!(
+            matches!(&err, WatchError::Config(m) if m.contains(want)),
+            "{err}"
+        );
+    }
+
+    let queue_url = queue(&sqs, "refused", 30).await;
+    let bad = carthooks_reqwest::Client::builder()
+        .base_url(server.url())
+        .access_token("not-a-token")
+        .build()
+        .unwrap();
+    let watcher = Watcher::builder(bad, &queue_url, APP, COLL)
+        .sqs_client(sqs)
+        .build()
+        .await
+        .unwrap();
+    let err = watcher
+        .run_until(
+            |_c: Change| async { Ok::<(), BoxError>(()) },
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WatchError::Register(_)), "{err:?}");
+    assert!(!format!("{err:?}").contains("not-a-token"));
+}
