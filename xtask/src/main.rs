@@ -253,7 +253,23 @@ fn bench(extra: Vec<String>) -> Result<(), String> {
         "--",
     ];
     args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+    cargo(&args)?;
+    // The watcher: its own cost against a hand-written aws-sdk-sqs loop, then
+    // wall clock against the Python SDK's watcher on moto.
+    cargo(&[
+        "run",
+        "--locked",
+        "--release",
+        "-q",
+        "-p",
+        "carthooks-bench",
+        "--bin",
+        "watch",
+        "--",
+        "20000",
+        "5",
+        "--python",
+    ])
 }
 
 fn build_cost() -> Result<(), String> {

@@ -33,9 +33,10 @@
 //!    never reaches its `age` (default 5 days). A failed renewal is retried with
 //!    a backoff that starts at 1 s and never exceeds a tenth of the age (at most
 //!    60 s), and each failure is reported ([`Problem::RenewalFailed`]).
-//! 3. **Receives** with long polls (20 s), asking only for as many messages as
-//!    there are free handler slots (`concurrency`, default 8; `batch_size` ≤ 10
-//!    per poll), so a message never waits in memory while its visibility runs.
+//! 3. **Receives** with long polls (20 s), up to a batch (`batch_size`, up to
+//!    10) at a time, holding at most `concurrency` (default 8) + one batch:
+//!    messages received ahead wait for a free handler with their visibility
+//!    kept, so handlers do not wait for polls and polls are not half empty.
 //! 4. **Handles** each message in its own task: parses it into a
 //!    [`ChangeEvent`] (malformed ones — not JSON, no `payload.id` — are reported
 //!    and left in the queue for its redrive policy, never deleted), then calls
@@ -44,9 +45,11 @@
 //! 5. **Settles**: in [`AckMode::Auto`], `Ok` acks and `Err` (or a panic) nacks
 //!    with an exponential delay by receive count (1 s, 2 s, 4 s … 5 min); in
 //!    [`AckMode::Manual`] the handler calls [`Change::ack`] /
-//!    [`Change::nack`]. Acks are batched (`DeleteMessageBatch`, up to 10, after
-//!    at most 50 ms — far inside the visibility the heartbeat keeps); an ack
-//!    returns once SQS has deleted the message.
+//!    [`Change::nack`]. Acks are batched (`DeleteMessageBatch` of up to 10 —
+//!    of up to `concurrency` when that is smaller — sent after at most 50 ms,
+//!    far inside the visibility the heartbeat keeps). Auto mode frees the
+//!    handler's slot as soon as it returns; [`Change::ack`] returns once SQS
+//!    has deleted the message.
 //! 6. **Stops gracefully** on Ctrl-C / SIGTERM ([`Watcher::run`]) or any
 //!    future you give ([`Watcher::run_until`]): stops receiving, lets the
 //!    handlers in hand finish for up to `shutdown_grace` (30 s), releases the
@@ -63,15 +66,16 @@
 //! Tasks, for one [`Watcher::run_until`]:
 //!
 //! ```text
-//!   receiver ──(permit + message)──> handler task ×concurrency ──ack──> acker ──> DeleteMessageBatch
-//!      │  ReceiveMessage(n = free permits)     │ heartbeat: ChangeMessageVisibility
+//!   receiver ──(room + message)──> message task ──(handler slot)──> handler ──ack──> acker ──> DeleteMessageBatch
+//!      │  ReceiveMessage(batch_size)           │ heartbeat: ChangeMessageVisibility
 //!      │                                       │ nack: ChangeMessageVisibility(delay)
 //!   renewal: start_watch_data every interval, retried with backoff on failure
 //!   phase (watch channel): Running → Draining (stop receiving) → Releasing (grace over)
 //! ```
 //!
-//! A handler slot is a semaphore permit taken *before* receiving, so at most
-//! `concurrency` messages are ever in hand. Each message's settle state is one
+//! Two semaphores bound the work: room in hand (`concurrency + batch_size`;
+//! the receiver takes up to a batch's worth before each poll, each message
+//! keeps one) and handler slots (`concurrency`). Each message's settle state is one
 //! atomic, so an ack, a nack, the heartbeat and the shutdown release never
 //! act twice on a message.
 
@@ -569,6 +573,8 @@ enum Phase {
 /// What the tasks of one run share.
 struct Run {
     shared: Arc<Shared>,
+    /// Handlers running at once (`concurrency`).
+    handler_slots: Arc<Semaphore>,
     acks: mpsc::UnboundedSender<AckJob>,
     visibility: Duration,
     ack_mode: AckMode,
@@ -594,10 +600,11 @@ impl Receipt {
     }
 }
 
-/// An ack for the acker: delete `receipt`, then say how it went.
+/// An ack for the acker: delete `receipt`, then say how it went to whoever
+/// waits ([`Change::ack`]; auto mode does not wait).
 struct AckJob {
     receipt: Arc<Receipt>,
-    done: oneshot::Sender<Result<(), WatchError>>,
+    done: Option<oneshot::Sender<Result<(), WatchError>>>,
 }
 
 impl Watcher {
@@ -683,13 +690,18 @@ impl Watcher {
         let (acks, ack_rx) = mpsc::unbounded_channel();
         let run = Arc::new(Run {
             shared: Arc::clone(shared),
+            handler_slots: Arc::new(Semaphore::new(self.concurrency)),
             acks,
             visibility: self.visibility,
             ack_mode: self.ack_mode,
             nack_backoff: self.nack_backoff,
             phase,
         });
-        let acker = tokio::spawn(acker(Arc::clone(shared), ack_rx));
+        let acker = tokio::spawn(acker(
+            Arc::clone(shared),
+            ack_rx,
+            self.in_hand().min(SQS_BATCH),
+        ));
         let renewal = tokio::spawn(renew(
             Arc::clone(shared),
             self.registration.clone(),
@@ -724,7 +736,15 @@ impl Watcher {
         outcome.map(|()| self.stats())
     }
 
-    /// The receive loop: takes handler slots, then asks for that many messages.
+    /// Most messages in hand: those being handled, and one batch received
+    /// ahead, waiting for a handler (their visibility is kept too).
+    fn in_hand(&self) -> usize {
+        self.concurrency + self.batch_size as usize
+    }
+
+    /// The receive loop: waits for room in hand, then asks for as many
+    /// messages as there is room for (a batch at most); each message goes to
+    /// its own task, which waits for a handler slot.
     async fn receive<F, Fut, E>(
         &self,
         run: &Arc<Run>,
@@ -736,25 +756,26 @@ impl Watcher {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError>,
     {
-        let slots = Arc::new(Semaphore::new(self.concurrency));
+        let room = Arc::new(Semaphore::new(self.in_hand()));
+        let batch = self.batch_size as usize;
         let mut failures = 0u32;
         loop {
             // Reap finished handler tasks as we go.
             while handlers.try_join_next().is_some() {}
-            let Ok(first) = Arc::clone(&slots).acquire_owned().await else {
+            // Room for one at least, for a batch at most.
+            let Ok(mut permits) = Arc::clone(&room).acquire_owned().await else {
                 return Ok(());
             };
-            let mut permits = vec![first];
-            while permits.len() < self.batch_size as usize {
-                match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(p) => permits.push(p),
+            while permits.num_permits() < batch {
+                match Arc::clone(&room).try_acquire_owned() {
+                    Ok(more) => permits.merge(more),
                     Err(_) => break,
                 }
             }
             let received = sqs::receive(
                 &self.shared.sqs,
                 &self.shared.queue_url,
-                permits.len() as i32,
+                permits.num_permits() as i32,
                 self.long_poll,
                 self.visibility,
             )
@@ -781,7 +802,12 @@ impl Watcher {
                 }
             };
             Counters::bump(&self.shared.counters.received, messages.len() as u64);
-            for (message, permit) in messages.into_iter().zip(permits.drain(..)) {
+            for message in messages {
+                // One place in hand per message; what is not used is freed
+                // when `permits` drops.
+                let Some(permit) = permits.split(1) else {
+                    break;
+                };
                 let run = Arc::clone(run);
                 let handler = Arc::clone(handler);
                 handlers.spawn(async move {
@@ -864,6 +890,16 @@ where
         item_id,
     };
     let work = async {
+        // Received ahead: wait for a handler slot, unless the watcher stops.
+        let mut phase = run.phase.clone();
+        let slot = tokio::select! {
+            slot = Arc::clone(&run.handler_slots).acquire_owned() => slot.ok(),
+            _ = phase.wait_for(|p| *p != Phase::Running) => None,
+        };
+        let Some(_slot) = slot else {
+            release(&run, &receipt).await;
+            return;
+        };
         let result = handler(change).await.map_err(Into::into);
         match &result {
             Ok(()) => Counters::bump(&shared.counters.handled, 1),
@@ -877,10 +913,12 @@ where
             }
         }
         if run.ack_mode == AckMode::Auto {
-            let _ = match result {
-                Ok(()) => ack(&run, &receipt).await,
-                Err(_) => nack(&run, &receipt, run.nack_delay(receive_count)).await,
-            };
+            match result {
+                Ok(()) => queue_ack(&run, &receipt),
+                Err(_) => {
+                    let _ = nack(&run, &receipt, run.nack_delay(receive_count)).await;
+                }
+            }
         }
     };
     heartbeat(&run, &receipt, message.received_at, work).await;
@@ -959,21 +997,36 @@ async fn heartbeat(
                 }
             }
             true = async { phase.wait_for(|p| *p == Phase::Releasing).await.is_ok() } => {
-                if receipt.settle() {
-                    match sqs::change_visibility(&shared.sqs, &shared.queue_url, &receipt.handle, Duration::ZERO).await {
-                        Ok(()) => Counters::bump(&shared.counters.released, 1),
-                        Err(e) => {
-                            Counters::bump(&shared.counters.settle_failures, 1);
-                            shared.report(Problem::SettleFailed {
-                                message_id: receipt.message_id.clone(),
-                                operation: "ChangeMessageVisibility",
-                                error: e.to_string(),
-                            });
-                        }
-                    }
-                }
+                release(run, receipt).await;
                 return;
             }
+        }
+    }
+}
+
+/// Makes an unsettled message visible again at once (shutdown), so that
+/// another worker takes it without waiting out its visibility timeout.
+async fn release(run: &Run, receipt: &Receipt) {
+    if !receipt.settle() {
+        return;
+    }
+    let shared = &run.shared;
+    match sqs::change_visibility(
+        &shared.sqs,
+        &shared.queue_url,
+        &receipt.handle,
+        Duration::ZERO,
+    )
+    .await
+    {
+        Ok(()) => Counters::bump(&shared.counters.released, 1),
+        Err(e) => {
+            Counters::bump(&shared.counters.settle_failures, 1);
+            shared.report(Problem::SettleFailed {
+                message_id: receipt.message_id.clone(),
+                operation: "ChangeMessageVisibility",
+                error: e.to_string(),
+            });
         }
     }
 }
@@ -987,10 +1040,23 @@ async fn ack(run: &Run, receipt: &Arc<Receipt>) -> Result<(), WatchError> {
     run.acks
         .send(AckJob {
             receipt: Arc::clone(receipt),
-            done,
+            done: Some(done),
         })
         .map_err(|_| WatchError::Stopped)?;
     result.await.unwrap_or(Err(WatchError::Stopped))
+}
+
+/// Queues an ack without waiting for it (auto mode): the handler's slot is
+/// free at once, and the acker reports a failure itself. The message stays
+/// hidden meanwhile: the acker sends within [`ACK_LINGER`], and the heartbeat
+/// left at least half a visibility timeout.
+fn queue_ack(run: &Run, receipt: &Arc<Receipt>) {
+    if receipt.settle() {
+        let _ = run.acks.send(AckJob {
+            receipt: Arc::clone(receipt),
+            done: None,
+        });
+    }
 }
 
 /// Makes the message visible again after `delay`.
@@ -1020,16 +1086,17 @@ async fn nack(run: &Run, receipt: &Receipt, delay: Duration) -> Result<(), Watch
     result
 }
 
-/// Collects acks into `DeleteMessageBatch` calls of up to 10, each sent after
-/// at most [`ACK_LINGER`]; up to 4 batches in flight. Ends when every sender
-/// is gone, after sending what it holds.
-async fn acker(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<AckJob>) {
+/// Collects acks into `DeleteMessageBatch` calls, each sent once it holds
+/// `flush_at` acks (10, or fewer when fewer handlers run: more could not come)
+/// or after at most [`ACK_LINGER`]; up to 4 batches in flight. Ends when every
+/// sender is gone, after sending what it holds.
+async fn acker(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<AckJob>, flush_at: usize) {
     let in_flight = Arc::new(Semaphore::new(4));
     let mut sends = JoinSet::new();
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         let deadline = Instant::now() + ACK_LINGER;
-        while batch.len() < SQS_BATCH {
+        while batch.len() < flush_at {
             tokio::select! {
                 job = jobs.recv() => match job {
                     Some(job) => batch.push(job),
@@ -1063,7 +1130,9 @@ async fn delete_batch(shared: &Shared, batch: Vec<AckJob>) {
             match result {
                 Ok(()) => {
                     Counters::bump(&shared.counters.acked, 1);
-                    let _ = job.done.send(Ok(()));
+                    if let Some(done) = job.done {
+                        let _ = done.send(Ok(()));
+                    }
                 }
                 Err(e) if attempt == 0 => {
                     tracing::debug!(error = %e, "ack failed; retrying once");
@@ -1076,7 +1145,9 @@ async fn delete_batch(shared: &Shared, batch: Vec<AckJob>) {
                         operation: "DeleteMessageBatch",
                         error: e.to_string(),
                     });
-                    let _ = job.done.send(Err(e));
+                    if let Some(done) = job.done {
+                        let _ = done.send(Err(e));
+                    }
                 }
             }
         }

@@ -719,3 +719,55 @@ async fn a_missing_queue_or_a_refused_registration_is_a_clear_error() {
     assert!(matches!(err, WatchError::Register(_)), "{err:?}");
     assert!(!format!("{err:?}").contains("not-a-token"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_received_ahead_wait_for_a_handler_and_are_released_unstarted_at_shutdown() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue_url = queue(&sqs, "ahead", 2).await;
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let started = Arc::new(AtomicU64::new(0));
+    let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .concurrency(1)
+        .shutdown_grace(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let handler = {
+        let started = Arc::clone(&started);
+        move |_change: Change| {
+            started.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<(), BoxError>(())
+            }
+        }
+    };
+    let running = Running::start(watcher, handler);
+    wait_for_watch(&server).await;
+    for n in 0..3 {
+        client
+            .create_item(APP, COLL, &json!({"n": n}))
+            .await
+            .unwrap();
+    }
+    // One handler runs; the other two wait in hand, kept hidden past their
+    // 2 s visibility timeout.
+    eventually(Duration::from_secs(30), "all 3 in hand", || async {
+        running.assert_alive();
+        depth(&sqs, &queue_url).await == (0, 3)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(depth(&sqs, &queue_url).await, (0, 3));
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    let stats = running.stop().await;
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        1,
+        "none started at shutdown"
+    );
+    assert_eq!((stats.released, stats.handled), (3, 0), "{stats:?}");
+    assert_eq!(depth(&sqs, &queue_url).await, (3, 0));
+}
