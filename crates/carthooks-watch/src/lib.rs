@@ -562,12 +562,14 @@ impl std::fmt::Debug for Watcher {
     }
 }
 
-/// Where a run is: receiving, draining (handlers finish), releasing (grace over).
+/// Where a run is: receiving, draining (handlers finish), releasing (grace
+/// over), closed (every handler task ended; the acker sends what it holds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Phase {
     Running,
     Draining,
     Releasing,
+    Closed,
 }
 
 /// What the tasks of one run share.
@@ -695,11 +697,12 @@ impl Watcher {
             visibility: self.visibility,
             ack_mode: self.ack_mode,
             nack_backoff: self.nack_backoff,
-            phase,
+            phase: phase.clone(),
         });
         let acker = tokio::spawn(acker(
             Arc::clone(shared),
             ack_rx,
+            phase,
             self.in_hand().min(SQS_BATCH),
         ));
         let renewal = tokio::spawn(renew(
@@ -730,6 +733,9 @@ impl Watcher {
             let _ = phase_tx.send(Phase::Releasing);
             while handlers.join_next().await.is_some() {}
         }
+        // A `Change` kept by the handler past its return keeps `run` alive:
+        // the acker stops on the phase, not when the last sender is gone.
+        let _ = phase_tx.send(Phase::Closed);
         drop(run);
         let _ = acker.await;
         tracing::info!(stats = ?self.stats(), "watcher stopped");
@@ -996,7 +1002,7 @@ async fn heartbeat(
                     }
                 }
             }
-            true = async { phase.wait_for(|p| *p == Phase::Releasing).await.is_ok() } => {
+            true = async { phase.wait_for(|p| *p >= Phase::Releasing).await.is_ok() } => {
                 release(run, receipt).await;
                 return;
             }
@@ -1087,13 +1093,33 @@ async fn nack(run: &Run, receipt: &Receipt, delay: Duration) -> Result<(), Watch
 }
 
 /// Collects acks into `DeleteMessageBatch` calls, each sent once it holds
-/// `flush_at` acks (10, or fewer when fewer handlers run: more could not come)
-/// or after at most [`ACK_LINGER`]; up to 4 batches in flight. Ends when every
-/// sender is gone, after sending what it holds.
-async fn acker(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<AckJob>, flush_at: usize) {
+/// `flush_at` acks (10, or fewer when fewer can be in hand) or after at most
+/// [`ACK_LINGER`]; up to 4 batches in flight. When the run is closed it sends
+/// what it holds and stops; an ack asked for later fails with
+/// [`WatchError::Stopped`].
+async fn acker(
+    shared: Arc<Shared>,
+    mut jobs: mpsc::UnboundedReceiver<AckJob>,
+    mut phase: watch::Receiver<Phase>,
+    flush_at: usize,
+) {
     let in_flight = Arc::new(Semaphore::new(4));
     let mut sends = JoinSet::new();
-    while let Some(first) = jobs.recv().await {
+    let mut send = |batch: Vec<AckJob>, permit| {
+        let shared = Arc::clone(&shared);
+        sends.spawn(async move {
+            delete_batch(&shared, batch).await;
+            drop(permit);
+        });
+    };
+    loop {
+        let first = tokio::select! {
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => break,
+            },
+            _ = phase.wait_for(|p| *p == Phase::Closed) => break,
+        };
         let mut batch = vec![first];
         let deadline = Instant::now() + ACK_LINGER;
         while batch.len() < flush_at {
@@ -1108,12 +1134,20 @@ async fn acker(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<AckJob>, f
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
             break;
         };
-        let shared = Arc::clone(&shared);
-        sends.spawn(async move {
-            delete_batch(&shared, batch).await;
-            drop(permit);
-        });
-        while sends.try_join_next().is_some() {}
+        send(batch, permit);
+    }
+    // Closed: what is queued goes out; later acks find the channel closed.
+    jobs.close();
+    let mut rest = Vec::new();
+    while let Ok(job) = jobs.try_recv() {
+        rest.push(job);
+    }
+    while !rest.is_empty() {
+        let batch: Vec<AckJob> = rest.drain(..rest.len().min(SQS_BATCH)).collect();
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            break;
+        };
+        send(batch, permit);
     }
     while sends.join_next().await.is_some() {}
 }

@@ -771,3 +771,42 @@ async fn messages_received_ahead_wait_for_a_handler_and_are_released_unstarted_a
     assert_eq!((stats.released, stats.handled), (3, 0), "{stats:?}");
     assert_eq!(depth(&sqs, &queue_url).await, (3, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_kept_past_the_run_does_not_hold_the_watcher_and_its_ack_says_stopped() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue_url = queue(&sqs, "kept", 30).await;
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .ack_mode(AckMode::Manual)
+        .build()
+        .await
+        .unwrap();
+    let kept: Arc<Mutex<Vec<Change>>> = Arc::default();
+    let handler = {
+        let kept = Arc::clone(&kept);
+        move |change: Change| {
+            kept.lock().unwrap().push(change);
+            std::future::ready(Ok::<(), BoxError>(()))
+        }
+    };
+    let running = Running::start(watcher, handler);
+    wait_for_watch(&server).await;
+    client
+        .create_item(APP, COLL, &json!({"n": 1}))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "the change kept", || async {
+        running.assert_alive();
+        !kept.lock().unwrap().is_empty()
+    })
+    .await;
+    let stats = tokio::time::timeout(Duration::from_secs(10), running.stop())
+        .await
+        .expect("the watcher stops although a Change is still held");
+    assert_eq!((stats.handled, stats.acked), (1, 0));
+    let change = kept.lock().unwrap().pop().unwrap();
+    assert!(matches!(change.ack().await, Err(WatchError::Stopped)));
+}
