@@ -158,7 +158,7 @@ async fn three_hundred_changes_are_each_handled_once_at_least_and_the_queue_ends
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handlers_failing_one_time_in_ten_lose_no_change() {
+async fn handlers_failing_or_panicking_one_time_in_ten_lose_no_change() {
     let moto = Moto::start();
     let sqs = moto.sqs().await;
     let queue_url = queue(&sqs, "flaky", 30).await;
@@ -185,14 +185,18 @@ async fn handlers_failing_one_time_in_ten_lose_no_change() {
             let done = Arc::clone(&done);
             let rng = Arc::clone(&rng);
             async move {
-                // xorshift: one failure in ten, at random.
+                // xorshift
                 let mut x = rng.load(Ordering::Relaxed);
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
                 rng.store(x, Ordering::Relaxed);
-                if x.is_multiple_of(10) {
-                    return Err::<(), BoxError>("the handler failed".into());
+                // One failure in ten, at random: an error, or (one in
+                // twenty) a panic, which nacks the same way.
+                match x % 20 {
+                    0 => return Err::<(), BoxError>("the handler failed".into()),
+                    1 => panic!("the handler panicked"),
+                    _ => {}
                 }
                 done.lock().unwrap().insert(change.item_id().get());
                 Ok(())
@@ -226,6 +230,13 @@ async fn handlers_failing_one_time_in_ten_lose_no_change() {
         .iter()
         .filter(|p| matches!(p, Problem::HandlerFailed { .. }))
         .count() as u64;
+    let panics = problems
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| matches!(p, Problem::HandlerFailed { error, .. } if error == "panicked"))
+        .count();
+    eprintln!("{failures} failures, {panics} of them panics");
     assert_eq!(failures, stats.failed, "every failure reported");
     assert_eq!(stats.nacked, stats.failed, "every failure nacked");
     assert!(stats.acked >= 100);
