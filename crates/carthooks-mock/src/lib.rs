@@ -193,6 +193,12 @@ impl MockServer {
         self.state().config.rotate_refresh_tokens = on;
     }
 
+    /// Turns refresh-token reuse detection on or off (see
+    /// [`MockConfig::reuse_detection`]).
+    pub fn set_reuse_detection(&self, on: bool) {
+        self.state().config.reuse_detection = on;
+    }
+
     /// Invalidates every token issued so far.
     pub fn revoke_all_tokens(&self) {
         self.state().revoke_all_tokens();

@@ -40,9 +40,10 @@ fn run() -> Result<(), String> {
                     .map_err(|_| "--access-token-ttl must be a number of seconds")?
             }
             "--no-rotate" => config.rotate_refresh_tokens = false,
+            "--reuse-detection" => config.reuse_detection = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: carthooks-mock [--port PORT] [--host IP] [--access-token-ttl SECONDS] [--no-rotate]"
+                    "usage: carthooks-mock [--port PORT] [--host IP] [--access-token-ttl SECONDS] [--no-rotate] [--reuse-detection]"
                 );
                 return Ok(());
             }

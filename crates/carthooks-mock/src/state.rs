@@ -66,6 +66,11 @@ pub struct MockConfig {
     /// (default true). When false, refresh answers omit `refresh_token` and the
     /// same refresh token stays valid.
     pub rotate_refresh_tokens: bool,
+    /// Reuse detection, as Auth0, Okta and Dex do with rotating refresh tokens
+    /// (default false): presenting a refresh token that was already used
+    /// revokes its whole family — every access and refresh token issued from
+    /// the same grant — and counts a reuse ([`Counters::refresh_token_reuses`]).
+    pub reuse_detection: bool,
     /// Lifetime of authorization codes, seconds (default 60).
     pub code_ttl: u64,
     /// What token answers say in `expires_in`, whatever the real lifetime
@@ -80,6 +85,7 @@ impl Default for MockConfig {
         Self {
             access_token_ttl: 86_400,
             rotate_refresh_tokens: true,
+            reuse_detection: false,
             code_ttl: 60,
             advertised_expires_in: None,
         }
@@ -144,6 +150,9 @@ pub struct Counters {
     pub unauthorized: u64,
     /// Items created.
     pub items_created: u64,
+    /// Used refresh tokens presented again (each revoked a token family when
+    /// `reuse_detection` is on).
+    pub refresh_token_reuses: u64,
     /// Change messages queued for the SQS queues of active watches.
     pub changes_queued: u64,
     /// Change messages the queue accepted (with the `sqs` feature).
@@ -187,6 +196,8 @@ struct AccessRec {
     client_id: String,
     user_id: Option<u64>,
     expires_at: u64,
+    /// The grant this token descends from (0: added by hand, no family).
+    family: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +205,7 @@ struct RefreshRec {
     client_id: String,
     user_id: Option<u64>,
     used: bool,
+    family: u64,
 }
 
 /// A registered watch: where a collection's changes go, until when.
@@ -244,6 +256,8 @@ pub struct State {
     access: HashMap<String, AccessRec>,
     refresh: HashMap<String, RefreshRec>,
     codes: HashMap<String, CodeRec>,
+    next_family: u64,
+    revoked_families: std::collections::HashSet<u64>,
     items: HashMap<(u64, u64), Vec<Value>>,
     next_item_id: u64,
     next_row_id: u64,
@@ -278,6 +292,8 @@ impl State {
             access: HashMap::new(),
             refresh: HashMap::new(),
             codes: HashMap::new(),
+            next_family: 1,
+            revoked_families: std::collections::HashSet::new(),
             items: HashMap::new(),
             next_item_id: 1,
             next_row_id: 1,
@@ -338,6 +354,7 @@ impl State {
                 client_id: DEFAULT_CLIENT_ID.into(),
                 user_id,
                 expires_at: now.saturating_add(ttl),
+                family: 0,
             },
         );
     }
@@ -580,7 +597,7 @@ impl State {
                         }
                     },
                 };
-                self.issue(&client_id, user_id, now, true)
+                self.issue(&client_id, user_id, now, true, None)
             }
             "authorization_code" => {
                 let (Some(code), Some(redirect_uri)) = (field("code"), field("redirect_uri"))
@@ -609,7 +626,7 @@ impl State {
                 }
                 rec.used = true;
                 let user_id = rec.user_id;
-                self.issue(&client_id, Some(user_id), now, true)
+                self.issue(&client_id, Some(user_id), now, true, None)
             }
             "refresh_token" => {
                 let Some(rt) = field("refresh_token") else {
@@ -620,11 +637,24 @@ impl State {
                     return oauth_error(400, "invalid_refresh_token", "refresh token is invalid");
                 };
                 if rec.used {
+                    self.counters.refresh_token_reuses += 1;
+                    if self.config.reuse_detection {
+                        let family = rec.family;
+                        self.revoked_families.insert(family);
+                        return oauth_error(
+                            400,
+                            "invalid_grant",
+                            "refresh token reuse detected: every token of this grant is revoked",
+                        );
+                    }
                     return oauth_error(
                         400,
                         "invalid_refresh_token",
                         "refresh token was already used",
                     );
+                }
+                if self.revoked_families.contains(&rec.family) {
+                    return oauth_error(400, "invalid_grant", "refresh token was revoked");
                 }
                 if rec.client_id != client_id {
                     return oauth_error(
@@ -636,21 +666,28 @@ impl State {
                 if rotate {
                     rec.used = true;
                 }
-                let user_id = rec.user_id;
-                self.issue(&client_id, user_id, now, rotate)
+                let (user_id, family) = (rec.user_id, rec.family);
+                self.issue(&client_id, user_id, now, rotate, Some(family))
             }
             "" => oauth_error(400, "invalid_request", "grant_type is required"),
             _ => oauth_error(400, "unsupported_grant_type", "grant type is not supported"),
         }
     }
 
+    /// Issues a token set; `family` is the grant's (`None`: a new grant, a
+    /// new family).
     fn issue(
         &mut self,
         client_id: &str,
         user_id: Option<u64>,
         now: u64,
         with_refresh: bool,
+        family: Option<u64>,
     ) -> (u16, Value) {
+        let family = family.unwrap_or_else(|| {
+            self.next_family += 1;
+            self.next_family
+        });
         let access = self.next_secret("at");
         let ttl = self.config.access_token_ttl;
         self.access.insert(
@@ -659,6 +696,7 @@ impl State {
                 client_id: client_id.into(),
                 user_id,
                 expires_at: now.saturating_add(ttl),
+                family,
             },
         );
         let mut data = json!({
@@ -682,6 +720,7 @@ impl State {
                     client_id: client_id.into(),
                     user_id,
                     used: false,
+                    family,
                 },
             );
             data["refresh_token"] = Value::String(refresh);
@@ -695,6 +734,9 @@ impl State {
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| api_error(401, "UNAUTHORIZED", "missing bearer token"))?;
         match self.access.get(token) {
+            Some(rec) if self.revoked_families.contains(&rec.family) => {
+                Err(api_error(401, "UNAUTHORIZED", "access token revoked"))
+            }
             Some(rec) if rec.expires_at > now => Ok(rec.clone()),
             Some(_) => Err(api_error(401, "UNAUTHORIZED", "access token expired")),
             None => Err(api_error(401, "UNAUTHORIZED", "invalid access token")),
@@ -1519,5 +1561,73 @@ mod tests {
             Some(("f_1".into(), "$in".into()))
         );
         assert_eq!(parse_filter_key("filters[f_1][$bogus]"), None);
+    }
+
+    #[test]
+    fn reusing_a_refresh_token_revokes_its_whole_family_with_reuse_detection() {
+        let mut s = State::new(MockConfig {
+            reuse_detection: true,
+            ..MockConfig::default()
+        });
+        let grant = |s: &mut State| {
+            s.handle(
+                form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", DEFAULT_CLIENT_ID),
+                    ("client_secret", DEFAULT_CLIENT_SECRET),
+                ]),
+                0,
+            )
+            .body["data"]
+                .clone()
+        };
+        let refresh = |s: &mut State, rt: &str| {
+            s.handle(
+                form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", DEFAULT_CLIENT_ID),
+                    ("client_secret", DEFAULT_CLIENT_SECRET),
+                    ("refresh_token", rt),
+                ]),
+                1,
+            )
+        };
+        let me = |s: &mut State, at: &str| {
+            s.handle(
+                MockRequest {
+                    method: "GET".into(),
+                    path: "/v1/me".into(),
+                    query: vec![],
+                    headers: vec![("authorization".into(), format!("Bearer {at}"))],
+                    body: vec![],
+                    version: "HTTP/1.1".into(),
+                },
+                2,
+            )
+            .status
+        };
+        let first = grant(&mut s);
+        let other = grant(&mut s); // another grant: another family
+        let rt1 = first["refresh_token"].as_str().unwrap().to_owned();
+        let second = refresh(&mut s, &rt1).body["data"].clone();
+        let (at2, rt2) = (
+            second["access_token"].as_str().unwrap().to_owned(),
+            second["refresh_token"].as_str().unwrap().to_owned(),
+        );
+        assert_eq!(me(&mut s, &at2), 200);
+
+        // rt1 again: a reuse. The whole family dies: at1, at2, rt2.
+        let reuse = refresh(&mut s, &rt1);
+        assert_eq!(reuse.status, 400);
+        assert_eq!(reuse.body["error"], "invalid_grant");
+        assert_eq!(s.counters().refresh_token_reuses, 1);
+        assert_eq!(me(&mut s, first["access_token"].as_str().unwrap()), 401);
+        assert_eq!(me(&mut s, &at2), 401);
+        assert_eq!(refresh(&mut s, &rt2).status, 400);
+        // The other grant's family lives on.
+        assert_eq!(me(&mut s, other["access_token"].as_str().unwrap()), 200);
+        let rt_other = other["refresh_token"].as_str().unwrap();
+        assert_eq!(refresh(&mut s, rt_other).status, 200);
+        assert_eq!(s.counters().refresh_token_reuses, 1);
     }
 }
