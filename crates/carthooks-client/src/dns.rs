@@ -122,11 +122,11 @@ impl DnsCache {
         let key = (host.to_ascii_lowercase(), port);
         if self.enabled {
             let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(e) = entries.get(&key) {
-                if now.duration_since(e.at) < self.ttl {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(e.addrs.clone());
-                }
+            if let Some(e) = entries.get(&key)
+                && now.duration_since(e.at) < self.ttl
+            {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(e.addrs.clone());
             }
         }
         self.lookups.fetch_add(1, Ordering::Relaxed);

@@ -377,14 +377,14 @@ impl<'a, T> Call<'a, T> {
         let want = match &self.goal {
             Goal::Api(_) => {
                 // The fast path: a fresh token under the shared read lock.
-                if waited.is_none() {
-                    if let Some(bearer) = self.engine.ready_bearer() {
-                        return State::Api {
-                            bearer,
-                            attempt: 0,
-                            phase: Phase::Ready,
-                        };
-                    }
+                if waited.is_none()
+                    && let Some(bearer) = self.engine.ready_bearer()
+                {
+                    return State::Api {
+                        bearer,
+                        attempt: 0,
+                        phase: Phase::Ready,
+                    };
                 }
                 Want::Call { waited }
             }
@@ -421,12 +421,11 @@ impl<'a, T> Call<'a, T> {
         now: Instant,
     ) -> State<T> {
         let success = matches!(&answer, Ok(r) if r.status().is_success());
-        if !success {
-            if let Some(delay) = self.retry_delay(flight.attempt, RequestKind::Token, &answer, now)
-            {
-                flight.phase = Phase::Backoff(delay);
-                return State::Token(flight);
-            }
+        if !success
+            && let Some(delay) = self.retry_delay(flight.attempt, RequestKind::Token, &answer, now)
+        {
+            flight.phase = Phase::Backoff(delay);
+            return State::Token(flight);
         }
         let TokenFlight {
             ticket, fallback, ..
@@ -543,10 +542,10 @@ impl<'a, T> Call<'a, T> {
             return None;
         };
         // A wait that would end past the deadline is not started.
-        if let Some(deadline) = self.deadline {
-            if now.checked_add(delay).is_none_or(|end| end >= deadline) {
-                return None;
-            }
+        if let Some(deadline) = self.deadline
+            && now.checked_add(delay).is_none_or(|end| end >= deadline)
+        {
+            return None;
         }
         self.engine.note(Note::Retrying {
             attempt,

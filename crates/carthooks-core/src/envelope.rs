@@ -179,23 +179,22 @@ pub(crate) fn sanitize_short(input: &str) -> String {
 pub fn parse_api_response<T: DeserializeOwned>(
     response: &http::Response<Vec<u8>>,
 ) -> Result<ApiResponse<T>> {
-    if response.status().is_success() {
-        if let Ok(FastEnvelope {
+    if response.status().is_success()
+        && let Ok(FastEnvelope {
             data: Some(data),
             error: None,
             trace_id,
             meta,
         }) = serde_json::from_slice::<FastEnvelope<T>>(response.body())
-        {
-            return Ok(ApiResponse {
-                data,
-                meta,
-                trace_id: match trace_id {
-                    Some(t) => Some(sanitize_owned(t, MAX_SHORT)),
-                    None => header_trace_id(response),
-                },
-            });
-        }
+    {
+        return Ok(ApiResponse {
+            data,
+            meta,
+            trace_id: match trace_id {
+                Some(t) => Some(sanitize_owned(t, MAX_SHORT)),
+                None => header_trace_id(response),
+            },
+        });
     }
     parse_api_response_slow(response)
 }

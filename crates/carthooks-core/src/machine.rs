@@ -536,10 +536,11 @@ impl TokenMachine {
                 });
             }
         };
-        if let (Some(w), Some((id, err, recoverable))) = (waited, &self.failure) {
-            if w.0 == *id && !recoverable {
-                return Err(err.clone());
-            }
+        if let (Some(w), Some((id, err, recoverable))) = (waited, &self.failure)
+            && w.0 == *id
+            && !recoverable
+        {
+            return Err(err.clone());
         }
         if let Some(c) = &self.current {
             if !self.config.auto_refresh {
@@ -655,23 +656,22 @@ impl TokenMachine {
         self.redact(&mut error);
         if let Some(flight) = self.flight.take_if(|f| f.id == ticket.id) {
             let mut recoverable = false;
-            if let Grant::RefreshToken { refresh_token } = &flight.grant {
-                if error.is_permanent_oauth_error()
-                    && self
-                        .refresh_token
-                        .as_ref()
-                        .is_some_and(|rt| rt.ct_eq(refresh_token.secret()))
-                {
-                    // Never send a refused refresh token again. The repeatable
-                    // grant may stand in only if it restores the same identity.
-                    self.refresh_token = None;
-                    self.dead = Some(error.clone());
-                    recoverable = self.repeatable.is_some()
-                        && self.refresh_from_repeatable
-                        && error.oauth_error_code() != Some("invalid_client");
-                    if !recoverable {
-                        self.repeatable = None;
-                    }
+            if let Grant::RefreshToken { refresh_token } = &flight.grant
+                && error.is_permanent_oauth_error()
+                && self
+                    .refresh_token
+                    .as_ref()
+                    .is_some_and(|rt| rt.ct_eq(refresh_token.secret()))
+            {
+                // Never send a refused refresh token again. The repeatable
+                // grant may stand in only if it restores the same identity.
+                self.refresh_token = None;
+                self.dead = Some(error.clone());
+                recoverable = self.repeatable.is_some()
+                    && self.refresh_from_repeatable
+                    && error.oauth_error_code() != Some("invalid_client");
+                if !recoverable {
+                    self.repeatable = None;
                 }
             }
             self.failure = Some((ticket.id, error.clone(), recoverable));

@@ -155,14 +155,14 @@ impl RetryPolicy {
         if !retryable {
             return RetryDecision::Stop;
         }
-        if let Attempt::Answered(r) = outcome {
-            if let Some(wait) = retry_after(r, now) {
-                return if wait <= self.max_retry_after {
-                    RetryDecision::RetryAfter(wait)
-                } else {
-                    RetryDecision::Stop
-                };
-            }
+        if let Attempt::Answered(r) = outcome
+            && let Some(wait) = retry_after(r, now)
+        {
+            return if wait <= self.max_retry_after {
+                RetryDecision::RetryAfter(wait)
+            } else {
+                RetryDecision::Stop
+            };
         }
         let exp = self
             .base_delay

@@ -136,13 +136,13 @@ pub(crate) struct TokenResponse {
 impl TokenResponse {
     /// Refuses what cannot be used as a bearer token, naming the field.
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
-        if let Some(kind) = &self.token_type {
-            if !kind.eq_ignore_ascii_case("bearer") {
-                return Err(format!(
-                    "token_type {:?} is not supported: only Bearer tokens can be sent",
-                    crate::envelope::sanitize(kind, 32)
-                ));
-            }
+        if let Some(kind) = &self.token_type
+            && !kind.eq_ignore_ascii_case("bearer")
+        {
+            return Err(format!(
+                "token_type {:?} is not supported: only Bearer tokens can be sent",
+                crate::envelope::sanitize(kind, 32)
+            ));
         }
         check_access_token(self.access_token.secret())
     }

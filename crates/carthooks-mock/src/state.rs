@@ -1046,10 +1046,11 @@ impl State {
             return not_found("item");
         }
         let key = (app, coll, id);
-        if let Some(lock) = self.locks.get(&key) {
-            if lock.expires_at > now && lock.lock_id != lock_id {
-                return api_error(409, "ITEM_LOCKED", "item is locked by another lock");
-            }
+        if let Some(lock) = self.locks.get(&key)
+            && lock.expires_at > now
+            && lock.lock_id != lock_id
+        {
+            return api_error(409, "ITEM_LOCKED", "item is locked by another lock");
         }
         let lock = LockRec {
             lock_id,

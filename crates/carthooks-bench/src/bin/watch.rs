@@ -184,10 +184,10 @@ async fn watcher_run(watcher: &Watcher, messages: u64) {
         let handled = Arc::clone(&handled);
         move |change: Change| {
             black_box(change.item_id());
-            if handled.fetch_add(1, Ordering::Relaxed) + 1 == messages {
-                if let Some(tx) = done_tx.lock().expect("lock").take() {
-                    let _ = tx.send(());
-                }
+            if handled.fetch_add(1, Ordering::Relaxed) + 1 == messages
+                && let Some(tx) = done_tx.lock().expect("lock").take()
+            {
+                let _ = tx.send(());
             }
             std::future::ready(Ok::<(), BoxError>(()))
         }
@@ -427,10 +427,10 @@ fn python_comparison(rt: &tokio::runtime::Runtime, mock: &carthooks_mock::MockSe
             move |_change: Change| {
                 let mut times = times.lock().expect("lock");
                 times.push(Instant::now());
-                if times.len() as u64 == n {
-                    if let Some(tx) = done_tx.lock().expect("lock").take() {
-                        let _ = tx.send(());
-                    }
+                if times.len() as u64 == n
+                    && let Some(tx) = done_tx.lock().expect("lock").take()
+                {
+                    let _ = tx.send(());
                 }
                 std::future::ready(Ok::<(), BoxError>(()))
             }
