@@ -62,7 +62,10 @@ pub use client::Client;
 pub use dns::{DnsCache, DnsCacheStats, Lookup, SystemLookup};
 pub use pages::{ItemIter, ItemStream};
 pub use settings::{RootCertificate, TransportConfig};
-pub use store::{FileTokenStore, MemoryTokenStore, StoreOperation, TokenStore, TokenStoreFailure};
+pub use store::{
+    FileTokenStore, Lease, LeaseAttempt, MemoryTokenStore, SaveAttempt, StoreOperation, Stored,
+    TokenStore, TokenStoreFailure,
+};
 pub use transport::{
     BlockingTransport, BoxFuture, Connect, FnTransport, Transport, frames_body, transport_fn,
 };

@@ -19,6 +19,34 @@
 //! so two stores on one path — two clients in one process, or two processes —
 //! never collide; the last rename wins. A store path that is a symbolic link is
 //! written through: the link's target is replaced, the link stays.
+//!
+//! # Many processes, one identity: the store as a coordination point
+//!
+//! With rotating refresh tokens, two processes that refresh with the same
+//! refresh token get the whole token family revoked (reuse detection). A store
+//! shared by processes that share an identity therefore coordinates them
+//! ([`TokenStore::coordinates`]); the contract, for the file store here and
+//! the Redis store of `carthooks-redis`:
+//!
+//! | call | does |
+//! |---|---|
+//! | [`load_stored`](TokenStore::load_stored)`(identity)` | the set with its version, or `None` — also when the set stored is another identity's: a client never adopts it |
+//! | [`try_lease`](TokenStore::try_lease)`(holder, ttl)` | the refresh lease, if nobody else holds a live one; each grant carries a larger *fence* |
+//! | [`renew_lease`](TokenStore::renew_lease)`(lease, ttl)` | extends it while the token request is in flight; `false` once lost |
+//! | [`save_fenced`](TokenStore::save_fenced)`(tokens, identity, lease)` | saves (version + 1) only if no newer lease was granted since: a holder whose lease lapsed never overwrites a newer set |
+//! | [`release_lease`](TokenStore::release_lease)`(lease)` | gives it back early |
+//!
+//! A client about to refresh takes the lease and re-reads the store first: a
+//! set newer than its own is adopted and nothing is sent. A client that finds
+//! the lease held waits for the stored set to change (or the lease to lapse).
+//! Stores that do not coordinate (the trait's defaults) grant every lease and
+//! save unconditionally: one process, as before.
+//!
+//! [`FileTokenStore`] keeps the lease in `{path}.lease` and serializes every
+//! lease change and fenced save with an advisory lock (`flock`, through the
+//! standard library's `File::lock`) on `{path}.lock`; the token file keeps its
+//! format, with a `store` field (version, fence, identity) that older versions
+//! of this SDK ignore. Times are the system clock's: the processes share a host.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -73,12 +101,108 @@ impl std::fmt::Display for TokenStoreFailure {
 
 use carthooks_core::OAuthTokens;
 
-/// Loads and saves a token set.
+/// A token set as a store holds it, with the version the store gave it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Stored {
+    /// The tokens.
+    pub tokens: OAuthTokens,
+    /// Bumped by every fenced save; 0 where the store keeps no versions.
+    pub version: u64,
+}
+
+/// The refresh lease of a coordinating store: while it is held (and renewed),
+/// nobody else gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lease {
+    /// Larger for every lease granted: a save under a smaller one is refused.
+    pub fence: u64,
+    /// Who holds it (unique per client).
+    pub holder: String,
+}
+
+/// What [`TokenStore::try_lease`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeaseAttempt {
+    /// The lease is yours until its TTL runs out (renew it meanwhile).
+    Granted(Lease),
+    /// Someone else holds it, for this long at most unless they renew it.
+    Held {
+        /// Time left on their lease.
+        remaining: std::time::Duration,
+    },
+}
+
+/// What [`TokenStore::save_fenced`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SaveAttempt {
+    /// Saved as this version.
+    Saved {
+        /// The new version.
+        version: u64,
+    },
+    /// Not saved: a newer lease was granted since this one (it lapsed).
+    Fenced,
+}
+
+/// Loads and saves a token set; a store shared by processes also coordinates
+/// their refreshes (see the [module docs](self)).
 pub trait TokenStore: Send + Sync + 'static {
     /// The stored tokens, `None` when nothing is stored yet.
     fn load(&self) -> std::io::Result<Option<OAuthTokens>>;
     /// Stores `tokens`, replacing what was stored.
     fn save(&self, tokens: &OAuthTokens) -> std::io::Result<()>;
+
+    /// True when the store coordinates processes (versions, leases, fences).
+    /// The default methods below make a store that does not.
+    fn coordinates(&self) -> bool {
+        false
+    }
+
+    /// The stored set with its version, unless it belongs to another
+    /// `identity`. Default: [`load`](Self::load), version 0.
+    fn load_stored(&self, identity: &str) -> std::io::Result<Option<Stored>> {
+        let _ = identity;
+        Ok(self.load()?.map(|tokens| Stored { tokens, version: 0 }))
+    }
+
+    /// Takes the refresh lease for `ttl` unless someone else holds a live one.
+    /// Default: always granted, fence 0.
+    fn try_lease(&self, holder: &str, ttl: std::time::Duration) -> std::io::Result<LeaseAttempt> {
+        let _ = ttl;
+        Ok(LeaseAttempt::Granted(Lease {
+            fence: 0,
+            holder: holder.to_owned(),
+        }))
+    }
+
+    /// Extends a lease still held for another `ttl`; `false` once it was lost.
+    fn renew_lease(&self, lease: &Lease, ttl: std::time::Duration) -> std::io::Result<bool> {
+        let _ = (lease, ttl);
+        Ok(true)
+    }
+
+    /// Gives a lease back before its TTL runs out (nothing if it was lost).
+    fn release_lease(&self, lease: &Lease) -> std::io::Result<()> {
+        let _ = lease;
+        Ok(())
+    }
+
+    /// Saves `tokens` as `identity`'s, unless a newer lease than `lease` was
+    /// granted since. Default: [`save`](Self::save), version 0.
+    fn save_fenced(
+        &self,
+        tokens: &OAuthTokens,
+        identity: &str,
+        lease: &Lease,
+    ) -> std::io::Result<SaveAttempt> {
+        let _ = (identity, lease);
+        self.save(tokens)
+            .map(|()| SaveAttempt::Saved { version: 0 })
+    }
 }
 
 /// Keeps the tokens in memory (for tests, and for sharing tokens between clients
@@ -199,10 +323,74 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     options.open(path)
 }
 
-impl TokenStore for FileTokenStore {
-    fn load(&self) -> std::io::Result<Option<OAuthTokens>> {
-        let target = self.target();
-        let bytes = match std::fs::read(&target) {
+/// The token file: the token set, and what a coordinating save adds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OnDisk {
+    #[serde(flatten)]
+    tokens: OAuthTokens,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    store: Option<StoreMeta>,
+}
+
+/// `store` in the token file.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct StoreMeta {
+    version: u64,
+    fence: u64,
+    identity: String,
+}
+
+/// `{path}.lease`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct LeaseFile {
+    fence: u64,
+    holder: String,
+    /// Unix milliseconds.
+    expires_at: u64,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl FileTokenStore {
+    /// `{target}{suffix}`, next to the token file.
+    fn sibling(target: &Path, suffix: &str) -> PathBuf {
+        let mut name = target
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "tokens".into());
+        name.push(suffix);
+        target.with_file_name(name)
+    }
+
+    /// Runs `f` holding the exclusive advisory lock of `{path}.lock`: every
+    /// lease change and fenced save of every process on this path is serial.
+    fn locked<R>(
+        &self,
+        target: &Path,
+        f: impl FnOnce() -> std::io::Result<R>,
+    ) -> std::io::Result<R> {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let lock = options.open(Self::sibling(target, ".lock"))?;
+        lock.lock()?;
+        let result = f();
+        // Closing the file releases the lock too; unlock says so explicitly.
+        let _ = lock.unlock();
+        result
+    }
+
+    /// The token file, with what a coordinating save added; `None` when absent.
+    fn read_disk(&self, target: &Path) -> std::io::Result<Option<OnDisk>> {
+        let bytes = match std::fs::read(target) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -214,7 +402,7 @@ impl TokenStore for FileTokenStore {
             } else {
                 "does not hold a token set"
             };
-            let aside = match self.set_aside(&target) {
+            let aside = match self.set_aside(target) {
                 Some(aside) => format!("; it was moved to {}", aside.display()),
                 None => String::new(),
             };
@@ -225,13 +413,24 @@ impl TokenStore for FileTokenStore {
         })
     }
 
-    fn save(&self, tokens: &OAuthTokens) -> std::io::Result<()> {
-        let json = serde_json::to_vec(tokens).map_err(std::io::Error::other)?;
-        let target = self.target();
+    /// The lease file; an absent or unreadable one (a crash mid-write) is no lease.
+    fn read_lease(target: &Path) -> Option<LeaseFile> {
+        let bytes = std::fs::read(Self::sibling(target, ".lease")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn write_lease(target: &Path, lease: &LeaseFile) -> std::io::Result<()> {
+        let json = serde_json::to_vec(lease).map_err(std::io::Error::other)?;
+        Self::write_atomically(&Self::sibling(target, ".lease"), &json)
+    }
+
+    /// Writes `bytes` to a new private temporary file, flushes it and renames
+    /// it over `target`; then flushes the directory.
+    fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let (temp, file) = {
             let mut tries = 0;
             loop {
-                let temp = Self::temp_path(&target);
+                let temp = Self::temp_path(target);
                 match create_private(&temp) {
                     Ok(file) => break (temp, file),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 8 => {
@@ -243,10 +442,10 @@ impl TokenStore for FileTokenStore {
         };
         let written = (|| {
             let mut file = file;
-            file.write_all(&json)?;
+            file.write_all(bytes)?;
             file.sync_all()
         })();
-        if let Err(e) = written.and_then(|()| std::fs::rename(&temp, &target)) {
+        if let Err(e) = written.and_then(|()| std::fs::rename(&temp, target)) {
             let _ = std::fs::remove_file(&temp);
             return Err(e);
         }
@@ -256,6 +455,137 @@ impl TokenStore for FileTokenStore {
             std::fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
+    }
+}
+
+impl TokenStore for FileTokenStore {
+    fn load(&self) -> std::io::Result<Option<OAuthTokens>> {
+        Ok(self.read_disk(&self.target())?.map(|disk| disk.tokens))
+    }
+
+    fn save(&self, tokens: &OAuthTokens) -> std::io::Result<()> {
+        let json = serde_json::to_vec(tokens).map_err(std::io::Error::other)?;
+        Self::write_atomically(&self.target(), &json)
+    }
+
+    fn coordinates(&self) -> bool {
+        true
+    }
+
+    fn load_stored(&self, identity: &str) -> std::io::Result<Option<Stored>> {
+        let Some(disk) = self.read_disk(&self.target())? else {
+            return Ok(None);
+        };
+        match disk.store {
+            // Another identity's set is never adopted.
+            Some(meta) if meta.identity != identity => Ok(None),
+            meta => Ok(Some(Stored {
+                tokens: disk.tokens,
+                version: meta.map_or(0, |m| m.version),
+            })),
+        }
+    }
+
+    fn try_lease(&self, holder: &str, ttl: std::time::Duration) -> std::io::Result<LeaseAttempt> {
+        let target = self.target();
+        self.locked(&target, || {
+            let now = unix_ms();
+            let current = Self::read_lease(&target);
+            if let Some(lease) = current.as_ref().filter(|l| l.expires_at > now) {
+                return Ok(LeaseAttempt::Held {
+                    remaining: std::time::Duration::from_millis(lease.expires_at - now),
+                });
+            }
+            // Fences only grow: past the last lease's and the last save's.
+            let saved_fence = match self.read_disk(&target) {
+                Ok(disk) => disk.and_then(|d| d.store).map_or(0, |m| m.fence),
+                Err(_) => 0,
+            };
+            let fence = current.map_or(0, |l| l.fence).max(saved_fence) + 1;
+            Self::write_lease(
+                &target,
+                &LeaseFile {
+                    fence,
+                    holder: holder.to_owned(),
+                    expires_at: now.saturating_add(ttl.as_millis() as u64),
+                },
+            )?;
+            Ok(LeaseAttempt::Granted(Lease {
+                fence,
+                holder: holder.to_owned(),
+            }))
+        })
+    }
+
+    fn renew_lease(&self, lease: &Lease, ttl: std::time::Duration) -> std::io::Result<bool> {
+        let target = self.target();
+        self.locked(&target, || {
+            // Still ours if nobody was granted a lease since, lapsed or not.
+            match Self::read_lease(&target) {
+                Some(current) if current.fence == lease.fence && current.holder == lease.holder => {
+                    Self::write_lease(
+                        &target,
+                        &LeaseFile {
+                            expires_at: unix_ms().saturating_add(ttl.as_millis() as u64),
+                            ..current
+                        },
+                    )?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+    }
+
+    fn release_lease(&self, lease: &Lease) -> std::io::Result<()> {
+        let target = self.target();
+        self.locked(&target, || match Self::read_lease(&target) {
+            // Expired, not removed: the file keeps the last fence, so the next
+            // lease's is larger still.
+            Some(current) if current.fence == lease.fence && current.holder == lease.holder => {
+                Self::write_lease(
+                    &target,
+                    &LeaseFile {
+                        expires_at: 0,
+                        ..current
+                    },
+                )
+            }
+            _ => Ok(()),
+        })
+    }
+
+    fn save_fenced(
+        &self,
+        tokens: &OAuthTokens,
+        identity: &str,
+        lease: &Lease,
+    ) -> std::io::Result<SaveAttempt> {
+        let target = self.target();
+        self.locked(&target, || {
+            let leased = Self::read_lease(&target).map_or(0, |l| l.fence);
+            let meta = self
+                .read_disk(&target)
+                .ok()
+                .flatten()
+                .and_then(|d| d.store)
+                .unwrap_or_default();
+            if leased > lease.fence || meta.fence > lease.fence {
+                return Ok(SaveAttempt::Fenced);
+            }
+            let version = meta.version + 1;
+            let disk = OnDisk {
+                tokens: tokens.clone(),
+                store: Some(StoreMeta {
+                    version,
+                    fence: lease.fence,
+                    identity: identity.to_owned(),
+                }),
+            };
+            let json = serde_json::to_vec(&disk).map_err(std::io::Error::other)?;
+            Self::write_atomically(&target, &json)?;
+            Ok(SaveAttempt::Saved { version })
+        })
     }
 }
 
@@ -372,5 +702,105 @@ mod tests {
             memory.load().unwrap().unwrap().access_token.secret(),
             "at-3"
         );
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("carthooks-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn one_lease_at_a_time_and_each_grant_has_a_larger_fence() {
+        let dir = scratch("lease");
+        let (a, b) = (
+            FileTokenStore::new(dir.join("t.json")),
+            FileTokenStore::new(dir.join("t.json")),
+        );
+        let ttl = std::time::Duration::from_secs(30);
+        let LeaseAttempt::Granted(first) = a.try_lease("a", ttl).unwrap() else {
+            panic!("the first lease is granted");
+        };
+        let LeaseAttempt::Held { remaining } = b.try_lease("b", ttl).unwrap() else {
+            panic!("a live lease is not granted twice");
+        };
+        assert!(remaining > std::time::Duration::from_secs(25));
+        assert!(a.renew_lease(&first, ttl).unwrap());
+        a.release_lease(&first).unwrap();
+        let LeaseAttempt::Granted(second) = b.try_lease("b", ttl).unwrap() else {
+            panic!("a released lease is granted again");
+        };
+        assert!(second.fence > first.fence);
+        assert!(
+            !a.renew_lease(&first, ttl).unwrap(),
+            "a lost lease stays lost"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_holder_whose_lease_lapsed_never_overwrites_a_newer_set() {
+        let dir = scratch("fence");
+        let store = FileTokenStore::new(dir.join("t.json"));
+        let short = std::time::Duration::from_millis(50);
+        let LeaseAttempt::Granted(slow) = store.try_lease("slow", short).unwrap() else {
+            panic!("granted");
+        };
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let LeaseAttempt::Granted(fast) = store.try_lease("fast", short * 100).unwrap() else {
+            panic!("a lapsed lease is granted to the next");
+        };
+        assert_eq!(
+            store.save_fenced(&tokens(2), "id", &fast).unwrap(),
+            SaveAttempt::Saved { version: 1 }
+        );
+        // The slow holder's answer arrives now: refused, the newer set stays.
+        assert_eq!(
+            store.save_fenced(&tokens(1), "id", &slow).unwrap(),
+            SaveAttempt::Fenced
+        );
+        assert!(!store.renew_lease(&slow, short).unwrap());
+        let stored = store.load_stored("id").unwrap().unwrap();
+        assert_eq!(
+            (stored.tokens.access_token.secret(), stored.version),
+            ("at-2", 1)
+        );
+        // Released, the next lease still outranks every save so far.
+        store.release_lease(&fast).unwrap();
+        let LeaseAttempt::Granted(next) = store.try_lease("next", short).unwrap() else {
+            panic!("granted");
+        };
+        assert!(next.fence > fast.fence);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn another_identitys_set_is_never_adopted_and_old_readers_still_read() {
+        let dir = scratch("identity");
+        let store = FileTokenStore::new(dir.join("t.json"));
+        let LeaseAttempt::Granted(lease) = store
+            .try_lease("a", std::time::Duration::from_secs(5))
+            .unwrap()
+        else {
+            panic!("granted");
+        };
+        store
+            .save_fenced(&tokens(7), "client-1/app", &lease)
+            .unwrap();
+        assert!(store.load_stored("client-2/app").unwrap().is_none());
+        assert_eq!(
+            store.load_stored("client-1/app").unwrap().unwrap().version,
+            1
+        );
+        // The file is still a token set to `load` (and to older versions).
+        assert_eq!(store.load().unwrap().unwrap().access_token.secret(), "at-7");
+        let plain: OAuthTokens =
+            serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
+        assert_eq!(plain.refresh_token.unwrap().secret(), "rt-7");
+        // No secret in the lease file.
+        let lease_file = std::fs::read_to_string(dir.join("t.json.lease")).unwrap();
+        assert!(!lease_file.contains("at-7") && !lease_file.contains("rt-7"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,99 @@
+//! The file store as a coordination point, across processes: 4 processes × 2
+//! threads (each thread its own `FileTokenStore` on one path) take turns by the
+//! refresh lease to read the stored set and save its successor. If two ever
+//! held the lease at once, an update would be lost and the count would come
+//! out short; if a fenced save ever went through out of turn, the version
+//! would not match the count.
+//!
+//! The children are this test binary, re-run with `child_incrementer`
+//! selected and `CARTHOOKS_LEASE_CHILD` naming the file.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use carthooks_client::{FileTokenStore, LeaseAttempt, SaveAttempt, TokenStore};
+use carthooks_core::{AccessToken, OAuthTokens};
+
+const CHILD_ENV: &str = "CARTHOOKS_LEASE_CHILD";
+const PROCESSES: u64 = 4;
+const THREADS: u64 = 2;
+const ROUNDS: u64 = 40;
+const IDENTITY: &str = "client-1/app";
+
+fn set(n: u64) -> OAuthTokens {
+    OAuthTokens::from_access_token(AccessToken::new(format!("at-{n}")))
+}
+
+fn count(tokens: &OAuthTokens) -> u64 {
+    tokens
+        .access_token
+        .secret()
+        .trim_start_matches("at-")
+        .parse()
+        .unwrap()
+}
+
+/// Not a test on its own: the incrementing loop, when run as a child.
+#[test]
+fn child_incrementer() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let store = FileTokenStore::new(path);
+                let holder = format!("{}-{t}", std::process::id());
+                let mut done = 0;
+                while done < ROUNDS {
+                    match store.try_lease(&holder, Duration::from_secs(10)).unwrap() {
+                        LeaseAttempt::Granted(lease) => {
+                            let n = store
+                                .load_stored(IDENTITY)
+                                .unwrap()
+                                .map_or(0, |s| count(&s.tokens));
+                            let saved = store.save_fenced(&set(n + 1), IDENTITY, &lease).unwrap();
+                            assert!(matches!(saved, SaveAttempt::Saved { .. }), "{saved:?}");
+                            store.release_lease(&lease).unwrap();
+                            done += 1;
+                        }
+                        _ => std::thread::sleep(Duration::from_micros(200)),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn processes_sharing_a_file_store_take_turns_by_the_lease() {
+    let dir = std::env::temp_dir().join(format!("carthooks-lease-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tokens.json");
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["child_incrementer", "--exact", "--nocapture"])
+                .env(CHILD_ENV, &path)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "a child failed");
+    }
+    let stored = FileTokenStore::new(&path)
+        .load_stored(IDENTITY)
+        .unwrap()
+        .unwrap();
+    let total = PROCESSES * THREADS * ROUNDS;
+    assert_eq!(count(&stored.tokens), total, "no update lost");
+    assert_eq!(stored.version, total, "one version per save");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
