@@ -508,6 +508,16 @@ struct Shared {
 }
 
 impl Shared {
+    /// Counts and reports a failed ack, nack, extension or release.
+    fn settle_failed(&self, message_id: &str, operation: &'static str, error: &WatchError) {
+        Counters::bump(&self.counters.settle_failures, 1);
+        self.report(Problem::SettleFailed {
+            message_id: message_id.to_owned(),
+            operation,
+            error: error.to_string(),
+        });
+    }
+
     fn report(&self, problem: Problem) {
         match &problem {
             Problem::Malformed { message_id, reason } => {
@@ -990,17 +1000,7 @@ async fn heartbeat(
                 if receipt.is_settled() {
                     continue;
                 }
-                match sqs::change_visibility(&shared.sqs, &shared.queue_url, &receipt.handle, run.visibility).await {
-                    Ok(()) => Counters::bump(&shared.counters.extended, 1),
-                    Err(e) => {
-                        Counters::bump(&shared.counters.settle_failures, 1);
-                        shared.report(Problem::SettleFailed {
-                            message_id: receipt.message_id.clone(),
-                            operation: "ChangeMessageVisibility",
-                            error: e.to_string(),
-                        });
-                    }
-                }
+                let _ = set_visibility(run, receipt, run.visibility, &shared.counters.extended).await;
             }
             true = async { phase.wait_for(|p| *p >= Phase::Releasing).await.is_ok() } => {
                 release(run, receipt).await;
@@ -1013,28 +1013,27 @@ async fn heartbeat(
 /// Makes an unsettled message visible again at once (shutdown), so that
 /// another worker takes it without waiting out its visibility timeout.
 async fn release(run: &Run, receipt: &Receipt) {
-    if !receipt.settle() {
-        return;
+    if receipt.settle() {
+        let _ = set_visibility(run, receipt, Duration::ZERO, &run.shared.counters.released).await;
     }
+}
+
+/// Sets a message's visibility timeout; counts the success in `done`, or
+/// counts and reports the failure.
+async fn set_visibility(
+    run: &Run,
+    receipt: &Receipt,
+    timeout: Duration,
+    done: &AtomicU64,
+) -> Result<(), WatchError> {
     let shared = &run.shared;
-    match sqs::change_visibility(
-        &shared.sqs,
-        &shared.queue_url,
-        &receipt.handle,
-        Duration::ZERO,
-    )
-    .await
-    {
-        Ok(()) => Counters::bump(&shared.counters.released, 1),
-        Err(e) => {
-            Counters::bump(&shared.counters.settle_failures, 1);
-            shared.report(Problem::SettleFailed {
-                message_id: receipt.message_id.clone(),
-                operation: "ChangeMessageVisibility",
-                error: e.to_string(),
-            });
-        }
+    let result =
+        sqs::change_visibility(&shared.sqs, &shared.queue_url, &receipt.handle, timeout).await;
+    match &result {
+        Ok(()) => Counters::bump(done, 1),
+        Err(e) => shared.settle_failed(&receipt.message_id, "ChangeMessageVisibility", e),
     }
+    result
 }
 
 /// Queues an ack for the acker and waits until SQS deleted the message.
@@ -1070,26 +1069,13 @@ async fn nack(run: &Run, receipt: &Receipt, delay: Duration) -> Result<(), Watch
     if !receipt.settle() {
         return Err(WatchError::AlreadySettled);
     }
-    let shared = &run.shared;
-    let result = sqs::change_visibility(
-        &shared.sqs,
-        &shared.queue_url,
-        &receipt.handle,
+    set_visibility(
+        run,
+        receipt,
         delay.min(MAX_VISIBILITY),
+        &run.shared.counters.nacked,
     )
-    .await;
-    match &result {
-        Ok(()) => Counters::bump(&shared.counters.nacked, 1),
-        Err(e) => {
-            Counters::bump(&shared.counters.settle_failures, 1);
-            shared.report(Problem::SettleFailed {
-                message_id: receipt.message_id.clone(),
-                operation: "ChangeMessageVisibility",
-                error: e.to_string(),
-            });
-        }
-    }
-    result
+    .await
 }
 
 /// Collects acks into `DeleteMessageBatch` calls, each sent once it holds
@@ -1173,12 +1159,7 @@ async fn delete_batch(shared: &Shared, batch: Vec<AckJob>) {
                     retry.push(job);
                 }
                 Err(e) => {
-                    Counters::bump(&shared.counters.settle_failures, 1);
-                    shared.report(Problem::SettleFailed {
-                        message_id: job.receipt.message_id.clone(),
-                        operation: "DeleteMessageBatch",
-                        error: e.to_string(),
-                    });
+                    shared.settle_failed(&job.receipt.message_id, "DeleteMessageBatch", &e);
                     if let Some(done) = job.done {
                         let _ = done.send(Err(e));
                     }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use carthooks_mock::{DEFAULT_APP_ID as APP, DEFAULT_COLLECTION_ID as COLL, Fault};
 use carthooks_watch::{AckMode, BoxError, Change, ChangeKind, Problem, Stats, WatchError, Watcher};
 use serde_json::json;
-use support::{Moto, depth, eventually, mock_with_delivery, queue, queue_with_dlq};
+use support::{
+    Fixture, Moto, depth, eventually, fixture, mock_with_delivery, queue, queue_with_dlq,
+};
 use tokio::sync::oneshot;
 
 type Seen = Arc<Mutex<HashMap<(u64, u64), u32>>>;
@@ -89,10 +91,13 @@ async fn wait_for_watch(server: &carthooks_mock::MockServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_changes_are_each_handled_once_at_least_and_the_queue_ends_empty() {
-    let moto = Moto::start();
-    let sqs = moto.sqs().await;
-    let queue_url = queue(&sqs, "changes", 30).await;
-    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let Fixture {
+        moto: _moto,
+        sqs,
+        queue_url,
+        server,
+        client,
+    } = fixture("changes", 30).await;
     let seen = Seen::default();
     let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
         .sqs_client(sqs.clone())
@@ -159,10 +164,13 @@ async fn three_hundred_changes_are_each_handled_once_at_least_and_the_queue_ends
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handlers_failing_or_panicking_one_time_in_ten_lose_no_change() {
-    let moto = Moto::start();
-    let sqs = moto.sqs().await;
-    let queue_url = queue(&sqs, "flaky", 30).await;
-    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let Fixture {
+        moto: _moto,
+        sqs,
+        queue_url,
+        server,
+        client,
+    } = fixture("flaky", 30).await;
     let (problems, hook) = problems();
     let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
         .sqs_client(sqs.clone())
@@ -303,10 +311,13 @@ fn child_watcher() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_killed_with_sigkill_leaves_the_rest_to_the_next() {
-    let moto = Moto::start();
-    let sqs = moto.sqs().await;
-    let queue_url = queue(&sqs, "killed", 2).await;
-    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let Fixture {
+        moto,
+        sqs,
+        queue_url,
+        server,
+        client,
+    } = fixture("killed", 2).await;
     // Register first, so that the changes are queued before any watcher runs.
     let registration = carthooks_client::WatchDataRequest::new(
         queue_url.clone(),
@@ -390,10 +401,13 @@ async fn a_watcher_killed_with_sigkill_leaves_the_rest_to_the_next() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watch_is_renewed_every_second_and_a_failed_renewal_is_retried_and_reported() {
-    let moto = Moto::start();
-    let sqs = moto.sqs().await;
-    let queue_url = queue(&sqs, "renewed", 30).await;
-    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let Fixture {
+        moto: _moto,
+        sqs,
+        queue_url,
+        server,
+        client,
+    } = fixture("renewed", 30).await;
     let (problems, hook) = problems();
     let watcher = Watcher::builder(client, &queue_url, APP, COLL)
         .sqs_client(sqs.clone())
@@ -543,10 +557,13 @@ async fn malformed_messages_are_reported_and_left_for_the_dead_letter_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_handler_keeps_its_message_and_shutdown_releases_what_is_in_hand() {
-    let moto = Moto::start();
-    let sqs = moto.sqs().await;
-    let queue_url = queue(&sqs, "slow", 2).await;
-    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let Fixture {
+        moto: _moto,
+        sqs,
+        queue_url,
+        server,
+        client,
+    } = fixture("slow", 2).await;
     let started = Arc::new(AtomicU64::new(0));
     let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
         .sqs_client(sqs.clone())
@@ -600,10 +617,13 @@ async fn a_slow_handler_keeps_its_message_and_shutdown_releases_what_is_in_hand(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_mode_acks_and_nacks_as_the_handler_says() {
-    let moto = Moto::start();
-    let sqs = moto.sqs().await;
-    let queue_url = queue(&sqs, "manual", 30).await;
-    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let Fixture {
+        moto: _moto,
+        sqs,
+        queue_url,
+        server,
+        client,
+    } = fixture("manual", 30).await;
     let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
         .sqs_client(sqs.clone())
         .ack_mode(AckMode::Manual)
@@ -733,10 +753,13 @@ async fn a_missing_queue_or_a_refused_registration_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_received_ahead_wait_for_a_handler_and_are_released_unstarted_at_shutdown() {
-    let moto = Moto::start();
-    let sqs = moto.sqs().await;
-    let queue_url = queue(&sqs, "ahead", 2).await;
-    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let Fixture {
+        moto: _moto,
+        sqs,
+        queue_url,
+        server,
+        client,
+    } = fixture("ahead", 2).await;
     let started = Arc::new(AtomicU64::new(0));
     let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
         .sqs_client(sqs.clone())
@@ -785,10 +808,13 @@ async fn messages_received_ahead_wait_for_a_handler_and_are_released_unstarted_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_kept_past_the_run_does_not_hold_the_watcher_and_its_ack_says_stopped() {
-    let moto = Moto::start();
-    let sqs = moto.sqs().await;
-    let queue_url = queue(&sqs, "kept", 30).await;
-    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let Fixture {
+        moto: _moto,
+        sqs,
+        queue_url,
+        server,
+        client,
+    } = fixture("kept", 30).await;
     let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
         .sqs_client(sqs.clone())
         .ack_mode(AckMode::Manual)

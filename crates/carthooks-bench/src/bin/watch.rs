@@ -140,6 +140,22 @@ async fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&config)
 }
 
+/// A client of the fake Carthooks, signed in with client credentials.
+async fn signed_in(
+    mock: &carthooks_mock::MockServer,
+) -> (carthooks_reqwest::Client, carthooks_client::OAuthTokens) {
+    let client = carthooks_reqwest::Client::builder()
+        .base_url(mock.url())
+        .oauth(carthooks_client::OAuthConfig::new(
+            carthooks_mock::DEFAULT_CLIENT_ID,
+            carthooks_mock::DEFAULT_CLIENT_SECRET,
+        ))
+        .build()
+        .expect("client");
+    let tokens = client.initialize_oauth(None).await.expect("sign in");
+    (client, tokens)
+}
+
 /// What a user would write instead: receive 10, handle each, delete the 10.
 async fn raw_loop(sqs: &aws_sdk_sqs::Client, queue: &str, messages: u64) {
     let mut handled = 0;
@@ -221,15 +237,7 @@ fn main() {
     let mock = carthooks_mock::MockServer::start().expect("mock");
     let (sqs, watcher) = rt.block_on(async {
         let sqs = sqs_client(&endpoint).await;
-        let client = carthooks_reqwest::Client::builder()
-            .base_url(mock.url())
-            .oauth(carthooks_client::OAuthConfig::new(
-                carthooks_mock::DEFAULT_CLIENT_ID,
-                carthooks_mock::DEFAULT_CLIENT_SECRET,
-            ))
-            .build()
-            .expect("client");
-        client.initialize_oauth(None).await.expect("sign in");
+        let (client, _) = signed_in(&mock).await;
         let watcher = Watcher::builder(client, &queue, 1, 2)
             .sqs_client(sqs.clone())
             .concurrency(8)
@@ -404,15 +412,7 @@ fn python_comparison(rt: &tokio::runtime::Runtime, mock: &carthooks_mock::MockSe
     let moto = Moto::start(&venv);
     let (token, rust_rate) = rt.block_on(async {
         let sqs = sqs_client(&moto.1).await;
-        let client = carthooks_reqwest::Client::builder()
-            .base_url(mock.url())
-            .oauth(carthooks_client::OAuthConfig::new(
-                carthooks_mock::DEFAULT_CLIENT_ID,
-                carthooks_mock::DEFAULT_CLIENT_SECRET,
-            ))
-            .build()
-            .expect("client");
-        let tokens = client.initialize_oauth(None).await.expect("sign in");
+        let (client, tokens) = signed_in(mock).await;
         let queue = filled_queue(&sqs, "rust", n).await;
         let watcher = Watcher::builder(client, &queue, 1, 2)
             .sqs_client(sqs)

@@ -290,3 +290,29 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// What most tests start with: moto, a queue on it, and a mock Carthooks
+/// delivering its changes there, with a signed-in client.
+pub struct Fixture {
+    /// Keep it: moto stops when it drops.
+    pub moto: Moto,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub server: MockServer,
+    pub client: carthooks_reqwest::Client,
+}
+
+/// A [`Fixture`] whose queue is `name`, with a visibility timeout of `visibility_secs`.
+pub async fn fixture(name: &str, visibility_secs: u32) -> Fixture {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue_url = queue(&sqs, name, visibility_secs).await;
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    Fixture {
+        moto,
+        sqs,
+        queue_url,
+        server,
+        client,
+    }
+}
