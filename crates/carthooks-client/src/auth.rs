@@ -8,13 +8,23 @@
 //! thread that does) cannot deadlock it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use carthooks_core::{Engine, OAuthTokens, TokenCallback};
+use carthooks_core::{Coordination, Engine, OAuthTokens, TokenCallback};
 
 use crate::log::event;
-use crate::store::{StoreOperation, TokenStore, TokenStoreFailure};
+use crate::store::{
+    Lease, LeaseAttempt, SaveAttempt, StoreOperation, TokenStore, TokenStoreFailure,
+};
+
+/// How long a refresh lease lasts unless renewed; the loops renew it every
+/// third of that while the token request is out.
+pub(crate) const LEASE_TTL: Duration = Duration::from_secs(5);
+
+/// Unique per client of the process: who holds a lease.
+static HOLDERS: AtomicU64 = AtomicU64::new(0);
 
 /// A job to run where blocking is allowed (the async client hands it to its
 /// transport's blocking pool; the blocking client runs it in place).
@@ -26,6 +36,12 @@ pub(crate) type BlockingJob = Box<dyn FnOnce() + Send + 'static>;
 pub(crate) struct Persistence {
     store: Option<Arc<dyn TokenStore>>,
     callback: Option<TokenCallback>,
+    /// Whose tokens these are, in a shared store (the OAuth client id).
+    identity: String,
+    /// This client, as a lease holder.
+    holder: String,
+    /// The store version of the set in use (0: none, or not versioned).
+    version: AtomicU64,
     failure: Mutex<Option<TokenStoreFailure>>,
     /// True while some thread is calling the callback: it also delivers what is
     /// queued meanwhile, so calls are ordered and never nested or concurrent.
@@ -36,10 +52,22 @@ impl Persistence {
     pub(crate) fn new(
         store: Option<Arc<dyn TokenStore>>,
         callback: Option<TokenCallback>,
+        identity: String,
     ) -> Arc<Self> {
+        let holder = format!(
+            "{}-{}-{:x}",
+            std::process::id(),
+            HOLDERS.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
         Arc::new(Self {
             store,
             callback,
+            identity,
+            holder,
+            version: AtomicU64::new(0),
             failure: Mutex::new(None),
             delivering: AtomicBool::new(false),
         })
@@ -55,8 +83,11 @@ impl Persistence {
     /// treated as empty.
     pub(crate) fn load(&self) -> Option<OAuthTokens> {
         let store = self.store.as_ref()?;
-        match catch_unwind(AssertUnwindSafe(|| store.load())) {
-            Ok(Ok(tokens)) => tokens,
+        match catch_unwind(AssertUnwindSafe(|| store.load_stored(&self.identity))) {
+            Ok(Ok(stored)) => stored.map(|stored| {
+                self.version.store(stored.version, Ordering::Release);
+                stored.tokens
+            }),
             Ok(Err(e)) => {
                 event!(warn, error = %e, "token store could not be read; starting without stored tokens");
                 self.record(StoreOperation::Load, &e);
@@ -72,14 +103,89 @@ impl Persistence {
         }
     }
 
-    /// Saves `tokens`; a failure is reported, never lost tokens.
-    pub(crate) fn save(&self, tokens: &OAuthTokens) {
+    /// Saves `tokens` (fenced by `lease` when the call holds one, then gives
+    /// the lease back); a failure is reported, never lost tokens.
+    pub(crate) fn save(&self, tokens: &OAuthTokens, lease: Option<Lease>) {
         let Some(store) = &self.store else { return };
-        let result = catch_unwind(AssertUnwindSafe(|| store.save(tokens)))
-            .unwrap_or_else(|_| Err(std::io::Error::other("token store panicked")));
+        let result = catch_unwind(AssertUnwindSafe(|| match &lease {
+            Some(lease) => {
+                let saved = store.save_fenced(tokens, &self.identity, lease);
+                let _ = store.release_lease(lease);
+                match saved? {
+                    SaveAttempt::Saved { version } => {
+                        self.version.store(version, Ordering::Release);
+                        Ok(())
+                    }
+                    SaveAttempt::Fenced => Err(std::io::Error::other(
+                        "the refresh lease lapsed and a newer token set was stored; \
+                         this one is kept in memory only",
+                    )),
+                }
+            }
+            None => store.save(tokens),
+        }))
+        .unwrap_or_else(|_| Err(std::io::Error::other("token store panicked")));
         if let Err(e) = result {
             event!(warn, error = %e, "token store save failed; the new tokens are kept in memory");
             self.record(StoreOperation::Save, &e);
+        }
+    }
+
+    /// True when the store is shared with other processes and coordinates them.
+    pub(crate) fn coordinates(&self) -> bool {
+        self.store.as_ref().is_some_and(|s| s.coordinates())
+    }
+
+    /// Before a token request: the lease and a fresh look at the store. A
+    /// set newer than the one in use is adopted (nothing is sent); a lease held
+    /// elsewhere means waiting for that holder's set; a store that fails is
+    /// passed over (in-process single-flight, as without a shared store).
+    pub(crate) fn coordinate(&self) -> (Coordination, Option<Lease>) {
+        let Some(store) = &self.store else {
+            return (Coordination::Proceed, None);
+        };
+        let newer = || -> Option<OAuthTokens> {
+            let stored = store.load_stored(&self.identity).ok()??;
+            (stored.version > self.version.load(Ordering::Acquire)).then(|| {
+                self.version.store(stored.version, Ordering::Release);
+                stored.tokens
+            })
+        };
+        let attempt = catch_unwind(AssertUnwindSafe(|| {
+            store.try_lease(&self.holder, LEASE_TTL)
+        }))
+        .unwrap_or_else(|_| Err(std::io::Error::other("token store panicked")));
+        match attempt {
+            // The lease is kept with a newer set too: an explicit grant does
+            // not adopt, and saves under it; an adopting call gives it back
+            // when it ends.
+            Ok(LeaseAttempt::Granted(lease)) => match newer() {
+                Some(tokens) => (Coordination::Newer(tokens), Some(lease)),
+                None => (Coordination::Leased, Some(lease)),
+            },
+            Ok(LeaseAttempt::Held { remaining }) => match newer() {
+                Some(tokens) => (Coordination::Newer(tokens), None),
+                None => (Coordination::Held(remaining), None),
+            },
+            Err(e) => {
+                event!(warn, error = %e, "token store unavailable; refreshing without it");
+                self.record(StoreOperation::Lease, &e);
+                (Coordination::Proceed, None)
+            }
+        }
+    }
+
+    /// Extends `lease` while its token request is out; `false` once lost.
+    pub(crate) fn renew(&self, lease: &Lease) -> bool {
+        self.store
+            .as_ref()
+            .is_some_and(|s| s.renew_lease(lease, LEASE_TTL).unwrap_or(false))
+    }
+
+    /// Gives back a lease the call no longer needs.
+    pub(crate) fn release(&self, lease: &Lease) {
+        if let Some(store) = &self.store {
+            let _ = store.release_lease(lease);
         }
     }
 
@@ -94,9 +200,13 @@ impl Persistence {
     }
 
     /// The job that saves `tokens` (blocking I/O).
-    pub(crate) fn save_job(self: &Arc<Self>, tokens: OAuthTokens) -> BlockingJob {
+    pub(crate) fn save_job(
+        self: &Arc<Self>,
+        tokens: OAuthTokens,
+        lease: Option<Lease>,
+    ) -> BlockingJob {
         let persistence = Arc::clone(self);
-        Box::new(move || persistence.save(&tokens))
+        Box::new(move || persistence.save(&tokens, lease))
     }
 
     /// The job that hands the sets `engine` queued to the callback.

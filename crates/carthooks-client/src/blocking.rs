@@ -15,9 +15,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::api_methods;
+use crate::auth::LEASE_TTL;
 use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
 use crate::log::CallSpan;
+use crate::log::event;
 use crate::pages::ItemIter;
+use crate::store::Lease;
 use crate::transport::BlockingTransport;
 
 /// The blocking Carthooks client, generic over its [`BlockingTransport`].
@@ -90,11 +93,23 @@ impl<T: BlockingTransport> BlockingClient<T> {
     /// The I/O loop around the sans-IO driver: does what it asks until it is done.
     fn drive<O>(&self, call: &mut Call<'_, O>) -> Result<O> {
         let inner = &*self.inner;
-        loop {
+        // The shared store's refresh lease, while this call holds one.
+        let mut lease: Option<Lease> = None;
+        let result = loop {
             match call.poll(Instant::now()) {
                 Output::Send(request) => {
-                    let answer = inner.transport.send(request);
+                    let answer = match &lease {
+                        None => inner.transport.send(request),
+                        Some(held) => self.send_renewing(request, held),
+                    };
                     call.handle(answer, Instant::now());
+                }
+                Output::Coordinate => {
+                    let (outcome, held) = inner.persistence.coordinate();
+                    if let Some(old) = std::mem::replace(&mut lease, held) {
+                        inner.persistence.release(&old);
+                    }
+                    call.handle_coordination(outcome, Instant::now());
                 }
                 Output::Sleep(delay) => inner.transport.sleep(delay),
                 Output::WaitFlight { ticket, until } => {
@@ -111,11 +126,43 @@ impl<T: BlockingTransport> BlockingClient<T> {
                     }
                 }
                 // This client's caller may block: persistence runs in place.
-                Output::Save(tokens) => inner.persistence.save_job(tokens)(),
+                Output::Save(tokens) => inner.persistence.save(&tokens, lease.take()),
                 Output::Deliver => inner.persistence.deliver_job(&inner.engine)(),
-                Output::Done(result) => return result,
+                Output::Done(result) => break result,
             }
+        };
+        if let Some(held) = lease {
+            inner.persistence.release(&held);
         }
+        result
+    }
+
+    /// Sends a token request while another thread renews the store's refresh
+    /// lease every third of its TTL.
+    fn send_renewing(
+        &self,
+        request: carthooks_core::HttpRequest,
+        lease: &Lease,
+    ) -> std::result::Result<carthooks_core::HttpResponse, carthooks_core::TransportError> {
+        let inner = &*self.inner;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let renewer = scope.spawn(|| {
+                loop {
+                    std::thread::park_timeout(LEASE_TTL / 3);
+                    if done.load(std::sync::atomic::Ordering::Acquire) {
+                        return;
+                    }
+                    if !inner.persistence.renew(lease) {
+                        event!(warn, "the token store's refresh lease was lost mid-request");
+                    }
+                }
+            });
+            let answer = inner.transport.send(request);
+            done.store(true, std::sync::atomic::Ordering::Release);
+            renewer.thread().unpark();
+            answer
+        })
     }
 
     api_methods!(; ItemIter;);

@@ -437,7 +437,11 @@ impl<C: BuildClient> ClientBuilder<C> {
         if let Some(rt) = refresh_token {
             machine.set_refresh_token(rt);
         }
-        let persistence = Persistence::new(self.store, callback);
+        let identity = self
+            .oauth
+            .as_ref()
+            .map_or_else(String::new, |o| o.client_id.clone());
+        let persistence = Persistence::new(self.store, callback, identity);
         let stored = persistence.load();
         if let Some(tokens) = self.tokens.or(stored) {
             machine.install(tokens, now)?;
@@ -458,6 +462,7 @@ impl<C: BuildClient> ClientBuilder<C> {
         settings.call_timeout = config.call_timeout;
         settings.save_tokens = persistence.saves();
         settings.deliver_tokens = persistence.delivers();
+        settings.coordinate = persistence.coordinates();
         let flights = Arc::new(Event::new());
         let wake = Arc::clone(&flights);
         let engine = Engine::new(machine, settings, clock)

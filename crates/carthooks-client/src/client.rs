@@ -6,20 +6,25 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Instant;
 
+use std::sync::PoisonError;
+
 use carthooks_core::{
     ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig,
-    CollectionId, Endpoint, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery, LockOptions,
-    OAuthAuthorizeCodeRequest, OAuthTokens, Output, Result, SubItemId, UserAccessToken, UserId,
-    UserInfo, WatchDataRequest,
+    CollectionId, Coordination, Endpoint, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery,
+    LockOptions, OAuthAuthorizeCodeRequest, OAuthTokens, Output, Result, SubItemId,
+    UserAccessToken, UserId, UserInfo, WatchDataRequest,
 };
 use event_listener::EventListener;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::api_methods;
+use crate::auth::LEASE_TTL;
 use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
 use crate::log::CallSpan;
+use crate::log::event;
 use crate::pages::ItemStream;
+use crate::store::Lease;
 use crate::transport::Transport;
 
 /// The async Carthooks client, generic over its [`Transport`].
@@ -94,11 +99,35 @@ impl<T: Transport> Client<T> {
     /// The I/O loop around the sans-IO driver: does what it asks until it is done.
     async fn drive<O>(&self, call: &mut Call<'_, O>) -> Result<O> {
         let inner = &*self.inner;
-        loop {
+        // The shared store's refresh lease, while this call holds one (from
+        // `Coordinate` to `Save`). A call dropped meanwhile leaves it to lapse.
+        let mut lease: Option<Lease> = None;
+        let result = loop {
             match call.poll(Instant::now()) {
                 Output::Send(request) => {
-                    let answer = inner.transport.send(request).await;
+                    let answer = match &lease {
+                        None => inner.transport.send(request).await,
+                        Some(held) => self.send_renewing(request, held).await,
+                    };
                     call.handle(answer, Instant::now());
+                }
+                Output::Coordinate => {
+                    let answer = Arc::new(std::sync::Mutex::new(None));
+                    let (persistence, slot) = (Arc::clone(&inner.persistence), Arc::clone(&answer));
+                    let job = Box::new(move || {
+                        let coordinated = persistence.coordinate();
+                        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(coordinated);
+                    });
+                    inner.transport.run_blocking(job).await;
+                    let (outcome, held) = answer
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take()
+                        .unwrap_or((Coordination::Proceed, None));
+                    if let Some(old) = std::mem::replace(&mut lease, held) {
+                        inner.persistence.release(&old);
+                    }
+                    call.handle_coordination(outcome, Instant::now());
                 }
                 Output::Sleep(delay) => inner.transport.sleep(delay).await,
                 Output::WaitFlight { ticket, until } => {
@@ -110,15 +139,57 @@ impl<T: Transport> Client<T> {
                     }
                 }
                 Output::Save(tokens) => {
-                    let job = inner.persistence.save_job(tokens);
+                    let job = inner.persistence.save_job(tokens, lease.take());
                     inner.transport.run_blocking(job).await;
                 }
                 Output::Deliver => {
                     let job = inner.persistence.deliver_job(&inner.engine);
                     inner.transport.run_blocking(job).await;
                 }
-                Output::Done(result) => return result,
+                Output::Done(result) => break result,
             }
+        };
+        if let Some(held) = lease {
+            // The token request failed: the next holder need not wait it out.
+            let persistence = Arc::clone(&inner.persistence);
+            inner
+                .transport
+                .run_blocking(Box::new(move || persistence.release(&held)))
+                .await;
+        }
+        result
+    }
+
+    /// Sends a token request while renewing the store's refresh lease every
+    /// third of its TTL, so that a slow token endpoint never lets it lapse.
+    async fn send_renewing(
+        &self,
+        request: carthooks_core::HttpRequest,
+        lease: &Lease,
+    ) -> std::result::Result<carthooks_core::HttpResponse, carthooks_core::TransportError> {
+        let inner = &*self.inner;
+        let mut send = inner.transport.send(request);
+        loop {
+            let mut tick = inner.transport.sleep(LEASE_TTL / 3);
+            let answer = std::future::poll_fn(|cx| {
+                if let Poll::Ready(answer) = send.as_mut().poll(cx) {
+                    return Poll::Ready(Some(answer));
+                }
+                tick.as_mut().poll(cx).map(|()| None)
+            })
+            .await;
+            if let Some(answer) = answer {
+                return answer;
+            }
+            let (persistence, held) = (Arc::clone(&inner.persistence), lease.clone());
+            inner
+                .transport
+                .run_blocking(Box::new(move || {
+                    if !persistence.renew(&held) {
+                        event!(warn, "the token store's refresh lease was lost mid-request");
+                    }
+                }))
+                .await;
         }
     }
 

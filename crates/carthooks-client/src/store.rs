@@ -61,6 +61,9 @@ pub enum StoreOperation {
     Load,
     /// Saving a new token set.
     Save,
+    /// Taking the refresh lease of a store shared by processes (the refresh
+    /// then goes ahead without it).
+    Lease,
 }
 
 /// The last failure of a client's [`TokenStore`], as reported by the clients'
@@ -94,6 +97,7 @@ impl std::fmt::Display for TokenStoreFailure {
         let op = match self.operation {
             StoreOperation::Load => "load",
             StoreOperation::Save => "save",
+            StoreOperation::Lease => "lease",
         };
         write!(f, "token store {op} failed: {}", self.message)
     }

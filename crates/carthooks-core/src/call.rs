@@ -10,6 +10,7 @@
 //! | `Send(request)` | sends it, then hands the answer (or the transport error) to [`handle`](Call::handle) |
 //! | `Sleep(d)` | waits `d` (a retry's backoff) |
 //! | `WaitFlight { ticket, until }` | waits until another caller's token request ends (or `until`) |
+//! | `Coordinate` | (a store shared by processes) takes its refresh lease and reads it again, then answers [`handle_coordination`](Call::handle_coordination): a newer stored set, the lease, or "held elsewhere" |
 //! | `Save(tokens)` | saves new tokens to its store — they are used only after this |
 //! | `Deliver` | hands [`Engine::next_delivery`] sets to its callback, outside every lock |
 //! | `Done(result)` | returns `result` |
@@ -37,6 +38,8 @@
 //! |---|---|---|---|
 //! | `Authorize { waited }` | poll | `Api` (token ready), `Token` (this call fetches), `Waiting` (another call does), `Finished` (no way to a token, deadline) | — |
 //! | `Waiting(ticket)` | poll | `Authorize { waited: ticket }` | `WaitFlight` |
+//! | `Token`, ready, to coordinate | poll | `Token`, asked | `Coordinate` |
+//! | `Token`, asked | handle_coordination | `Authorize` (a newer stored set adopted: nothing sent), `Token` backing off and to coordinate again (lease held elsewhere), `Token` ready (the lease, or no store) | — |
 //! | `Token`, ready | poll | `Token`, sent | `Send(token request)` |
 //! | `Token`, sent | handle | `Token` backing off (retryable), `Saving` (tokens), `Api` (failed, old token still valid), `Authorize { waited }` (failed: the machine says whether another grant takes over), `Finished` (a grant failed) | — |
 //! | `Token`, backing off | poll | `Token`, ready | `Sleep` |
@@ -87,6 +90,11 @@ pub enum Output<T> {
         /// The call's deadline, if it has one.
         until: Option<Instant>,
     },
+    /// Before this call's token request (only with
+    /// [`CallSettings::coordinate`](crate::CallSettings::coordinate)): take the
+    /// shared store's refresh lease and read the store again, then answer with
+    /// [`Call::handle_coordination`].
+    Coordinate,
     /// Save these tokens to the store, then poll again: they are not used before.
     Save(OAuthTokens),
     /// Hand the queued sets ([`Engine::next_delivery`]) to the callback, then poll
@@ -94,6 +102,39 @@ pub enum Output<T> {
     Deliver,
     /// The call is over.
     Done(Result<T>),
+}
+
+/// What a store shared by processes said before a token request: the answer
+/// to [`Output::Coordinate`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Coordination {
+    /// The store holds a set newer than the one in use (another process
+    /// refreshed): use it and send nothing. Its refresh token replaces this
+    /// client's, which the other process has used.
+    Newer(OAuthTokens),
+    /// The refresh lease is this call's: send the token request.
+    Leased,
+    /// Another process holds the lease, for `remaining` at most: wait a little
+    /// and ask again (its new set will be in the store).
+    Held(Duration),
+    /// Go on without the store (it failed, or does not coordinate): send.
+    Proceed,
+}
+
+/// How long a call whose flight found the lease held waits before it asks the
+/// store again.
+const COORDINATION_POLL: Duration = Duration::from_millis(50);
+
+/// Where a token flight is with the shared store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coord {
+    /// Not asked (no shared store), or answered: send.
+    Done,
+    /// Ask before sending.
+    Ask,
+    /// `Coordinate` yielded; waiting for the answer.
+    Asked,
 }
 
 /// What an API call needs from its endpoint; implemented by [`Endpoint`].
@@ -141,6 +182,7 @@ struct TokenFlight {
     fallback: Option<Bearer>,
     attempt: u32,
     phase: Phase,
+    coord: Coord,
 }
 
 enum State<T> {
@@ -259,6 +301,15 @@ impl<'a, T> Call<'a, T> {
                         self.state = State::Token(flight);
                         return Output::Sleep(delay);
                     }
+                    Phase::Ready if flight.coord == Coord::Ask => {
+                        flight.coord = Coord::Asked;
+                        self.state = State::Token(flight);
+                        return Output::Coordinate;
+                    }
+                    Phase::Ready if flight.coord == Coord::Asked => self.misuse(
+                        State::Token(flight),
+                        "polled before the coordination was answered",
+                    ),
                     Phase::Ready => match self.with_timeout(clone_request(&flight.request), now) {
                         Ok(request) => {
                             flight.attempt += 1;
@@ -408,10 +459,51 @@ impl<'a, T> Call<'a, T> {
                 fallback,
                 attempt: 0,
                 phase: Phase::Ready,
+                coord: if self.engine.settings().coordinate {
+                    Coord::Ask
+                } else {
+                    Coord::Done
+                },
             })),
             Ok(Step::Wait(ticket)) => State::Waiting(ticket),
             Err(e) => State::Finished(Err(self.redact(e))),
         }
+    }
+
+    /// Feeds the answer to [`Output::Coordinate`], at `now`.
+    pub fn handle_coordination(&mut self, outcome: Coordination, now: Instant) {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        self.state = match state {
+            State::Token(mut flight) if flight.coord == Coord::Asked => match outcome {
+                // An explicit grant is made whatever the store holds.
+                Coordination::Newer(tokens) if matches!(self.goal, Goal::Api(_)) => {
+                    match self.engine.adopt(flight.ticket, tokens) {
+                        // Fresh: used at once. Stale: a new flight, with the
+                        // adopted refresh token, asks the store again.
+                        Ok(_) => State::Authorize { waited: None },
+                        Err(e) => State::Finished(Err(self.redact(e))),
+                    }
+                }
+                Coordination::Held(remaining) => {
+                    let delay = remaining.min(COORDINATION_POLL);
+                    let late = self
+                        .deadline
+                        .is_some_and(|d| now.checked_add(delay).is_none_or(|end| end >= d));
+                    if late {
+                        self.token_failed(flight, call_timeout_error())
+                    } else {
+                        flight.coord = Coord::Ask;
+                        flight.phase = Phase::Backoff(delay);
+                        State::Token(flight)
+                    }
+                }
+                _ => {
+                    flight.coord = Coord::Done;
+                    State::Token(flight)
+                }
+            },
+            other => self.misuse(other, "a coordination answer without Coordinate"),
+        };
     }
 
     fn token_answer(

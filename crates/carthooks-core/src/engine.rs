@@ -49,6 +49,9 @@ pub struct CallSettings {
     /// Queue every committed token set for [`Engine::next_delivery`] and yield
     /// [`Output::Deliver`](crate::Output::Deliver) (there is a callback).
     pub deliver_tokens: bool,
+    /// Yield [`Output::Coordinate`](crate::Output::Coordinate) before every
+    /// token request (the store is shared with other processes).
+    pub coordinate: bool,
 }
 
 impl CallSettings {
@@ -62,6 +65,7 @@ impl CallSettings {
             call_timeout: None,
             save_tokens: false,
             deliver_tokens: false,
+            coordinate: false,
         }
     }
 }
@@ -342,6 +346,13 @@ impl Engine {
     }
 
     /// Commits pending tokens, queues them for delivery, wakes the waiters.
+    /// Ends the flight `ticket` with a set another process stored meanwhile.
+    pub(crate) fn adopt(&self, ticket: crate::FlightTicket, tokens: OAuthTokens) -> Result<Bearer> {
+        let adopted = self.write().adopt(ticket, tokens, self.unix_now());
+        self.flight_ended();
+        adopted
+    }
+
     pub(crate) fn commit(&self, pending: PendingTokens) -> Result<(Bearer, OAuthTokens)> {
         let tokens = pending.tokens().clone();
         let committed = {

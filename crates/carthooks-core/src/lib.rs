@@ -10,7 +10,8 @@
 //! ```text
 //!            +------------------------- carthooks-core --------------------------+
 //!  intent -> | Call::api(&engine, &endpoint) / Call::grant(&engine, grant)         |
-//!            |   poll(now) -> Send(request) | Sleep | WaitFlight | Save | Deliver | -> http::Request
+//!            |   poll(now) -> Send(request) | Sleep | WaitFlight | Coordinate |   | -> http::Request
+//!            |                Save | Deliver                                     |
 //!            |   handle(answer, now)                                             | <- http::Response
 //!            |   ... poll(now) -> Done(result)                                   |
 //!            |  Engine: TokenMachine (single-flight tokens), retry policy, clock  |
@@ -50,6 +51,8 @@
 //!             Output::Sleep(d) => std::thread::sleep(d),
 //!             Output::WaitFlight { .. } => unreachable!("one caller only"),
 //!             Output::Save(_) | Output::Deliver => {} // no store, no callback
+//!             // A store shared with other processes only.
+//!             Output::Coordinate => call.handle_coordination(Coordination::Proceed, Instant::now()),
 //!             Output::Done(result) => return result,
 //!         }
 //!     }
@@ -89,7 +92,7 @@ pub mod secret;
 pub mod tokens;
 pub mod url;
 
-pub use call::{Call, Output};
+pub use call::{Call, Coordination, Output};
 pub use config::{
     ClientConfig, Clock, ManualClock, MonotonicClock, OAuthConfig, SystemClock, TokenCallback,
 };

@@ -490,6 +490,19 @@ impl TokenMachine {
         self.install_inner(tokens, now)
     }
 
+    /// Ends a flight with a set another process stored while this one was about
+    /// to send its token request (a store shared by processes): the set is
+    /// installed as it is (its refresh token replaces this machine's, which the
+    /// other process has used), and nothing is sent.
+    pub fn adopt(&mut self, ticket: FlightTicket, tokens: OAuthTokens, now: u64) -> Result<Bearer> {
+        if self.flight.take_if(|f| f.id == ticket.id).is_none() {
+            return Err(Error::InvalidState(
+                "token flight is not this machine's current one",
+            ));
+        }
+        self.install_inner(tokens, now)
+    }
+
     /// Ends a flight without a result (the caller went away). Waiters poll again and
     /// one of them starts a new flight.
     pub fn abandon(&mut self, ticket: FlightTicket) {

@@ -491,9 +491,15 @@ where
         .unwrap()
         .unwrap();
     assert!(stored.access_token.secret().starts_with("at-"));
+    // The token file, and the shared store's lock and lease files.
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
     assert_eq!(
-        std::fs::read_dir(&dir).unwrap().count(),
-        1,
+        names,
+        ["tokens.json", "tokens.json.lease", "tokens.json.lock"],
         "no temp files left"
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -517,8 +523,9 @@ where
     let c = with_store(FileTokenStore::new("/nonexistent-carthooks-dir/t.json")).unwrap();
     assert!(c.store_failure().is_none());
     c.initialize_oauth(None).unwrap();
+    // The lease (the store is shared) failed, then the save.
     let f = c.store_failure().expect("the failed save is reported");
-    assert_eq!((f.operation, f.failures), (StoreOperation::Save, 1));
+    assert_eq!((f.operation, f.failures), (StoreOperation::Save, 2));
     // Empty, truncated and garbage files: set aside, the client starts fresh.
     let dir = temp_dir("bad-store", S::NAME);
     for (i, content) in [&b""[..], b"{\"access_token\":\"at-trunc", b"\x00garbage"]
