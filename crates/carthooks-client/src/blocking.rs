@@ -106,7 +106,10 @@ impl<T: BlockingTransport> BlockingClient<T> {
                 }
                 Output::Coordinate => {
                     let (outcome, held) = inner.persistence.coordinate();
-                    if let Some(old) = std::mem::replace(&mut lease, held) {
+                    // The same lease again (its holder asked again) is kept.
+                    if let Some(old) = std::mem::replace(&mut lease, held)
+                        && lease.as_ref() != Some(&old)
+                    {
                         inner.persistence.release(&old);
                     }
                     call.handle_coordination(outcome, Instant::now());

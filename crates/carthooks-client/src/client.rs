@@ -124,7 +124,10 @@ impl<T: Transport> Client<T> {
                         .unwrap_or_else(PoisonError::into_inner)
                         .take()
                         .unwrap_or((Coordination::Proceed, None));
-                    if let Some(old) = std::mem::replace(&mut lease, held) {
+                    // The same lease again (its holder asked again) is kept.
+                    if let Some(old) = std::mem::replace(&mut lease, held)
+                        && lease.as_ref() != Some(&old)
+                    {
                         inner.persistence.release(&old);
                     }
                     call.handle_coordination(outcome, Instant::now());

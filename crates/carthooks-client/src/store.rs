@@ -173,7 +173,8 @@ pub trait TokenStore: Send + Sync + 'static {
         Ok(self.load()?.map(|tokens| Stored { tokens, version: 0 }))
     }
 
-    /// Takes the refresh lease for `ttl` unless someone else holds a live one.
+    /// Takes the refresh lease for `ttl` unless someone else holds a live one;
+    /// asked again by the holder of a live lease, extends it (same fence).
     /// Default: always granted, fence 0.
     fn try_lease(&self, holder: &str, ttl: std::time::Duration) -> std::io::Result<LeaseAttempt> {
         let _ = ttl;
@@ -496,9 +497,26 @@ impl TokenStore for FileTokenStore {
             let now = unix_ms();
             let current = Self::read_lease(&target);
             if let Some(lease) = current.as_ref().filter(|l| l.expires_at > now) {
-                return Ok(LeaseAttempt::Held {
-                    remaining: std::time::Duration::from_millis(lease.expires_at - now),
-                });
+                if lease.holder != holder {
+                    return Ok(LeaseAttempt::Held {
+                        remaining: std::time::Duration::from_millis(lease.expires_at - now),
+                    });
+                }
+                // Its holder asks again (a refresh was refused and a grant
+                // follows): the same lease, extended.
+                let fence = lease.fence;
+                Self::write_lease(
+                    &target,
+                    &LeaseFile {
+                        fence,
+                        holder: holder.to_owned(),
+                        expires_at: now.saturating_add(ttl.as_millis() as u64),
+                    },
+                )?;
+                return Ok(LeaseAttempt::Granted(Lease {
+                    fence,
+                    holder: holder.to_owned(),
+                }));
             }
             // Fences only grow: past the last lease's and the last save's.
             let saved_fence = match self.read_disk(&target) {

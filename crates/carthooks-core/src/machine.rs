@@ -371,7 +371,22 @@ impl TokenMachine {
     pub fn install(&mut self, tokens: OAuthTokens, now: u64) -> Result<Bearer> {
         crate::tokens::check_access_token(tokens.access_token.secret()).map_err(Error::Config)?;
         self.refresh_from_repeatable = false;
+        self.app_grant_behind(&tokens);
         self.install_inner(tokens, now)
+    }
+
+    /// A set that says it is the app's own (client credentials, no user) can
+    /// be obtained again by that grant, by any client of this app: so, when
+    /// this machine has the client's credentials, the grant stands behind the
+    /// set's refresh token as if this machine had made it. (A stored set a
+    /// process loads, or one it adopts from another process.)
+    fn app_grant_behind(&mut self, tokens: &OAuthTokens) {
+        if tokens.identity == Some(TokenIdentity::App) && self.client.is_some() {
+            self.repeatable = Some(Grant::ClientCredentials {
+                user_access_token: None,
+            });
+            self.refresh_from_repeatable = tokens.refresh_token.is_some();
+        }
     }
 
     /// Replaces every secret this machine knows (client secret, tokens, the
@@ -500,6 +515,7 @@ impl TokenMachine {
                 "token flight is not this machine's current one",
             ));
         }
+        self.app_grant_behind(&tokens);
         self.install_inner(tokens, now)
     }
 

@@ -420,6 +420,7 @@ async fn handle(
     match fault {
         None => {}
         Some(Fault::Delay(d)) => delay = Some(d),
+        Some(Fault::SlowStart(d)) => tokio::time::sleep(d).await,
         Some(Fault::DropAfterRead) => return Err(Dropped),
         Some(Fault::DropAfterHandling) => drop_after_handling = true,
         Some(Fault::TruncatedBody) => {

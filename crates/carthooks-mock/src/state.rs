@@ -120,6 +120,9 @@ pub enum Fault {
     /// Handle the request (the state changes), then wait this long before
     /// answering.
     Delay(std::time::Duration),
+    /// Wait this long, then handle the request and answer (a slow server:
+    /// what it answers is as fresh as if it were fast).
+    SlowStart(std::time::Duration),
 }
 
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use carthooks_client::{FileTokenStore, OAuthConfig};
-use carthooks_mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, MockConfig, MockServer};
+use carthooks_mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Fault, MockConfig, MockServer};
 
 const CHILD_ENV: &str = "CARTHOOKS_FLEET_CHILD";
 const PROCESSES: usize = 8;
@@ -62,6 +62,7 @@ fn child_worker() {
                         calls.fetch_add(1, Ordering::Relaxed);
                         if let Err(e) = client.get_current_user().await {
                             eprintln!("call failed: {e}");
+                            println!("FAILED {}", unix_ms());
                             failures.fetch_add(1, Ordering::Relaxed);
                         }
                         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -83,16 +84,57 @@ fn child_worker() {
     println!("RESULT {calls} {failures}");
 }
 
-/// Runs the fleet against a fresh server; returns (calls, failures,
-/// elapsed ms, the server's counters).
-fn fleet(seeded: bool) -> (u64, u64, u64, carthooks_mock::Counters) {
+/// What happens to the fleet while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    None,
+    /// The first refresh takes the server 7 s: longer than the 5 s lease,
+    /// which its holder must keep renewing.
+    SlowRefresh,
+    /// The first refresh is answered after 3 s, and its holder is killed
+    /// with SIGKILL meanwhile: the server rotated the refresh token, the
+    /// process died before storing the new one.
+    HolderKilled,
+}
+
+/// What the fleet did.
+struct Outcome {
+    calls: u64,
+    failures: u64,
+    /// Unix ms of each failed call.
+    failed_at: Vec<u64>,
+    /// Unix ms of the SIGKILL.
+    killed_at: Option<u64>,
+    elapsed_ms: u64,
+    counters: carthooks_mock::Counters,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// One fleet at a time: 8 processes each are all two cores can take.
+static ONE_FLEET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs the fleet against a fresh server, from one stored set (`seeded`) or
+/// from an empty file.
+fn fleet(seeded: bool, trouble: Trouble) -> Outcome {
+    let _one = ONE_FLEET
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let server = MockServer::start_with(MockConfig {
         access_token_ttl: TOKEN_TTL,
         reuse_detection: true,
         ..MockConfig::default()
     })
     .unwrap();
-    let dir = std::env::temp_dir().join(format!("carthooks-fleet-{}-{seeded}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "carthooks-fleet-{}-{seeded}-{trouble:?}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tokens.json");
@@ -109,9 +151,17 @@ fn fleet(seeded: bool) -> (u64, u64, u64, carthooks_mock::Counters) {
             client.initialize_oauth(None).await.unwrap();
         });
     }
+    let fault = match trouble {
+        Trouble::None => None,
+        Trouble::SlowRefresh => Some(Fault::SlowStart(Duration::from_secs(7))),
+        Trouble::HolderKilled => Some(Fault::Delay(Duration::from_secs(3))),
+    };
+    if let Some(fault) = fault {
+        server.inject(fault, 1, Some("/oauth/token"));
+    }
     let mode = if seeded { "stored" } else { "sign-in" };
     let started = Instant::now();
-    let children: Vec<_> = (0..PROCESSES)
+    let mut children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             Command::new(std::env::current_exe().unwrap())
                 .args(["child_worker", "--exact", "--nocapture"])
@@ -124,28 +174,59 @@ fn fleet(seeded: bool) -> (u64, u64, u64, carthooks_mock::Counters) {
                 .unwrap()
         })
         .collect();
-    let (mut calls, mut failures) = (0, 0);
+    let mut killed_at = None;
+    if trouble == Trouble::HolderKilled {
+        // The delayed refresh is out once the server has seen it: kill the
+        // process whose lease covers it (the lease file names its pid).
+        while server.counters().grant("refresh_token") == 0 {
+            assert!(started.elapsed() < RUN, "no refresh happened");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let lease = std::fs::read_to_string(dir.join("tokens.json.lease")).unwrap();
+        let lease: serde_json::Value = serde_json::from_str(&lease).unwrap();
+        let pid: u32 = lease["holder"]
+            .as_str()
+            .and_then(|h| h.split('-').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap();
+        let holder = children.iter_mut().find(|c| c.id() == pid).unwrap();
+        holder.kill().unwrap(); // SIGKILL
+        killed_at = Some(unix_ms());
+    }
+    let (mut calls, mut failures, mut failed_at) = (0, 0, Vec::new());
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "a worker failed");
         let text = String::from_utf8_lossy(&out.stdout);
-        let result = text
-            .lines()
-            .find_map(|l| l.strip_prefix("RESULT "))
-            .expect("a worker's result");
+        let Some(result) = text.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
+            assert!(killed_at.is_some(), "a worker failed");
+            continue;
+        };
         let mut numbers = result.split(' ').map(|n| n.parse::<u64>().unwrap());
         calls += numbers.next().unwrap();
         failures += numbers.next().unwrap();
+        failed_at.extend(
+            text.lines()
+                .filter_map(|l| l.strip_prefix("FAILED "))
+                .filter_map(|t| t.parse::<u64>().ok()),
+        );
     }
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let counters = server.counters();
     eprintln!(
-        "{PROCESSES} processes x {TASKS} tasks ({mode}), {elapsed_ms} ms, {TOKEN_TTL} s tokens: \
-         {calls} calls, {failures} failed, {} token requests ({:?}), {} refresh-token reuses",
+        "{PROCESSES} processes x {TASKS} tasks ({mode}, {trouble:?}), {elapsed_ms} ms, \
+         {TOKEN_TTL} s tokens: {calls} calls, {failures} failed, {} token requests ({:?}), \
+         {} refresh-token reuses",
         counters.token_requests, counters.grants, counters.refresh_token_reuses
     );
     std::fs::remove_dir_all(&dir).unwrap();
-    (calls, failures, elapsed_ms, counters)
+    Outcome {
+        calls,
+        failures,
+        failed_at,
+        killed_at,
+        elapsed_ms,
+        counters,
+    }
 }
 
 /// Not more often than the tokens expire: the client counts expiry in whole
@@ -164,31 +245,70 @@ fn assert_one_refresh_per_expiry(counters: &carthooks_mock::Counters, elapsed_ms
 fn a_fleet_starting_from_one_stored_set_never_replays_its_refresh_token() {
     // Every worker loads the same refresh token: uncoordinated, all of them
     // present it at the first expiry and the server revokes the family.
-    let (calls, failures, elapsed_ms, counters) = fleet(true);
+    let out = fleet(true, Trouble::None);
     assert_eq!(
-        counters.refresh_token_reuses, 0,
+        out.counters.refresh_token_reuses, 0,
         "no refresh token replayed"
     );
-    assert_eq!(failures, 0, "no call failed");
-    assert!(calls > 1000, "the workers made calls: {calls}");
+    assert_eq!(out.failures, 0, "no call failed");
+    assert!(out.calls > 1000, "the workers made calls: {}", out.calls);
     assert_eq!(
-        counters.grant("client_credentials"),
+        out.counters.grant("client_credentials"),
         1,
         "the seeding sign-in only"
     );
-    assert_one_refresh_per_expiry(&counters, elapsed_ms);
+    assert_one_refresh_per_expiry(&out.counters, out.elapsed_ms);
 }
 
 #[test]
 fn a_fleet_signing_in_from_an_empty_file_shares_one_set_after() {
-    let (calls, failures, elapsed_ms, counters) = fleet(false);
+    let out = fleet(false, Trouble::None);
     assert_eq!(
-        counters.refresh_token_reuses, 0,
+        out.counters.refresh_token_reuses, 0,
         "no refresh token replayed"
     );
-    assert_eq!(failures, 0, "no call failed");
-    assert!(calls > 1000, "the workers made calls: {calls}");
+    assert_eq!(out.failures, 0, "no call failed");
+    assert!(out.calls > 1000, "the workers made calls: {}", out.calls);
     // One grant per worker at start (a grant is a family of its own).
-    assert_eq!(counters.grant("client_credentials"), PROCESSES as u64);
-    assert_one_refresh_per_expiry(&counters, elapsed_ms);
+    assert_eq!(out.counters.grant("client_credentials"), PROCESSES as u64);
+    assert_one_refresh_per_expiry(&out.counters, out.elapsed_ms);
+}
+
+#[test]
+fn a_refresh_slower_than_the_lease_keeps_the_lease_and_nothing_is_replayed() {
+    // oauth2-proxy's failure: a lease that lapses while the token request is
+    // out lets another replica present the same refresh token.
+    let out = fleet(true, Trouble::SlowRefresh);
+    assert_eq!(
+        out.counters.refresh_token_reuses, 0,
+        "the lease was renewed"
+    );
+    assert_eq!(out.failures, 0, "calls waited for the slow refresh");
+    assert!(out.calls > 1000, "the workers made calls: {}", out.calls);
+    assert_eq!(out.counters.grant("client_credentials"), 1);
+}
+
+#[test]
+fn the_lease_holder_killed_mid_refresh_costs_one_reuse_and_the_fleet_recovers() {
+    let out = fleet(true, Trouble::HolderKilled);
+    let killed_at = out.killed_at.unwrap();
+    // The killed process's refresh was the server's last use of that refresh
+    // token; the next holder presents it again (once), the family is revoked,
+    // and the client-credentials grant takes over: a new family.
+    assert!(
+        out.counters.refresh_token_reuses <= 1,
+        "{} reuses",
+        out.counters.refresh_token_reuses
+    );
+    assert!(out.counters.grant("client_credentials") <= 3);
+    // Recovery within the lease TTL, plus a token lifetime for the calls
+    // already waiting: no survivor's call fails after that.
+    let recovered = killed_at + 5_000 + TOKEN_TTL * 1_000;
+    let late: Vec<_> = out.failed_at.iter().filter(|t| **t > recovered).collect();
+    assert!(
+        late.is_empty(),
+        "{} calls failed after recovery",
+        late.len()
+    );
+    assert!(out.calls > 1000, "the survivors made calls: {}", out.calls);
 }
