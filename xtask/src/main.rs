@@ -355,6 +355,7 @@ const PUBLISHED: &[&str] = &[
     "carthooks",
     "carthooks-mock",
     "carthooks-watch",
+    "carthooks-redis",
 ];
 
 fn package() -> Result<(), String> {

@@ -115,6 +115,13 @@ pub struct Stored {
     pub version: u64,
 }
 
+impl Stored {
+    /// A set at `version` (for stores of your own).
+    pub fn new(tokens: OAuthTokens, version: u64) -> Self {
+        Self { tokens, version }
+    }
+}
+
 /// The refresh lease of a coordinating store: while it is held (and renewed),
 /// nobody else gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +131,16 @@ pub struct Lease {
     pub fence: u64,
     /// Who holds it (unique per client).
     pub holder: String,
+}
+
+impl Lease {
+    /// The lease with `fence`, held by `holder` (for stores of your own).
+    pub fn new(fence: u64, holder: impl Into<String>) -> Self {
+        Self {
+            fence,
+            holder: holder.into(),
+        }
+    }
 }
 
 /// What [`TokenStore::try_lease`] got.

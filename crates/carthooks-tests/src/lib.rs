@@ -12,6 +12,7 @@ pub mod api;
 pub mod canned;
 pub mod faults;
 pub mod hardening;
+pub mod redis_server;
 pub mod suite;
 
 use std::sync::{Arc, Mutex};

@@ -15,8 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use carthooks_client::{FileTokenStore, OAuthConfig};
+use carthooks_client::{FileTokenStore, OAuthConfig, TokenStore};
 use carthooks_mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Fault, MockConfig, MockServer};
+use carthooks_redis::RedisTokenStore;
+use carthooks_tests::redis_server::RedisServer;
 
 const CHILD_ENV: &str = "CARTHOOKS_FLEET_CHILD";
 const PROCESSES: usize = 8;
@@ -37,12 +39,13 @@ fn child_worker() {
         parts.next().unwrap(),
         parts.next() == Some("sign-in"),
     );
+    let redis = parts.next().filter(|r| !r.is_empty());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (calls, failures) = runtime.block_on(async {
         let client = carthooks_reqwest::Client::builder()
             .base_url(url)
             .oauth(OAuthConfig::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
-            .token_store(Arc::new(FileTokenStore::new(path)))
+            .token_store(store(path, redis))
             .build()
             .unwrap();
         // From an empty file each worker signs in on its own (a grant is a new
@@ -109,6 +112,14 @@ struct Outcome {
     counters: carthooks_mock::Counters,
 }
 
+/// The file store at `path`, or the Redis store at `redis`.
+fn store(path: impl Into<std::path::PathBuf>, redis: Option<&str>) -> Arc<dyn TokenStore> {
+    match redis {
+        Some(url) => Arc::new(RedisTokenStore::open(url, DEFAULT_CLIENT_ID).unwrap()),
+        None => Arc::new(FileTokenStore::new(path)),
+    }
+}
+
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -122,6 +133,11 @@ static ONE_FLEET: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Runs the fleet against a fresh server, from one stored set (`seeded`) or
 /// from an empty file.
 fn fleet(seeded: bool, trouble: Trouble) -> Outcome {
+    fleet_on(seeded, trouble, None)
+}
+
+/// [`fleet`] on the Redis store of `redis` instead of a file.
+fn fleet_on(seeded: bool, trouble: Trouble, redis: Option<&RedisServer>) -> Outcome {
     let _one = ONE_FLEET
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -138,6 +154,7 @@ fn fleet(seeded: bool, trouble: Trouble) -> Outcome {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tokens.json");
+    let redis_url = redis.map(RedisServer::url);
     if seeded {
         // One sign-in, stored: every worker loads the same token set.
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -145,7 +162,7 @@ fn fleet(seeded: bool, trouble: Trouble) -> Outcome {
             let client = carthooks_reqwest::Client::builder()
                 .base_url(server.url())
                 .oauth(OAuthConfig::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
-                .token_store(Arc::new(FileTokenStore::new(&path)))
+                .token_store(store(&path, redis_url.as_deref()))
                 .build()
                 .unwrap();
             client.initialize_oauth(None).await.unwrap();
@@ -167,7 +184,12 @@ fn fleet(seeded: bool, trouble: Trouble) -> Outcome {
                 .args(["child_worker", "--exact", "--nocapture"])
                 .env(
                     CHILD_ENV,
-                    format!("{}\n{}\n{mode}", server.url(), path.display()),
+                    format!(
+                        "{}\n{}\n{mode}\n{}",
+                        server.url(),
+                        path.display(),
+                        redis_url.as_deref().unwrap_or("")
+                    ),
                 )
                 .stdout(Stdio::piped())
                 .spawn()
@@ -311,4 +333,18 @@ fn the_lease_holder_killed_mid_refresh_costs_one_reuse_and_the_fleet_recovers() 
         late.len()
     );
     assert!(out.calls > 1000, "the survivors made calls: {}", out.calls);
+}
+
+#[test]
+fn a_fleet_on_redis_starting_from_one_stored_set_never_replays_its_refresh_token() {
+    let redis = RedisServer::start();
+    let out = fleet_on(true, Trouble::None, Some(&redis));
+    assert_eq!(
+        out.counters.refresh_token_reuses, 0,
+        "no refresh token replayed"
+    );
+    assert_eq!(out.failures, 0, "no call failed");
+    assert!(out.calls > 1000, "the workers made calls: {}", out.calls);
+    assert_eq!(out.counters.grant("client_credentials"), 1);
+    assert_one_refresh_per_expiry(&out.counters, out.elapsed_ms);
 }

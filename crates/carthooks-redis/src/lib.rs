@@ -1,0 +1,320 @@
+//! A Redis token store for the Carthooks SDK: processes on many hosts share
+//! one OAuth identity, and each expiry costs the fleet one token request.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use carthooks_redis::RedisTokenStore;
+//!
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisTokenStore::open("redis://127.0.0.1:6379/", "my-client-id")?;
+//! let client = carthooks_reqwest::Client::builder()
+//!     .oauth(carthooks_client::OAuthConfig::from_env()?)
+//!     .token_store(Arc::new(store))
+//!     .build()?;
+//! # let _ = client; Ok(()) }
+//! ```
+//!
+//! # Keys
+//!
+//! Everything lives under `carthooks:{namespace}:` (the namespace is what you
+//! give [`RedisTokenStore::open`]; the OAuth client id is a good one, plus the
+//! identity if one client acts as several):
+//!
+//! | key | holds |
+//! |---|---|
+//! | `…:set` | a hash: `tokens` (JSON), `version`, `fence`, `identity` |
+//! | `…:lease` | `{fence}\|{holder}`, with a TTL (`SET … PX`) |
+//! | `…:fence` | the last fence handed out (`INCR`) |
+//!
+//! Leases, renewals, releases and fenced saves are Lua scripts, so each is
+//! one atomic step on the server: a lease is granted only if none is live
+//! (or to its own holder again), renewed or released only by its holder, and a
+//! save goes through only if no lease was granted after the saver's
+//! ([`TokenStore::save_fenced`]). The tokens are never part of an error or a
+//! log line: errors say what failed, not with what.
+//!
+//! # When Redis is down
+//!
+//! Every call connects with a 1 s timeout and works with 1 s socket timeouts.
+//! At build a store that cannot be read is reported by the client
+//! (`token_store_failure()`) and the client starts without stored tokens; it
+//! signs in as configured. Mid-run, calls with a valid token never touch the
+//! store; a refresh that cannot take the lease goes ahead without it
+//! (in-process single-flight, as with no shared store) and is reported; once
+//! Redis is back, the next refresh coordinates again.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use carthooks_client::{Lease, LeaseAttempt, OAuthTokens, SaveAttempt, Stored, TokenStore};
+
+/// How long connecting and each command may take.
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Grants the lease if none is live, or extends it for its own holder.
+/// KEYS: lease, fence. ARGV: holder, ttl ms. Returns {1, fence} or {0, pttl}.
+const TRY_LEASE: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local fence, holder = string.match(current, '^(%d+)|(.*)$')
+  if holder == ARGV[1] then
+    redis.call('SET', KEYS[1], current, 'PX', ARGV[2])
+    return {1, tonumber(fence)}
+  end
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], fence .. '|' .. ARGV[1], 'PX', ARGV[2])
+return {1, fence}
+";
+
+/// Extends the lease if it is still `ARGV[1]`. KEYS: lease. ARGV: value, ttl ms.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Deletes the lease if it is still `ARGV[1]`. KEYS: lease. ARGV: value.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// Saves unless a lease newer than `ARGV[1]` was granted. KEYS: fence, set.
+/// ARGV: fence, identity, tokens. Returns the new version, or -1.
+const SAVE_FENCED: &str = r"
+local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
+if latest > tonumber(ARGV[1]) then
+  return -1
+end
+local version = tonumber(redis.call('HGET', KEYS[2], 'version') or '0') + 1
+redis.call('HSET', KEYS[2], 'version', version, 'fence', ARGV[1], 'identity', ARGV[2], 'tokens', ARGV[3])
+return version
+";
+
+/// A [`TokenStore`] in Redis, shared by every process that opens it with the
+/// same namespace. See the [crate docs](self).
+pub struct RedisTokenStore {
+    client: redis::Client,
+    /// One connection, reopened after a failure.
+    connection: Mutex<Option<redis::Connection>>,
+    set: String,
+    lease: String,
+    fence: String,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    try_lease: redis::Script,
+    renew: redis::Script,
+    release: redis::Script,
+    save_fenced: redis::Script,
+}
+
+impl std::fmt::Debug for RedisTokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: not shown.
+        f.debug_struct("RedisTokenStore")
+            .field("set", &self.set)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A Redis failure as an I/O error that names the kind, never a value.
+fn io(e: &redis::RedisError) -> std::io::Error {
+    let kind = if e.is_timeout() {
+        std::io::ErrorKind::TimedOut
+    } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
+        std::io::ErrorKind::ConnectionRefused
+    } else {
+        std::io::ErrorKind::Other
+    };
+    std::io::Error::new(kind, format!("redis: {:?}", e.kind()))
+}
+
+impl RedisTokenStore {
+    /// A store at `url` (`redis://[:password@]host:port/db`) under
+    /// `carthooks:{namespace}:`. Nothing is sent until the store is used.
+    pub fn open(url: &str, namespace: &str) -> std::io::Result<Self> {
+        let client = redis::Client::open(url).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("redis URL: {:?}", e.kind()),
+            )
+        })?;
+        let prefix = format!("carthooks:{namespace}");
+        Ok(Self {
+            client,
+            connection: Mutex::new(None),
+            set: format!("{prefix}:set"),
+            lease: format!("{prefix}:lease"),
+            fence: format!("{prefix}:fence"),
+            scripts: Scripts {
+                try_lease: redis::Script::new(TRY_LEASE),
+                renew: redis::Script::new(RENEW),
+                release: redis::Script::new(RELEASE),
+                save_fenced: redis::Script::new(SAVE_FENCED),
+            },
+        })
+    }
+
+    /// Runs `f` on the connection, opening it first if needed; a failed
+    /// connection is dropped so that the next call reconnects.
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<R>,
+    ) -> std::io::Result<R> {
+        let mut slot = self
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            let connection = self
+                .client
+                .get_connection_with_timeout(TIMEOUT)
+                .map_err(|e| io(&e))?;
+            connection
+                .set_read_timeout(Some(TIMEOUT))
+                .and_then(|()| connection.set_write_timeout(Some(TIMEOUT)))
+                .map_err(|e| io(&e))?;
+            *slot = Some(connection);
+        }
+        let Some(connection) = slot.as_mut() else {
+            return Err(std::io::Error::other("redis: no connection"));
+        };
+        f(connection).map_err(|e| {
+            *slot = None;
+            io(&e)
+        })
+    }
+
+    fn parse(json: &str) -> std::io::Result<OAuthTokens> {
+        // The parse error is not passed on: it could quote the tokens.
+        serde_json::from_str(json).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "redis: the stored value is not a token set",
+            )
+        })
+    }
+
+    fn lease_value(lease: &Lease) -> String {
+        format!("{}|{}", lease.fence, lease.holder)
+    }
+}
+
+impl TokenStore for RedisTokenStore {
+    fn load(&self) -> std::io::Result<Option<OAuthTokens>> {
+        let json: Option<String> =
+            self.with(|c| redis::cmd("HGET").arg(&self.set).arg("tokens").query(c))?;
+        json.as_deref().map(Self::parse).transpose()
+    }
+
+    fn save(&self, tokens: &OAuthTokens) -> std::io::Result<()> {
+        let json = serde_json::to_string(tokens).map_err(std::io::Error::other)?;
+        self.with(|c| {
+            redis::cmd("HSET")
+                .arg(&self.set)
+                .arg("tokens")
+                .arg(&json)
+                .query(c)
+        })
+    }
+
+    fn coordinates(&self) -> bool {
+        true
+    }
+
+    fn load_stored(&self, identity: &str) -> std::io::Result<Option<Stored>> {
+        let (json, version, stored_identity): (Option<String>, Option<u64>, Option<String>) = self
+            .with(|c| {
+                redis::cmd("HMGET")
+                    .arg(&self.set)
+                    .arg("tokens")
+                    .arg("version")
+                    .arg("identity")
+                    .query(c)
+            })?;
+        let Some(json) = json else {
+            return Ok(None);
+        };
+        // Another identity's set is never adopted.
+        if stored_identity.is_some_and(|stored| stored != identity) {
+            return Ok(None);
+        }
+        Ok(Some(Stored::new(Self::parse(&json)?, version.unwrap_or(0))))
+    }
+
+    fn try_lease(&self, holder: &str, ttl: Duration) -> std::io::Result<LeaseAttempt> {
+        let (granted, n): (i64, i64) = self.with(|c| {
+            self.scripts
+                .try_lease
+                .key(&self.lease)
+                .key(&self.fence)
+                .arg(holder)
+                .arg(ttl.as_millis().max(1) as u64)
+                .invoke(c)
+        })?;
+        Ok(if granted == 1 {
+            LeaseAttempt::Granted(Lease::new(n as u64, holder))
+        } else {
+            LeaseAttempt::Held {
+                remaining: Duration::from_millis(n.max(0) as u64),
+            }
+        })
+    }
+
+    fn renew_lease(&self, lease: &Lease, ttl: Duration) -> std::io::Result<bool> {
+        let renewed: i64 = self.with(|c| {
+            self.scripts
+                .renew
+                .key(&self.lease)
+                .arg(Self::lease_value(lease))
+                .arg(ttl.as_millis().max(1) as u64)
+                .invoke(c)
+        })?;
+        Ok(renewed == 1)
+    }
+
+    fn release_lease(&self, lease: &Lease) -> std::io::Result<()> {
+        let _: i64 = self.with(|c| {
+            self.scripts
+                .release
+                .key(&self.lease)
+                .arg(Self::lease_value(lease))
+                .invoke(c)
+        })?;
+        Ok(())
+    }
+
+    fn save_fenced(
+        &self,
+        tokens: &OAuthTokens,
+        identity: &str,
+        lease: &Lease,
+    ) -> std::io::Result<SaveAttempt> {
+        let json = serde_json::to_string(tokens).map_err(std::io::Error::other)?;
+        let version: i64 = self.with(|c| {
+            self.scripts
+                .save_fenced
+                .key(&self.fence)
+                .key(&self.set)
+                .arg(lease.fence)
+                .arg(identity)
+                .arg(&json)
+                .invoke(c)
+        })?;
+        Ok(if version < 0 {
+            SaveAttempt::Fenced
+        } else {
+            SaveAttempt::Saved {
+                version: version as u64,
+            }
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! The Redis token store's contract, against a real `redis-server`.
+
+use std::time::Duration;
+
+use carthooks_client::{LeaseAttempt, SaveAttempt, TokenStore};
+use carthooks_core::{AccessToken, OAuthTokens, RefreshToken};
+use carthooks_redis::RedisTokenStore;
+use carthooks_tests::redis_server::RedisServer;
+
+fn set(n: u64) -> OAuthTokens {
+    let mut tokens = OAuthTokens::from_access_token(AccessToken::new(format!("at-secret-{n}")));
+    tokens.refresh_token = Some(RefreshToken::new(format!("rt-secret-{n}")));
+    tokens
+}
+
+#[test]
+fn one_lease_at_a_time_fenced_saves_and_identities() {
+    let redis = RedisServer::start();
+    let (a, b) = (
+        RedisTokenStore::open(&redis.url(), "client-1").unwrap(),
+        RedisTokenStore::open(&redis.url(), "client-1").unwrap(),
+    );
+    assert!(a.coordinates());
+    assert!(a.load_stored("client-1").unwrap().is_none());
+    let ttl = Duration::from_secs(30);
+    let LeaseAttempt::Granted(first) = a.try_lease("a", ttl).unwrap() else {
+        panic!("granted");
+    };
+    assert!(
+        matches!(b.try_lease("b", ttl).unwrap(), LeaseAttempt::Held { remaining } if remaining > Duration::from_secs(25))
+    );
+    // Its holder asking again keeps it.
+    assert_eq!(
+        a.try_lease("a", ttl).unwrap(),
+        LeaseAttempt::Granted(first.clone())
+    );
+    assert_eq!(
+        a.save_fenced(&set(1), "client-1/app", &first).unwrap(),
+        SaveAttempt::Saved { version: 1 }
+    );
+    assert!(a.renew_lease(&first, ttl).unwrap());
+    a.release_lease(&first).unwrap();
+    let LeaseAttempt::Granted(second) = b.try_lease("b", ttl).unwrap() else {
+        panic!("granted after release");
+    };
+    assert!(second.fence > first.fence);
+    // The old holder's late save is refused; its lease is gone.
+    assert_eq!(
+        a.save_fenced(&set(9), "client-1/app", &first).unwrap(),
+        SaveAttempt::Fenced
+    );
+    assert!(!a.renew_lease(&first, ttl).unwrap());
+    assert_eq!(
+        b.save_fenced(&set(2), "client-1/app", &second).unwrap(),
+        SaveAttempt::Saved { version: 2 }
+    );
+    let stored = b.load_stored("client-1/app").unwrap().unwrap();
+    assert_eq!(
+        (stored.tokens.access_token.secret(), stored.version),
+        ("at-secret-2", 2)
+    );
+    assert!(
+        b.load_stored("client-2/app").unwrap().is_none(),
+        "another identity's set"
+    );
+    // Another namespace is another store.
+    let other = RedisTokenStore::open(&redis.url(), "client-2").unwrap();
+    assert!(other.load().unwrap().is_none());
+}
+
+#[test]
+fn a_lease_that_lapses_goes_to_the_next_holder() {
+    let redis = RedisServer::start();
+    let store = RedisTokenStore::open(&redis.url(), "lapse").unwrap();
+    let LeaseAttempt::Granted(slow) = store.try_lease("slow", Duration::from_millis(100)).unwrap()
+    else {
+        panic!("granted");
+    };
+    std::thread::sleep(Duration::from_millis(250));
+    let LeaseAttempt::Granted(next) = store.try_lease("next", Duration::from_secs(5)).unwrap()
+    else {
+        panic!("a lapsed lease is granted to the next");
+    };
+    assert!(next.fence > slow.fence);
+    assert_eq!(
+        store.save_fenced(&set(1), "id", &slow).unwrap(),
+        SaveAttempt::Fenced
+    );
+}
+
+#[test]
+fn redis_down_is_a_clear_error_without_secrets_and_a_restart_is_picked_up() {
+    let mut redis = RedisServer::start();
+    let store = RedisTokenStore::open(&redis.url(), "restart").unwrap();
+    let LeaseAttempt::Granted(lease) = store.try_lease("a", Duration::from_secs(5)).unwrap() else {
+        panic!("granted");
+    };
+    store.save_fenced(&set(1), "id", &lease).unwrap();
+    redis.kill();
+    let e = store.load_stored("id").unwrap_err();
+    assert!(!e.to_string().contains("secret"), "{e}");
+    let e = store.save_fenced(&set(2), "id", &lease).unwrap_err();
+    assert!(!e.to_string().contains("secret"), "{e}");
+    assert!(
+        !format!("{store:?}").contains("127.0.0.1"),
+        "no URL (it may hold a password)"
+    );
+    // Back, empty (no persistence): the store reconnects by itself.
+    redis.restart();
+    assert!(store.load_stored("id").unwrap().is_none());
+    assert!(matches!(
+        store.try_lease("a", Duration::from_secs(5)).unwrap(),
+        LeaseAttempt::Granted(_)
+    ));
+    // A bad URL is refused at open, without echoing it.
+    let e = RedisTokenStore::open("redis://:hunter2@[bad", "x").unwrap_err();
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+}
