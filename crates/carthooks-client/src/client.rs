@@ -112,11 +112,22 @@ impl<T: Transport> Client<T> {
                     call.handle(answer, Instant::now());
                 }
                 Output::Coordinate => {
+                    // Store I/O, so on the blocking pool; a lease this call
+                    // held before is given back there too, unless it is the
+                    // same one again (its holder asked again).
                     let answer = Arc::new(std::sync::Mutex::new(None));
-                    let (persistence, slot) = (Arc::clone(&inner.persistence), Arc::clone(&answer));
+                    let (persistence, slot, old) = (
+                        Arc::clone(&inner.persistence),
+                        Arc::clone(&answer),
+                        lease.take(),
+                    );
                     let job = Box::new(move || {
-                        let coordinated = persistence.coordinate();
-                        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(coordinated);
+                        let (outcome, held) = persistence.coordinate();
+                        if let Some(old) = old.filter(|old| held.as_ref() != Some(old)) {
+                            persistence.release(&old);
+                        }
+                        *slot.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Some((outcome, held));
                     });
                     inner.transport.run_blocking(job).await;
                     let (outcome, held) = answer
@@ -124,12 +135,7 @@ impl<T: Transport> Client<T> {
                         .unwrap_or_else(PoisonError::into_inner)
                         .take()
                         .unwrap_or((Coordination::Proceed, None));
-                    // The same lease again (its holder asked again) is kept.
-                    if let Some(old) = std::mem::replace(&mut lease, held)
-                        && lease.as_ref() != Some(&old)
-                    {
-                        inner.persistence.release(&old);
-                    }
+                    lease = held;
                     call.handle_coordination(outcome, Instant::now());
                 }
                 Output::Sleep(delay) => inner.transport.sleep(delay).await,
