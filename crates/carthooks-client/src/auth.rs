@@ -141,6 +141,17 @@ impl Persistence {
     /// elsewhere means waiting for that holder's set; a store that fails is
     /// passed over (in-process single-flight, as without a shared store).
     pub(crate) fn coordinate(&self) -> (Coordination, Option<Lease>) {
+        // A store of the user's that panics is a store that failed.
+        catch_unwind(AssertUnwindSafe(|| self.coordinate_inner())).unwrap_or_else(|_| {
+            self.record(
+                StoreOperation::Lease,
+                &std::io::Error::other("token store panicked"),
+            );
+            (Coordination::Proceed, None)
+        })
+    }
+
+    fn coordinate_inner(&self) -> (Coordination, Option<Lease>) {
         let Some(store) = &self.store else {
             return (Coordination::Proceed, None);
         };
@@ -151,11 +162,7 @@ impl Persistence {
                 stored.tokens
             })
         };
-        let attempt = catch_unwind(AssertUnwindSafe(|| {
-            store.try_lease(&self.holder, LEASE_TTL)
-        }))
-        .unwrap_or_else(|_| Err(std::io::Error::other("token store panicked")));
-        match attempt {
+        match store.try_lease(&self.holder, LEASE_TTL) {
             // The lease is kept with a newer set too: an explicit grant does
             // not adopt, and saves under it; an adopting call gives it back
             // when it ends.
@@ -177,15 +184,16 @@ impl Persistence {
 
     /// Extends `lease` while its token request is out; `false` once lost.
     pub(crate) fn renew(&self, lease: &Lease) -> bool {
-        self.store
-            .as_ref()
-            .is_some_and(|s| s.renew_lease(lease, LEASE_TTL).unwrap_or(false))
+        self.store.as_ref().is_some_and(|s| {
+            catch_unwind(AssertUnwindSafe(|| s.renew_lease(lease, LEASE_TTL)))
+                .is_ok_and(|renewed| renewed.unwrap_or(false))
+        })
     }
 
     /// Gives back a lease the call no longer needs.
     pub(crate) fn release(&self, lease: &Lease) {
         if let Some(store) = &self.store {
-            let _ = store.release_lease(lease);
+            let _ = catch_unwind(AssertUnwindSafe(|| store.release_lease(lease)));
         }
     }
 
