@@ -516,7 +516,16 @@ impl TokenMachine {
             ));
         }
         self.app_grant_behind(&tokens);
-        self.install_inner(tokens, now)
+        // Not this client's attempt, and not "born expired": an adopted set
+        // that has expired is refreshed (with its own refresh token) at once
+        // instead of being sent until the server refuses it.
+        let last_attempt = self.last_attempt;
+        let bearer = self.install_inner(tokens, now)?;
+        self.last_attempt = last_attempt;
+        if let Some(current) = &mut self.current {
+            current.installed_at = 0;
+        }
+        Ok(bearer)
     }
 
     /// Ends a flight without a result (the caller went away). Waiters poll again and
