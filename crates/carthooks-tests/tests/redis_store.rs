@@ -116,3 +116,41 @@ fn redis_down_is_a_clear_error_without_secrets_and_a_restart_is_picked_up() {
     let e = RedisTokenStore::open("redis://:hunter2@[bad", "x").unwrap_err();
     assert!(!e.to_string().contains("hunter2"), "{e}");
 }
+
+#[test]
+fn a_client_whose_redis_is_down_at_start_works_alone_and_says_so() {
+    use carthooks_client::StoreOperation;
+    use std::sync::Arc;
+    // A port nothing listens on: Redis is down when the client starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = carthooks_mock::MockServer::start().unwrap();
+    let store = RedisTokenStore::open(&format!("redis://127.0.0.1:{port}/"), "down").unwrap();
+    let client = carthooks_ureq::Client::builder()
+        .base_url(server.url())
+        .oauth(carthooks_client::OAuthConfig::new(
+            carthooks_mock::DEFAULT_CLIENT_ID,
+            carthooks_mock::DEFAULT_CLIENT_SECRET,
+        ))
+        .token_store(Arc::new(store))
+        .build()
+        .expect("a store that is down does not fail build");
+    let failure = client
+        .token_store_failure()
+        .expect("the load failure is reported");
+    assert_eq!(failure.operation, StoreOperation::Load);
+    // It signs in and calls on its own (no lease to take, nothing saved).
+    client.initialize_oauth(None).unwrap();
+    assert!(client.get_current_user().is_ok());
+    let failure = client.token_store_failure().unwrap();
+    assert_eq!(failure.operation, StoreOperation::Save);
+    assert!(
+        failure.failures >= 3,
+        "load, lease and save: {}",
+        failure.failures
+    );
+    assert!(!failure.message.contains("secret"), "{}", failure.message);
+}
