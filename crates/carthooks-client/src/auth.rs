@@ -140,7 +140,18 @@ impl Persistence {
     /// set newer than the one in use is adopted (nothing is sent); a lease held
     /// elsewhere means waiting for that holder's set; a store that fails is
     /// passed over (in-process single-flight, as without a shared store).
-    pub(crate) fn coordinate(&self) -> (Coordination, Option<Lease>) {
+    ///
+    /// `before` is the lease the call held until now: given back, unless the
+    /// store handed the same one again (its holder asked again).
+    pub(crate) fn coordinate(&self, before: Option<Lease>) -> (Coordination, Option<Lease>) {
+        let (outcome, held) = self.coordinate_guarded();
+        if let Some(before) = before.filter(|before| held.as_ref() != Some(before)) {
+            self.release(&before);
+        }
+        (outcome, held)
+    }
+
+    fn coordinate_guarded(&self) -> (Coordination, Option<Lease>) {
         // A store of the user's that panics is a store that failed.
         catch_unwind(AssertUnwindSafe(|| self.coordinate_inner())).unwrap_or_else(|_| {
             self.record(

@@ -105,13 +105,8 @@ impl<T: BlockingTransport> BlockingClient<T> {
                     call.handle(answer, Instant::now());
                 }
                 Output::Coordinate => {
-                    let (outcome, held) = inner.persistence.coordinate();
-                    // The same lease again (its holder asked again) is kept.
-                    if let Some(old) = std::mem::replace(&mut lease, held)
-                        && lease.as_ref() != Some(&old)
-                    {
-                        inner.persistence.release(&old);
-                    }
+                    let (outcome, held) = inner.persistence.coordinate(lease.take());
+                    lease = held;
                     call.handle_coordination(outcome, Instant::now());
                 }
                 Output::Sleep(delay) => inner.transport.sleep(delay),

@@ -112,9 +112,8 @@ impl<T: Transport> Client<T> {
                     call.handle(answer, Instant::now());
                 }
                 Output::Coordinate => {
-                    // Store I/O, so on the blocking pool; a lease this call
-                    // held before is given back there too, unless it is the
-                    // same one again (its holder asked again).
+                    // Store I/O, so on the blocking pool (the lease this call
+                    // held before is settled there too).
                     let answer = Arc::new(std::sync::Mutex::new(None));
                     let (persistence, slot, old) = (
                         Arc::clone(&inner.persistence),
@@ -122,12 +121,8 @@ impl<T: Transport> Client<T> {
                         lease.take(),
                     );
                     let job = Box::new(move || {
-                        let (outcome, held) = persistence.coordinate();
-                        if let Some(old) = old.filter(|old| held.as_ref() != Some(old)) {
-                            persistence.release(&old);
-                        }
-                        *slot.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Some((outcome, held));
+                        let coordinated = persistence.coordinate(old);
+                        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(coordinated);
                     });
                     inner.transport.run_blocking(job).await;
                     let (outcome, held) = answer
