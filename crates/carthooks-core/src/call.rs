@@ -23,7 +23,7 @@
 //! # States
 //!
 //! ```text
-//!             +------------------------ 401, once ------------------------+
+//!             +---- 401, once (more for tokens adopted from a store) -----+
 //!             v                                                           |
 //!  new --> Authorize ------------- token ready ------------------------> Api <-> Send/handle (Sleep, retry) --> Finished --> Done
 //!           |   ^   \                                                     ^
@@ -46,7 +46,7 @@
 //! | `Saving` | poll | `Saving`, saved (with a store) → commit → `Delivering` | `Save(tokens)` |
 //! | `Delivering` | poll | `Api` with the new token, or `Finished` (a grant) | `Deliver` (with a callback) |
 //! | `Api`, ready | poll | `Api`, sent | `Send(request)` |
-//! | `Api`, sent | handle | `Finished` (2xx, or a final answer or error), `Authorize` (401, once), `Api` backing off (retryable) | — |
+//! | `Api`, sent | handle | `Finished` (2xx, or a final answer or error), `Authorize` (401: once, and again, up to 3 times, while the refused token was adopted from a shared store), `Api` backing off (retryable) | — |
 //! | `Api`, backing off | poll | `Api`, ready | `Sleep` |
 //! | `Finished` | poll | `Done` | `Done(result)` |
 //! | any other | poll or handle out of order | `Finished` | `Done(Err(InvalidState))` |
@@ -66,7 +66,7 @@ use http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::endpoint::{Endpoint, clone_request};
-use crate::engine::{Engine, Note};
+use crate::engine::{Engine, MAX_REPLAYS, Note};
 use crate::envelope::ApiResponse;
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
 use crate::machine::{Bearer, FlightTicket, PendingTokens, Step, WaitTicket, Want};
@@ -212,7 +212,8 @@ pub struct Call<'a, T> {
     goal: Goal<'a, T>,
     state: State<T>,
     deadline: Option<Instant>,
-    replayed: bool,
+    /// Replays after a 401 so far.
+    replays: u8,
     attempts: u32,
     status: Option<StatusCode>,
 }
@@ -259,7 +260,7 @@ impl<'a, T> Call<'a, T> {
             goal,
             state: State::Authorize { waited: None },
             deadline,
-            replayed: false,
+            replays: 0,
             attempts: 0,
             status: None,
         }
@@ -589,11 +590,13 @@ impl<'a, T> Call<'a, T> {
             if status.is_success() {
                 return State::Finished(target.parse(response).map_err(|e| self.redact(e)));
             }
+            let may_replay = self.replays == 0
+                || (self.replays < MAX_REPLAYS && self.engine.adopted(&bearer));
             if status == StatusCode::UNAUTHORIZED
-                && !self.replayed
+                && may_replay
                 && self.engine.unauthorized(&bearer)
             {
-                self.replayed = true;
+                self.replays += 1;
                 return State::Authorize { waited: None };
             }
         }

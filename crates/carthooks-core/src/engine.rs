@@ -123,7 +123,8 @@ pub enum Note<'a> {
         tokens: &'a OAuthTokens,
     },
     /// The server answered 401 to a call made with the token of `generation`:
-    /// the call is replayed once with a new token.
+    /// the call is replayed with a new token (once, or more while the refused
+    /// tokens were adopted from a shared store).
     Rejected {
         /// The rejected token's generation.
         generation: u64,
@@ -377,7 +378,7 @@ impl Engine {
     }
 
     /// A call made with `bearer` was answered 401: true if it should be replayed
-    /// once with a new token.
+    /// with a new token.
     pub(crate) fn unauthorized(&self, bearer: &Bearer) -> bool {
         let invalidated = {
             let mut machine = self.write();
@@ -392,7 +393,18 @@ impl Engine {
         });
         true
     }
+
+    /// True if `bearer` is the current token and was adopted from a shared
+    /// store: another process's, which may have expired on the server's clock
+    /// while in flight. A 401 to it is replayed even after an earlier replay.
+    pub(crate) fn adopted(&self, bearer: &Bearer) -> bool {
+        self.read().adopted(bearer.generation())
+    }
 }
+
+/// At most this many replays after a 401 in one call: one whatever the token,
+/// the others only for tokens adopted from a shared store.
+pub(crate) const MAX_REPLAYS: u8 = 3;
 
 #[cfg(test)]
 mod tests {

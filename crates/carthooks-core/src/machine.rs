@@ -232,6 +232,10 @@ struct Current {
     invalid: bool,
     /// When it was installed (to rate-limit refreshes of tokens born expired).
     installed_at: u64,
+    /// Another process obtained it (adopted from a shared store): nothing this
+    /// machine saw the server issue, so a 401 to it does not show the server
+    /// refuses every token.
+    adopted: bool,
 }
 
 struct Flight {
@@ -524,6 +528,7 @@ impl TokenMachine {
         self.last_attempt = last_attempt;
         if let Some(current) = &mut self.current {
             current.installed_at = 0;
+            current.adopted = true;
         }
         Ok(bearer)
     }
@@ -545,6 +550,14 @@ impl TokenMachine {
             }
             _ => false,
         }
+    }
+
+    /// True if the token of `generation` is the current one and was adopted
+    /// from a shared store rather than obtained by this machine.
+    pub(crate) fn adopted(&self, generation: u64) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| c.adopted && c.bearer.generation == generation)
     }
 
     // ----- outputs -----
@@ -738,6 +751,7 @@ impl TokenMachine {
             bearer: bearer.clone(),
             invalid: false,
             installed_at: now,
+            adopted: false,
         });
         Ok(bearer)
     }

@@ -684,3 +684,90 @@ fn waiting_for_a_lease_held_elsewhere_ends_at_the_call_deadline() {
     );
     assert!(result.unwrap_err().is_timeout());
 }
+
+/// Drives `call` at one instant: answers each send from `script` and each
+/// coordination from `coordinate` (by how many came before); returns the result
+/// and "path [token]" per send.
+fn run_coordinated<T: std::fmt::Debug>(
+    call: &mut Call<'_, T>,
+    now: Instant,
+    script: impl IntoIterator<Item = Answer>,
+    coordinate: impl Fn(usize) -> Coordination,
+) -> (carthooks_core::Result<T>, Vec<String>) {
+    let mut script: VecDeque<Answer> = script.into_iter().collect();
+    let (mut sends, mut coordinations) = (Vec::new(), 0);
+    loop {
+        match call.poll(now) {
+            Output::Send(request) => {
+                let token = request
+                    .headers()
+                    .get("authorization")
+                    .map_or("", |v| v.to_str().unwrap().trim_start_matches("Bearer "));
+                sends.push(format!("{} {token}", request.uri().path()));
+                call.handle(script.pop_front().expect("the script ran out"), now);
+            }
+            Output::Coordinate => {
+                call.handle_coordination(coordinate(coordinations), now);
+                coordinations += 1;
+            }
+            Output::Save(_) | Output::Deliver => {}
+            Output::Done(result) => {
+                assert!(script.is_empty(), "unused answers: {}", script.len());
+                return (result, sends);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_401_to_an_adopted_set_is_replayed_again_but_never_without_bound() {
+    let w = world(|s| s.coordinate = true);
+    w.signed_in(3_600);
+    let refused = || Ok(answer(401, r#"{"error":{"code":"unauthorized"}}"#));
+    // The server refuses at-1 (it expired on the server's clock in flight);
+    // another process refreshed meanwhile, and its set, adopted, is refused
+    // too (it expired in flight as well). A token this client could not vouch
+    // for is no sign the server refuses every token: the call asks the store
+    // again, refreshes itself, and succeeds.
+    let mut call = w.call_me();
+    let (result, sends) = run_coordinated(
+        &mut call,
+        w.t0,
+        [
+            refused(),
+            refused(),
+            Ok(token("at-3", Some("rt-3"), 3_600)),
+            Ok(me()),
+        ],
+        |n| match n {
+            0 => Coordination::Newer(stored_set("at-2", "rt-2", NOW + 1)),
+            _ => Coordination::Leased,
+        },
+    );
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(
+        sends,
+        ["/v1/me at-1", "/v1/me at-2", "/oauth/token ", "/v1/me at-3"]
+    );
+
+    // A server that refuses every token: each adopted set earns one more
+    // replay, the client's own token none after the first, and 3 at most.
+    let mut call = w.call_me();
+    let (result, sends) = run_coordinated(
+        &mut call,
+        w.t0,
+        [refused(), refused(), refused(), refused()],
+        |n| Coordination::Newer(stored_set(&format!("at-{}", 10 + n), "rt", NOW + 60)),
+    );
+    assert_eq!(result.unwrap_err().status().map(u16::from), Some(401));
+    assert_eq!(
+        sends,
+        [
+            "/v1/me at-3",
+            "/v1/me at-10",
+            "/v1/me at-11",
+            "/v1/me at-12"
+        ]
+    );
+}
