@@ -64,7 +64,7 @@ pub use pages::{ItemIter, ItemStream};
 pub use settings::{RootCertificate, TransportConfig};
 pub use store::{
     FileTokenStore, Lease, LeaseAttempt, MemoryTokenStore, SaveAttempt, StoreOperation, Stored,
-    TokenStore, TokenStoreFailure,
+    TokenStore, TokenStoreFailure, next_stamp,
 };
 pub use transport::{
     BlockingTransport, BoxFuture, Connect, FnTransport, Transport, frames_body, transport_fn,

@@ -31,9 +31,9 @@
 //! | call | does |
 //! |---|---|
 //! | [`load_stored`](TokenStore::load_stored)`(identity)` | the set with its version, or `None` — also when the set stored is another identity's: a client never adopts it |
-//! | [`try_lease`](TokenStore::try_lease)`(holder, ttl)` | the refresh lease, if nobody else holds a live one; each grant carries a larger *fence* |
+//! | [`try_lease`](TokenStore::try_lease)`(holder, ttl)` | the refresh lease, if nobody else holds a live one; each grant carries a larger *fence* ([`next_stamp`]) |
 //! | [`renew_lease`](TokenStore::renew_lease)`(lease, ttl)` | extends it while the token request is in flight; `false` once lost |
-//! | [`save_fenced`](TokenStore::save_fenced)`(tokens, identity, lease)` | saves (version + 1) only if no newer lease was granted since: a holder whose lease lapsed never overwrites a newer set |
+//! | [`save_fenced`](TokenStore::save_fenced)`(tokens, identity, lease)` | saves under a larger version ([`next_stamp`]) only if no newer lease was granted since: a holder whose lease lapsed never overwrites a newer set |
 //! | [`release_lease`](TokenStore::release_lease)`(lease)` | gives it back early |
 //!
 //! A client about to refresh takes the lease and re-reads the store first: a
@@ -41,6 +41,13 @@
 //! the lease held waits for the stored set to change (or the lease to lapse).
 //! Stores that do not coordinate (the trait's defaults) grant every lease and
 //! save unconditionally: one process, as before.
+//!
+//! Versions and fences are *stamps*: the larger of the last one plus one and
+//! the current time in microseconds ([`next_stamp`]). They grow like counters
+//! while the store keeps its state, and still grow when it loses it (a Redis
+//! restarted without persistence, a deleted file): the first set saved after
+//! the loss is newer than any a client holds, so the fleet adopts it instead
+//! of each process refreshing with a refresh token the others hold too.
 //!
 //! [`FileTokenStore`] keeps the lease in `{path}.lease` and serializes every
 //! lease change and fenced save with an advisory lock (`flock`, through the
@@ -111,7 +118,8 @@ use carthooks_core::OAuthTokens;
 pub struct Stored {
     /// The tokens.
     pub tokens: OAuthTokens,
-    /// Bumped by every fenced save; 0 where the store keeps no versions.
+    /// Larger for every fenced save ([`next_stamp`]); 0 where the store keeps
+    /// no versions.
     pub version: u64,
 }
 
@@ -127,7 +135,8 @@ impl Stored {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Lease {
-    /// Larger for every lease granted: a save under a smaller one is refused.
+    /// Larger for every lease granted ([`next_stamp`]): a save under a smaller
+    /// one is refused.
     pub fence: u64,
     /// Who holds it (unique per client).
     pub holder: String,
@@ -167,6 +176,24 @@ pub enum SaveAttempt {
     },
     /// Not saved: a newer lease was granted since this one (it lapsed).
     Fenced,
+}
+
+/// The version or fence after `last`: the larger of `last + 1` and the system
+/// clock in microseconds since the Unix epoch. It grows like a counter, and
+/// keeps growing across a store that lost its state (see the
+/// [module docs](self)); stores of your own should make theirs this way, on
+/// one clock (Redis: its `TIME`).
+///
+/// ```
+/// let first = carthooks_client::next_stamp(0);
+/// assert!(carthooks_client::next_stamp(first) > first);
+/// assert_eq!(carthooks_client::next_stamp(u64::MAX - 1), u64::MAX);
+/// ```
+pub fn next_stamp(last: u64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    last.saturating_add(1).max(now)
 }
 
 /// Loads and saves a token set; a store shared by processes also coordinates
@@ -540,7 +567,7 @@ impl TokenStore for FileTokenStore {
                 Ok(disk) => disk.and_then(|d| d.store).map_or(0, |m| m.fence),
                 Err(_) => 0,
             };
-            let fence = current.map_or(0, |l| l.fence).max(saved_fence) + 1;
+            let fence = next_stamp(current.map_or(0, |l| l.fence).max(saved_fence));
             Self::write_lease(
                 &target,
                 &LeaseFile {
@@ -612,7 +639,7 @@ impl TokenStore for FileTokenStore {
             if leased > lease.fence || meta.fence > lease.fence {
                 return Ok(SaveAttempt::Fenced);
             }
-            let version = meta.version + 1;
+            let version = next_stamp(meta.version);
             let disk = OnDisk {
                 tokens: tokens.clone(),
                 store: Some(StoreMeta {
@@ -790,10 +817,10 @@ mod tests {
         let LeaseAttempt::Granted(fast) = store.try_lease("fast", short * 100).unwrap() else {
             panic!("a lapsed lease is granted to the next");
         };
-        assert_eq!(
-            store.save_fenced(&tokens(2), "id", &fast).unwrap(),
-            SaveAttempt::Saved { version: 1 }
-        );
+        let SaveAttempt::Saved { version } = store.save_fenced(&tokens(2), "id", &fast).unwrap()
+        else {
+            panic!("saved");
+        };
         // The slow holder's answer arrives now: refused, the newer set stays.
         assert_eq!(
             store.save_fenced(&tokens(1), "id", &slow).unwrap(),
@@ -803,7 +830,7 @@ mod tests {
         let stored = store.load_stored("id").unwrap().unwrap();
         assert_eq!(
             (stored.tokens.access_token.secret(), stored.version),
-            ("at-2", 1)
+            ("at-2", version)
         );
         // Released, the next lease still outranks every save so far.
         store.release_lease(&fast).unwrap();
@@ -811,6 +838,37 @@ mod tests {
             panic!("granted");
         };
         assert!(next.fence > fast.fence);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_store_that_lost_its_files_still_hands_out_larger_versions_and_fences() {
+        let dir = scratch("lost");
+        let store = FileTokenStore::new(dir.join("t.json"));
+        let ttl = std::time::Duration::from_secs(5);
+        let LeaseAttempt::Granted(before) = store.try_lease("a", ttl).unwrap() else {
+            panic!("granted");
+        };
+        let SaveAttempt::Saved { version: old } =
+            store.save_fenced(&tokens(1), "id", &before).unwrap()
+        else {
+            panic!("saved");
+        };
+        // Everything is deleted (a wiped volume): counting again from 1
+        // would make every client's set look newer than the next one saved.
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let LeaseAttempt::Granted(after) = store.try_lease("b", ttl).unwrap() else {
+            panic!("granted");
+        };
+        assert!(after.fence > before.fence);
+        let SaveAttempt::Saved { version: new } =
+            store.save_fenced(&tokens(2), "id", &after).unwrap()
+        else {
+            panic!("saved");
+        };
+        assert!(new > old, "{new} > {old}");
+        assert!(next_stamp(u64::MAX) == u64::MAX, "saturates, never wraps");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -824,14 +882,12 @@ mod tests {
         else {
             panic!("granted");
         };
-        store
+        let saved = store
             .save_fenced(&tokens(7), "client-1/app", &lease)
             .unwrap();
         assert!(store.load_stored("client-2/app").unwrap().is_none());
-        assert_eq!(
-            store.load_stored("client-1/app").unwrap().unwrap().version,
-            1
-        );
+        let version = store.load_stored("client-1/app").unwrap().unwrap().version;
+        assert_eq!(saved, SaveAttempt::Saved { version });
         // The file is still a token set to `load` (and to older versions).
         assert_eq!(store.load().unwrap().unwrap().access_token.secret(), "at-7");
         let plain: OAuthTokens =

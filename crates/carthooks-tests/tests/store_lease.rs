@@ -2,8 +2,8 @@
 //! threads (each thread its own `FileTokenStore` on one path) take turns by the
 //! refresh lease to read the stored set and save its successor. If two ever
 //! held the lease at once, an update would be lost and the count would come
-//! out short; if a fenced save ever went through out of turn, the version
-//! would not match the count.
+//! out short; each fenced save must come out with a version larger than the
+//! set it replaced.
 //!
 //! The children are this test binary, re-run with `child_incrementer`
 //! selected and `CARTHOOKS_LEASE_CHILD` naming the file.
@@ -49,12 +49,15 @@ fn child_incrementer() {
                 while done < ROUNDS {
                     match store.try_lease(&holder, Duration::from_secs(10)).unwrap() {
                         LeaseAttempt::Granted(lease) => {
-                            let n = store
+                            let (n, before) = store
                                 .load_stored(IDENTITY)
                                 .unwrap()
-                                .map_or(0, |s| count(&s.tokens));
+                                .map_or((0, 0), |s| (count(&s.tokens), s.version));
                             let saved = store.save_fenced(&set(n + 1), IDENTITY, &lease).unwrap();
-                            assert!(matches!(saved, SaveAttempt::Saved { .. }), "{saved:?}");
+                            assert!(
+                                matches!(saved, SaveAttempt::Saved { version } if version > before),
+                                "{saved:?} after {before}"
+                            );
                             store.release_lease(&lease).unwrap();
                             done += 1;
                         }
@@ -94,6 +97,5 @@ fn processes_sharing_a_file_store_take_turns_by_the_lease() {
         .unwrap();
     let total = PROCESSES * THREADS * ROUNDS;
     assert_eq!(count(&stored.tokens), total, "no update lost");
-    assert_eq!(stored.version, total, "one version per save");
     std::fs::remove_dir_all(&dir).unwrap();
 }
