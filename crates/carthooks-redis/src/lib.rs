@@ -24,7 +24,12 @@
 //! |---|---|
 //! | `…:set` | a hash: `tokens` (JSON), `version`, `fence`, `identity` |
 //! | `…:lease` | `{fence}\|{holder}`, with a TTL (`SET … PX`) |
-//! | `…:fence` | the last fence handed out (`INCR`) |
+//! | `…:fence` | the last fence handed out |
+//!
+//! Fences and versions are stamps (`carthooks_client::next_stamp`, on Redis'
+//! clock: `TIME`): they grow like counters, and still grow after a restart
+//! that lost every key, so the first set saved after one is newer than any a
+//! process holds and the fleet adopts it.
 //!
 //! Leases, renewals, releases and fenced saves are Lua scripts, so each is
 //! one atomic step on the server: a lease is granted only if none is live
@@ -35,13 +40,25 @@
 //!
 //! # When Redis is down
 //!
-//! Every call connects with a 1 s timeout and works with 1 s socket timeouts.
-//! At build a store that cannot be read is reported by the client
-//! (`token_store_failure()`) and the client starts without stored tokens; it
-//! signs in as configured. Mid-run, calls with a valid token never touch the
-//! store; a refresh that cannot take the lease goes ahead without it
-//! (in-process single-flight, as with no shared store) and is reported; once
-//! Redis is back, the next refresh coordinates again.
+//! Every call connects with a 1 s timeout and works with 1 s socket timeouts;
+//! a kept connection found dead (Redis restarted) is replaced and the step
+//! run again at once.
+//!
+//! - **Down at start**: the client is built anyway; the load failure is
+//!   reported (`token_store_failure()`), and it starts without stored tokens
+//!   and signs in as configured.
+//! - **Lost mid-run**: calls with a valid token never touch the store. A
+//!   refresh ahead of expiry is put off while the store cannot be asked — the
+//!   token in hand is used, and no refresh token the other processes hold too
+//!   leaves this one. An expired token is refreshed anyway, in-process
+//!   (single-flight, as with no shared store), once the store has stayed
+//!   unavailable for `carthooks_core::STORE_GRACE` (1 s): a restart costs a
+//!   short wait, not the fleet presenting one refresh token 8 times. Every
+//!   failure is reported.
+//! - **Back, empty** (no persistence): the first set saved is stamped newer
+//!   than any a process holds, so the others adopt it — the fleet converges to
+//!   one refresh per expiry again (tested with a real `redis-server` killed and
+//!   restarted under 8 processes).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -50,6 +67,20 @@ use carthooks_client::{Lease, LeaseAttempt, OAuthTokens, SaveAttempt, Stored, To
 
 /// How long connecting and each command may take.
 const TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `stamp(last)`: the larger of `last + 1` and Redis' clock in microseconds
+/// (`carthooks_client::next_stamp` on the server's one clock), as a string
+/// (Lua would print a 16-digit number in exponent notation). Exact: Lua's
+/// numbers are doubles, exact to 2^53, and microseconds stay below that until
+/// the year 2255.
+const STAMP: &str = r"
+local function stamp(last)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if now <= last then now = last + 1 end
+  return string.format('%.0f', now)
+end
+";
 
 /// Grants the lease if none is live, or extends it for its own holder.
 /// KEYS: lease, fence. ARGV: holder, ttl ms. Returns {1, fence} or {0, pttl}.
@@ -63,9 +94,10 @@ if current then
   end
   return {0, redis.call('PTTL', KEYS[1])}
 end
-local fence = redis.call('INCR', KEYS[2])
+local fence = stamp(tonumber(redis.call('GET', KEYS[2]) or '0'))
+redis.call('SET', KEYS[2], fence)
 redis.call('SET', KEYS[1], fence .. '|' .. ARGV[1], 'PX', ARGV[2])
-return {1, fence}
+return {1, tonumber(fence)}
 ";
 
 /// Extends the lease if it is still `ARGV[1]`. KEYS: lease. ARGV: value, ttl ms.
@@ -92,9 +124,9 @@ local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
 if latest > tonumber(ARGV[1]) then
   return -1
 end
-local version = tonumber(redis.call('HGET', KEYS[2], 'version') or '0') + 1
+local version = stamp(tonumber(redis.call('HGET', KEYS[2], 'version') or '0'))
 redis.call('HSET', KEYS[2], 'version', version, 'fence', ARGV[1], 'identity', ARGV[2], 'tokens', ARGV[3])
-return version
+return tonumber(version)
 ";
 
 /// A [`TokenStore`] in Redis, shared by every process that opens it with the
@@ -155,42 +187,59 @@ impl RedisTokenStore {
             lease: format!("{prefix}:lease"),
             fence: format!("{prefix}:fence"),
             scripts: Scripts {
-                try_lease: redis::Script::new(TRY_LEASE),
+                try_lease: redis::Script::new(&format!("{STAMP}{TRY_LEASE}")),
                 renew: redis::Script::new(RENEW),
                 release: redis::Script::new(RELEASE),
-                save_fenced: redis::Script::new(SAVE_FENCED),
+                save_fenced: redis::Script::new(&format!("{STAMP}{SAVE_FENCED}")),
             },
         })
     }
 
     /// Runs `f` on the connection, opening it first if needed; a failed
-    /// connection is dropped so that the next call reconnects.
+    /// connection is dropped so that the next call reconnects. A kept
+    /// connection that turns out dead (Redis restarted since) is replaced and
+    /// `f` run once more at once: every step here is safe to repeat (a lease
+    /// asked again by its holder is the same lease), and a refresh should not
+    /// go uncoordinated for a socket that is merely stale.
     fn with<R>(
         &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<R>,
+        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<R>,
     ) -> std::io::Result<R> {
         let mut slot = self
             .connection
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.is_none() {
-            let connection = self
-                .client
-                .get_connection_with_timeout(TIMEOUT)
-                .map_err(|e| io(&e))?;
-            connection
-                .set_read_timeout(Some(TIMEOUT))
-                .and_then(|()| connection.set_write_timeout(Some(TIMEOUT)))
-                .map_err(|e| io(&e))?;
-            *slot = Some(connection);
+        let mut kept = slot.is_some();
+        loop {
+            let connection = match slot.take() {
+                Some(connection) => connection,
+                None => self.connect()?,
+            };
+            let connection = slot.insert(connection);
+            match f(connection) {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    *slot = None;
+                    let stale = (e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout();
+                    if !(kept && stale) {
+                        return Err(io(&e));
+                    }
+                    kept = false;
+                }
+            }
         }
-        let Some(connection) = slot.as_mut() else {
-            return Err(std::io::Error::other("redis: no connection"));
-        };
-        f(connection).map_err(|e| {
-            *slot = None;
-            io(&e)
-        })
+    }
+
+    fn connect(&self) -> std::io::Result<redis::Connection> {
+        let connection = self
+            .client
+            .get_connection_with_timeout(TIMEOUT)
+            .map_err(|e| io(&e))?;
+        connection
+            .set_read_timeout(Some(TIMEOUT))
+            .and_then(|()| connection.set_write_timeout(Some(TIMEOUT)))
+            .map_err(|e| io(&e))?;
+        Ok(connection)
     }
 
     fn parse(json: &str) -> std::io::Result<OAuthTokens> {
