@@ -139,7 +139,8 @@ impl Persistence {
     /// Before a token request: the lease and a fresh look at the store. A
     /// set newer than the one in use is adopted (nothing is sent); a lease held
     /// elsewhere means waiting for that holder's set; a store that fails is
-    /// passed over (in-process single-flight, as without a shared store).
+    /// [`Coordination::Unavailable`]: the current token is kept while valid,
+    /// and an expired one is refreshed in-process after a short grace.
     ///
     /// `before` is the lease the call held until now: given back, unless the
     /// store handed the same one again (its holder asked again).
@@ -158,7 +159,7 @@ impl Persistence {
                 StoreOperation::Lease,
                 &std::io::Error::other("token store panicked"),
             );
-            (Coordination::Proceed, None)
+            (Coordination::Unavailable, None)
         })
     }
 
@@ -186,9 +187,9 @@ impl Persistence {
                 None => (Coordination::Held(remaining), None),
             },
             Err(e) => {
-                event!(warn, error = %e, "token store unavailable; refreshing without it");
+                event!(warn, error = %e, "token store unavailable; the refresh is put off while the token is valid");
                 self.record(StoreOperation::Lease, &e);
-                (Coordination::Proceed, None)
+                (Coordination::Unavailable, None)
             }
         }
     }

@@ -129,7 +129,9 @@ impl<T: Transport> Client<T> {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .take()
-                        .unwrap_or((Coordination::Proceed, None));
+                        // The job did not run (its pool is gone): as a store
+                        // that could not be asked.
+                        .unwrap_or((Coordination::Unavailable, None));
                     lease = held;
                     call.handle_coordination(outcome, Instant::now());
                 }

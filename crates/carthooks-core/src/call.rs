@@ -39,7 +39,7 @@
 //! | `Authorize { waited }` | poll | `Api` (token ready), `Token` (this call fetches), `Waiting` (another call does), `Finished` (no way to a token, deadline) | — |
 //! | `Waiting(ticket)` | poll | `Authorize { waited: ticket }` | `WaitFlight` |
 //! | `Token`, ready, to coordinate | poll | `Token`, asked | `Coordinate` |
-//! | `Token`, asked | handle_coordination | `Authorize` (a newer stored set adopted: nothing sent), `Token` backing off and to coordinate again (lease held elsewhere), `Token` ready (the lease, or no store) | — |
+//! | `Token`, asked | handle_coordination | `Authorize` (a newer stored set adopted: nothing sent), `Token` backing off and to coordinate again (lease held elsewhere; store unavailable, for up to [`STORE_GRACE`]), `Api` with the old token (store unavailable, token still valid), `Token` ready (the lease, or no store) | — |
 //! | `Token`, ready | poll | `Token`, sent | `Send(token request)` |
 //! | `Token`, sent | handle | `Token` backing off (retryable), `Saving` (tokens), `Api` (failed, old token still valid), `Authorize { waited }` (failed: the machine says whether another grant takes over), `Finished` (a grant failed) | — |
 //! | `Token`, backing off | poll | `Token`, ready | `Sleep` |
@@ -118,9 +118,22 @@ pub enum Coordination {
     /// Another process holds the lease, for `remaining` at most: wait a little
     /// and ask again (its new set will be in the store).
     Held(Duration),
-    /// Go on without the store (it failed, or does not coordinate): send.
+    /// Go on without the store (it does not coordinate): send.
     Proceed,
+    /// The store could not be asked (down, unreachable). A refresh ahead of
+    /// expiry is put off: the current token stays in use and no refresh token
+    /// leaves this process while the others cannot be told. An expired token
+    /// is refreshed anyway, in-process (single-flight, as without a shared
+    /// store), once the store has stayed unavailable for
+    /// [`STORE_GRACE`] — a blip (a restart) costs a short wait, not a refresh
+    /// token presented by every process at once. A grant that presents no
+    /// refresh token (client credentials, a sign-in) goes ahead at once.
+    Unavailable,
 }
+
+/// How long a call whose token has expired keeps asking a store that is
+/// unavailable before it refreshes without it.
+pub const STORE_GRACE: Duration = Duration::from_secs(1);
 
 /// How long a call whose flight found the lease held waits before it asks the
 /// store again.
@@ -183,6 +196,8 @@ struct TokenFlight {
     attempt: u32,
     phase: Phase,
     coord: Coord,
+    /// When the store was first found unavailable, this flight.
+    unavailable_since: Option<Instant>,
 }
 
 enum State<T> {
@@ -465,6 +480,7 @@ impl<'a, T> Call<'a, T> {
                 } else {
                     Coord::Done
                 },
+                unavailable_since: None,
             })),
             Ok(Step::Wait(ticket)) => State::Waiting(ticket),
             Err(e) => State::Finished(Err(self.redact(e))),
@@ -495,6 +511,35 @@ impl<'a, T> Call<'a, T> {
                     } else {
                         flight.coord = Coord::Ask;
                         flight.phase = Phase::Backoff(delay);
+                        State::Token(flight)
+                    }
+                }
+                Coordination::Unavailable => {
+                    if let (Goal::Api(_), Some(bearer)) = (&self.goal, flight.fallback.clone()) {
+                        // Ahead of expiry: no refresh now; a later call asks
+                        // again (after `min_refresh_interval`).
+                        self.release(State::Token(flight));
+                        State::Api {
+                            bearer,
+                            attempt: 0,
+                            phase: Phase::Ready,
+                        }
+                    } else {
+                        let since = *flight.unavailable_since.get_or_insert(now);
+                        let waited_enough =
+                            now.checked_duration_since(since).unwrap_or_default() >= STORE_GRACE;
+                        let late = self.deadline.is_some_and(|d| {
+                            now.checked_add(COORDINATION_POLL)
+                                .is_none_or(|end| end >= d)
+                        });
+                        // A grant that presents no refresh token risks no
+                        // reuse: it goes ahead at once.
+                        if waited_enough || late || !flight.ticket.is_refresh() {
+                            flight.coord = Coord::Done;
+                        } else {
+                            flight.coord = Coord::Ask;
+                            flight.phase = Phase::Backoff(COORDINATION_POLL);
+                        }
                         State::Token(flight)
                     }
                 }
@@ -590,11 +635,9 @@ impl<'a, T> Call<'a, T> {
             if status.is_success() {
                 return State::Finished(target.parse(response).map_err(|e| self.redact(e)));
             }
-            let may_replay = self.replays == 0
-                || (self.replays < MAX_REPLAYS && self.engine.adopted(&bearer));
-            if status == StatusCode::UNAUTHORIZED
-                && may_replay
-                && self.engine.unauthorized(&bearer)
+            let may_replay =
+                self.replays == 0 || (self.replays < MAX_REPLAYS && self.engine.adopted(&bearer));
+            if status == StatusCode::UNAUTHORIZED && may_replay && self.engine.unauthorized(&bearer)
             {
                 self.replays += 1;
                 return State::Authorize { waited: None };

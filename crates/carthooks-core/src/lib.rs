@@ -92,7 +92,7 @@ pub mod secret;
 pub mod tokens;
 pub mod url;
 
-pub use call::{Call, Coordination, Output};
+pub use call::{Call, Coordination, Output, STORE_GRACE};
 pub use config::{
     ClientConfig, Clock, ManualClock, MonotonicClock, OAuthConfig, SystemClock, TokenCallback,
 };

@@ -147,6 +147,12 @@ impl FlightTicket {
         self.id
     }
 
+    /// True if this flight presents a refresh token (which, with a shared
+    /// store, other processes may hold too).
+    pub fn is_refresh(&self) -> bool {
+        self.is_refresh
+    }
+
     /// The ticket a waiter on this flight holds; the owner polls with it after a
     /// failure to learn whether another grant can take over.
     pub fn wait_ticket(&self) -> WaitTicket {

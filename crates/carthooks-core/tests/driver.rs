@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use carthooks_core::{
     AccessToken, ApiResponse, BaseUrl, Call, CallSettings, ClientSecret, Coordination, Endpoint,
     Engine, Error, Grant, HttpRequest, HttpResponse, MachineConfig, ManualClock, Note, OAuthTokens,
-    Output, RefreshToken, RequestTimeout, RetryPolicy, TokenMachine, TransportError,
+    Output, RefreshToken, RequestTimeout, RetryPolicy, STORE_GRACE, TokenMachine, TransportError,
     TransportErrorKind, UserInfo, WaitTicket,
 };
 
@@ -770,4 +770,67 @@ fn a_401_to_an_adopted_set_is_replayed_again_but_never_without_bound() {
             "/v1/me at-12"
         ]
     );
+}
+
+#[test]
+fn a_store_that_cannot_be_asked_puts_off_a_refresh_ahead_of_expiry() {
+    // Inside the refresh window, not expired: the call has a fallback.
+    let w = world(|s| s.coordinate = true);
+    w.signed_in(100);
+    w.clock.advance(Duration::from_secs(31)); // past min_refresh_interval
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0), Output::Coordinate));
+    call.handle_coordination(Coordination::Unavailable, w.t0);
+    // No refresh token leaves: the current token is used, the flight ended.
+    let request = expect_send(call.poll(w.t0));
+    assert_eq!(request.uri().path(), "/v1/me");
+    assert_eq!(bearer(&request), "Bearer at-1");
+    call.handle(Ok(me()), w.t0);
+    assert!(expect_done(call.poll(w.t0)).is_ok());
+    assert_eq!(w.flight_ends.load(Ordering::SeqCst), 2, "the flight ended");
+}
+
+#[test]
+fn an_expired_token_waits_a_grace_for_the_store_then_refreshes_without_it() {
+    let w = expired(|s| s.coordinate = true);
+    let mut call = w.call_me();
+    let mut now = w.t0;
+    let mut asked = 0;
+    let request = loop {
+        match call.poll(now) {
+            Output::Coordinate => {
+                asked += 1;
+                call.handle_coordination(Coordination::Unavailable, now);
+            }
+            Output::Sleep(d) => now += d,
+            Output::Send(request) => break request,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(request.uri().path(), "/oauth/token");
+    let waited = now - w.t0;
+    assert_eq!(waited, STORE_GRACE, "asked every 50 ms for the grace");
+    assert_eq!(asked, 21);
+    // Back in time, the next refresh would have coordinated: a blip costs a
+    // wait, not a refresh token presented by every process.
+    let w = expired(|s| s.coordinate = true);
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0), Output::Coordinate));
+    call.handle_coordination(Coordination::Unavailable, w.t0);
+    assert!(matches!(call.poll(w.t0), Output::Sleep(_)));
+    assert!(matches!(call.poll(w.at(50)), Output::Coordinate));
+    call.handle_coordination(Coordination::Leased, w.at(50));
+    assert_eq!(
+        expect_send(call.poll(w.at(50))).uri().path(),
+        "/oauth/token"
+    );
+}
+
+#[test]
+fn a_grant_without_a_refresh_token_does_not_wait_for_a_store_that_is_down() {
+    let w = world(|s| s.coordinate = true);
+    let mut call = Call::grant(&w.engine, app_grant(), w.t0);
+    assert!(matches!(call.poll(w.t0), Output::Coordinate));
+    call.handle_coordination(Coordination::Unavailable, w.t0);
+    assert_eq!(expect_send(call.poll(w.t0)).uri().path(), "/oauth/token");
 }

@@ -104,7 +104,13 @@ enum Trouble {
     /// with SIGKILL meanwhile: the server rotated the refresh token, the
     /// process died before storing the new one.
     HolderKilled,
+    /// Redis is killed 3 s in and started again on its port, empty (no
+    /// persistence): every process's connection is dead, every key gone.
+    RedisRestarted,
 }
+
+/// When the fleet is taken to have settled after a Redis restart.
+const SETTLED_AFTER: Duration = Duration::from_secs(6);
 
 /// What the fleet did.
 struct Outcome {
@@ -116,6 +122,8 @@ struct Outcome {
     killed_at: Option<u64>,
     elapsed_ms: u64,
     counters: carthooks_mock::Counters,
+    /// The counters at [`SETTLED_AFTER`] (Redis restarted only).
+    settled: Option<carthooks_mock::Counters>,
 }
 
 /// The file store at `path`, or the Redis store at `redis`.
@@ -143,7 +151,7 @@ fn fleet(seeded: bool, trouble: Trouble) -> Outcome {
 }
 
 /// [`fleet`] on the Redis store of `redis` instead of a file.
-fn fleet_on(seeded: bool, trouble: Trouble, redis: Option<&RedisServer>) -> Outcome {
+fn fleet_on(seeded: bool, trouble: Trouble, mut redis: Option<&mut RedisServer>) -> Outcome {
     let _one = ONE_FLEET
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -160,7 +168,7 @@ fn fleet_on(seeded: bool, trouble: Trouble, redis: Option<&RedisServer>) -> Outc
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tokens.json");
-    let redis_url = redis.map(RedisServer::url);
+    let redis_url = redis.as_deref().map(RedisServer::url);
     if seeded {
         // One sign-in, stored: every worker loads the same token set.
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -175,7 +183,7 @@ fn fleet_on(seeded: bool, trouble: Trouble, redis: Option<&RedisServer>) -> Outc
         });
     }
     let fault = match trouble {
-        Trouble::None => None,
+        Trouble::None | Trouble::RedisRestarted => None,
         Trouble::SlowRefresh => Some(Fault::SlowStart(Duration::from_secs(7))),
         Trouble::HolderKilled => Some(Fault::Delay(Duration::from_secs(3))),
     };
@@ -221,6 +229,15 @@ fn fleet_on(seeded: bool, trouble: Trouble, redis: Option<&RedisServer>) -> Outc
         holder.kill().unwrap(); // SIGKILL
         killed_at = Some(unix_ms());
     }
+    let mut settled = None;
+    if trouble == Trouble::RedisRestarted {
+        let redis = redis.as_mut().expect("a fleet on Redis");
+        std::thread::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()));
+        redis.restart();
+        eprintln!("redis restarted at {} ms", started.elapsed().as_millis());
+        std::thread::sleep(SETTLED_AFTER.saturating_sub(started.elapsed()));
+        settled = Some(server.counters());
+    }
     let (mut calls, mut failures, mut failed_at) = (0, 0, Vec::new());
     for child in children {
         let out = child.wait_with_output().unwrap();
@@ -254,6 +271,7 @@ fn fleet_on(seeded: bool, trouble: Trouble, redis: Option<&RedisServer>) -> Outc
         killed_at,
         elapsed_ms,
         counters,
+        settled,
     }
 }
 
@@ -344,8 +362,8 @@ fn the_lease_holder_killed_mid_refresh_costs_one_reuse_and_the_fleet_recovers() 
 
 #[test]
 fn a_fleet_on_redis_starting_from_one_stored_set_never_replays_its_refresh_token() {
-    let redis = RedisServer::start();
-    let out = fleet_on(true, Trouble::None, Some(&redis));
+    let mut redis = RedisServer::start();
+    let out = fleet_on(true, Trouble::None, Some(&mut redis));
     assert_eq!(
         out.counters.refresh_token_reuses, 0,
         "no refresh token replayed"
@@ -354,4 +372,37 @@ fn a_fleet_on_redis_starting_from_one_stored_set_never_replays_its_refresh_token
     assert!(out.calls > 1000, "the workers made calls: {}", out.calls);
     assert_eq!(out.counters.grant("client_credentials"), 1);
     assert_one_refresh_per_expiry(&out.counters, out.elapsed_ms);
+}
+
+#[test]
+fn a_fleet_whose_redis_restarts_empty_keeps_calling_and_converges() {
+    let mut redis = RedisServer::start();
+    let out = fleet_on(true, Trouble::RedisRestarted, Some(&mut redis));
+    // The restart takes well under a token's lifetime: calls go on with the
+    // tokens in hand, and no call fails.
+    assert_eq!(out.failures, 0, "no call failed");
+    assert!(out.calls > 1000, "the workers made calls: {}", out.calls);
+    // Converged: after it, one refresh per expiry fleet-wide and no reuse —
+    // the first set stored in the empty Redis is newer than any a process
+    // holds (versions are stamps), so the others adopt it rather than present
+    // the refresh token they all hold.
+    let settled = out.settled.unwrap();
+    let refreshes = out.counters.grant("refresh_token") - settled.grant("refresh_token");
+    let window_ms = out.elapsed_ms - SETTLED_AFTER.as_millis() as u64;
+    assert!(
+        refreshes <= window_ms / 1000 + 2,
+        "{refreshes} refreshes in the last {window_ms} ms"
+    );
+    assert_eq!(
+        out.counters.refresh_token_reuses, settled.refresh_token_reuses,
+        "no reuse after convergence"
+    );
+    // Refreshes during the outage itself (if one fell in it) go ahead without
+    // the lease: at most one reuse for it, which the client-credentials grant
+    // recovers from.
+    assert!(
+        out.counters.refresh_token_reuses <= 1,
+        "{} reuses",
+        out.counters.refresh_token_reuses
+    );
 }
