@@ -19,8 +19,8 @@ use crate::store::{
     Lease, LeaseAttempt, SaveAttempt, StoreOperation, TokenStore, TokenStoreFailure,
 };
 
-/// How long a refresh lease lasts unless renewed; the loops renew it every
-/// third of that while the token request is out.
+/// How long a refresh lease lasts unless renewed, by default; the loops renew
+/// it every third of that while the token request is out.
 pub(crate) const LEASE_TTL: Duration = Duration::from_secs(5);
 
 /// Unique per client of the process: who holds a lease.
@@ -40,6 +40,8 @@ pub(crate) struct Persistence {
     identity: String,
     /// This client, as a lease holder.
     holder: String,
+    /// How long its leases last unless renewed.
+    lease_ttl: Duration,
     /// The store version of the set in use (0: none, or not versioned).
     version: AtomicU64,
     failure: Mutex<Option<TokenStoreFailure>>,
@@ -53,6 +55,7 @@ impl Persistence {
         store: Option<Arc<dyn TokenStore>>,
         callback: Option<TokenCallback>,
         identity: String,
+        lease_ttl: Duration,
     ) -> Arc<Self> {
         let holder = format!(
             "{}-{}-{:x}",
@@ -67,6 +70,7 @@ impl Persistence {
             callback,
             identity,
             holder,
+            lease_ttl,
             version: AtomicU64::new(0),
             failure: Mutex::new(None),
             delivering: AtomicBool::new(false),
@@ -174,7 +178,7 @@ impl Persistence {
                 stored.tokens
             })
         };
-        match store.try_lease(&self.holder, LEASE_TTL) {
+        match store.try_lease(&self.holder, self.lease_ttl) {
             // The lease is kept with a newer set too: an explicit grant does
             // not adopt, and saves under it; an adopting call gives it back
             // when it ends.
@@ -194,10 +198,15 @@ impl Persistence {
         }
     }
 
+    /// How often a lease is renewed while its token request is out.
+    pub(crate) fn renew_every(&self) -> Duration {
+        self.lease_ttl / 3
+    }
+
     /// Extends `lease` while its token request is out; `false` once lost.
     pub(crate) fn renew(&self, lease: &Lease) -> bool {
         self.store.as_ref().is_some_and(|s| {
-            catch_unwind(AssertUnwindSafe(|| s.renew_lease(lease, LEASE_TTL)))
+            catch_unwind(AssertUnwindSafe(|| s.renew_lease(lease, self.lease_ttl)))
                 .is_ok_and(|renewed| renewed.unwrap_or(false))
         })
     }

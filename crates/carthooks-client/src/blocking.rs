@@ -15,7 +15,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::api_methods;
-use crate::auth::LEASE_TTL;
 use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
 use crate::log::CallSpan;
 use crate::log::event;
@@ -147,7 +146,7 @@ impl<T: BlockingTransport> BlockingClient<T> {
         std::thread::scope(|scope| {
             let renewer = scope.spawn(|| {
                 loop {
-                    std::thread::park_timeout(LEASE_TTL / 3);
+                    std::thread::park_timeout(inner.persistence.renew_every());
                     if done.load(std::sync::atomic::Ordering::Acquire) {
                         return;
                     }

@@ -11,7 +11,7 @@ use carthooks_core::{
 };
 use event_listener::Event;
 
-use crate::auth::Persistence;
+use crate::auth::{LEASE_TTL, Persistence};
 use crate::dns::{DnsCache, Lookup, SystemLookup};
 use crate::settings::{RootCertificate, TransportConfig};
 use crate::store::TokenStore;
@@ -33,6 +33,7 @@ pub struct ClientBuilder<C> {
     tokens: Option<OAuthTokens>,
     clock: Option<Arc<dyn Clock>>,
     store: Option<Arc<dyn TokenStore>>,
+    lease_ttl: Option<Duration>,
     lookup: Option<Arc<dyn Lookup>>,
     use_env: bool,
     _client: PhantomData<fn() -> C>,
@@ -106,6 +107,7 @@ impl<C> Default for ClientBuilder<C> {
             tokens: None,
             clock: None,
             store: None,
+            lease_ttl: None,
             lookup: None,
             use_env: false,
             _client: PhantomData,
@@ -194,6 +196,24 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// a file aside first, so nothing is lost. A store must not call the client.
     pub fn token_store(mut self, store: Arc<dyn TokenStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// How long the refresh lease of a shared store lasts unless renewed
+    /// (default 5 s; at least 100 ms). The holder renews it every third of
+    /// that while its token request is out, so a slow token endpoint never
+    /// lets it lapse; a holder that dies keeps the other processes waiting
+    /// for at most this long. Shorter: faster recovery from a crashed holder,
+    /// more store traffic during a refresh.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let builder = carthooks_client::Client::builder()
+    ///     .refresh_lease_ttl(Duration::from_secs(2));
+    /// # let _ = builder;
+    /// ```
+    pub fn refresh_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = Some(ttl);
         self
     }
 
@@ -441,7 +461,17 @@ impl<C: BuildClient> ClientBuilder<C> {
             .oauth
             .as_ref()
             .map_or_else(String::new, |o| o.client_id.clone());
-        let persistence = Persistence::new(self.store, callback, identity);
+        let lease_ttl = match self.lease_ttl {
+            None => LEASE_TTL,
+            Some(ttl) if ttl >= Duration::from_millis(100) => ttl,
+            Some(ttl) => {
+                return Err(carthooks_core::Error::Config(format!(
+                    "refresh_lease_ttl must be at least 100 ms (got {} ms)",
+                    ttl.as_millis()
+                )));
+            }
+        };
+        let persistence = Persistence::new(self.store, callback, identity, lease_ttl);
         let stored = persistence.load();
         if let Some(tokens) = self.tokens.or(stored) {
             machine.install(tokens, now)?;

@@ -19,7 +19,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::api_methods;
-use crate::auth::LEASE_TTL;
 use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
 use crate::log::CallSpan;
 use crate::log::event;
@@ -176,7 +175,7 @@ impl<T: Transport> Client<T> {
         let inner = &*self.inner;
         let mut send = inner.transport.send(request);
         loop {
-            let mut tick = inner.transport.sleep(LEASE_TTL / 3);
+            let mut tick = inner.transport.sleep(inner.persistence.renew_every());
             let answer = std::future::poll_fn(|cx| {
                 if let Poll::Ready(answer) = send.as_mut().poll(cx) {
                     return Poll::Ready(Some(answer));

@@ -40,6 +40,17 @@ fn child_worker() {
         parts.next() == Some("sign-in"),
     );
     let redis = parts.next().filter(|r| !r.is_empty());
+    // Optional: when to stop (Unix ms) and how many tasks.
+    let end = parts
+        .next()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map_or(Instant::now() + RUN, |ms| {
+            Instant::now() + Duration::from_millis(ms.saturating_sub(unix_ms()))
+        });
+    let tasks = parts.next().and_then(|n| n.parse().ok()).unwrap_or(TASKS);
+    let lease = parts.next().and_then(|ms| ms.parse().ok());
+    // Optional: a file whose appearance stops the worker early.
+    let stop = parts.next().map(std::path::PathBuf::from);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (calls, failures) = runtime.block_on(async {
         let client = carthooks_reqwest::Client::builder()
@@ -51,9 +62,13 @@ fn child_worker() {
                     .with_refresh_window(Duration::from_secs(1))
                     .with_min_refresh_interval(Duration::ZERO),
             )
-            .token_store(store(path, redis))
-            .build()
-            .unwrap();
+            .token_store(store(path, redis));
+        let client = match lease {
+            Some(ms) => client.refresh_lease_ttl(Duration::from_millis(ms)),
+            None => client,
+        }
+        .build()
+        .unwrap();
         // From an empty file each worker signs in on its own (a grant is a new
         // token family: nothing is replayed); from a stored set they all start
         // with the same refresh token.
@@ -61,13 +76,16 @@ fn child_worker() {
             client.initialize_oauth(None).await.unwrap();
         }
         let (calls, failures) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let end = Instant::now() + RUN;
-        let tasks: Vec<_> = (0..TASKS)
+        let tasks: Vec<_> = (0..tasks)
             .map(|_| {
-                let (client, calls, failures) =
-                    (client.clone(), Arc::clone(&calls), Arc::clone(&failures));
+                let (client, calls, failures, stop) = (
+                    client.clone(),
+                    Arc::clone(&calls),
+                    Arc::clone(&failures),
+                    stop.clone(),
+                );
                 tokio::spawn(async move {
-                    while Instant::now() < end {
+                    while Instant::now() < end && !stop.as_ref().is_some_and(|s| s.exists()) {
                         calls.fetch_add(1, Ordering::Relaxed);
                         if let Err(e) = client.get_current_user().await {
                             eprintln!("call failed: {e}");
@@ -126,6 +144,50 @@ struct Outcome {
     settled: Option<carthooks_mock::Counters>,
 }
 
+/// Starts a worker: this binary, running `child_worker` with `config`.
+fn worker(config: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["child_worker", "--exact", "--nocapture"])
+        .env(CHILD_ENV, config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// One sign-in, stored: every worker then loads the same token set.
+fn seed(server: &MockServer, path: &std::path::Path, redis: Option<&str>) {
+    let client = carthooks_ureq::Client::builder()
+        .base_url(server.url())
+        .oauth(OAuthConfig::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
+        .token_store(store(path, redis))
+        .build()
+        .unwrap();
+    client.initialize_oauth(None).unwrap();
+}
+
+/// Waits for the workers: calls, failed calls, and when each failed (Unix ms).
+/// A worker without a result must have been killed (`some_killed`).
+fn results(children: Vec<std::process::Child>, some_killed: bool) -> (u64, u64, Vec<u64>) {
+    let (mut calls, mut failures, mut failed_at) = (0, 0, Vec::new());
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(result) = text.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
+            assert!(some_killed, "a worker failed");
+            continue;
+        };
+        let mut numbers = result.split(' ').map(|n| n.parse::<u64>().unwrap());
+        calls += numbers.next().unwrap();
+        failures += numbers.next().unwrap();
+        failed_at.extend(
+            text.lines()
+                .filter_map(|l| l.strip_prefix("FAILED "))
+                .filter_map(|t| t.parse::<u64>().ok()),
+        );
+    }
+    (calls, failures, failed_at)
+}
+
 /// The file store at `path`, or the Redis store at `redis`.
 fn store(path: impl Into<std::path::PathBuf>, redis: Option<&str>) -> Arc<dyn TokenStore> {
     match redis {
@@ -170,17 +232,7 @@ fn fleet_on(seeded: bool, trouble: Trouble, mut redis: Option<&mut RedisServer>)
     let path = dir.join("tokens.json");
     let redis_url = redis.as_deref().map(RedisServer::url);
     if seeded {
-        // One sign-in, stored: every worker loads the same token set.
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async {
-            let client = carthooks_reqwest::Client::builder()
-                .base_url(server.url())
-                .oauth(OAuthConfig::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
-                .token_store(store(&path, redis_url.as_deref()))
-                .build()
-                .unwrap();
-            client.initialize_oauth(None).await.unwrap();
-        });
+        seed(&server, &path, redis_url.as_deref());
     }
     let fault = match trouble {
         Trouble::None | Trouble::RedisRestarted => None,
@@ -194,20 +246,12 @@ fn fleet_on(seeded: bool, trouble: Trouble, mut redis: Option<&mut RedisServer>)
     let started = Instant::now();
     let mut children: Vec<_> = (0..PROCESSES)
         .map(|_| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["child_worker", "--exact", "--nocapture"])
-                .env(
-                    CHILD_ENV,
-                    format!(
-                        "{}\n{}\n{mode}\n{}",
-                        server.url(),
-                        path.display(),
-                        redis_url.as_deref().unwrap_or("")
-                    ),
-                )
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
+            worker(&format!(
+                "{}\n{}\n{mode}\n{}",
+                server.url(),
+                path.display(),
+                redis_url.as_deref().unwrap_or("")
+            ))
         })
         .collect();
     let mut killed_at = None;
@@ -238,23 +282,7 @@ fn fleet_on(seeded: bool, trouble: Trouble, mut redis: Option<&mut RedisServer>)
         std::thread::sleep(SETTLED_AFTER.saturating_sub(started.elapsed()));
         settled = Some(server.counters());
     }
-    let (mut calls, mut failures, mut failed_at) = (0, 0, Vec::new());
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let Some(result) = text.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
-            assert!(killed_at.is_some(), "a worker failed");
-            continue;
-        };
-        let mut numbers = result.split(' ').map(|n| n.parse::<u64>().unwrap());
-        calls += numbers.next().unwrap();
-        failures += numbers.next().unwrap();
-        failed_at.extend(
-            text.lines()
-                .filter_map(|l| l.strip_prefix("FAILED "))
-                .filter_map(|t| t.parse::<u64>().ok()),
-        );
-    }
+    let (calls, failures, failed_at) = results(children, killed_at.is_some());
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let counters = server.counters();
     eprintln!(
@@ -405,4 +433,130 @@ fn a_fleet_whose_redis_restarts_empty_keeps_calling_and_converges() {
         "{} reuses",
         out.counters.refresh_token_reuses
     );
+}
+
+/// The file lease's holder pid, if the lease is live.
+fn live_lease_holder(lease_path: &std::path::Path) -> Option<u32> {
+    let lease: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lease_path).ok()?).ok()?;
+    (lease["expires_at"].as_u64()? > unix_ms()).then_some(())?;
+    lease["holder"].as_str()?.split('-').next()?.parse().ok()
+}
+
+/// A small PRNG (xorshift), seeded and printed so a failing run can be
+/// repeated.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn twenty_kills_of_the_lease_holder_at_random_points_replay_nothing_else() {
+    const KILLS: usize = 20;
+    const LEASE_MS: u64 = 1_500;
+    const ANSWER_DELAY: Duration = Duration::from_millis(300);
+    let _one = ONE_FLEET
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let server = MockServer::start_with(MockConfig {
+        access_token_ttl: TOKEN_TTL,
+        reuse_detection: true,
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("carthooks-fleet-kills-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tokens.json");
+    let lease_path = dir.join("tokens.json.lease");
+    let stop_path = dir.join("stop");
+    seed(&server, &path, None);
+    // Every token request is answered 300 ms after the server acted on it, so
+    // a kill lands before the request, while its answer is out (the server
+    // rotated the refresh token; the process dies before storing the new
+    // one), or after the save — wherever the random offset puts it.
+    server.inject(Fault::Delay(ANSWER_DELAY), 10_000, Some("/oauth/token"));
+    let seed_value = unix_ms() | 1;
+    eprintln!("random seed {seed_value}");
+    let mut rng = Rng(seed_value);
+    // Long enough for the kills; the test stops the workers earlier.
+    let started = Instant::now();
+    let end_ms = unix_ms() + 75_000;
+    let config = format!(
+        "{}\n{}\nstored\n\n{end_ms}\n4\n{LEASE_MS}\n{}",
+        server.url(),
+        path.display(),
+        stop_path.display()
+    );
+    let mut alive: Vec<_> = (0..PROCESSES).map(|_| worker(&config)).collect();
+    let mut dead = Vec::new();
+    let (mut kills_mid_refresh, mut last_kill) = (0, 0);
+    for _ in 0..KILLS {
+        std::thread::sleep(Duration::from_millis(rng.below(1_500)));
+        // The next refresh: a live lease held by a live worker.
+        let victim = loop {
+            assert!(unix_ms() < end_ms - 10_000, "no refresh to interrupt");
+            if let Some(pid) = live_lease_holder(&lease_path)
+                && let Some(i) = alive.iter().position(|c| c.id() == pid)
+            {
+                break i;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        std::thread::sleep(Duration::from_millis(rng.below(450)));
+        let pid = alive[victim].id();
+        // Still holding it: killed before its save released it.
+        if live_lease_holder(&lease_path) == Some(pid) {
+            kills_mid_refresh += 1;
+        }
+        let mut child = alive.swap_remove(victim);
+        child.kill().unwrap(); // SIGKILL
+        last_kill = unix_ms();
+        dead.push(child);
+        // A replacement starts from the store, as a supervisor would.
+        alive.push(worker(&config));
+    }
+    let kills_done = started.elapsed();
+    // Recovery, then 4 s of calls that must all succeed.
+    let recovered = last_kill + LEASE_MS + TOKEN_TTL * 1_000;
+    std::thread::sleep(Duration::from_millis(recovered + 4_000 - unix_ms()));
+    std::fs::write(&stop_path, b"").unwrap();
+    let (calls, failures, failed_at) = results(alive.into_iter().chain(dead).collect(), true);
+    let counters = server.counters();
+    eprintln!(
+        "{KILLS} kills in {} ms ({kills_mid_refresh} mid-refresh): {calls} calls, \
+         {failures} failed, {:?}, {} reuses",
+        kills_done.as_millis(),
+        counters.grants,
+        counters.refresh_token_reuses
+    );
+    // A reuse only where a killed holder's own refresh died with it: its
+    // rotated token was never stored, and the next holder presented the one
+    // it replaced (once; the client-credentials grant then starts a family).
+    assert!(
+        counters.refresh_token_reuses <= kills_mid_refresh,
+        "{} reuses for {kills_mid_refresh} kills mid-refresh",
+        counters.refresh_token_reuses
+    );
+    // After the last kill, recovery takes at most the lease TTL and a token
+    // lifetime; no survivor's call fails after that.
+    let recovered = last_kill + LEASE_MS + TOKEN_TTL * 1_000;
+    let late: Vec<_> = failed_at.iter().filter(|t| **t > recovered).collect();
+    assert!(
+        late.is_empty(),
+        "{} calls failed after recovery",
+        late.len()
+    );
+    assert!(
+        end_ms > recovered + 5_000,
+        "the run went on well past recovery"
+    );
+    assert!(calls > 1000, "the workers made calls: {calls}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

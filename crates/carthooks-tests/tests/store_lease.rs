@@ -99,3 +99,15 @@ fn processes_sharing_a_file_store_take_turns_by_the_lease() {
     assert_eq!(count(&stored.tokens), total, "no update lost");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_refresh_lease_too_short_to_renew_is_a_config_error() {
+    let built = carthooks_ureq::Client::builder()
+        .refresh_lease_ttl(Duration::from_millis(10))
+        .build();
+    let e = built.unwrap_err();
+    assert!(
+        matches!(&e, carthooks_core::Error::Config(m) if m.contains("refresh_lease_ttl")),
+        "{e}"
+    );
+}
