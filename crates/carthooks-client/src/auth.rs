@@ -186,6 +186,17 @@ impl Persistence {
                 Some(tokens) => (Coordination::Newer(tokens), Some(lease)),
                 None => (Coordination::Leased, Some(lease)),
             },
+            Ok(LeaseAttempt::Lapsed(lease)) => {
+                event!(
+                    warn,
+                    "the previous refresh lease lapsed (its holder died mid-refresh?); \
+                     the stored refresh token may be spent"
+                );
+                match newer() {
+                    Some(tokens) => (Coordination::NewerAfterLapse(tokens), Some(lease)),
+                    None => (Coordination::LeasedAfterLapse, Some(lease)),
+                }
+            }
             Ok(LeaseAttempt::Held { remaining }) => match newer() {
                 Some(tokens) => (Coordination::Newer(tokens), None),
                 None => (Coordination::Held(remaining), None),

@@ -208,9 +208,14 @@ impl<C: BuildClient> ClientBuilder<C> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// let builder = carthooks_client::Client::builder()
-    ///     .refresh_lease_ttl(Duration::from_secs(2));
-    /// # let _ = builder;
+    /// # use std::sync::Arc;
+    /// use carthooks_client::{BuildClient, ClientBuilder, FileTokenStore};
+    ///
+    /// fn shared<C: BuildClient>(builder: ClientBuilder<C>) -> ClientBuilder<C> {
+    ///     builder
+    ///         .token_store(Arc::new(FileTokenStore::new("tokens.json")))
+    ///         .refresh_lease_ttl(Duration::from_secs(2))
+    /// }
     /// ```
     pub fn refresh_lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = Some(ttl);

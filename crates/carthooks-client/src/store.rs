@@ -31,13 +31,16 @@
 //! | call | does |
 //! |---|---|
 //! | [`load_stored`](TokenStore::load_stored)`(identity)` | the set with its version, or `None` — also when the set stored is another identity's: a client never adopts it |
-//! | [`try_lease`](TokenStore::try_lease)`(holder, ttl)` | the refresh lease, if nobody else holds a live one; each grant carries a larger *fence* ([`next_stamp`]) |
+//! | [`try_lease`](TokenStore::try_lease)`(holder, ttl)` | the refresh lease, if nobody else holds a live one; each grant carries a larger *fence* ([`next_stamp`]); [`Lapsed`](LeaseAttempt::Lapsed) when the lease before it was neither saved under nor given back |
 //! | [`renew_lease`](TokenStore::renew_lease)`(lease, ttl)` | extends it while the token request is in flight; `false` once lost |
 //! | [`save_fenced`](TokenStore::save_fenced)`(tokens, identity, lease)` | saves under a larger version ([`next_stamp`]) only if no newer lease was granted since: a holder whose lease lapsed never overwrites a newer set |
 //! | [`release_lease`](TokenStore::release_lease)`(lease)` | gives it back early |
 //!
 //! A client about to refresh takes the lease and re-reads the store first: a
-//! set newer than its own is adopted and nothing is sent. A client that finds
+//! set newer than its own is adopted and nothing is sent. After a lapsed
+//! lease (a holder killed mid-refresh) the stored refresh token may be spent:
+//! an app identity then signs in again with its client credentials instead of
+//! presenting it (which would get the whole token family revoked). A client that finds
 //! the lease held waits for the stored set to change (or the lease to lapse).
 //! Stores that do not coordinate (the trait's defaults) grant every lease and
 //! save unconditionally: one process, as before.
@@ -158,6 +161,10 @@ impl Lease {
 pub enum LeaseAttempt {
     /// The lease is yours until its TTL runs out (renew it meanwhile).
     Granted(Lease),
+    /// Granted, but the lease before it *lapsed*: its holder neither saved
+    /// under it nor gave it back (it died, or hung), so the stored set's
+    /// refresh token may have been presented — and rotated — already.
+    Lapsed(Lease),
     /// Someone else holds it, for this long at most unless they renew it.
     Held {
         /// Time left on their lease.
@@ -567,6 +574,11 @@ impl TokenStore for FileTokenStore {
                 Ok(disk) => disk.and_then(|d| d.store).map_or(0, |m| m.fence),
                 Err(_) => 0,
             };
+            // Given back, a lease's expiry is 0; saved under, the set has its
+            // fence. Neither: its holder died or hung holding it.
+            let lapsed = current
+                .as_ref()
+                .is_some_and(|l| l.expires_at != 0 && l.fence > saved_fence);
             let fence = next_stamp(current.map_or(0, |l| l.fence).max(saved_fence));
             Self::write_lease(
                 &target,
@@ -576,10 +588,15 @@ impl TokenStore for FileTokenStore {
                     expires_at: now.saturating_add(ttl.as_millis() as u64),
                 },
             )?;
-            Ok(LeaseAttempt::Granted(Lease {
+            let lease = Lease {
                 fence,
                 holder: holder.to_owned(),
-            }))
+            };
+            Ok(if lapsed {
+                LeaseAttempt::Lapsed(lease)
+            } else {
+                LeaseAttempt::Granted(lease)
+            })
         })
     }
 
@@ -814,8 +831,10 @@ mod tests {
             panic!("granted");
         };
         std::thread::sleep(std::time::Duration::from_millis(120));
-        let LeaseAttempt::Granted(fast) = store.try_lease("fast", short * 100).unwrap() else {
-            panic!("a lapsed lease is granted to the next");
+        // The slow holder neither saved nor gave its lease back: the next is
+        // told, since the stored refresh token may be spent.
+        let LeaseAttempt::Lapsed(fast) = store.try_lease("fast", short * 100).unwrap() else {
+            panic!("a lapsed lease is granted to the next, as lapsed");
         };
         let SaveAttempt::Saved { version } = store.save_fenced(&tokens(2), "id", &fast).unwrap()
         else {

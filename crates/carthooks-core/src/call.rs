@@ -39,7 +39,7 @@
 //! | `Authorize { waited }` | poll | `Api` (token ready), `Token` (this call fetches), `Waiting` (another call does), `Finished` (no way to a token, deadline) | — |
 //! | `Waiting(ticket)` | poll | `Authorize { waited: ticket }` | `WaitFlight` |
 //! | `Token`, ready, to coordinate | poll | `Token`, asked | `Coordinate` |
-//! | `Token`, asked | handle_coordination | `Authorize` (a newer stored set adopted: nothing sent), `Token` backing off and to coordinate again (lease held elsewhere; store unavailable, for up to [`STORE_GRACE`]), `Api` with the old token (store unavailable, token still valid), `Token` ready (the lease, or no store) | — |
+//! | `Token`, asked | handle_coordination | `Authorize` (a newer stored set adopted: nothing sent), `Token` backing off and to coordinate again (lease held elsewhere; store unavailable, for up to [`STORE_GRACE`]), `Api` with the old token (store unavailable, token still valid), `Token` ready (the lease, or no store; after a lapsed lease, the app's own grant instead of a suspect refresh token) | — |
 //! | `Token`, ready | poll | `Token`, sent | `Send(token request)` |
 //! | `Token`, sent | handle | `Token` backing off (retryable), `Saving` (tokens), `Api` (failed, old token still valid), `Authorize { waited }` (failed: the machine says whether another grant takes over), `Finished` (a grant failed) | — |
 //! | `Token`, backing off | poll | `Token`, ready | `Sleep` |
@@ -115,6 +115,18 @@ pub enum Coordination {
     Newer(OAuthTokens),
     /// The refresh lease is this call's: send the token request.
     Leased,
+    /// The refresh lease is this call's, but the one before it lapsed: its
+    /// holder died (or hung) mid-refresh, so the refresh token in the store
+    /// may be spent. A set the app's own grant stands behind is obtained by
+    /// that grant instead (see
+    /// [`TokenMachine::replace_suspect_refresh`](crate::TokenMachine::replace_suspect_refresh));
+    /// otherwise as [`Leased`](Self::Leased).
+    LeasedAfterLapse,
+    /// As [`LeasedAfterLapse`](Self::LeasedAfterLapse), with a newer set in
+    /// the store — the one whose refresh token the lapsed holder may have
+    /// spent. The app's own grant replaces it where it can; otherwise the set
+    /// is adopted as with [`Newer`](Self::Newer).
+    NewerAfterLapse(OAuthTokens),
     /// Another process holds the lease, for `remaining` at most: wait a little
     /// and ask again (its new set will be in the store).
     Held(Duration),
@@ -512,6 +524,35 @@ impl<'a, T> Call<'a, T> {
                         flight.coord = Coord::Ask;
                         flight.phase = Phase::Backoff(delay);
                         State::Token(flight)
+                    }
+                }
+                Coordination::LeasedAfterLapse | Coordination::NewerAfterLapse(_) => {
+                    let replaced = self
+                        .engine
+                        .write()
+                        .replace_suspect_refresh(&mut flight.ticket);
+                    match (replaced, outcome) {
+                        (Ok(Some(request)), _) => {
+                            flight.request = request.to_http(&self.engine.settings().base_url);
+                            flight.coord = Coord::Done;
+                            State::Token(flight)
+                        }
+                        (Ok(None), Coordination::NewerAfterLapse(tokens))
+                            if matches!(self.goal, Goal::Api(_)) =>
+                        {
+                            match self.engine.adopt(flight.ticket, tokens) {
+                                Ok(_) => State::Authorize { waited: None },
+                                Err(e) => State::Finished(Err(self.redact(e))),
+                            }
+                        }
+                        (Ok(None), _) => {
+                            flight.coord = Coord::Done;
+                            State::Token(flight)
+                        }
+                        (Err(e), _) => {
+                            self.release(State::Token(flight));
+                            State::Finished(Err(self.redact(e)))
+                        }
                     }
                 }
                 Coordination::Unavailable => {

@@ -515,6 +515,39 @@ impl TokenMachine {
         self.install_inner(tokens, now)
     }
 
+    /// The flight's refresh token may already have been presented: a shared
+    /// store's previous refresh lease lapsed — its holder died or hung before
+    /// storing what the server answered — and the server rotated the token
+    /// then. Presenting it again would get the whole token family revoked
+    /// (reuse detection), every other process's access token with it. When
+    /// the app's own grant stands behind the set (client credentials, the
+    /// same identity), the flight switches to that grant and the refresh
+    /// token is dropped: the new token request is returned. Otherwise (a
+    /// user's tokens) `None`: the refresh goes ahead, since it is the only way
+    /// back short of signing in again, and a spent token then fails with a
+    /// typed error, once.
+    pub fn replace_suspect_refresh(
+        &mut self,
+        ticket: &mut FlightTicket,
+    ) -> Result<Option<OAuthTokenRequest>> {
+        let Some(flight) = self.flight.as_mut().filter(|f| f.id == ticket.id) else {
+            return Err(Error::InvalidState(
+                "token flight is not this machine's current one",
+            ));
+        };
+        let Some(repeatable) = self.repeatable.clone() else {
+            return Ok(None);
+        };
+        if !matches!(flight.grant, Grant::RefreshToken { .. }) || !self.refresh_from_repeatable {
+            return Ok(None);
+        }
+        flight.grant = repeatable.clone();
+        ticket.is_refresh = false;
+        self.refresh_token = None;
+        self.refresh_from_repeatable = false;
+        self.token_request(repeatable).map(Some)
+    }
+
     /// Ends a flight with a set another process stored while this one was about
     /// to send its token request (a store shared by processes): the set is
     /// installed as it is (its refresh token replaces this machine's, which the

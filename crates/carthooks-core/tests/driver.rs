@@ -30,14 +30,23 @@ struct World {
 }
 
 fn world(configure: impl FnOnce(&mut CallSettings)) -> World {
+    world_with(|_| {}, configure)
+}
+
+/// A [`world`] whose machine `prepare` sets up first (at `NOW`).
+fn world_with(
+    prepare: impl FnOnce(&mut TokenMachine),
+    configure: impl FnOnce(&mut CallSettings),
+) -> World {
     let clock = Arc::new(ManualClock::new(NOW));
     let mut settings = CallSettings::new(BaseUrl::parse("https://api.test").unwrap());
     settings.retry = RetryPolicy::default().with_base_delay(Duration::from_millis(100));
     configure(&mut settings);
-    let machine = TokenMachine::new(
+    let mut machine = TokenMachine::new(
         MachineConfig::default(),
         Some(("cid".into(), ClientSecret::new("client-secret-1"))),
     );
+    prepare(&mut machine);
     let flight_ends = Arc::new(AtomicUsize::new(0));
     let notes = Arc::new(Mutex::new(Vec::new()));
     let (ends, log) = (Arc::clone(&flight_ends), Arc::clone(&notes));
@@ -833,4 +842,51 @@ fn a_grant_without_a_refresh_token_does_not_wait_for_a_store_that_is_down() {
     assert!(matches!(call.poll(w.t0), Output::Coordinate));
     call.handle_coordination(Coordination::Unavailable, w.t0);
     assert_eq!(expect_send(call.poll(w.t0)).uri().path(), "/oauth/token");
+}
+
+#[test]
+fn after_a_lapsed_lease_the_apps_grant_replaces_a_refresh_token_that_may_be_spent() {
+    // The app's own set (client credentials): its grant stands behind it.
+    let w = expired(|s| s.coordinate = true);
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0), Output::Coordinate));
+    call.handle_coordination(Coordination::LeasedAfterLapse, w.t0);
+    let request = expect_send(call.poll(w.t0));
+    let body = String::from_utf8(request.body().clone()).unwrap();
+    assert!(body.contains("grant_type=client_credentials"), "{body}");
+    assert!(!body.contains("rt-1"), "the suspect token is never sent");
+    call.handle(Ok(token("at-2", Some("rt-2"), 3_600)), w.t0);
+    let (result, _) = run(&mut call, w.t0, [Ok(me())]);
+    assert!(result.is_ok());
+
+    // A user's set (only a refresh token): the refresh is the only way back,
+    // so it goes ahead.
+    let w = world_with(
+        |m| {
+            let user = stored_set("at-u", "rt-u", NOW + 10);
+            m.install(user, NOW).unwrap();
+        },
+        |s| s.coordinate = true,
+    );
+    w.clock.advance(Duration::from_secs(60));
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0), Output::Coordinate));
+    call.handle_coordination(Coordination::LeasedAfterLapse, w.t0);
+    let body = String::from_utf8(expect_send(call.poll(w.t0)).body().clone()).unwrap();
+    assert!(body.contains("refresh_token=rt-u"), "{body}");
+}
+
+#[test]
+fn after_a_lapsed_lease_a_newer_stored_set_is_not_adopted_by_an_app() {
+    // The newer set in the store is the one whose refresh token the dead
+    // holder presented: adopting it would only postpone the reuse.
+    let w = expired(|s| s.coordinate = true);
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0), Output::Coordinate));
+    let mut suspect = stored_set("at-9", "rt-9", NOW + 3_600 + 600);
+    suspect.identity = w.engine.current_tokens().unwrap().identity;
+    call.handle_coordination(Coordination::NewerAfterLapse(suspect), w.t0);
+    let body = String::from_utf8(expect_send(call.poll(w.t0)).body().clone()).unwrap();
+    assert!(body.contains("grant_type=client_credentials"), "{body}");
+    assert!(!body.contains("rt-9") && !body.contains("rt-1"));
 }

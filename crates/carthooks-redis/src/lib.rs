@@ -16,15 +16,17 @@
 //!
 //! # Keys
 //!
-//! Everything lives under `carthooks:{namespace}:` (the namespace is what you
+//! Everything lives under `carthooks:{NAMESPACE}:` (NAMESPACE is what you
 //! give [`RedisTokenStore::open`]; the OAuth client id is a good one, plus the
-//! identity if one client acts as several):
+//! identity if one client acts as several). The braces are literal: a Redis
+//! Cluster hash tag, so one store's keys share a slot, as its scripts need.
 //!
 //! | key | holds |
 //! |---|---|
 //! | `…:set` | a hash: `tokens` (JSON), `version`, `fence`, `identity` |
 //! | `…:lease` | `{fence}\|{holder}`, with a TTL (`SET … PX`) |
 //! | `…:fence` | the last fence handed out |
+//! | `…:settled` | the last fence saved under or given back (a lease handed out after an unsettled one is [`LeaseAttempt::Lapsed`]) |
 //!
 //! Fences and versions are stamps (`carthooks_client::next_stamp`, on Redis'
 //! clock: `TIME`): they grow like counters, and still grow after a restart
@@ -83,7 +85,9 @@ end
 ";
 
 /// Grants the lease if none is live, or extends it for its own holder.
-/// KEYS: lease, fence. ARGV: holder, ttl ms. Returns {1, fence} or {0, pttl}.
+/// KEYS: lease, fence, settled. ARGV: holder, ttl ms. Returns {1, fence},
+/// {2, fence} (granted, but the lease before it lapsed: the last fence handed
+/// out was neither saved under nor given back) or {0, pttl}.
 const TRY_LEASE: &str = r"
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -94,9 +98,14 @@ if current then
   end
   return {0, redis.call('PTTL', KEYS[1])}
 end
-local fence = stamp(tonumber(redis.call('GET', KEYS[2]) or '0'))
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local settled = tonumber(redis.call('GET', KEYS[3]) or '0')
+local fence = stamp(last)
 redis.call('SET', KEYS[2], fence)
 redis.call('SET', KEYS[1], fence .. '|' .. ARGV[1], 'PX', ARGV[2])
+if last > settled then
+  return {2, tonumber(fence)}
+end
 return {1, tonumber(fence)}
 ";
 
@@ -109,16 +118,28 @@ end
 return 0
 ";
 
-/// Deletes the lease if it is still `ARGV[1]`. KEYS: lease. ARGV: value.
+/// Marks fence `f` settled (saved under or given back), keeping the largest.
+const SETTLE: &str = r"
+local function settle(key, f)
+  if tonumber(redis.call('GET', key) or '0') < tonumber(f) then
+    redis.call('SET', key, f)
+  end
+end
+";
+
+/// Deletes the lease if it is still `ARGV[1]`, and settles its fence.
+/// KEYS: lease, settled. ARGV: value, fence.
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  settle(KEYS[2], ARGV[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0
 ";
 
-/// Saves unless a lease newer than `ARGV[1]` was granted. KEYS: fence, set.
-/// ARGV: fence, identity, tokens. Returns the new version, or -1.
+/// Saves unless a lease newer than `ARGV[1]` was granted, and settles it.
+/// KEYS: fence, set, settled. ARGV: fence, identity, tokens. Returns the new
+/// version, or -1.
 const SAVE_FENCED: &str = r"
 local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
 if latest > tonumber(ARGV[1]) then
@@ -126,6 +147,7 @@ if latest > tonumber(ARGV[1]) then
 end
 local version = stamp(tonumber(redis.call('HGET', KEYS[2], 'version') or '0'))
 redis.call('HSET', KEYS[2], 'version', version, 'fence', ARGV[1], 'identity', ARGV[2], 'tokens', ARGV[3])
+settle(KEYS[3], ARGV[1])
 return tonumber(version)
 ";
 
@@ -138,6 +160,7 @@ pub struct RedisTokenStore {
     set: String,
     lease: String,
     fence: String,
+    settled: String,
     scripts: Scripts,
 }
 
@@ -171,7 +194,8 @@ fn io(e: &redis::RedisError) -> std::io::Error {
 
 impl RedisTokenStore {
     /// A store at `url` (`redis://[:password@]host:port/db`) under
-    /// `carthooks:{namespace}:`. Nothing is sent until the store is used.
+    /// `carthooks:{namespace}:` (braces included). Nothing is sent until the
+    /// store is used.
     pub fn open(url: &str, namespace: &str) -> std::io::Result<Self> {
         let client = redis::Client::open(url).map_err(|e| {
             std::io::Error::new(
@@ -179,18 +203,21 @@ impl RedisTokenStore {
                 format!("redis URL: {:?}", e.kind()),
             )
         })?;
-        let prefix = format!("carthooks:{namespace}");
+        // The namespace in braces is a hash tag: every key of one store lives in
+        // one Redis Cluster slot, as a multi-key script needs.
+        let prefix = format!("carthooks:{{{namespace}}}");
         Ok(Self {
             client,
             connection: Mutex::new(None),
             set: format!("{prefix}:set"),
             lease: format!("{prefix}:lease"),
             fence: format!("{prefix}:fence"),
+            settled: format!("{prefix}:settled"),
             scripts: Scripts {
                 try_lease: redis::Script::new(&format!("{STAMP}{TRY_LEASE}")),
                 renew: redis::Script::new(RENEW),
-                release: redis::Script::new(RELEASE),
-                save_fenced: redis::Script::new(&format!("{STAMP}{SAVE_FENCED}")),
+                release: redis::Script::new(&format!("{SETTLE}{RELEASE}")),
+                save_fenced: redis::Script::new(&format!("{STAMP}{SETTLE}{SAVE_FENCED}")),
             },
         })
     }
@@ -305,16 +332,17 @@ impl TokenStore for RedisTokenStore {
                 .try_lease
                 .key(&self.lease)
                 .key(&self.fence)
+                .key(&self.settled)
                 .arg(holder)
                 .arg(ttl.as_millis().max(1) as u64)
                 .invoke(c)
         })?;
-        Ok(if granted == 1 {
-            LeaseAttempt::Granted(Lease::new(n as u64, holder))
-        } else {
-            LeaseAttempt::Held {
+        Ok(match granted {
+            1 => LeaseAttempt::Granted(Lease::new(n as u64, holder)),
+            2 => LeaseAttempt::Lapsed(Lease::new(n as u64, holder)),
+            _ => LeaseAttempt::Held {
                 remaining: Duration::from_millis(n.max(0) as u64),
-            }
+            },
         })
     }
 
@@ -335,7 +363,9 @@ impl TokenStore for RedisTokenStore {
             self.scripts
                 .release
                 .key(&self.lease)
+                .key(&self.settled)
                 .arg(Self::lease_value(lease))
+                .arg(lease.fence)
                 .invoke(c)
         })?;
         Ok(())
@@ -353,6 +383,7 @@ impl TokenStore for RedisTokenStore {
                 .save_fenced
                 .key(&self.fence)
                 .key(&self.set)
+                .key(&self.settled)
                 .arg(lease.fence)
                 .arg(identity)
                 .arg(&json)

@@ -364,16 +364,16 @@ fn a_refresh_slower_than_the_lease_keeps_the_lease_and_nothing_is_replayed() {
 }
 
 #[test]
-fn the_lease_holder_killed_mid_refresh_costs_one_reuse_and_the_fleet_recovers() {
+fn the_lease_holder_killed_mid_refresh_costs_no_reuse_and_the_fleet_recovers() {
     let out = fleet(true, Trouble::HolderKilled);
     let killed_at = out.killed_at.unwrap();
     // The killed process's refresh was the server's last use of that refresh
-    // token; the next holder presents it again (once), the family is revoked,
-    // and the client-credentials grant takes over: a new family.
-    assert!(
-        out.counters.refresh_token_reuses <= 1,
-        "{} reuses",
-        out.counters.refresh_token_reuses
+    // token. The next holder learns the lease lapsed, and — the app's own
+    // identity — gets a new set with the client credentials instead of
+    // presenting the spent token (which would revoke the whole family).
+    assert_eq!(
+        out.counters.refresh_token_reuses, 0,
+        "the suspect refresh token was not presented"
     );
     assert!(out.counters.grant("client_credentials") <= 3);
     // Recovery within the lease TTL, plus a token lifetime for the calls
@@ -456,6 +456,9 @@ impl Rng {
     }
 }
 
+/// SIGKILL of the lease holder, 20 times at random points of its refresh
+/// (before the token request, while its answer is out, after the save), each
+/// time with a replacement started from the store, as a supervisor would.
 #[test]
 fn twenty_kills_of_the_lease_holder_at_random_points_replay_nothing_else() {
     const KILLS: usize = 20;
@@ -536,27 +539,23 @@ fn twenty_kills_of_the_lease_holder_at_random_points_replay_nothing_else() {
         counters.grants,
         counters.refresh_token_reuses
     );
-    // A reuse only where a killed holder's own refresh died with it: its
-    // rotated token was never stored, and the next holder presented the one
-    // it replaced (once; the client-credentials grant then starts a family).
-    assert!(
-        counters.refresh_token_reuses <= kills_mid_refresh,
-        "{} reuses for {kills_mid_refresh} kills mid-refresh",
-        counters.refresh_token_reuses
+    // A killed holder's refresh may have died after the server rotated the
+    // refresh token: the next holder is told its lease came after a lapse and,
+    // this being the app's own identity, signs in again with the client
+    // credentials instead of presenting the suspect token. So not one reuse
+    // (which would revoke every process's tokens), and no call fails.
+    assert_eq!(
+        counters.refresh_token_reuses, 0,
+        "no refresh token replayed"
     );
-    // After the last kill, recovery takes at most the lease TTL and a token
-    // lifetime; no survivor's call fails after that.
-    let recovered = last_kill + LEASE_MS + TOKEN_TTL * 1_000;
+    assert_eq!(failures, 0, "no call failed");
     let late: Vec<_> = failed_at.iter().filter(|t| **t > recovered).collect();
     assert!(
         late.is_empty(),
         "{} calls failed after recovery",
         late.len()
     );
-    assert!(
-        end_ms > recovered + 5_000,
-        "the run went on well past recovery"
-    );
+    assert!(end_ms > unix_ms(), "stopped by the test, not by the clock");
     assert!(calls > 1000, "the workers made calls: {calls}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

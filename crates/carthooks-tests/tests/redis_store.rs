@@ -80,15 +80,37 @@ fn a_lease_that_lapses_goes_to_the_next_holder() {
         panic!("granted");
     };
     std::thread::sleep(Duration::from_millis(250));
-    let LeaseAttempt::Granted(next) = store.try_lease("next", Duration::from_secs(5)).unwrap()
+    // Neither saved under nor given back: the next holder is told.
+    let LeaseAttempt::Lapsed(next) = store.try_lease("next", Duration::from_secs(5)).unwrap()
     else {
-        panic!("a lapsed lease is granted to the next");
+        panic!("a lapsed lease is granted to the next, as lapsed");
     };
     assert!(next.fence > slow.fence);
     assert_eq!(
         store.save_fenced(&set(1), "id", &slow).unwrap(),
         SaveAttempt::Fenced
     );
+    // Saved under, then left to lapse: settled, so the next is a plain grant.
+    store.save_fenced(&set(2), "id", &next).unwrap();
+    assert!(store.renew_lease(&next, Duration::from_millis(10)).unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    let LeaseAttempt::Granted(third) = store.try_lease("third", Duration::from_millis(10)).unwrap()
+    else {
+        panic!("a lease saved under is settled");
+    };
+    // Left to lapse without a save or a release: the next is told.
+    std::thread::sleep(Duration::from_millis(50));
+    let LeaseAttempt::Lapsed(fourth) = store.try_lease("fourth", Duration::from_secs(5)).unwrap()
+    else {
+        panic!("lapsed");
+    };
+    assert!(fourth.fence > third.fence);
+    // Given back: settled too.
+    store.release_lease(&fourth).unwrap();
+    assert!(matches!(
+        store.try_lease("fifth", Duration::from_secs(5)).unwrap(),
+        LeaseAttempt::Granted(_)
+    ));
 }
 
 #[test]
