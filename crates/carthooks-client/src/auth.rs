@@ -38,8 +38,11 @@ pub(crate) struct Persistence {
     callback: Option<TokenCallback>,
     /// Whose tokens these are, in a shared store (the OAuth client id).
     identity: String,
-    /// This client, as a lease holder.
+    /// This client, as a lease holder: each call that coordinates holds
+    /// leases as `{holder}-{n}` (a lease is one flight's, never shared by two
+    /// calls of one client).
     holder: String,
+    calls: AtomicU64,
     /// How long its leases last unless renewed.
     lease_ttl: Duration,
     /// The store version of the set in use (0: none, or not versioned).
@@ -70,6 +73,7 @@ impl Persistence {
             callback,
             identity,
             holder,
+            calls: AtomicU64::new(0),
             lease_ttl,
             version: AtomicU64::new(0),
             failure: Mutex::new(None),
@@ -146,19 +150,30 @@ impl Persistence {
     /// [`Coordination::Unavailable`]: the current token is kept while valid,
     /// and an expired one is refreshed in-process after a short grace.
     ///
-    /// `before` is the lease the call held until now: given back, unless the
-    /// store handed the same one again (its holder asked again).
+    /// `before` is the lease the call held until now: asked for again under
+    /// the same holder (the store extends it), and given back if the store
+    /// handed out another.
     pub(crate) fn coordinate(&self, before: Option<Lease>) -> (Coordination, Option<Lease>) {
-        let (outcome, held) = self.coordinate_guarded();
+        let holder = before.as_ref().map_or_else(
+            || {
+                format!(
+                    "{}-{}",
+                    self.holder,
+                    self.calls.fetch_add(1, Ordering::Relaxed)
+                )
+            },
+            |lease| lease.holder.clone(),
+        );
+        let (outcome, held) = self.coordinate_guarded(&holder);
         if let Some(before) = before.filter(|before| held.as_ref() != Some(before)) {
             self.release(&before);
         }
         (outcome, held)
     }
 
-    fn coordinate_guarded(&self) -> (Coordination, Option<Lease>) {
+    fn coordinate_guarded(&self, holder: &str) -> (Coordination, Option<Lease>) {
         // A store of the user's that panics is a store that failed.
-        catch_unwind(AssertUnwindSafe(|| self.coordinate_inner())).unwrap_or_else(|_| {
+        catch_unwind(AssertUnwindSafe(|| self.coordinate_inner(holder))).unwrap_or_else(|_| {
             self.record(
                 StoreOperation::Lease,
                 &std::io::Error::other("token store panicked"),
@@ -167,7 +182,7 @@ impl Persistence {
         })
     }
 
-    fn coordinate_inner(&self) -> (Coordination, Option<Lease>) {
+    fn coordinate_inner(&self, holder: &str) -> (Coordination, Option<Lease>) {
         let Some(store) = &self.store else {
             return (Coordination::Proceed, None);
         };
@@ -178,10 +193,10 @@ impl Persistence {
                 stored.tokens
             })
         };
-        match store.try_lease(&self.holder, self.lease_ttl) {
+        match store.try_lease(holder, self.lease_ttl) {
             // The lease is kept with a newer set too: an explicit grant does
-            // not adopt, and saves under it; an adopting call gives it back
-            // when it ends.
+            // not adopt, and saves under it; an adopting call's loop gives it
+            // back at once (the call no longer holds the flight).
             Ok(LeaseAttempt::Granted(lease)) => match newer() {
                 Some(tokens) => (Coordination::Newer(tokens), Some(lease)),
                 None => (Coordination::Leased, Some(lease)),

@@ -92,10 +92,17 @@ impl<T: BlockingTransport> BlockingClient<T> {
     /// The I/O loop around the sans-IO driver: does what it asks until it is done.
     fn drive<O>(&self, call: &mut Call<'_, O>) -> Result<O> {
         let inner = &*self.inner;
-        // The shared store's refresh lease, while this call holds one.
+        // The shared store's refresh lease, while this call holds the token
+        // flight; given back as soon as it does not.
         let mut lease: Option<Lease> = None;
-        let result = loop {
-            match call.poll(Instant::now()) {
+        loop {
+            let output = call.poll(Instant::now());
+            if !call.holds_flight()
+                && let Some(held) = lease.take()
+            {
+                inner.persistence.release(&held);
+            }
+            match output {
                 Output::Send(request) => {
                     let answer = match &lease {
                         None => inner.transport.send(request),
@@ -127,11 +134,7 @@ impl<T: BlockingTransport> BlockingClient<T> {
                 Output::Deliver => inner.persistence.deliver_job(&inner.engine)(),
                 Output::Done(result) => break result,
             }
-        };
-        if let Some(held) = lease {
-            inner.persistence.release(&held);
         }
-        result
     }
 
     /// Sends a token request while another thread renews the store's refresh

@@ -98,11 +98,23 @@ impl<T: Transport> Client<T> {
     /// The I/O loop around the sans-IO driver: does what it asks until it is done.
     async fn drive<O>(&self, call: &mut Call<'_, O>) -> Result<O> {
         let inner = &*self.inner;
-        // The shared store's refresh lease, while this call holds one (from
-        // `Coordinate` to `Save`). A call dropped meanwhile leaves it to lapse.
+        // The shared store's refresh lease, while this call holds the token
+        // flight (from `Coordinate` to `Save`); given back as soon as it does
+        // not (it adopted a stored set, its token request failed, it is done).
+        // A call dropped meanwhile leaves it to lapse.
         let mut lease: Option<Lease> = None;
-        let result = loop {
-            match call.poll(Instant::now()) {
+        loop {
+            let output = call.poll(Instant::now());
+            if !call.holds_flight()
+                && let Some(held) = lease.take()
+            {
+                let persistence = Arc::clone(&inner.persistence);
+                inner
+                    .transport
+                    .run_blocking(Box::new(move || persistence.release(&held)))
+                    .await;
+            }
+            match output {
                 Output::Send(request) => {
                     let answer = match &lease {
                         None => inner.transport.send(request).await,
@@ -153,16 +165,7 @@ impl<T: Transport> Client<T> {
                 }
                 Output::Done(result) => break result,
             }
-        };
-        if let Some(held) = lease {
-            // The token request failed: the next holder need not wait it out.
-            let persistence = Arc::clone(&inner.persistence);
-            inner
-                .transport
-                .run_blocking(Box::new(move || persistence.release(&held)))
-                .await;
         }
-        result
     }
 
     /// Sends a token request while renewing the store's refresh lease every

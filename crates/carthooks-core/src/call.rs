@@ -293,6 +293,13 @@ impl<'a, T> Call<'a, T> {
         }
     }
 
+    /// True while this call holds the token flight (from the token request's
+    /// `Coordinate` to its `Save`): a shared store's refresh lease is needed
+    /// only then, and a loop gives it back as soon as this turns false.
+    pub fn holds_flight(&self) -> bool {
+        matches!(self.state, State::Token(_) | State::Saving(..))
+    }
+
     /// API requests sent so far (token requests not counted).
     pub fn attempts(&self) -> u32 {
         self.attempts
@@ -537,8 +544,11 @@ impl<'a, T> Call<'a, T> {
                             flight.coord = Coord::Done;
                             State::Token(flight)
                         }
+                        // A refresh nothing stands behind (a user's): the
+                        // newer set, suspect or not, is the only way on. A
+                        // flight that is a grant already sends it instead.
                         (Ok(None), Coordination::NewerAfterLapse(tokens))
-                            if matches!(self.goal, Goal::Api(_)) =>
+                            if matches!(self.goal, Goal::Api(_)) && flight.ticket.is_refresh() =>
                         {
                             match self.engine.adopt(flight.ticket, tokens) {
                                 Ok(_) => State::Authorize { waited: None },

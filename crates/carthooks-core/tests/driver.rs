@@ -606,7 +606,9 @@ fn stored_set(access: &str, refresh: &str, expires_at: u64) -> OAuthTokens {
 fn a_newer_set_in_the_shared_store_is_adopted_and_no_token_request_is_sent() {
     let w = expired(|s| s.coordinate = true);
     let mut call = w.call_me();
+    assert!(!call.holds_flight());
     assert!(matches!(call.poll(w.t0), Output::Coordinate));
+    assert!(call.holds_flight(), "the lease is this flight's");
     // Another process refreshed meanwhile (with rt-1, which is now used up).
     let unix = NOW + 3_600;
     call.handle_coordination(
@@ -614,6 +616,10 @@ fn a_newer_set_in_the_shared_store_is_adopted_and_no_token_request_is_sent() {
         w.t0,
     );
     let request = expect_send(call.poll(w.t0));
+    assert!(
+        !call.holds_flight(),
+        "adopted: the flight is over, the lease goes back"
+    );
     assert_eq!(request.uri().path(), "/v1/me");
     assert_eq!(bearer(&request), "Bearer at-9");
     call.handle(Ok(me()), w.t0);
@@ -889,4 +895,38 @@ fn after_a_lapsed_lease_a_newer_stored_set_is_not_adopted_by_an_app() {
     let body = String::from_utf8(expect_send(call.poll(w.t0)).body().clone()).unwrap();
     assert!(body.contains("grant_type=client_credentials"), "{body}");
     assert!(!body.contains("rt-9") && !body.contains("rt-1"));
+}
+
+#[test]
+fn after_a_lapsed_lease_a_grant_in_flight_is_sent_and_a_users_refresh_adopts() {
+    // The app's set has no refresh token: the flight is the grant itself,
+    // sent as it is — the suspect stored set is not adopted.
+    let w = world(|s| s.coordinate = true);
+    let mut call = Call::grant(&w.engine, app_grant(), w.t0);
+    let (tokens, _) = run(&mut call, w.t0, [Ok(token("at-1", None, 3_600))]);
+    assert!(tokens.unwrap().refresh_token.is_none());
+    w.clock.advance(Duration::from_secs(3_600));
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0), Output::Coordinate));
+    let suspect = stored_set("at-9", "rt-9", NOW + 7_200);
+    call.handle_coordination(Coordination::NewerAfterLapse(suspect), w.t0);
+    let body = String::from_utf8(expect_send(call.poll(w.t0)).body().clone()).unwrap();
+    assert!(body.contains("grant_type=client_credentials"), "{body}");
+
+    // A user's set: nothing stands behind its refresh token, so the newer
+    // stored set is adopted (and used while valid).
+    let w = world_with(
+        |m| {
+            m.install(stored_set("at-u", "rt-u", NOW + 10), NOW)
+                .unwrap();
+        },
+        |s| s.coordinate = true,
+    );
+    w.clock.advance(Duration::from_secs(60));
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0), Output::Coordinate));
+    let newer = stored_set("at-u2", "rt-u2", NOW + 3_600);
+    call.handle_coordination(Coordination::NewerAfterLapse(newer), w.t0);
+    let request = expect_send(call.poll(w.t0));
+    assert_eq!(bearer(&request), "Bearer at-u2");
 }
