@@ -11,7 +11,8 @@
 //!   files a crate needs and nothing it should not ship.
 //! - `ci` — what `.ci/run` runs: fmt check, clippy with `-D warnings`, `deps`, tests.
 //! - `bench [ROUNDS] [REQUESTS]` — the criterion hot-path benchmarks, then the
-//!   end-to-end comparison with raw reqwest / ureq (release builds).
+//!   end-to-end comparison with raw reqwest / ureq, the shared token stores
+//!   and the watcher (release builds).
 //! - `build-cost` — dependency counts and clean-build times of the facade, default
 //!   features and ureq only (in a scratch target directory).
 //! - `fuzz [SECONDS]` — runs each libFuzzer target in `fuzz/` for SECONDS (default
@@ -254,6 +255,18 @@ fn bench(extra: Vec<String>) -> Result<(), String> {
     ];
     args.extend(extra.iter().map(String::as_str));
     cargo(&args)?;
+    // The shared token stores: calls/s with a fresh token (the hot path must
+    // not touch the store) and refresh latency with the lease against none.
+    cargo(&[
+        "run",
+        "--locked",
+        "--release",
+        "-q",
+        "-p",
+        "carthooks-bench",
+        "--bin",
+        "store",
+    ])?;
     // The watcher: its own cost against a hand-written aws-sdk-sqs loop, then
     // wall clock against the Python SDK's watcher on moto.
     cargo(&[

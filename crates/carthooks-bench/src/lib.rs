@@ -151,5 +151,11 @@ pub fn cpu_ns() -> u64 {
         .sum()
 }
 
+/// The median of `v` (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
 /// Shared so the async tasks can clone it cheaply.
 pub type Shared<T> = Arc<T>;

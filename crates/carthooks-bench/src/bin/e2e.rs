@@ -20,14 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use carthooks_bench::{
-    APP, COLLECTION, CannedServer, RawEnvelope, TOKEN, cpu_ns, page_body, query, raw_url,
+    APP, COLLECTION, CannedServer, RawEnvelope, TOKEN, cpu_ns, median, page_body, query, raw_url,
 };
 use carthooks_core::ManualClock;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
