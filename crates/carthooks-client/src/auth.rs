@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use carthooks_core::{Coordination, Engine, OAuthTokens, TokenCallback};
+use carthooks_core::{Coordination, Engine, OAuthTokens, TokenCallback, TokenIdentity};
 
 use crate::log::event;
 use crate::store::{
@@ -153,7 +153,15 @@ impl Persistence {
     /// `before` is the lease the call held until now: asked for again under
     /// the same holder (the store extends it), and given back if the store
     /// handed out another.
-    pub(crate) fn coordinate(&self, before: Option<Lease>) -> (Coordination, Option<Lease>) {
+    ///
+    /// `identity` is whom the set in use acts for: a stored set that acts for
+    /// someone else (a user's where this client acts as the app, or the
+    /// reverse) is never adopted, and the mix-up is reported.
+    pub(crate) fn coordinate(
+        &self,
+        before: Option<Lease>,
+        identity: Option<TokenIdentity>,
+    ) -> (Coordination, Option<Lease>) {
         let holder = before.as_ref().map_or_else(
             || {
                 format!(
@@ -164,30 +172,57 @@ impl Persistence {
             },
             |lease| lease.holder.clone(),
         );
-        let (outcome, held) = self.coordinate_guarded(&holder);
+        let (outcome, held) = self.coordinate_guarded(&holder, identity);
         if let Some(before) = before.filter(|before| held.as_ref() != Some(before)) {
             self.release(&before);
         }
         (outcome, held)
     }
 
-    fn coordinate_guarded(&self, holder: &str) -> (Coordination, Option<Lease>) {
+    fn coordinate_guarded(
+        &self,
+        holder: &str,
+        identity: Option<TokenIdentity>,
+    ) -> (Coordination, Option<Lease>) {
         // A store of the user's that panics is a store that failed.
-        catch_unwind(AssertUnwindSafe(|| self.coordinate_inner(holder))).unwrap_or_else(|_| {
-            self.record(
-                StoreOperation::Lease,
-                &std::io::Error::other("token store panicked"),
-            );
-            (Coordination::Unavailable, None)
-        })
+        catch_unwind(AssertUnwindSafe(|| self.coordinate_inner(holder, identity))).unwrap_or_else(
+            |_| {
+                self.record(
+                    StoreOperation::Lease,
+                    &std::io::Error::other("token store panicked"),
+                );
+                (Coordination::Unavailable, None)
+            },
+        )
     }
 
-    fn coordinate_inner(&self, holder: &str) -> (Coordination, Option<Lease>) {
+    fn coordinate_inner(
+        &self,
+        holder: &str,
+        identity: Option<TokenIdentity>,
+    ) -> (Coordination, Option<Lease>) {
         let Some(store) = &self.store else {
             return (Coordination::Proceed, None);
         };
         let newer = || -> Option<OAuthTokens> {
             let stored = store.load_stored(&self.identity).ok()??;
+            if let (Some(mine), Some(theirs)) = (identity, stored.tokens.identity)
+                && mine != theirs
+            {
+                event!(
+                    warn,
+                    "the shared token store holds a set that acts for someone else; not adopted"
+                );
+                self.record(
+                    StoreOperation::Lease,
+                    &std::io::Error::other(format!(
+                        "the shared store holds a token set of another identity \
+                         ({theirs:?}, this client's is {mine:?}); it is not adopted: \
+                         give each identity a store of its own"
+                    )),
+                );
+                return None;
+            }
             (stored.version > self.version.load(Ordering::Acquire)).then(|| {
                 self.version.store(stored.version, Ordering::Release);
                 stored.tokens

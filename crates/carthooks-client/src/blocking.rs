@@ -111,7 +111,9 @@ impl<T: BlockingTransport> BlockingClient<T> {
                     call.handle(answer, Instant::now());
                 }
                 Output::Coordinate => {
-                    let (outcome, held) = inner.persistence.coordinate(lease.take());
+                    let (outcome, held) = inner
+                        .persistence
+                        .coordinate(lease.take(), inner.engine.current_identity());
                     lease = held;
                     call.handle_coordination(outcome, Instant::now());
                 }

@@ -131,8 +131,9 @@ impl<T: Transport> Client<T> {
                         Arc::clone(&answer),
                         lease.take(),
                     );
+                    let identity = inner.engine.current_identity();
                     let job = Box::new(move || {
-                        let coordinated = persistence.coordinate(old);
+                        let coordinated = persistence.coordinate(old, identity);
                         *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(coordinated);
                     });
                     inner.transport.run_blocking(job).await;

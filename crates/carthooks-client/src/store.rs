@@ -36,6 +36,13 @@
 //! | [`save_fenced`](TokenStore::save_fenced)`(tokens, identity, lease)` | saves under a larger version ([`next_stamp`]) only if no newer lease was granted since: a holder whose lease lapsed never overwrites a newer set |
 //! | [`release_lease`](TokenStore::release_lease)`(lease)` | gives it back early |
 //!
+//! Whose sets a store holds: the OAuth client id is the store's `identity`
+//! (another client's set is never returned), and each set says whom it acts
+//! for ([`TokenIdentity`](carthooks_core::TokenIdentity): the app, the app for
+//! a user, a user). A client never adopts a set that acts for someone else
+//! than its own does, and reports the mix-up: give each identity its own store
+//! (a file, or a Redis namespace) — one per user for user tokens.
+//!
 //! A client about to refresh takes the lease and re-reads the store first: a
 //! set newer than its own is adopted and nothing is sent. After a lapsed
 //! lease (a holder killed mid-refresh) the stored refresh token may be spent:

@@ -230,6 +230,11 @@ impl Engine {
         self.read().in_flight(ticket)
     }
 
+    /// Whom the token set in use acts for, when known (no secret is copied).
+    pub fn current_identity(&self) -> Option<crate::TokenIdentity> {
+        self.read().current_identity()
+    }
+
     /// The current token set, if any.
     pub fn current_tokens(&self) -> Option<OAuthTokens> {
         self.read().current_tokens()

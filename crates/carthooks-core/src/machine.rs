@@ -311,6 +311,11 @@ impl TokenMachine {
         self.current.as_ref().map(|c| c.tokens.clone())
     }
 
+    /// Whom the token set in use acts for, when known.
+    pub fn current_identity(&self) -> Option<crate::TokenIdentity> {
+        self.current.as_ref().and_then(|c| c.tokens.identity)
+    }
+
     /// The fast path: the current token when it can be used at `now` with nothing
     /// else to do (fresh, or auto-refresh off). Takes `&self`, so a client can
     /// answer most calls under a shared read lock; `None` means "ask

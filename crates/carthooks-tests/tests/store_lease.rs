@@ -111,3 +111,48 @@ fn a_refresh_lease_too_short_to_renew_is_a_config_error() {
         "{e}"
     );
 }
+
+#[test]
+fn a_set_that_acts_for_someone_else_is_never_adopted() {
+    use carthooks_core::TokenIdentity;
+    use carthooks_mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USER_TOKEN};
+    let server = carthooks_mock::MockServer::start_with(carthooks_mock::MockConfig {
+        access_token_ttl: 2,
+        ..carthooks_mock::MockConfig::default()
+    })
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("carthooks-identity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tokens.json");
+    let client = || {
+        carthooks_ureq::Client::builder()
+            .base_url(server.url())
+            .oauth(carthooks_client::OAuthConfig::new(
+                DEFAULT_CLIENT_ID,
+                DEFAULT_CLIENT_SECRET,
+            ))
+            .token_store(std::sync::Arc::new(FileTokenStore::new(&path)))
+            .build()
+            .unwrap()
+    };
+    // One process acts as the app; another, of the same OAuth client and
+    // (wrongly) on the same store, acts for a user and stores that set last.
+    let app = client();
+    app.initialize_oauth(None).unwrap();
+    let for_user = client();
+    for_user.initialize_oauth(Some(DEFAULT_USER_TOKEN)).unwrap();
+    std::thread::sleep(Duration::from_millis(2_100));
+    // The app's token expired: before refreshing it reads the store, finds a
+    // newer set — the user's — and does not take it.
+    app.get_current_user().unwrap();
+    let identity = app.get_current_tokens().unwrap().identity;
+    assert_eq!(identity, Some(TokenIdentity::App), "still the app");
+    let failure = app.token_store_failure().expect("the mix-up is reported");
+    assert!(
+        failure.message.contains("another identity"),
+        "{}",
+        failure.message
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -168,7 +168,10 @@ fn refresh_latency(redis: &RedisServer, refreshes: usize) {
             "FileTokenStore (lease, flock, fsync)",
             client(Some(Arc::new(FileTokenStore::new(dir.join("tokens.json"))))),
         ),
-        ("RedisTokenStore (lease)", client(Some(Arc::new(redis_store)))),
+        (
+            "RedisTokenStore (lease)",
+            client(Some(Arc::new(redis_store))),
+        ),
     ];
     let mut latencies = vec![Vec::new(); sides.len()];
     for i in 0..refreshes {
