@@ -533,6 +533,13 @@ impl<'a, T> Call<'a, T> {
                         State::Token(flight)
                     }
                 }
+                // An explicit grant is made as asked, whatever the store holds.
+                Coordination::LeasedAfterLapse | Coordination::NewerAfterLapse(_)
+                    if !matches!(self.goal, Goal::Api(_)) =>
+                {
+                    flight.coord = Coord::Done;
+                    State::Token(flight)
+                }
                 Coordination::LeasedAfterLapse | Coordination::NewerAfterLapse(_) => {
                     let replaced = self
                         .engine
@@ -548,7 +555,7 @@ impl<'a, T> Call<'a, T> {
                         // newer set, suspect or not, is the only way on. A
                         // flight that is a grant already sends it instead.
                         (Ok(None), Coordination::NewerAfterLapse(tokens))
-                            if matches!(self.goal, Goal::Api(_)) && flight.ticket.is_refresh() =>
+                            if flight.ticket.is_refresh() =>
                         {
                             match self.engine.adopt(flight.ticket, tokens) {
                                 Ok(_) => State::Authorize { waited: None },

@@ -930,3 +930,14 @@ fn after_a_lapsed_lease_a_grant_in_flight_is_sent_and_a_users_refresh_adopts() {
     let request = expect_send(call.poll(w.t0));
     assert_eq!(bearer(&request), "Bearer at-u2");
 }
+
+#[test]
+fn after_a_lapsed_lease_an_explicit_refresh_is_made_as_asked() {
+    let w = expired(|s| s.coordinate = true);
+    let grant = w.engine.refresh_grant(Some("rt-given")).unwrap();
+    let mut call = Call::grant(&w.engine, grant, w.t0);
+    assert!(matches!(call.poll(w.t0), Output::Coordinate));
+    call.handle_coordination(Coordination::LeasedAfterLapse, w.t0);
+    let body = String::from_utf8(expect_send(call.poll(w.t0)).body().clone()).unwrap();
+    assert!(body.contains("refresh_token=rt-given"), "{body}");
+}
