@@ -656,3 +656,16 @@ fn a_lease_holder_frozen_past_its_lease_replays_nothing() {
     assert_eq!(out.failures, 0, "no call failed");
     assert!(out.calls > 1000, "the workers made calls: {}", out.calls);
 }
+
+#[test]
+fn on_redis_a_refresh_slower_than_the_lease_keeps_the_lease_and_nothing_is_replayed() {
+    let mut redis = RedisServer::start();
+    let out = fleet_on(true, Trouble::SlowRefresh, Some(&mut redis), SHORT);
+    assert_eq!(
+        out.counters.refresh_token_reuses, 0,
+        "the lease was renewed"
+    );
+    assert_eq!(out.failures, 0, "calls waited for the slow refresh");
+    assert!(out.calls > 1000, "the workers made calls: {}", out.calls);
+    assert_eq!(out.counters.grant("client_credentials"), 1);
+}
