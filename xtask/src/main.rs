@@ -242,34 +242,22 @@ fn bench(extra: Vec<String>) -> Result<(), String> {
         "--bench",
         "hot_path",
     ])?;
-    let mut args = vec![
-        "run",
-        "--locked",
-        "--release",
-        "-q",
-        "-p",
-        "carthooks-bench",
-        "--bin",
-        "e2e",
-        "--",
-    ];
-    args.extend(extra.iter().map(String::as_str));
-    cargo(&args)?;
+    let mut e2e = vec!["e2e"];
+    e2e.extend(extra.iter().map(String::as_str));
+    bench_bin(&e2e)?;
     // The shared token stores: calls/s with a fresh token (the hot path must
     // not touch the store) and refresh latency with the lease against none.
-    cargo(&[
-        "run",
-        "--locked",
-        "--release",
-        "-q",
-        "-p",
-        "carthooks-bench",
-        "--bin",
-        "store",
-    ])?;
+    bench_bin(&["store"])?;
     // The watcher: its own cost against a hand-written aws-sdk-sqs loop, then
     // wall clock against the Python SDK's watcher on moto.
-    cargo(&[
+    bench_bin(&["watch", "20000", "5", "--python"])
+}
+
+/// `cargo run --release` of a carthooks-bench binary: `bin_and_args[0]`, with
+/// the rest as its arguments.
+fn bench_bin(bin_and_args: &[&str]) -> Result<(), String> {
+    let (bin, args) = bin_and_args.split_first().ok_or("no binary named")?;
+    let mut cmd = vec![
         "run",
         "--locked",
         "--release",
@@ -277,12 +265,11 @@ fn bench(extra: Vec<String>) -> Result<(), String> {
         "-p",
         "carthooks-bench",
         "--bin",
-        "watch",
+        bin,
         "--",
-        "20000",
-        "5",
-        "--python",
-    ])
+    ];
+    cmd.extend(args);
+    cargo(&cmd)
 }
 
 fn build_cost() -> Result<(), String> {

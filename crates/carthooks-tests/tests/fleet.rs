@@ -379,7 +379,12 @@ fn a_fleet_signing_in_from_an_empty_file_shares_one_set_after() {
 fn a_refresh_slower_than_the_lease_keeps_the_lease_and_nothing_is_replayed() {
     // oauth2-proxy's failure: a lease that lapses while the token request is
     // out lets another replica present the same refresh token.
-    let out = fleet(true, Trouble::SlowRefresh, FULL);
+    assert_lease_renewed(&fleet(true, Trouble::SlowRefresh, FULL));
+}
+
+/// A slow refresh: its holder kept the lease, nothing was replayed, every
+/// call waited for it and none failed.
+fn assert_lease_renewed(out: &Outcome) {
     assert_eq!(
         out.counters.refresh_token_reuses, 0,
         "the lease was renewed"
@@ -613,6 +618,21 @@ fn interrupt_lease_holders(times: usize, how: Interrupt) -> Interrupted {
     }
 }
 
+impl Interrupted {
+    /// Not one reuse, no failed call, and at least `mid_refresh` of the
+    /// interruptions landed while the holder held its lease.
+    fn assert_nothing_replayed(&self, mid_refresh: usize) {
+        assert!(
+            self.mid_refresh >= mid_refresh,
+            "interruptions mid-refresh: {}",
+            self.mid_refresh
+        );
+        assert_eq!(self.reuses, 0, "no refresh token replayed");
+        assert_eq!(self.failures, 0, "no call failed");
+        assert!(self.calls > 1000, "the workers made calls: {}", self.calls);
+    }
+}
+
 /// Sends `SIG{name}` to `pid` (through the shell's `kill`, always there).
 fn signal(pid: u32, name: &str) {
     let sent = Command::new("sh")
@@ -630,15 +650,7 @@ fn signal(pid: u32, name: &str) {
 /// (which would revoke every process's tokens), and no call fails.
 #[test]
 fn twenty_kills_of_the_lease_holder_at_random_points_replay_nothing() {
-    let out = interrupt_lease_holders(20, Interrupt::Kill);
-    assert!(
-        out.mid_refresh >= 5,
-        "kills interrupted refreshes: {}",
-        out.mid_refresh
-    );
-    assert_eq!(out.reuses, 0, "no refresh token replayed");
-    assert_eq!(out.failures, 0, "no call failed");
-    assert!(out.calls > 1000, "the workers made calls: {}", out.calls);
+    interrupt_lease_holders(20, Interrupt::Kill).assert_nothing_replayed(5);
 }
 
 /// The holder frozen for 2.5 s (SIGSTOP), past its 1.5 s lease, 8 times: the
@@ -646,26 +658,17 @@ fn twenty_kills_of_the_lease_holder_at_random_points_replay_nothing() {
 /// and its lease is not someone else's — nothing is replayed, no call fails.
 #[test]
 fn a_lease_holder_frozen_past_its_lease_replays_nothing() {
-    let out = interrupt_lease_holders(8, Interrupt::Stall(Duration::from_millis(2_500)));
-    assert!(
-        out.mid_refresh >= 2,
-        "stalls interrupted refreshes: {}",
-        out.mid_refresh
-    );
-    assert_eq!(out.reuses, 0, "no refresh token replayed");
-    assert_eq!(out.failures, 0, "no call failed");
-    assert!(out.calls > 1000, "the workers made calls: {}", out.calls);
+    interrupt_lease_holders(8, Interrupt::Stall(Duration::from_millis(2_500)))
+        .assert_nothing_replayed(2);
 }
 
 #[test]
 fn on_redis_a_refresh_slower_than_the_lease_keeps_the_lease_and_nothing_is_replayed() {
     let mut redis = RedisServer::start();
-    let out = fleet_on(true, Trouble::SlowRefresh, Some(&mut redis), SHORT);
-    assert_eq!(
-        out.counters.refresh_token_reuses, 0,
-        "the lease was renewed"
-    );
-    assert_eq!(out.failures, 0, "calls waited for the slow refresh");
-    assert!(out.calls > 1000, "the workers made calls: {}", out.calls);
-    assert_eq!(out.counters.grant("client_credentials"), 1);
+    assert_lease_renewed(&fleet_on(
+        true,
+        Trouble::SlowRefresh,
+        Some(&mut redis),
+        SHORT,
+    ));
 }
