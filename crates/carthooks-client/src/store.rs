@@ -44,11 +44,13 @@
 //! (a file, or a Redis namespace) — one per user for user tokens.
 //!
 //! A client about to refresh takes the lease and re-reads the store first: a
-//! set newer than its own is adopted and nothing is sent. After a lapsed
-//! lease (a holder killed mid-refresh) the stored refresh token may be spent:
-//! an app identity then signs in again with its client credentials instead of
-//! presenting it (which would get the whole token family revoked). A client that finds
+//! set newer than its own is adopted and nothing is sent. A client that finds
 //! the lease held waits for the stored set to change (or the lease to lapse).
+//! After a lapsed lease (a holder killed mid-refresh) the stored refresh token
+//! may be spent: an app identity then obtains a new set with its client
+//! credentials instead of presenting it (which would get the whole token
+//! family revoked). A lease is one call's token flight: the client gives it
+//! back as soon as that call no longer needs it.
 //! Stores that do not coordinate (the trait's defaults) grant every lease and
 //! save unconditionally: one process, as before.
 //!
@@ -148,7 +150,8 @@ pub struct Lease {
     /// Larger for every lease granted ([`next_stamp`]): a save under a smaller
     /// one is refused.
     pub fence: u64,
-    /// Who holds it (unique per client).
+    /// Who holds it (unique per call that coordinates: a lease is never
+    /// shared by two calls, even of one client).
     pub holder: String,
 }
 
