@@ -1,14 +1,18 @@
-//! A fleet on one identity: processes share one `FileTokenStore` against a
-//! server that rotates refresh tokens and revokes the whole token family when
-//! a used one is presented again (carthooks-mock's reuse detection), with
-//! 2-second access tokens; each worker starts from the empty file with a grant
-//! of its own. Before any token request a client takes the
-//! store's refresh lease and reads the store again, adopting a set another
-//! process stored; so each expiry costs the fleet one token request, no
-//! refresh token is ever presented twice, and no call fails.
+//! A fleet on one identity: processes share one token store — a
+//! `FileTokenStore`, or a `RedisTokenStore` on a real `redis-server` — against
+//! a server that rotates refresh tokens and revokes the whole token family
+//! when a used one is presented again (carthooks-mock's reuse detection), with
+//! 2-second access tokens. Before any token request a call takes the store's
+//! refresh lease and reads the store again, adopting a set another process
+//! stored; so each expiry costs the fleet one token request, no refresh token
+//! is ever presented twice, and no call fails — also with a token endpoint
+//! slower than the lease, with the lease holder killed (SIGKILL) or frozen
+//! (SIGSTOP) at random points of its refresh, and with Redis restarted empty.
 //!
 //! The workers are this test binary, re-run with `child_worker` selected and
-//! `CARTHOOKS_FLEET_CHILD` naming the server and the file.
+//! `CARTHOOKS_FLEET_CHILD` giving, one per line: the server, the file, the
+//! mode (`stored` / `sign-in`), the Redis URL or nothing, and optionally when
+//! to stop (Unix ms), how many tasks, the lease TTL (ms) and a stop file.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -59,7 +63,7 @@ fn child_worker() {
         parts.next() == Some("sign-in"),
     );
     let redis = parts.next().filter(|r| !r.is_empty());
-    // Optional: when to stop (Unix ms) and how many tasks.
+    // Optional: when to stop (Unix ms), how many tasks, the lease TTL.
     let end = parts
         .next()
         .and_then(|ms| ms.parse::<u64>().ok())
