@@ -177,6 +177,22 @@ fn worker(config: &str) -> std::process::Child {
         .unwrap()
 }
 
+/// A fresh server with 2 s tokens and reuse detection, and an empty scratch
+/// directory for the file store, named after `scenario`.
+fn server_and_dir(scenario: &str) -> (MockServer, std::path::PathBuf) {
+    let server = MockServer::start_with(MockConfig {
+        access_token_ttl: TOKEN_TTL,
+        reuse_detection: true,
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let dir =
+        std::env::temp_dir().join(format!("carthooks-fleet-{}-{scenario}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    (server, dir)
+}
+
 /// One sign-in, stored: every worker then loads the same token set.
 fn seed(server: &MockServer, path: &std::path::Path, redis: Option<&str>) {
     let client = carthooks_ureq::Client::builder()
@@ -245,18 +261,7 @@ fn fleet_on(
     let _one = ONE_FLEET
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let server = MockServer::start_with(MockConfig {
-        access_token_ttl: TOKEN_TTL,
-        reuse_detection: true,
-        ..MockConfig::default()
-    })
-    .unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "carthooks-fleet-{}-{seeded}-{trouble:?}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (server, dir) = server_and_dir(&format!("{seeded}-{trouble:?}"));
     let path = dir.join("tokens.json");
     let redis_url = redis.as_deref().map(RedisServer::url);
     if seeded {
@@ -524,23 +529,11 @@ fn interrupt_lease_holders(times: usize, how: Interrupt) -> Interrupted {
     let _one = ONE_FLEET
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let server = MockServer::start_with(MockConfig {
-        access_token_ttl: TOKEN_TTL,
-        reuse_detection: true,
-        ..MockConfig::default()
-    })
-    .unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "carthooks-fleet-{}-{}",
-        if how == Interrupt::Kill {
-            "kills"
-        } else {
-            "stalls"
-        },
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (server, dir) = server_and_dir(if how == Interrupt::Kill {
+        "kills"
+    } else {
+        "stalls"
+    });
     let path = dir.join("tokens.json");
     let lease_path = dir.join("tokens.json.lease");
     let stop_path = dir.join("stop");

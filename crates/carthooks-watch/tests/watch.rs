@@ -213,14 +213,7 @@ async fn handlers_failing_or_panicking_one_time_in_ten_lose_no_change() {
     };
     let running = Running::start(watcher, handler);
     wait_for_watch(&server).await;
-    let mut ids = HashSet::new();
-    for n in 0..100 {
-        let item = client
-            .create_item(APP, COLL, &json!({"n": n}))
-            .await
-            .unwrap();
-        ids.insert(item.data["id"].as_u64().unwrap());
-    }
+    let ids: HashSet<u64> = create_numbered(&client, 100).await.into_iter().collect();
     eventually(
         Duration::from_secs(180),
         "all 100 changes handled",
@@ -326,14 +319,7 @@ async fn a_watcher_killed_with_sigkill_leaves_the_rest_to_the_next() {
         COLL,
     );
     client.start_watch_data(&registration).await.unwrap();
-    let mut ids = HashSet::new();
-    for n in 0..60 {
-        let item = client
-            .create_item(APP, COLL, &json!({"n": n}))
-            .await
-            .unwrap();
-        ids.insert(item.data["id"].as_u64().unwrap());
-    }
+    let ids: HashSet<u64> = create_numbered(&client, 60).await.into_iter().collect();
     let out = std::env::temp_dir().join(format!("carthooks-watch-kill-{}", std::process::id()));
     let _ = std::fs::remove_file(&out);
     let config = json!({"moto": moto.url, "mock": server.url(), "queue": queue_url,
@@ -584,12 +570,7 @@ async fn a_slow_handler_keeps_its_message_and_shutdown_releases_what_is_in_hand(
     };
     let running = Running::start(watcher, handler);
     wait_for_watch(&server).await;
-    for n in 0..3 {
-        client
-            .create_item(APP, COLL, &json!({"n": n}))
-            .await
-            .unwrap();
-    }
+    create_numbered(&client, 3).await;
     eventually(Duration::from_secs(30), "3 handlers running", || async {
         running.assert_alive();
         started.load(Ordering::SeqCst) == 3
@@ -662,14 +643,7 @@ async fn manual_mode_acks_and_nacks_as_the_handler_says() {
     };
     let running = Running::start(watcher, handler);
     wait_for_watch(&server).await;
-    let mut ids = Vec::new();
-    for n in 0..4 {
-        let item = client
-            .create_item(APP, COLL, &json!({"n": n}))
-            .await
-            .unwrap();
-        ids.push(item.data["id"].as_u64().unwrap());
-    }
+    let ids = create_numbered(&client, 4).await;
     eventually(Duration::from_secs(60), "4 acks", || async {
         running.assert_alive();
         log.lock().unwrap().iter().filter(|e| e.2 == "ack").count() == 4
@@ -780,12 +754,7 @@ async fn messages_received_ahead_wait_for_a_handler_and_are_released_unstarted_a
     };
     let running = Running::start(watcher, handler);
     wait_for_watch(&server).await;
-    for n in 0..3 {
-        client
-            .create_item(APP, COLL, &json!({"n": n}))
-            .await
-            .unwrap();
-    }
+    create_numbered(&client, 3).await;
     // One handler runs; the other two wait in hand, kept hidden past their
     // 2 s visibility timeout.
     eventually(Duration::from_secs(30), "all 3 in hand", || async {
@@ -846,4 +815,17 @@ async fn a_change_kept_past_the_run_does_not_hold_the_watcher_and_its_ack_says_s
     assert_eq!((stats.handled, stats.acked), (1, 0));
     let change = kept.lock().unwrap().pop().unwrap();
     assert!(matches!(change.ack().await, Err(WatchError::Stopped)));
+}
+
+/// Creates `count` items `{"n": 0}` … and returns their ids, in order.
+async fn create_numbered(client: &carthooks_reqwest::Client, count: u64) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for n in 0..count {
+        let item = client
+            .create_item(APP, COLL, &json!({"n": n}))
+            .await
+            .unwrap();
+        ids.push(item.data["id"].as_u64().unwrap());
+    }
+    ids
 }
