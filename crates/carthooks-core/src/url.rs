@@ -285,6 +285,35 @@ pub fn encode_form<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> S
     encode_pairs(pairs, true)
 }
 
+/// The URL of an authorization server's sign-in page (`page`) for the
+/// authorization-code flow: `response_type=code`, `client_id`,
+/// `redirect_uri` and `state` appended to its query. Send the user's browser
+/// there; the server redirects back to `redirect_uri` with `code` and `state`.
+///
+/// ```
+/// let url = carthooks_core::url::authorize_url(
+///     "https://carthooks.test/oauth/authorize",
+///     "my-client",
+///     "https://app.example/callback",
+///     "3f2a",
+/// );
+/// assert_eq!(
+///     url,
+///     "https://carthooks.test/oauth/authorize?response_type=code&client_id=my-client\
+///      &redirect_uri=https%3A%2F%2Fapp.example%2Fcallback&state=3f2a"
+/// );
+/// ```
+pub fn authorize_url(page: &str, client_id: &str, redirect_uri: &str, state: &str) -> String {
+    let sep = if page.contains('?') { '&' } else { '?' };
+    let query = encode_query([
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("state", state),
+    ]);
+    format!("{page}{sep}{query}")
+}
+
 /// Encodes pairs as a query string (without the leading `?`).
 pub fn encode_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     encode_pairs(pairs, false)

@@ -4,7 +4,9 @@
 //! endpoint with all three grants (client authentication, user-token delegation,
 //! single-use authorization codes bound to their redirect URI, rotating refresh
 //! tokens), the authorize-code endpoint, `/v1/me`, and items list/create, all
-//! answering in the `{"data", "error", "traceId", "meta"}` envelope.
+//! answering in the `{"data", "error", "traceId", "meta"}` envelope; and the
+//! HTML sign-in and consent page a browser is sent to
+//! ([`MockServer::authorize_page`]).
 //!
 //! ```
 //! let server = carthooks_mock::MockServer::start()?;
@@ -29,7 +31,10 @@
 //! certificate you give it, offering HTTP/2 and HTTP/1.1 by ALPN; each
 //! [`MockRequest`] records the HTTP version it arrived in.
 
+mod signin;
 mod state;
+
+pub use signin::AUTHORIZE_PATH;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -49,7 +54,8 @@ pub fn decode_form(input: &str) -> Vec<(String, String)> {
 
 pub use state::{
     ChangeMessage, Counters, DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-    DEFAULT_COLLECTION_ID, DEFAULT_USER_TOKEN, Fault, MockConfig, MockRequest, MockResponse, State,
+    DEFAULT_COLLECTION_ID, DEFAULT_USER_TOKEN, Fault, MockConfig, MockRequest, MockResponse,
+    SIGN_IN_USERS, State,
 };
 
 /// Largest request body the server reads.
@@ -166,6 +172,12 @@ impl MockServer {
     /// Base URL of the server (`http://127.0.0.1:PORT`).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The URL of the sign-in and consent page a browser is sent to
+    /// (`{url}/oauth/authorize`): pass it to `carthooks::authorize_url`.
+    pub fn authorize_page(&self) -> String {
+        format!("{}{AUTHORIZE_PATH}", self.url)
     }
 
     /// The bound address.
@@ -379,6 +391,33 @@ fn canned(status: u16, content_type: &str, body: &'static [u8]) -> hyper::Respon
         .unwrap_or_default()
 }
 
+/// The sign-in page (see the `signin` module): its fields come in the query
+/// (GET) or as a form (POST).
+fn sign_in_page(state: &Mutex<State>, request: &MockRequest) -> hyper::Response<Full<Bytes>> {
+    let mut fields = request.query.clone();
+    if request.method == "POST" {
+        fields.extend(decode_form(&String::from_utf8_lossy(&request.body)));
+    }
+    let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
+    let page = signin::answer(
+        &mut state.lock().unwrap_or_else(PoisonError::into_inner),
+        &request.method,
+        &fields,
+        now,
+    );
+    let mut builder = hyper::Response::builder()
+        .status(page.status)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header("x-frame-options", "DENY");
+    if let Some(location) = page.location {
+        builder = builder.header("location", location);
+    }
+    builder
+        .body(Full::new(Bytes::from(page.html)))
+        .unwrap_or_default()
+}
+
 async fn handle(
     state: Arc<Mutex<State>>,
     delivery: Arc<Delivery>,
@@ -411,6 +450,9 @@ async fn handle(
         body,
         version: format!("{:?}", parts.version),
     };
+    if request.path == AUTHORIZE_PATH {
+        return Ok(sign_in_page(&state, &request));
+    }
     let fault = state
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

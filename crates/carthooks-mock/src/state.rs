@@ -78,6 +78,11 @@ pub struct MockConfig {
     /// leaves the field out; a string or a float imitates servers that send
     /// those.
     pub advertised_expires_in: Option<Value>,
+    /// Items belong to the user who created them (default false): a token
+    /// acting for a user lists and reads only that user's items (the app's
+    /// own token still sees all). A server started with it seeds two items
+    /// for each of the [`SIGN_IN_USERS`] besides the shared ones.
+    pub per_user_items: bool,
 }
 
 impl Default for MockConfig {
@@ -88,6 +93,7 @@ impl Default for MockConfig {
             reuse_detection: false,
             code_ttl: 60,
             advertised_expires_in: None,
+            per_user_items: false,
         }
     }
 }
@@ -141,6 +147,8 @@ pub struct Counters {
     pub received_by_path: HashMap<String, u64>,
     /// Connections closed on purpose right after they were accepted.
     pub dropped_connections: u64,
+    /// Connections accepted (dropped ones included).
+    pub connections: u64,
     /// Requests that met an injected fault.
     pub faults: u64,
     /// Every request handled (not faulted away).
@@ -188,6 +196,8 @@ impl Counters {
 struct User {
     id: u64,
     username: String,
+    /// For the sign-in page (none: cannot sign in there).
+    password: Option<String>,
     email: String,
     tenant_id: u64,
     tenant_name: String,
@@ -259,6 +269,8 @@ pub struct State {
     access: HashMap<String, AccessRec>,
     refresh: HashMap<String, RefreshRec>,
     codes: HashMap<String, CodeRec>,
+    /// Item id → the user who owns it (see [`MockConfig::per_user_items`]).
+    owners: HashMap<u64, u64>,
     next_family: u64,
     revoked_families: std::collections::HashSet<u64>,
     items: HashMap<(u64, u64), Vec<Value>>,
@@ -275,6 +287,18 @@ pub struct State {
     seq: u64,
     salt: u64,
     log: Vec<MockRequest>,
+}
+
+/// The users who can sign in on the sign-in page, with their passwords:
+/// alice (user 7, whose token is [`DEFAULT_USER_TOKEN`]) and bob (user 8).
+pub const SIGN_IN_USERS: [(&str, &str); 2] = [("alice", "alice-password"), ("bob", "bob-password")];
+
+fn capitalized(name: &str) -> String {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// Id of the service identity a client acts as without a user token.
@@ -295,6 +319,7 @@ impl State {
             access: HashMap::new(),
             refresh: HashMap::new(),
             codes: HashMap::new(),
+            owners: HashMap::new(),
             next_family: 1,
             revoked_families: std::collections::HashSet::new(),
             items: HashMap::new(),
@@ -313,6 +338,22 @@ impl State {
             log: Vec::new(),
         };
         state.add_user(7, "alice", DEFAULT_USER_TOKEN);
+        state.add_user(8, "bob", "user-token-bob");
+        for (id, (name, password)) in [7, 8].into_iter().zip(SIGN_IN_USERS) {
+            state.set_password(id, password);
+            if state.config.per_user_items {
+                for (n, what) in ["first", "second"].into_iter().enumerate() {
+                    let code = format!("{}-{}", name.to_uppercase(), n + 1);
+                    let title = format!("{}'s {what} order", capitalized(name));
+                    let data =
+                        json!({"f_1001": code, "title": title, "amount": 10 * id + n as u64});
+                    let item = state.insert_item(DEFAULT_APP_ID, DEFAULT_COLLECTION_ID, data, 0);
+                    if let Some(item_id) = item["id"].as_u64() {
+                        state.owners.insert(item_id, id);
+                    }
+                }
+            }
+        }
         for (i, (code, title)) in [
             ("EF250920962519", "First order"),
             ("EF250920962520", "Second order"),
@@ -339,6 +380,7 @@ impl State {
             User {
                 id,
                 username: username.into(),
+                password: None,
                 email: format!("{username}@example.com"),
                 tenant_id: 123,
                 tenant_name: "Acme".into(),
@@ -346,6 +388,62 @@ impl State {
             },
         );
         self.user_tokens.insert(token.into(), id);
+    }
+
+    /// Lets user `id` sign in on the sign-in page with `password`.
+    pub fn set_password(&mut self, id: u64, password: &str) {
+        if let Some(user) = self.users.get_mut(&id) {
+            user.password = Some(password.into());
+        }
+    }
+
+    /// The user whose name and password these are (the sign-in page).
+    pub fn check_password(&self, username: &str, password: &str) -> Option<u64> {
+        self.users
+            .values()
+            .find(|u| u.username == username && u.password.as_deref() == Some(password))
+            .map(|u| u.id)
+    }
+
+    /// True for a registered OAuth client id.
+    pub fn has_client(&self, client_id: &str) -> bool {
+        self.clients.contains_key(client_id)
+    }
+
+    /// Issues a single-use authorization code for `user_id`, bound to
+    /// `client_id` and `redirect_uri`, expiring after
+    /// [`MockConfig::code_ttl`] (what the sign-in page and
+    /// `/api/oauth/get-authorize-code` both do).
+    pub fn issue_code(
+        &mut self,
+        client_id: &str,
+        user_id: u64,
+        redirect_uri: &str,
+        now: u64,
+    ) -> String {
+        let code = self.next_secret("code");
+        self.codes.insert(
+            code.clone(),
+            CodeRec {
+                client_id: client_id.into(),
+                user_id,
+                redirect_uri: redirect_uri.into(),
+                expires_at: now.saturating_add(self.config.code_ttl),
+                used: false,
+            },
+        );
+        code
+    }
+
+    /// Whether `who` may see item `id` (see [`MockConfig::per_user_items`]).
+    fn visible(&self, who: &AccessRec, id: u64) -> bool {
+        if !self.config.per_user_items {
+            return true;
+        }
+        match who.user_id.filter(|u| self.users.contains_key(u)) {
+            None => true,
+            Some(user) => self.owners.get(&id) == Some(&user),
+        }
     }
 
     /// Accepts `token` as a bearer token of the default client for `ttl`
@@ -401,6 +499,7 @@ impl State {
 
     /// Called when a connection is accepted: true when it is to be dropped.
     pub fn take_connection_drop(&mut self) -> bool {
+        self.counters.connections += 1;
         if self.drop_connections == 0 {
             return false;
         }
@@ -499,7 +598,7 @@ impl State {
         match (op, ids) {
             ("authorize_code", _) => self.authorize_code(&who, body(), now),
             ("me", _) => (200, ok(self.user_info(&who))),
-            ("get_items", (Some(a), Some(c), ..)) => self.list_items(a, c, &req.query),
+            ("get_items", (Some(a), Some(c), ..)) => self.list_items(&who, a, c, &req.query),
             ("create_item", (Some(a), Some(c), ..)) => self.create_item(&who, a, c, body(), now),
             ("submission_token", (Some(a), Some(c), ..)) => self.issue_form_token(
                 "submission",
@@ -507,7 +606,9 @@ impl State {
                 body(),
                 now,
             ),
-            ("get_item", (Some(a), Some(c), Some(i), ..)) => self.get_item(a, c, i, &req.query),
+            ("get_item", (Some(a), Some(c), Some(i), ..)) => {
+                self.get_item(&who, a, c, i, &req.query)
+            }
             ("update_item", (Some(a), Some(c), Some(i), ..)) => {
                 self.update_item(&who, a, c, i, body(), now)
             }
@@ -793,17 +894,7 @@ impl State {
         if !self.clients.contains_key(client_id) {
             return api_error(400, "BAD_REQUEST", "unknown client_id");
         }
-        let code = self.next_secret("code");
-        self.codes.insert(
-            code.clone(),
-            CodeRec {
-                client_id: client_id.into(),
-                user_id,
-                redirect_uri: redirect_uri.into(),
-                expires_at: now.saturating_add(self.config.code_ttl),
-                used: false,
-            },
-        );
+        let code = self.issue_code(client_id, user_id, redirect_uri, now);
         let sep = if redirect_uri.contains('?') { '&' } else { '?' };
         let query = carthooks_core::url::encode_query([("code", code.as_str()), ("state", state)]);
         (
@@ -840,6 +931,9 @@ impl State {
         };
         self.counters.items_created += 1;
         let item = self.insert_item(app, coll, data, now);
+        if let (Some(id), Some(user)) = (item["id"].as_u64(), who.user_id) {
+            self.owners.insert(id, user);
+        }
         self.changed(app, coll, &item, "created", Some(who), now);
         (200, ok(item))
     }
@@ -950,8 +1044,18 @@ impl State {
         }
     }
 
-    fn get_item(&self, app: u64, coll: u64, id: u64, query: &[(String, String)]) -> (u16, Value) {
-        let Some(pos) = self.find_item(app, coll, id) else {
+    fn get_item(
+        &self,
+        who: &AccessRec,
+        app: u64,
+        coll: u64,
+        id: u64,
+        query: &[(String, String)],
+    ) -> (u16, Value) {
+        let Some(pos) = self
+            .find_item(app, coll, id)
+            .filter(|_| self.visible(who, id))
+        else {
             return not_found("item");
         };
         let item = &self.items[&(app, coll)][pos];
@@ -1252,7 +1356,13 @@ impl State {
         }
     }
 
-    fn list_items(&self, app: u64, coll: u64, query: &[(String, String)]) -> (u16, Value) {
+    fn list_items(
+        &self,
+        who: &AccessRec,
+        app: u64,
+        coll: u64,
+        query: &[(String, String)],
+    ) -> (u16, Value) {
         let mut start = 0usize;
         let mut limit = 20usize;
         let mut filters: Vec<(String, String, Vec<String>)> = Vec::new();
@@ -1290,9 +1400,10 @@ impl State {
         let matching: Vec<&Value> = all
             .iter()
             .filter(|item| {
-                filters
-                    .iter()
-                    .all(|(f, op, v)| matches_filter(item, f, op, v))
+                item["id"].as_u64().is_some_and(|id| self.visible(who, id))
+                    && filters
+                        .iter()
+                        .all(|(f, op, v)| matches_filter(item, f, op, v))
             })
             .collect();
         let total = matching.len();
