@@ -61,12 +61,12 @@ macro_rules! api_methods {
         /// Counters of the client's DNS cache (hits, lookups, failures, stale
         /// answers served, entries).
         pub fn dns_cache_stats(&self) -> crate::dns::DnsCacheStats {
-            self.inner.dns.stats()
+            self.inner.common.shared.dns.stats()
         }
 
         /// Forgets every cached DNS answer.
         pub fn clear_dns_cache(&self) {
-            self.inner.dns.clear();
+            self.inner.common.shared.dns.clear();
         }
 
         /// The current token set, if any.
@@ -307,8 +307,26 @@ macro_rules! api_methods {
             self.execute(&Endpoint::start_watch_data(request)?) $($await)*
         }
 
-        /// Marks the client closed: every later call fails with [`Error::Closed`].
-        /// Connections are released when the last clone is dropped.
+        /// A new session: a client value acting for an identity of its own (no
+        /// tokens yet) over this client's transport and connection pool. Sign
+        /// it in with a grant, e.g. `exchange_authorization_code`; this
+        /// client's tokens are not touched. Opens no connection. See
+        /// [the session docs](crate::session).
+        pub fn session(&self) -> Self {
+            Self { inner: self.inner.empty_session() }
+        }
+
+        /// Builds a session that starts from tokens kept elsewhere, or saves
+        /// its tokens to a store or hands them to a callback. See
+        /// [the session docs](crate::session).
+        pub fn session_builder(&self) -> SessionBuilder<Self> {
+            SessionBuilder::new(self.clone())
+        }
+
+        /// Marks the client (this session) closed: every later call fails with
+        /// [`Error::Closed`]. Other sessions of the same client stay open.
+        /// Connections are released when the last clone of the last session is
+        /// dropped.
         pub fn close(&self) {
             self.inner.closed.store(true, Ordering::Release);
         }
@@ -320,13 +338,13 @@ macro_rules! api_methods {
 
         /// The call settings in use.
         pub fn config(&self) -> &ClientConfig {
-            &self.inner.config
+            &self.inner.common.shared.config
         }
 
         /// The connection settings the transport was built with (or would have
         /// been: a transport of your own has its own).
         pub fn transport_config(&self) -> &crate::TransportConfig {
-            &self.inner.transport_config
+            &self.inner.common.shared.transport_config
         }
 
         fn check_open(&self) -> Result<()> {

@@ -19,6 +19,7 @@ use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
 use crate::log::CallSpan;
 use crate::log::event;
 use crate::pages::ItemIter;
+use crate::session::{SessionBuilder, SessionHost};
 use crate::store::Lease;
 use crate::transport::BlockingTransport;
 
@@ -41,7 +42,7 @@ impl<T> Clone for BlockingClient<T> {
 impl<T> std::fmt::Debug for BlockingClient<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockingClient")
-            .field("config", &self.inner.config)
+            .field("config", &self.inner.common.shared.config)
             .finish_non_exhaustive()
     }
 }
@@ -52,6 +53,15 @@ impl<T: BlockingTransport> BuildClient for BlockingClient<T> {
         Self {
             inner: parts.into_inner(transport),
         }
+    }
+}
+
+impl<T> SessionHost<T> for BlockingClient<T> {
+    fn inner(&self) -> &Arc<Inner<T>> {
+        &self.inner
+    }
+    fn from_inner(inner: Arc<Inner<T>>) -> Self {
+        Self { inner }
     }
 }
 
@@ -105,7 +115,7 @@ impl<T: BlockingTransport> BlockingClient<T> {
             match output {
                 Output::Send(request) => {
                     let answer = match &lease {
-                        None => inner.transport.send(request),
+                        None => inner.common.transport.send(request),
                         Some(held) => self.send_renewing(request, held),
                     };
                     call.handle(answer, Instant::now());
@@ -117,7 +127,7 @@ impl<T: BlockingTransport> BlockingClient<T> {
                     lease = held;
                     call.handle_coordination(outcome, Instant::now());
                 }
-                Output::Sleep(delay) => inner.transport.sleep(delay),
+                Output::Sleep(delay) => inner.common.transport.sleep(delay),
                 Output::WaitFlight { ticket, until } => {
                     // Listen first, then look: a flight that ends in between
                     // still wakes this listener.
@@ -160,7 +170,7 @@ impl<T: BlockingTransport> BlockingClient<T> {
                     }
                 }
             });
-            let answer = inner.transport.send(request);
+            let answer = inner.common.transport.send(request);
             done.store(true, std::sync::atomic::Ordering::Release);
             renewer.thread().unpark();
             answer

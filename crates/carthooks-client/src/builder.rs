@@ -54,40 +54,161 @@ impl<C> std::fmt::Debug for ClientBuilder<C> {
 
 /// What a client is made of; produced by [`ClientBuilder`]. Opaque.
 pub struct Parts {
+    pub(crate) shared: Shared,
+    pub(crate) session: Session,
+}
+
+/// What every session of one client shares: the settings, the DNS cache, and
+/// what a new session's token machine starts from. The transport (and with it
+/// the connection pool) sits beside it in [`Inner::shared`].
+pub(crate) struct Shared {
     pub(crate) config: ClientConfig,
     pub(crate) transport_config: TransportConfig,
+    pub(crate) dns: Arc<DnsCache>,
+    machine_config: MachineConfig,
+    client: Option<(String, carthooks_core::ClientSecret)>,
+    clock: Arc<dyn Clock>,
+    /// The call settings, before a session's store and callback are known.
+    settings: CallSettings,
+    /// The store identity (the OAuth client id).
+    identity: String,
+    lease_ttl: Duration,
+}
+
+/// One identity's state: its engine (token machine), the event its waiters
+/// listen on, and where its tokens are saved and delivered.
+pub(crate) struct Session {
     pub(crate) engine: Arc<Engine>,
     pub(crate) flights: Arc<Event>,
     pub(crate) persistence: Arc<Persistence>,
-    pub(crate) dns: Arc<DnsCache>,
 }
 
-/// The shared state behind both clients (each holds an `Arc` of it).
-pub(crate) struct Inner<T> {
+/// The transport and the shared settings, behind one `Arc` that every session
+/// of a client holds.
+pub(crate) struct Common<T> {
     pub(crate) transport: T,
-    /// The sans-IO engine the calls are driven through.
+    pub(crate) shared: Shared,
+}
+
+/// The state behind both clients (each holds an `Arc` of it): the common part,
+/// shared by every session made from one built client, and this session's own.
+pub(crate) struct Inner<T> {
+    pub(crate) common: Arc<Common<T>>,
     pub(crate) engine: Arc<Engine>,
     /// Notified when a token request ends (the engine's `on_flight_end`).
     pub(crate) flights: Arc<Event>,
     pub(crate) persistence: Arc<Persistence>,
-    pub(crate) config: ClientConfig,
-    pub(crate) transport_config: TransportConfig,
     pub(crate) closed: AtomicBool,
-    pub(crate) dns: Arc<DnsCache>,
 }
 
 impl Parts {
     pub(crate) fn into_inner<T>(self, transport: T) -> Arc<Inner<T>> {
-        Arc::new(Inner {
+        let common = Arc::new(Common {
             transport,
-            engine: self.engine,
-            flights: self.flights,
-            persistence: self.persistence,
-            config: self.config,
-            transport_config: self.transport_config,
+            shared: self.shared,
+        });
+        Inner::new(common, self.session)
+    }
+}
+
+impl<T> Inner<T> {
+    fn new(common: Arc<Common<T>>, session: Session) -> Arc<Self> {
+        Arc::new(Self {
+            common,
+            engine: session.engine,
+            flights: session.flights,
+            persistence: session.persistence,
             closed: AtomicBool::new(false),
-            dns: self.dns,
         })
+    }
+
+    /// A new session over this one's transport: no connection is opened.
+    pub(crate) fn session(&self, options: SessionOptions) -> Result<Arc<Self>> {
+        let shared = &self.common.shared;
+        let persistence = Persistence::new(
+            options.store,
+            options.callback,
+            shared.identity.clone(),
+            shared.lease_ttl,
+        );
+        let stored = persistence.load();
+        let machine = shared.machine(None, options.tokens.or(stored), None)?;
+        Ok(Self::new(
+            Arc::clone(&self.common),
+            shared.session(persistence, machine),
+        ))
+    }
+
+    /// A new session without tokens, store or callback.
+    pub(crate) fn empty_session(&self) -> Arc<Self> {
+        let shared = &self.common.shared;
+        let persistence = Persistence::new(None, None, String::new(), shared.lease_ttl);
+        let machine = TokenMachine::new(shared.machine_config, shared.client.clone());
+        Self::new(
+            Arc::clone(&self.common),
+            shared.session(persistence, machine),
+        )
+    }
+}
+
+/// What a new session starts with (see `SessionBuilder`).
+#[derive(Default)]
+pub(crate) struct SessionOptions {
+    pub(crate) tokens: Option<OAuthTokens>,
+    pub(crate) store: Option<Arc<dyn TokenStore>>,
+    pub(crate) callback: Option<carthooks_core::TokenCallback>,
+}
+
+impl Shared {
+    /// A session's token machine: the client's credentials and tuning,
+    /// holding `tokens` (or, failing that, the configured `access_token`),
+    /// refreshing with `refresh_token` when it has no set.
+    fn machine(
+        &self,
+        refresh_token: Option<carthooks_core::RefreshToken>,
+        tokens: Option<OAuthTokens>,
+        access_token: Option<(&AccessToken, bool)>,
+    ) -> Result<TokenMachine> {
+        let now = self.clock.now();
+        let mut machine = TokenMachine::new(self.machine_config, self.client.clone());
+        if let Some(rt) = refresh_token {
+            machine.set_refresh_token(rt);
+        }
+        if let Some(tokens) = tokens {
+            machine.install(tokens, now)?;
+        } else if let Some((token, from_env)) = access_token {
+            machine
+                .install(OAuthTokens::from_access_token(token.clone()), now)
+                .map_err(|e| {
+                    if from_env {
+                        e.in_variable("CARTHOOKS_ACCESS_TOKEN")
+                    } else {
+                        e
+                    }
+                })?;
+        }
+        Ok(machine)
+    }
+
+    /// A session: an engine over `machine`, saving and delivering through
+    /// `persistence`.
+    fn session(&self, persistence: Arc<Persistence>, machine: TokenMachine) -> Session {
+        let mut settings = self.settings.clone();
+        settings.save_tokens = persistence.saves();
+        settings.deliver_tokens = persistence.delivers();
+        settings.coordinate = persistence.coordinates();
+        let flights = Arc::new(Event::new());
+        let wake = Arc::clone(&flights);
+        let engine = Engine::new(machine, settings, Arc::clone(&self.clock))
+            .on_flight_end(move || {
+                wake.notify(usize::MAX);
+            })
+            .observe(crate::log::note);
+        Session {
+            engine: Arc::new(engine),
+            flights,
+            persistence,
+        }
     }
 }
 
@@ -396,7 +517,10 @@ impl<C: BuildClient> ClientBuilder<C> {
         C::Transport: Connect,
     {
         let parts = self.into_parts()?;
-        let transport = C::Transport::connect(&parts.transport_config, Arc::clone(&parts.dns))?;
+        let transport = C::Transport::connect(
+            &parts.shared.transport_config,
+            Arc::clone(&parts.shared.dns),
+        )?;
         Ok(C::from_parts(parts, transport))
     }
 
@@ -457,11 +581,6 @@ impl<C: BuildClient> ClientBuilder<C> {
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(MonotonicClock::new()));
-        let now = clock.now();
-        let mut machine = TokenMachine::new(machine_config, client);
-        if let Some(rt) = refresh_token {
-            machine.set_refresh_token(rt);
-        }
         let identity = self
             .oauth
             .as_ref()
@@ -476,44 +595,33 @@ impl<C: BuildClient> ClientBuilder<C> {
                 )));
             }
         };
-        let persistence = Persistence::new(self.store, callback, identity, lease_ttl);
-        let stored = persistence.load();
-        if let Some(tokens) = self.tokens.or(stored) {
-            machine.install(tokens, now)?;
-        } else if let Some(token) = &config.access_token {
-            machine
-                .install(OAuthTokens::from_access_token(token.clone()), now)
-                .map_err(|e| {
-                    if token_from_env {
-                        e.in_variable("CARTHOOKS_ACCESS_TOKEN")
-                    } else {
-                        e
-                    }
-                })?;
-        }
         let mut settings = CallSettings::new(config.base_url.clone());
         settings.retry = config.retry;
         settings.timeout = config.timeout;
         settings.call_timeout = config.call_timeout;
-        settings.save_tokens = persistence.saves();
-        settings.deliver_tokens = persistence.delivers();
-        settings.coordinate = persistence.coordinates();
-        let flights = Arc::new(Event::new());
-        let wake = Arc::clone(&flights);
-        let engine = Engine::new(machine, settings, clock)
-            .on_flight_end(move || {
-                wake.notify(usize::MAX);
-            })
-            .observe(crate::log::note);
         let lookup = self.lookup.unwrap_or_else(|| Arc::new(SystemLookup));
         let dns = Arc::new(DnsCache::new(&transport_config, lookup));
-        Ok(Parts {
+        let persistence = Persistence::new(self.store, callback, identity.clone(), lease_ttl);
+        let stored = persistence.load();
+        let tokens = self.tokens.or(stored);
+        let access_token = config.access_token.clone();
+        let shared = Shared {
             config,
             transport_config,
-            engine: Arc::new(engine),
-            flights,
-            persistence,
             dns,
-        })
+            machine_config,
+            client,
+            clock,
+            settings,
+            identity,
+            lease_ttl,
+        };
+        let machine = shared.machine(
+            refresh_token,
+            tokens,
+            access_token.as_ref().map(|t| (t, token_from_env)),
+        )?;
+        let session = shared.session(persistence, machine);
+        Ok(Parts { shared, session })
     }
 }

@@ -23,6 +23,7 @@ use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
 use crate::log::CallSpan;
 use crate::log::event;
 use crate::pages::ItemStream;
+use crate::session::{SessionBuilder, SessionHost};
 use crate::store::Lease;
 use crate::transport::Transport;
 
@@ -45,7 +46,7 @@ impl<T> Clone for Client<T> {
 impl<T> std::fmt::Debug for Client<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("config", &self.inner.config)
+            .field("config", &self.inner.common.shared.config)
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +57,15 @@ impl<T: Transport> BuildClient for Client<T> {
         Self {
             inner: parts.into_inner(transport),
         }
+    }
+}
+
+impl<T> SessionHost<T> for Client<T> {
+    fn inner(&self) -> &Arc<Inner<T>> {
+        &self.inner
+    }
+    fn from_inner(inner: Arc<Inner<T>>) -> Self {
+        Self { inner }
     }
 }
 
@@ -110,6 +120,7 @@ impl<T: Transport> Client<T> {
             {
                 let persistence = Arc::clone(&inner.persistence);
                 inner
+                    .common
                     .transport
                     .run_blocking(Box::new(move || persistence.release(&held)))
                     .await;
@@ -117,7 +128,7 @@ impl<T: Transport> Client<T> {
             match output {
                 Output::Send(request) => {
                     let answer = match &lease {
-                        None => inner.transport.send(request).await,
+                        None => inner.common.transport.send(request).await,
                         Some(held) => self.send_renewing(request, held).await,
                     };
                     call.handle(answer, Instant::now());
@@ -136,7 +147,7 @@ impl<T: Transport> Client<T> {
                         let coordinated = persistence.coordinate(old, identity);
                         *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(coordinated);
                     });
-                    inner.transport.run_blocking(job).await;
+                    inner.common.transport.run_blocking(job).await;
                     let (outcome, held) = answer
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
@@ -147,7 +158,7 @@ impl<T: Transport> Client<T> {
                     lease = held;
                     call.handle_coordination(outcome, Instant::now());
                 }
-                Output::Sleep(delay) => inner.transport.sleep(delay).await,
+                Output::Sleep(delay) => inner.common.transport.sleep(delay).await,
                 Output::WaitFlight { ticket, until } => {
                     // Listen first, then look: a flight that ends in between
                     // still wakes this listener.
@@ -158,11 +169,11 @@ impl<T: Transport> Client<T> {
                 }
                 Output::Save(tokens) => {
                     let job = inner.persistence.save_job(tokens, lease.take());
-                    inner.transport.run_blocking(job).await;
+                    inner.common.transport.run_blocking(job).await;
                 }
                 Output::Deliver => {
                     let job = inner.persistence.deliver_job(&inner.engine);
-                    inner.transport.run_blocking(job).await;
+                    inner.common.transport.run_blocking(job).await;
                 }
                 Output::Done(result) => break result,
             }
@@ -177,9 +188,12 @@ impl<T: Transport> Client<T> {
         lease: &Lease,
     ) -> std::result::Result<carthooks_core::HttpResponse, carthooks_core::TransportError> {
         let inner = &*self.inner;
-        let mut send = inner.transport.send(request);
+        let mut send = inner.common.transport.send(request);
         loop {
-            let mut tick = inner.transport.sleep(inner.persistence.renew_every());
+            let mut tick = inner
+                .common
+                .transport
+                .sleep(inner.persistence.renew_every());
             let answer = std::future::poll_fn(|cx| {
                 if let Poll::Ready(answer) = send.as_mut().poll(cx) {
                     return Poll::Ready(Some(answer));
@@ -192,6 +206,7 @@ impl<T: Transport> Client<T> {
             }
             let (persistence, held) = (Arc::clone(&inner.persistence), lease.clone());
             inner
+                .common
                 .transport
                 .run_blocking(Box::new(move || {
                     if !persistence.renew(&held) {
@@ -209,6 +224,7 @@ impl<T: Transport> Client<T> {
         };
         let mut timer = self
             .inner
+            .common
             .transport
             .sleep(deadline.saturating_duration_since(Instant::now()));
         let mut listener = std::pin::pin!(listener);

@@ -52,6 +52,7 @@ pub mod csrf;
 pub mod dns;
 mod log;
 mod pages;
+pub mod session;
 pub mod settings;
 pub mod store;
 mod transport;
@@ -61,6 +62,7 @@ pub use builder::{BuildClient, ClientBuilder, Parts};
 pub use client::Client;
 pub use dns::{DnsCache, DnsCacheStats, Lookup, SystemLookup};
 pub use pages::{ItemIter, ItemStream};
+pub use session::SessionBuilder;
 pub use settings::{RootCertificate, TransportConfig};
 pub use store::{
     FileTokenStore, Lease, LeaseAttempt, MemoryTokenStore, SaveAttempt, StoreOperation, Stored,
@@ -72,6 +74,7 @@ pub use transport::{
 
 // The one list of what a user of the clients needs from the core; the
 // `carthooks` facade re-exports this crate whole.
+pub use carthooks_core::url::authorize_url;
 pub use carthooks_core::{
     AccessToken, ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, BaseUrl,
     ClientConfig, ClientSecret, Clock, CollectionId, Endpoint, Error, FieldId, FilterOp,

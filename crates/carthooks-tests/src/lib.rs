@@ -13,6 +13,7 @@ pub mod canned;
 pub mod faults;
 pub mod hardening;
 pub mod redis_server;
+pub mod sessions;
 pub mod suite;
 
 use std::sync::{Arc, Mutex};
@@ -73,6 +74,20 @@ calls! {
     fn execute(&self, endpoint: &carthooks_core::Endpoint<Json>) -> Result<ApiResponse<Json>>;
 }
 
+fn session_builder<C>(
+    mut builder: carthooks_client::SessionBuilder<C>,
+    tokens: Option<OAuthTokens>,
+    callback: Option<carthooks_core::TokenCallback>,
+) -> carthooks_client::SessionBuilder<C> {
+    if let Some(tokens) = tokens {
+        builder = builder.tokens(tokens);
+    }
+    if let Some(callback) = callback {
+        builder = builder.on_token_refresh(move |t| callback(t));
+    }
+    builder
+}
+
 /// A backend adapter: the calls plus what cannot be forwarded one to one.
 pub trait Sdk: Calls + Clone + Send + Sync + Sized + 'static {
     /// Backend name, for messages.
@@ -87,6 +102,16 @@ pub trait Sdk: Calls + Clone + Send + Sync + Sized + 'static {
     fn dns_stats(&self) -> carthooks_client::DnsCacheStats;
     fn store_failure(&self) -> Option<carthooks_client::TokenStoreFailure>;
     fn close(&self);
+    fn is_closed(&self) -> bool;
+    /// A new session of this client, without tokens (`session()`).
+    fn session(&self) -> Self;
+    /// A session made with `session_builder()`, from `tokens`, handing each
+    /// new set to `callback`.
+    fn session_from(
+        &self,
+        tokens: Option<OAuthTokens>,
+        callback: Option<carthooks_core::TokenCallback>,
+    ) -> Result<Self>;
     /// `n` concurrent `get_current_user` calls (tasks or threads), all results.
     fn concurrent_current_user(&self, n: usize) -> Vec<Result<ApiResponse<UserInfo>>>;
     /// The first `n` items of `all_items` (Stream or Iterator).
@@ -127,6 +152,25 @@ impl Sdk for ReqwestSdk {
     }
     fn close(&self) {
         self.client.close();
+    }
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+    fn session(&self) -> Self {
+        Self {
+            client: self.client.session(),
+            runtime: Arc::clone(&self.runtime),
+        }
+    }
+    fn session_from(
+        &self,
+        tokens: Option<OAuthTokens>,
+        callback: Option<carthooks_core::TokenCallback>,
+    ) -> Result<Self> {
+        Ok(Self {
+            client: session_builder(self.client.session_builder(), tokens, callback).build()?,
+            runtime: Arc::clone(&self.runtime),
+        })
     }
     fn concurrent_current_user(&self, n: usize) -> Vec<Result<ApiResponse<UserInfo>>> {
         self.runtime.block_on(async {
@@ -181,6 +225,21 @@ impl Sdk for UreqSdk {
     }
     fn close(&self) {
         self.0.close();
+    }
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+    fn session(&self) -> Self {
+        Self(self.0.session())
+    }
+    fn session_from(
+        &self,
+        tokens: Option<OAuthTokens>,
+        callback: Option<carthooks_core::TokenCallback>,
+    ) -> Result<Self> {
+        Ok(Self(
+            session_builder(self.0.session_builder(), tokens, callback).build()?,
+        ))
     }
     fn concurrent_current_user(&self, n: usize) -> Vec<Result<ApiResponse<UserInfo>>> {
         let barrier = Arc::new(std::sync::Barrier::new(n));
@@ -307,6 +366,13 @@ macro_rules! suite {
             call_timeout_bounds_the_whole_call,
             refused_user_refresh_token_never_falls_back_to_the_app,
             lifetime_counts_from_the_request,
+        );
+        $crate::suite!(@tests $sdk; sessions;
+            sessions_act_for_their_own_users_over_one_connection,
+            a_session_never_borrows_the_app_identity,
+            each_session_refreshes_once_for_its_own_callers,
+            restored_sessions_and_their_callbacks,
+            closing_a_session_closes_only_it,
         );
         $crate::suite!(@tests $sdk; suite;
             client_credentials,

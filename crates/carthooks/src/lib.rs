@@ -42,24 +42,30 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A web app (authorization code), with an unguessable `state`:
+//! A web app (authorization code): one client for the app, one
+//! [session](crate::session) per signed-in user over its connection pool, and an
+//! unguessable `state` bound to the user's browser (`examples/web_login.rs` is
+//! the whole app):
 //!
 //! ```no_run
 //! # #[cfg(feature = "reqwest")]
-//! # async fn run(code_from_redirect: &str, state_from_redirect: &str, state_in_session: &str)
-//! # -> Result<(), carthooks::Error> {
-//! let state = carthooks::csrf::generate_state()?; // keep it in the user's session
-//! # let _ = state;
-//! // … the user authorizes; the redirect brings `code` and `state` back …
-//! if !carthooks::csrf::verify_state(state_in_session, state_from_redirect) {
+//! # async fn run(app: &carthooks::Client, code_from_redirect: &str, state_from_redirect: &str,
+//! #     state_in_cookie: &str) -> Result<(), carthooks::Error> {
+//! let state = carthooks::csrf::generate_state()?; // set it as a cookie, then redirect to:
+//! let _sign_in_page = carthooks::authorize_url(
+//!     "https://carthooks.example/oauth/authorize", // the authorization server's page
+//!     "my-client-id",
+//!     "https://app.example/callback",
+//!     &state,
+//! );
+//! // … the user signs in there; the redirect brings `code` and `state` back …
+//! if !carthooks::csrf::verify_state(state_in_cookie, state_from_redirect) {
 //!     return Ok(()); // reject: forged or stale redirect
 //! }
-//! let client = carthooks::Client::builder()
-//!     .oauth(carthooks::OAuthConfig::from_env()?)
-//!     .build()?;
-//! client
-//!     .exchange_authorization_code(code_from_redirect, "https://app.example/callback")
+//! let user = app.session(); // no connection opened; the app's tokens untouched
+//! user.exchange_authorization_code(code_from_redirect, "https://app.example/callback")
 //!     .await?;
+//! // keep `user` in the web session: its calls act for the user, refreshing on their own
 //! # Ok(()) }
 //! ```
 //!
@@ -130,6 +136,7 @@ pub use carthooks_client::Client as AsyncClient;
 /// | Items | [`get_items`](AsyncClient::get_items), [`get_items_as`](AsyncClient::get_items_as), [`all_items`](AsyncClient::all_items), [`all_items_as`](AsyncClient::all_items_as), [`get_item`](AsyncClient::get_item), [`get_item_as`](AsyncClient::get_item_as), [`create_item`](AsyncClient::create_item), [`create_item_as`](AsyncClient::create_item_as), [`update_item`](AsyncClient::update_item), [`delete_item`](AsyncClient::delete_item), [`lock_item`](AsyncClient::lock_item), [`unlock_item`](AsyncClient::unlock_item) |
 /// | Sub-form rows | [`create_sub_item`](AsyncClient::create_sub_item), [`update_sub_item`](AsyncClient::update_sub_item), [`delete_sub_item`](AsyncClient::delete_sub_item) |
 /// | Forms, uploads, watches | [`get_submission_token`](AsyncClient::get_submission_token), [`update_submission_token`](AsyncClient::update_submission_token), [`get_upload_token`](AsyncClient::get_upload_token), [`start_watch_data`](AsyncClient::start_watch_data) |
+/// | Many users, one pool ([sessions](crate::session)) | [`session`](AsyncClient::session), [`session_builder`](AsyncClient::session_builder) |
 /// | Any endpoint | [`execute`](AsyncClient::execute) |
 /// | The client | [`builder`](AsyncClient::builder), [`config`](AsyncClient::config), [`transport_config`](AsyncClient::transport_config), [`dns_cache_stats`](AsyncClient::dns_cache_stats), [`clear_dns_cache`](AsyncClient::clear_dns_cache), [`close`](AsyncClient::close), [`is_closed`](AsyncClient::is_closed) |
 #[cfg(feature = "reqwest")]

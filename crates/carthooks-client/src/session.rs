@@ -1,0 +1,135 @@
+//! Sessions: many identities over one connection pool.
+//!
+//! A web app acts for many signed-in users at once. Building a client per user
+//! would give each its own connection pool, DNS cache and TLS set-up; a
+//! *session* instead is a client value that shares all of that with the client
+//! it was made from, and has only its identity of its own.
+//!
+//! # What a session shares, what it owns
+//!
+//! | shared with every session of the client | a session's own |
+//! |---|---|
+//! | the transport and its connection pool, TLS and DNS cache | the token machine (its tokens, refresh token, single flight, 401 replay) |
+//! | the settings: base URL, timeouts, retry policy | the token store and the `on_token_refresh` callback, if given |
+//! | the OAuth client's id and secret, the refresh tuning, the clock | [`close`](crate::Client::close) |
+//!
+//! A session is the client type itself (`Client<T>` or `BlockingClient<T>`),
+//! so every API method works on it unchanged, and its clones share its tokens
+//! as a client's clones do. Making one opens no connection and allocates a few
+//! hundred bytes (the token machine, an event for its waiters, a lease-holder
+//! name); nothing of it outlives the last clone. The client it was made from
+//! is a session like the others: its own tokens are never touched by a
+//! session's sign-in or refresh, and a session never falls back to them.
+//!
+//! ```text
+//!   ClientBuilder::build ──> Common { transport (pool), settings, client id/secret, clock }
+//!                                 ▲              ▲              ▲
+//!                         Inner{engine₀}   Inner{engine₁}   Inner{engine₂}   ← one per session
+//!                           the app          user A          user B
+//! ```
+//!
+//! # The authorization-code flow with sessions
+//!
+//! ```no_run
+//! # async fn sign_in<T: carthooks_client::Transport>(app: carthooks_client::Client<T>, code: &str) -> carthooks_client::Result<()> {
+//! // In the redirect handler, after `csrf::verify_state`:
+//! let user = app.session();
+//! user.exchange_authorization_code(code, "https://app.example/callback").await?;
+//! let me = user.get_current_user().await?; // acts for the user, not the app
+//! // Keep `user` in the web session; every call refreshes its own tokens.
+//! # let _ = me; Ok(()) }
+//! ```
+//!
+//! A session restored from where the app kept its tokens (a database, an
+//! encrypted cookie) starts from them with [`SessionBuilder::tokens`]; one that
+//! should persist each new set names a store or a callback for it. A stored
+//! set that belongs to another kind of identity is refused as it is for a
+//! client (see the store docs), and a user's session never obtains tokens with
+//! the client's own credentials: when its refresh token is refused, its calls
+//! fail with an error that asks for a new sign-in.
+
+use std::sync::Arc;
+
+use carthooks_core::{OAuthTokens, Result, TokenCallback};
+
+use crate::builder::{Inner, SessionOptions};
+use crate::store::TokenStore;
+
+/// Builds a session of a client: see the [module docs](self). Made by
+/// `session_builder()` on [`Client`](crate::Client) or
+/// [`BlockingClient`](crate::BlockingClient).
+#[must_use]
+pub struct SessionBuilder<C> {
+    parent: C,
+    options: SessionOptions,
+}
+
+impl<C> std::fmt::Debug for SessionBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionBuilder")
+            .field("tokens", &self.options.tokens)
+            .field("token_store", &self.options.store.is_some())
+            .field("on_token_refresh", &self.options.callback.is_some())
+            .finish()
+    }
+}
+
+/// The clients sessions are made of (both clients).
+pub(crate) trait SessionHost<T>: Sized {
+    fn inner(&self) -> &Arc<Inner<T>>;
+    fn from_inner(inner: Arc<Inner<T>>) -> Self;
+}
+
+impl<C> SessionBuilder<C> {
+    pub(crate) fn new(parent: C) -> Self {
+        Self {
+            parent,
+            options: SessionOptions::default(),
+        }
+    }
+
+    /// Starts from `tokens` (a set the app kept for this user). Without it
+    /// the session has no tokens until a grant (`exchange_authorization_code`,
+    /// `initialize_oauth`) or its store gives it some.
+    pub fn tokens(mut self, tokens: OAuthTokens) -> Self {
+        self.options.tokens = Some(tokens);
+        self
+    }
+
+    /// Saves every new token set of this session to `store` before it is used,
+    /// and starts from the set stored there (unless [`tokens`](Self::tokens)
+    /// are given). One store per session: a store holds one identity's set.
+    pub fn token_store(mut self, store: impl TokenStore) -> Self {
+        self.options.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Like [`token_store`](Self::token_store), with a shared handle.
+    pub fn token_store_shared(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.options.store = Some(store);
+        self
+    }
+
+    /// Calls `callback` with every new token set of this session, in order,
+    /// right after it became current (the client's own callback is not called
+    /// for a session's tokens).
+    pub fn on_token_refresh(
+        mut self,
+        callback: impl Fn(&OAuthTokens) + Send + Sync + 'static,
+    ) -> Self {
+        let callback: TokenCallback = Arc::new(callback);
+        self.options.callback = Some(callback);
+        self
+    }
+
+    /// Makes the session. Fails only when the given or stored access token
+    /// cannot be sent as a header ([`Error::Config`](carthooks_core::Error::Config)).
+    #[allow(private_bounds)]
+    pub fn build<T>(self) -> Result<C>
+    where
+        C: SessionHost<T>,
+    {
+        let inner = self.parent.inner().session(self.options)?;
+        Ok(C::from_inner(inner))
+    }
+}
