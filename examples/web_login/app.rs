@@ -255,7 +255,7 @@ async fn items(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .collect();
     let body = format!(
         r#"<p id="who">Signed in as <strong>{}</strong>. <a href="/">Home</a></p>
-<h2>Your items ({})</h2>
+<h2>{} items, yours only</h2>
 <table id="items"><tr><th>Id</th><th>Title</th></tr>{rows}</table>{}"#,
         escape(&user.username),
         items.len(),
