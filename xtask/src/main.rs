@@ -248,6 +248,9 @@ fn bench(extra: Vec<String>) -> Result<(), String> {
     // The shared token stores: calls/s with a fresh token (the hot path must
     // not touch the store) and refresh latency with the lease against none.
     bench_bin(&["store"])?;
+    // Many users in one process: memory per session, connections, and 1,000
+    // sessions refreshing while they call.
+    bench_bin(&["sessions"])?;
     // The watcher: its own cost against a hand-written aws-sdk-sqs loop, then
     // wall clock against the Python SDK's watcher on moto.
     bench_bin(&["watch", "20000", "5", "--python"])
