@@ -34,6 +34,39 @@ impl Drop for Driver {
     }
 }
 
+/// Installs Debian's `chromium` and `chromium-driver` with apt-get when this
+/// runs as root (as CI and fresh machines do); whether that worked.
+fn install_chromium() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !root {
+        return false;
+    }
+    eprintln!("installing Debian's chromium and chromium-driver for the browser tests");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "chromium", "chromium-driver"])
+}
+
+/// `find_program`, installing Chromium once if it is missing.
+fn find_or_install(env: &str, candidates: &[&str], name: &str) -> Result<PathBuf> {
+    find_program(env, candidates, name).or_else(|e| {
+        if install_chromium() {
+            find_program(env, candidates, name)
+        } else {
+            Err(e)
+        }
+    })
+}
+
 /// The first of `candidates` that exists, or `name` found on `PATH`.
 fn find_program(env: &str, candidates: &[&str], name: &str) -> Result<PathBuf> {
     if let Ok(path) = std::env::var(env) {
@@ -50,7 +83,7 @@ fn find_program(env: &str, candidates: &[&str], name: &str) -> Result<PathBuf> {
         .ok_or_else(|| {
             format!(
                 "{name} not found (set {env}, or install Debian's chromium and chromium-driver \
-                 packages: `apt-get install chromium chromium-driver`; .ci/run does)"
+                 packages: `apt-get install chromium chromium-driver`; as root the tests do)"
             )
         })
 }
@@ -58,12 +91,12 @@ fn find_program(env: &str, candidates: &[&str], name: &str) -> Result<PathBuf> {
 impl Driver {
     /// Starts `chromedriver` on a free loopback port and waits until it is ready.
     pub fn start() -> Result<Self> {
-        let chromedriver = find_program(
+        let chromedriver = find_or_install(
             "CHROMEDRIVER",
             &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
             "chromedriver",
         )?;
-        let chromium = find_program(
+        let chromium = find_or_install(
             "CHROMIUM",
             &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
             "chromium",
