@@ -1,9 +1,10 @@
-//! `carthooks-mock [--port PORT] [--host HOST] [--access-token-ttl SECONDS] [--no-rotate]`:
+//! `carthooks-mock [--port PORT] [--host HOST] [--access-token-ttl SECONDS] [--no-rotate]
+//! [--reuse-detection] [--per-user-items]`:
 //! runs the fake Carthooks server until interrupted.
 
 use carthooks_mock::{
     DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID,
-    DEFAULT_USER_TOKEN, MockConfig, MockServer,
+    DEFAULT_USER_TOKEN, MockConfig, MockServer, SIGN_IN_USERS,
 };
 
 fn main() -> std::process::ExitCode {
@@ -41,9 +42,10 @@ fn run() -> Result<(), String> {
             }
             "--no-rotate" => config.rotate_refresh_tokens = false,
             "--reuse-detection" => config.reuse_detection = true,
+            "--per-user-items" => config.per_user_items = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: carthooks-mock [--port PORT] [--host IP] [--access-token-ttl SECONDS] [--no-rotate] [--reuse-detection]"
+                    "usage: carthooks-mock [--port PORT] [--host IP] [--access-token-ttl SECONDS] [--no-rotate] [--reuse-detection] [--per-user-items]"
                 );
                 return Ok(());
             }
@@ -56,6 +58,15 @@ fn run() -> Result<(), String> {
     println!("  client id {DEFAULT_CLIENT_ID}, client secret {DEFAULT_CLIENT_SECRET}");
     println!("  user token {DEFAULT_USER_TOKEN} (user 7, alice)");
     println!("  seeded items in app {DEFAULT_APP_ID}, collection {DEFAULT_COLLECTION_ID}");
+    println!(
+        "  sign-in page {} (users {})",
+        server.authorize_page(),
+        SIGN_IN_USERS
+            .iter()
+            .map(|(user, password)| format!("{user} / {password}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     server.wait();
     Ok(())
 }
