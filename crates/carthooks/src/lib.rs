@@ -43,7 +43,7 @@
 //! ```
 //!
 //! A web app (authorization code): one client for the app, one
-//! [session](crate::session) per signed-in user over its connection pool, and an
+//! [session](mod@crate::session) per signed-in user over its connection pool, and an
 //! unguessable `state` bound to the user's browser (`examples/web_login.rs` is
 //! the whole app):
 //!
