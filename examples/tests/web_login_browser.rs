@@ -40,6 +40,12 @@ struct Site {
 impl Site {
     /// Serves the app with the app client's `oauth` settings.
     fn start(oauth: OAuthConfig) -> Self {
+        Self::serve(oauth, None)
+    }
+
+    /// … telling the app it is reached at `public_url` (default: where it is
+    /// served).
+    fn serve(oauth: OAuthConfig, public_url: Option<&str>) -> Self {
         let server = MockServer::start_with(MockConfig {
             per_user_items: true,
             ..MockConfig::default()
@@ -64,7 +70,7 @@ impl Site {
             carthooks,
             client_id: DEFAULT_CLIENT_ID.to_owned(),
             authorize_page: server.authorize_page(),
-            public_url: url.clone(),
+            public_url: public_url.unwrap_or(&url).to_owned(),
             app_id: DEFAULT_APP_ID,
             collection_id: DEFAULT_COLLECTION_ID,
         });
@@ -313,8 +319,59 @@ fn a_tampered_state_and_reused_or_expired_codes_get_an_error_page() {
             &b,
             b.url()? == site.page("/"),
             "no session after refused codes",
-        )
+        )?;
+
+        // 4. The user says no on the sign-in page.
+        b.goto(&site.page("/login"))?;
+        b.click("#deny")?;
+        let said = b.text("#error")?;
+        b.screenshot(&shot("11-declined"))?;
+        check(&b, said.contains("declined"), "Deny gets an error page")?;
+        b.goto(&site.page("/items"))?;
+        check(&b, b.url()? == site.page("/"), "no session after Deny")
     });
+}
+
+/// The cookies' attributes as the app sets them, read off the wire (no
+/// browser): HttpOnly, SameSite=Lax, scoped and short-lived for the state;
+/// `Secure` exactly when the app is reached over HTTPS.
+#[test]
+fn cookies_are_http_only_lax_and_secure_over_https() {
+    for (public, secure) in [(None, false), (Some("https://app.example"), true)] {
+        let site = Site::serve(oauth(), public);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let answer = agent
+            .get(&site.page("/login"))
+            .call()
+            .expect("the app answers");
+        assert_eq!(answer.status(), 303);
+        let location = answer
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            location.starts_with(&site.server.authorize_page()),
+            "{location}"
+        );
+        let cookie = answer
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            cookie.starts_with(&format!("{}=", app::STATE_COOKIE)),
+            "{cookie}"
+        );
+        for attribute in ["HttpOnly", "SameSite=Lax", "Path=/callback", "Max-Age=600"] {
+            assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+        }
+        assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
+    }
 }
 
 /// Starts a sign-in (the app sets a state cookie) and returns the `state` the

@@ -60,7 +60,7 @@ pub struct Parts {
 
 /// What every session of one client shares: the settings, the DNS cache, and
 /// what a new session's token machine starts from. The transport (and with it
-/// the connection pool) sits beside it in [`Inner::shared`].
+/// the connection pool) sits beside it in [`Common`].
 pub(crate) struct Shared {
     pub(crate) config: ClientConfig,
     pub(crate) transport_config: TransportConfig,
@@ -139,7 +139,8 @@ impl<T> Inner<T> {
         ))
     }
 
-    /// A new session without tokens, store or callback.
+    /// A new session without tokens, store or callback (so no store identity
+    /// either: an empty one costs no allocation).
     pub(crate) fn empty_session(&self) -> Arc<Self> {
         let shared = &self.common.shared;
         let persistence = Persistence::new(None, None, String::new(), shared.lease_ttl);

@@ -78,9 +78,13 @@ fn session_builder<C>(
     mut builder: carthooks_client::SessionBuilder<C>,
     tokens: Option<OAuthTokens>,
     callback: Option<carthooks_core::TokenCallback>,
+    store: Option<Arc<dyn carthooks_client::TokenStore>>,
 ) -> carthooks_client::SessionBuilder<C> {
     if let Some(tokens) = tokens {
         builder = builder.tokens(tokens);
+    }
+    if let Some(store) = store {
+        builder = builder.token_store_shared(store);
     }
     if let Some(callback) = callback {
         builder = builder.on_token_refresh(move |t| callback(t));
@@ -106,11 +110,12 @@ pub trait Sdk: Calls + Clone + Send + Sync + Sized + 'static {
     /// A new session of this client, without tokens (`session()`).
     fn session(&self) -> Self;
     /// A session made with `session_builder()`, from `tokens`, handing each
-    /// new set to `callback`.
+    /// new set to `callback` and saving it to `store`.
     fn session_from(
         &self,
         tokens: Option<OAuthTokens>,
         callback: Option<carthooks_core::TokenCallback>,
+        store: Option<Arc<dyn carthooks_client::TokenStore>>,
     ) -> Result<Self>;
     /// `n` concurrent `get_current_user` calls (tasks or threads), all results.
     fn concurrent_current_user(&self, n: usize) -> Vec<Result<ApiResponse<UserInfo>>>;
@@ -166,9 +171,11 @@ impl Sdk for ReqwestSdk {
         &self,
         tokens: Option<OAuthTokens>,
         callback: Option<carthooks_core::TokenCallback>,
+        store: Option<Arc<dyn carthooks_client::TokenStore>>,
     ) -> Result<Self> {
         Ok(Self {
-            client: session_builder(self.client.session_builder(), tokens, callback).build()?,
+            client: session_builder(self.client.session_builder(), tokens, callback, store)
+                .build()?,
             runtime: Arc::clone(&self.runtime),
         })
     }
@@ -236,9 +243,10 @@ impl Sdk for UreqSdk {
         &self,
         tokens: Option<OAuthTokens>,
         callback: Option<carthooks_core::TokenCallback>,
+        store: Option<Arc<dyn carthooks_client::TokenStore>>,
     ) -> Result<Self> {
         Ok(Self(
-            session_builder(self.0.session_builder(), tokens, callback).build()?,
+            session_builder(self.0.session_builder(), tokens, callback, store).build()?,
         ))
     }
     fn concurrent_current_user(&self, n: usize) -> Vec<Result<ApiResponse<UserInfo>>> {
@@ -373,6 +381,7 @@ macro_rules! suite {
             each_session_refreshes_once_for_its_own_callers,
             restored_sessions_and_their_callbacks,
             closing_a_session_closes_only_it,
+            sessions_keep_their_tokens_in_stores_of_their_own,
         );
         $crate::suite!(@tests $sdk; suite;
             client_credentials,

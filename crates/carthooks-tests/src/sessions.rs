@@ -165,6 +165,7 @@ where
             Some(Arc::new(move |t: &OAuthTokens| {
                 sink.lock().unwrap().push(t.clone())
             })),
+            None,
         )
         .unwrap();
     assert_eq!(restored.get_current_user().unwrap().data.username, "bob");
@@ -184,7 +185,10 @@ where
 
     let mut bad = new.clone();
     bad.access_token = carthooks_core::AccessToken::new("two\nlines");
-    let e = app.session_from(Some(bad), None).err().expect("refused");
+    let e = app
+        .session_from(Some(bad), None, None)
+        .err()
+        .expect("refused");
     assert!(matches!(e, Error::Config(_)), "{e:?}");
     assert!(!e.to_string().contains("two"), "{e}");
 }
@@ -203,4 +207,47 @@ where
     app.close();
     assert!(app.is_closed() && !bob.is_closed());
     assert_eq!(bob.get_current_user().unwrap().data.username, "bob");
+}
+
+/// Each session saves its user's sets to a store of its own before using
+/// them; after a restart (a new client), a session made on that store acts
+/// for the same user without a token request.
+pub fn sessions_keep_their_tokens_in_stores_of_their_own<S: Sdk>()
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    let server = per_user_server();
+    let app: S = client(&server, oauth());
+    let stores: Vec<Arc<carthooks_client::MemoryTokenStore>> =
+        USERS.iter().map(|_| Arc::default()).collect();
+    for ((id, _), store) in USERS.into_iter().zip(&stores) {
+        let session = app
+            .session_from(None, None, Some(store.clone()))
+            .expect("session builds");
+        let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
+        let code = server
+            .state()
+            .issue_code(DEFAULT_CLIENT_ID, id, REDIRECT, now);
+        let tokens = session
+            .exchange_authorization_code(&code, REDIRECT)
+            .unwrap();
+        let saved = carthooks_client::TokenStore::load(store.as_ref())
+            .unwrap()
+            .expect("saved before use");
+        assert_eq!(saved.access_token.secret(), tokens.access_token.secret());
+        assert_eq!(saved.identity, Some(TokenIdentity::User));
+    }
+    let restarted: S = client(&server, oauth());
+    let before = server.counters().token_requests;
+    for ((_, name), store) in USERS.into_iter().zip(&stores) {
+        let session = restarted
+            .session_from(None, None, Some(store.clone()))
+            .expect("session builds");
+        assert_eq!(session.get_current_user().unwrap().data.username, name);
+    }
+    assert_eq!(
+        server.counters().token_requests,
+        before,
+        "the stored sets were used"
+    );
 }

@@ -9,7 +9,8 @@
 //!    is reported apart: it is the user's data, as long as the server makes it.
 //! 2. **Connections**: every one of those sessions makes one call (64 in
 //!    flight), against one session of another, fresh client making as many
-//!    calls (64 in flight): connections the fake server accepted for each.
+//!    calls (64 in flight): connections the fake server accepted for each;
+//!    then the same one call at a time (2,000 calls a side).
 //! 3. **Refreshing**: 1,000 sessions signed in by the authorization-code flow
 //!    against carthooks-mock with 3 s access tokens, rotating refresh tokens
 //!    and reuse detection (a refresh token presented twice revokes its
@@ -130,7 +131,7 @@ fn memory_and_connections(rt: &tokio::runtime::Runtime, n: usize) {
         .filter_map(|u| u.get_current_tokens())
         .collect();
     drop(users);
-    let side = |many: bool| {
+    let side = |many: bool, in_flight: usize, calls: usize| {
         let fresh = app_client(
             &server,
             OAuthConfig::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
@@ -143,22 +144,27 @@ fn memory_and_connections(rt: &tokio::runtime::Runtime, n: usize) {
                 .expect("session builds")
         };
         let clients: Vec<AsyncClient> = if many {
-            sets.iter().map(session).collect()
+            sets.iter().take(calls).map(session).collect()
         } else {
-            vec![session(&sets[0]); sets.len()]
+            vec![session(&sets[0]); calls]
         };
         let start = server.counters().connections;
-        let failed = rt.block_on(run_calls(clients, IN_FLIGHT));
+        let failed = rt.block_on(run_calls(clients, in_flight));
         (server.counters().connections - start, failed)
     };
     let (mut many, mut single, mut failed) = (Vec::new(), Vec::new(), 0);
     for round in 0..ROUNDS {
-        for many_first in [round % 2 == 0, round % 2 == 1] {
-            let (opened, f) = side(many_first);
+        for is_many in [round % 2 == 0, round % 2 == 1] {
+            let (opened, f) = side(is_many, IN_FLIGHT, n);
             failed += f;
-            if many_first { &mut many } else { &mut single }.push(opened as f64);
+            if is_many { &mut many } else { &mut single }.push(opened as f64);
         }
     }
+    // One call at a time: one connection, however many sessions.
+    const SEQUENTIAL: usize = 2_000;
+    let (many_one, failed_many) = side(true, 1, SEQUENTIAL);
+    let (single_one, failed_single) = side(false, 1, SEQUENTIAL);
+    failed += failed_many + failed_single;
     let range = |v: &[f64]| {
         let (lo, hi) = v
             .iter()
@@ -173,6 +179,9 @@ fn memory_and_connections(rt: &tokio::runtime::Runtime, n: usize) {
     );
     println!("  one call from each of {n} sessions  {}", range(&many));
     println!("  {n} calls from one session          {}", range(&single));
+    println!(
+        "  one at a time, {SEQUENTIAL} calls: {many_one} connection(s) from {SEQUENTIAL} sessions, {single_one} from one"
+    );
 }
 
 /// Runs `get_current_user` once per entry, `in_flight` at a time; the failures.
