@@ -1,13 +1,15 @@
 //! A web app's sign-in, as two steps: the user's session asks for an
 //! authorization code (in a real app the user's browser goes to the redirect
-//! URL), then the app's redirect handler checks `state` and exchanges the code.
+//! URL), then the app's redirect handler checks `state` and exchanges the code
+//! in a new session of the app's client. `web_login` is the same as a web app
+//! in a browser.
 //!
 //! `cargo run --example authorization_code` runs against an embedded fake
 //! Carthooks server; with `CARTHOOKS_API_URL` set, against that server as
 //! `CARTHOOKS_CLIENT_ID` / `CARTHOOKS_CLIENT_SECRET`, for the user whose token is
 //! `CARTHOOKS_USER_TOKEN`, with the redirect URI `CARTHOOKS_REDIRECT_URI`.
 
-use carthooks::{Client, ClientBuilder, OAuthAuthorizeCodeRequest, OAuthConfig, csrf};
+use carthooks::{Client, OAuthAuthorizeCodeRequest, OAuthConfig, csrf};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,17 +17,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(_) => None,
         Err(_) => Some(carthooks_mock::MockServer::start()?),
     };
-    let builder = || -> Result<ClientBuilder<Client>, carthooks::Error> {
-        Ok(match &fake {
-            Some(server) => Client::builder()
-                .base_url(server.url())
-                .oauth(OAuthConfig::new(
-                    carthooks_mock::DEFAULT_CLIENT_ID,
-                    carthooks_mock::DEFAULT_CLIENT_SECRET,
-                )),
-            None => Client::builder().from_env().oauth(OAuthConfig::from_env()?),
-        })
-    };
+    // The app's one client: its credentials, its connection pool.
+    let app = match &fake {
+        Some(server) => Client::builder()
+            .base_url(server.url())
+            .oauth(OAuthConfig::new(
+                carthooks_mock::DEFAULT_CLIENT_ID,
+                carthooks_mock::DEFAULT_CLIENT_SECRET,
+            )),
+        None => Client::builder().from_env().oauth(OAuthConfig::from_env()?),
+    }
+    .build()?;
     let user_token = match &fake {
         Some(_) => carthooks_mock::DEFAULT_USER_TOKEN.to_owned(),
         None => std::env::var("CARTHOOKS_USER_TOKEN")
@@ -37,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. The user's session asks for a code; `state` is unguessable and is kept
     //    in the user's session (a cookie) until the redirect comes back.
     let state = csrf::generate_state()?;
-    let session = builder()?.build()?;
+    let session = app.session();
     let client_id = match &fake {
         Some(_) => carthooks_mock::DEFAULT_CLIENT_ID.to_owned(),
         None => std::env::var("CARTHOOKS_CLIENT_ID")?,
@@ -58,8 +60,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("the redirect's state does not match the session's: refused".into());
     }
     let code = answer.data.code().ok_or("the redirect carries no code")?;
-    let app = builder()?.build()?;
-    let tokens = app.exchange_authorization_code(code, &redirect_uri).await?;
+    // A new session for the signed-in user, over the app's connection pool.
+    let user = app.session();
+    let tokens = user
+        .exchange_authorization_code(code, &redirect_uri)
+        .await?;
     println!(
         "2. code exchanged for the user's tokens ({})",
         if tokens.refresh_token.is_some() {
@@ -68,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "no refresh token"
         }
     );
-    let me = app.get_current_user().await?;
+    let me = user.get_current_user().await?;
     println!(
         "3. signed in as {} (user id {})",
         me.data.username, me.data.user_id
