@@ -134,3 +134,69 @@ impl<C> SessionBuilder<C> {
         Ok(C::from_inner(inner))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use carthooks_core::{AccessToken, Error, OAuthConfig, OAuthTokens, RefreshToken};
+
+    use crate::{BlockingClient, HttpRequest, transport_fn};
+
+    /// One transport shared by the client and its sessions; every request's
+    /// bearer recorded.
+    fn client(
+        seen: Arc<std::sync::Mutex<Vec<String>>>,
+        sends: Arc<AtomicU32>,
+    ) -> BlockingClient<impl crate::BlockingTransport> {
+        let transport = transport_fn(move |req: HttpRequest| {
+            sends.fetch_add(1, Ordering::SeqCst);
+            let bearer = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            seen.lock().unwrap().push(bearer);
+            Ok(http::Response::new(
+                br#"{"data":{"user_id":7,"username":"ada"}}"#.to_vec(),
+            ))
+        });
+        BlockingClient::builder()
+            .without_env()
+            .access_token("the-apps-token")
+            .oauth(OAuthConfig::new("id", "the-client-secret"))
+            .build_with_transport(transport)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_session_sends_its_own_token_through_the_clients_transport() {
+        let (seen, sends) = (Arc::default(), Arc::new(AtomicU32::new(0)));
+        let app = client(Arc::clone(&seen), Arc::clone(&sends));
+        let mut set = OAuthTokens::from_access_token(AccessToken::new("the-users-token"));
+        set.refresh_token = Some(RefreshToken::new("the-users-refresh-token"));
+        let builder = app.session_builder().tokens(set);
+        let shown = format!("{builder:?}");
+        let user = builder.build().unwrap();
+        let empty = app.session();
+        for text in [shown, format!("{user:?}"), format!("{empty:?}")] {
+            for secret in ["the-users", "the-apps-token", "the-client-secret"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        user.get_current_user().unwrap();
+        app.get_current_user().unwrap();
+        assert!(matches!(
+            empty.get_current_user(),
+            Err(Error::NotAuthenticated(_))
+        ));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["Bearer the-users-token", "Bearer the-apps-token"],
+            "each identity's own token, through the one transport"
+        );
+        assert_eq!(sends.load(Ordering::SeqCst), 2);
+    }
+}
