@@ -79,8 +79,8 @@ pub struct MockConfig {
     /// those.
     pub advertised_expires_in: Option<Value>,
     /// Items belong to the user who created them (default false): a token
-    /// acting for a user lists and reads only that user's items (the app's
-    /// own token still sees all). A server started with it seeds two items
+    /// acting for a user lists, reads, changes and locks only that user's
+    /// items — another's answer 404 (the app's own token still sees all). A server started with it seeds two items
     /// for each of the [`SIGN_IN_USERS`] besides the shared ones.
     pub per_user_items: bool,
 }
@@ -595,6 +595,23 @@ impl State {
         let num = |i: usize| segments.get(i).and_then(|s| s.parse::<u64>().ok());
         let ids = (num(2), num(4), num(6), num(8), num(10));
         let body = || serde_json::from_slice::<Value>(&req.body).ok();
+        // One item, or its rows: another user's is not there for this token.
+        let one_item = matches!(
+            op,
+            "get_item"
+                | "update_item"
+                | "delete_item"
+                | "lock_item"
+                | "unlock_item"
+                | "create_sub_item"
+                | "update_sub_item"
+                | "delete_sub_item"
+        );
+        if let (true, Some(item)) = (one_item, ids.2)
+            && !self.visible(&who, item)
+        {
+            return not_found("item");
+        }
         match (op, ids) {
             ("authorize_code", _) => self.authorize_code(&who, body(), now),
             ("me", _) => (200, ok(self.user_info(&who))),
@@ -606,9 +623,7 @@ impl State {
                 body(),
                 now,
             ),
-            ("get_item", (Some(a), Some(c), Some(i), ..)) => {
-                self.get_item(&who, a, c, i, &req.query)
-            }
+            ("get_item", (Some(a), Some(c), Some(i), ..)) => self.get_item(a, c, i, &req.query),
             ("update_item", (Some(a), Some(c), Some(i), ..)) => {
                 self.update_item(&who, a, c, i, body(), now)
             }
@@ -1044,18 +1059,8 @@ impl State {
         }
     }
 
-    fn get_item(
-        &self,
-        who: &AccessRec,
-        app: u64,
-        coll: u64,
-        id: u64,
-        query: &[(String, String)],
-    ) -> (u16, Value) {
-        let Some(pos) = self
-            .find_item(app, coll, id)
-            .filter(|_| self.visible(who, id))
-        else {
+    fn get_item(&self, app: u64, coll: u64, id: u64, query: &[(String, String)]) -> (u16, Value) {
+        let Some(pos) = self.find_item(app, coll, id) else {
             return not_found("item");
         };
         let item = &self.items[&(app, coll)][pos];

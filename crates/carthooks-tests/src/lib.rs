@@ -382,6 +382,7 @@ macro_rules! suite {
             restored_sessions_and_their_callbacks,
             closing_a_session_closes_only_it,
             sessions_keep_their_tokens_in_stores_of_their_own,
+            a_users_session_cannot_touch_another_users_item,
         );
         $crate::suite!(@tests $sdk; suite;
             client_credentials,

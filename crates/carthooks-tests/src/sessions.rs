@@ -251,3 +251,48 @@ where
         "the stored sets were used"
     );
 }
+
+/// With items per user, a user's session cannot read, change, lock or delete
+/// another user's item (404, as if it were not there); the item is untouched.
+pub fn a_users_session_cannot_touch_another_users_item<S: Sdk>()
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    let server = per_user_server();
+    let app: S = client(&server, oauth());
+    app.initialize_oauth(None).unwrap();
+    let (alice, bob) = (signed_in(&server, &app, 7), signed_in(&server, &app, 8));
+    let (a, c) = (DEFAULT_APP_ID, DEFAULT_COLLECTION_ID);
+    let bobs = bob
+        .get_items(a, c, &ItemsQuery::new())
+        .unwrap()
+        .data
+        .first()
+        .and_then(|item| item["id"].as_u64())
+        .expect("bob has an item");
+    let not_found = |result: Result<_, Error>| {
+        let e = result.expect_err("refused");
+        assert_eq!(e.status().map(|s| s.as_u16()), Some(404), "{e:?}");
+    };
+    not_found(alice.get_item(a, c, bobs, &[]).map(drop));
+    not_found(
+        alice
+            .update_item(a, c, bobs, &serde_json::json!({"title": "mine now"}))
+            .map(drop),
+    );
+    not_found(
+        alice
+            .lock_item(a, c, bobs, &carthooks_core::LockOptions::default())
+            .map(drop),
+    );
+    not_found(alice.delete_item(a, c, bobs).map(drop));
+    let item = app.get_item(a, c, bobs, &[]).unwrap().data;
+    assert!(
+        item["title"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Bob's"),
+        "{item}"
+    );
+    assert_eq!(bob.get_item(a, c, bobs, &[]).unwrap().data["id"], bobs);
+}
