@@ -80,8 +80,9 @@ pub struct MockConfig {
     pub advertised_expires_in: Option<Value>,
     /// Items belong to the user who created them (default false): a token
     /// acting for a user lists, reads, changes and locks only that user's
-    /// items — another's answer 404 (the app's own token still sees all). A server started with it seeds two items
-    /// for each of the [`SIGN_IN_USERS`] besides the shared ones.
+    /// items — another's answer 404 — while the app's own token sees all. A
+    /// server started with it seeds two items for each of the
+    /// [`SIGN_IN_USERS`]; the other seeded items belong to no user (the app's).
     pub per_user_items: bool,
 }
 

@@ -44,7 +44,7 @@
 //!
 //! A web app (authorization code): one client for the app, one
 //! [session](mod@crate::session) per signed-in user over its connection pool, and an
-//! unguessable `state` bound to the user's browser (`examples/web_login.rs` is
+//! unguessable `state` bound to the user's browser (`examples/web_login/` is
 //! the whole app):
 //!
 //! ```no_run
