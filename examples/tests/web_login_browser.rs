@@ -249,10 +249,12 @@ fn a_tampered_state_and_reused_or_expired_codes_get_an_error_page() {
         b.type_into("#password", SIGN_IN_USERS[0].1)?;
         b.run_script("document.querySelector('input[name=state]').value = 'forged-state'")?;
         b.click("#allow")?;
+        // The error page may still be on its way: wait for it, then look.
+        let said = b.text("#error")?;
         b.screenshot(&shot("04-tampered-state"))?;
         check(
             &b,
-            b.text("#error")?.contains("state does not match"),
+            said.contains("state does not match"),
             "a tampered state is refused",
         )?;
         check(
