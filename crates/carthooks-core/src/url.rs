@@ -304,14 +304,29 @@ pub fn encode_form<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> S
 /// );
 /// ```
 pub fn authorize_url(page: &str, client_id: &str, redirect_uri: &str, state: &str) -> String {
-    let sep = if page.contains('?') { '&' } else { '?' };
-    let query = encode_query([
-        ("response_type", "code"),
-        ("client_id", client_id),
-        ("redirect_uri", redirect_uri),
-        ("state", state),
-    ]);
-    format!("{page}{sep}{query}")
+    append_query(
+        page,
+        [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("state", state),
+        ],
+    )
+}
+
+/// `url` with `pairs` appended to its query (after `&` when it already has
+/// one, else after `?`): a sign-in page's URL, a redirect back with `code`
+/// and `state`.
+///
+/// ```
+/// use carthooks_core::url::append_query;
+/// assert_eq!(append_query("https://a.test/cb", [("code", "c 1")]), "https://a.test/cb?code=c%201");
+/// assert_eq!(append_query("https://a.test/cb?x=1", [("s", "2")]), "https://a.test/cb?x=1&s=2");
+/// ```
+pub fn append_query<'a>(url: &str, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{}", encode_query(pairs))
 }
 
 /// Encodes pairs as a query string (without the leading `?`).

@@ -13,7 +13,7 @@
 //! is what such a page must never be). The users are
 //! [`SIGN_IN_USERS`](crate::SIGN_IN_USERS).
 
-use carthooks_core::url::encode_query;
+use carthooks_core::url::append_query;
 
 use crate::State;
 
@@ -53,16 +53,10 @@ pub(crate) fn answer(
         return error_page(400, "Only response_type=code is supported.");
     }
     let app_state = field("state").unwrap_or_default();
-    let back = |pairs: &[(&str, &str)]| {
-        let sep = if redirect_uri.contains('?') { '&' } else { '?' };
-        Page {
-            status: 303,
-            location: Some(format!(
-                "{redirect_uri}{sep}{}",
-                encode_query(pairs.iter().copied())
-            )),
-            html: String::new(),
-        }
+    let back = |pairs: &[(&str, &str)]| Page {
+        status: 303,
+        location: Some(append_query(redirect_uri, pairs.iter().copied())),
+        html: String::new(),
     };
     match method {
         "GET" => form(client_id, redirect_uri, app_state, None),

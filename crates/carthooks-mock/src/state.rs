@@ -911,12 +911,11 @@ impl State {
             return api_error(400, "BAD_REQUEST", "unknown client_id");
         }
         let code = self.issue_code(client_id, user_id, redirect_uri, now);
-        let sep = if redirect_uri.contains('?') { '&' } else { '?' };
-        let query = carthooks_core::url::encode_query([("code", code.as_str()), ("state", state)]);
-        (
-            200,
-            ok(json!({"redirect_url": format!("{redirect_uri}{sep}{query}")})),
-        )
+        let redirect_url = carthooks_core::url::append_query(
+            redirect_uri,
+            [("code", code.as_str()), ("state", state)],
+        );
+        (200, ok(json!({ "redirect_url": redirect_url })))
     }
 
     // ----- items -----
