@@ -3,15 +3,20 @@
 //! records, every level, every crate, dependencies included): no secret appears.
 //!
 //! One exception, shown here so that README stays true: the blocking backend's
-//! dependencies log the wire at TRACE through `log`, and nothing turns that off
-//! from the outside. `ureq_proto` hex-dumps every request head and body it writes
-//! (the `Authorization` header, the token request's client secret) and every
-//! response body it reads (the tokens the token endpoint issues); `ureq` writes
-//! the request path at TRACE (where `get_user_by_token` carries a user token).
-//! README tells users to keep the `ureq` and `ureq_proto` targets at DEBUG or
-//! below (`ureq=debug,ureq_proto=debug`); the run with that filter must show no
-//! secret at all, and the run without it must show the dump still leaking — if
-//! a ureq release stops, this test says so and README can drop the filter.
+//! dependencies log the wire through `log`, and nothing turns that off from
+//! the outside. At TRACE `ureq_proto` hex-dumps every request head and body it
+//! writes (the `Authorization` header, the token request's client secret) and
+//! every response body it reads (the tokens the token endpoint issues). At
+//! DEBUG `ureq` writes each request's method and URL, hiding the path only if
+//! the logger's `enabled()` says TRACE is off for `ureq`: a logger that
+//! filters when it writes rather than in `enabled()` gets the path, and with
+//! it the user token of `get_user_by_token`. So README tells users to keep
+//! the `ureq` and `ureq_proto` targets at INFO or below
+//! (`ureq=info,ureq_proto=info`), where they log nothing of a request. The run
+//! with that filter must show no secret with either kind of logger, for every
+//! flow and every operation with a secret in its path; the runs without it
+//! must still show the leaks — if a ureq release stops, this test says so and
+//! README can drop the filter.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -95,12 +100,17 @@ impl Subscriber for Capture {
     }
 }
 
-/// A `log` logger that keeps every record; with `documented_filter` on, it
-/// applies README's filter for the blocking backend's dependencies
-/// (`ureq=debug,ureq_proto=debug`), as env_logger or tracing-subscriber would.
+/// A `log` logger that keeps every record, with a level for the `ureq` and
+/// `ureq_proto` targets (README's filter, as env_logger or
+/// tracing-subscriber's `EnvFilter` apply it). Like env_logger it answers
+/// `enabled()` by the filter; in `filter_when_writing` mode it answers yes to
+/// everything and drops records only when they arrive, as a logger may (the
+/// `log` crate leaves `enabled()` a hint).
 #[derive(Default)]
 struct LogCapture {
-    documented_filter: AtomicBool,
+    /// The most verbose level kept for ureq's targets (`None`: everything).
+    ureq_level: Mutex<Option<log::Level>>,
+    filter_when_writing: AtomicBool,
     records: Mutex<Vec<(log::Level, String, String)>>,
 }
 
@@ -110,14 +120,33 @@ fn is_ureq(target: &str) -> bool {
         .any(|t| target == *t || target.starts_with(&format!("{t}::")))
 }
 
+impl LogCapture {
+    fn keeps(&self, metadata: &log::Metadata<'_>) -> bool {
+        match *self.ureq_level.lock().unwrap() {
+            Some(level) if is_ureq(metadata.target()) => metadata.level() <= level,
+            _ => true,
+        }
+    }
+
+    /// Keeps ureq's targets at `level` and below (`None`: everything);
+    /// `when_writing` as the type docs say.
+    fn set(&self, level: Option<log::Level>, when_writing: bool) {
+        *self.ureq_level.lock().unwrap() = level;
+        self.filter_when_writing
+            .store(when_writing, Ordering::SeqCst);
+    }
+
+    fn take(&self) -> Vec<(log::Level, String, String)> {
+        std::mem::take(&mut *self.records.lock().unwrap())
+    }
+}
+
 impl log::Log for LogCapture {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        !(self.documented_filter.load(Ordering::SeqCst)
-            && is_ureq(metadata.target())
-            && metadata.level() > log::Level::Debug)
+        self.filter_when_writing.load(Ordering::SeqCst) || self.keeps(metadata)
     }
     fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
+        if self.keeps(record.metadata()) {
             self.records.lock().unwrap().push((
                 record.level(),
                 record.target().to_owned(),
@@ -128,10 +157,46 @@ impl log::Log for LogCapture {
     fn flush(&self) {}
 }
 
-impl LogCapture {
-    fn take(&self) -> Vec<(log::Level, String, String)> {
-        std::mem::take(&mut *self.records.lock().unwrap())
+/// Asserts that no record holds any of `secrets`.
+fn assert_no_secret(records: &[(log::Level, String, String)], secrets: &[String], when: &str) {
+    for (level, target, message) in records {
+        for secret in secrets {
+            assert!(
+                !message.contains(secret.as_str()),
+                "{when}: secret in a {level} log record of {target}"
+            );
+        }
     }
+}
+
+/// Runs every operation whose path carries a secret (the endpoint table's
+/// `{token}` templates), with distinctive secrets; returns them.
+fn run_secret_path_operations<S: Sdk>(server: &MockServer) -> Vec<String>
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    let c = S::wrap(builder::<S>(server).oauth(oauth()).build().unwrap());
+    c.initialize_oauth(None).unwrap();
+    let mut secrets = Vec::new();
+    let operations: Vec<&str> = carthooks_core::ENDPOINTS
+        .iter()
+        .filter(|spec| spec.template.contains("{token}"))
+        .map(|spec| spec.operation)
+        .collect();
+    assert!(!operations.is_empty(), "the table has secrets in paths");
+    for operation in operations {
+        match operation {
+            "get_user_by_token" => {
+                server
+                    .state()
+                    .add_user(77, "path-user", "UT-secret-in-the-path");
+                c.get_user_by_token("UT-secret-in-the-path").unwrap();
+                secrets.push("UT-secret-in-the-path".to_owned());
+            }
+            other => panic!("{other} has a secret in its path: run it here too"),
+        }
+    }
+    secrets
 }
 
 /// The bytes of ureq-proto's TRACE hex dump rows (`6865 6164 ... head....`),
@@ -246,36 +311,45 @@ fn no_secret_in_any_tracing_or_log_output() {
     log::set_logger(logs).unwrap();
     log::set_max_level(log::LevelFilter::Trace);
     let server = MockServer::start().unwrap();
-    // With README's filter for ureq's targets: no secret, at any level, anywhere.
-    logs.documented_filter.store(true, Ordering::SeqCst);
-    let mut secrets = run_flows::<UreqSdk>(&server);
-    secrets.extend(run_flows::<ReqwestSdk>(&server));
-    let filtered = logs.take();
-    assert!(
-        filtered.iter().any(|(_, target, _)| is_ureq(target)),
-        "the logger hears ureq at DEBUG"
-    );
-    for (level, target, message) in &filtered {
-        for secret in &secrets {
-            assert!(
-                !message.contains(secret.as_str()),
-                "secret in a {level} log record of {target}"
-            );
-        }
+    // README's filter for ureq's targets, applied in `enabled()` (env_logger)
+    // and only when writing: no secret, at any level, anywhere.
+    let documented = Some(log::Level::Info);
+    let mut secrets = Vec::new();
+    for when_writing in [false, true] {
+        logs.set(documented, when_writing);
+        secrets.extend(run_flows::<UreqSdk>(&server));
+        secrets.extend(run_secret_path_operations::<UreqSdk>(&server));
+        secrets.extend(run_flows::<ReqwestSdk>(&server));
+        secrets.extend(run_secret_path_operations::<ReqwestSdk>(&server));
+        let records = logs.take();
+        assert!(!records.is_empty(), "the logger hears the flows");
+        assert_no_secret(&records, &secrets, "ureq=info");
     }
+    // The filter README gave before, `ureq=debug`, with a logger that filters
+    // only when writing: ureq writes the URL, user token and all.
+    logs.set(Some(log::Level::Debug), true);
+    let path_secrets = run_secret_path_operations::<UreqSdk>(&server);
+    let records = logs.take();
+    assert!(
+        records.iter().any(|(level, target, message)| {
+            *level == log::Level::Debug
+                && is_ureq(target)
+                && path_secrets.iter().any(|s| message.contains(s.as_str()))
+        }),
+        "ureq no longer logs request paths at DEBUG: README's filter may be relaxed"
+    );
+    secrets.extend(path_secrets);
     // Everything at TRACE: no secret from any target but ureq's.
-    logs.documented_filter.store(false, Ordering::SeqCst);
+    logs.set(None, false);
     secrets.extend(run_flows::<UreqSdk>(&server));
     secrets.extend(run_flows::<ReqwestSdk>(&server));
     let everything = logs.take();
-    for (level, target, message) in everything.iter().filter(|(_, t, _)| !is_ureq(t)) {
-        for secret in &secrets {
-            assert!(
-                !message.contains(secret.as_str()),
-                "secret in a {level} log record of {target}"
-            );
-        }
-    }
+    let others: Vec<_> = everything
+        .iter()
+        .filter(|(_, t, _)| !is_ureq(t))
+        .cloned()
+        .collect();
+    assert_no_secret(&others, &secrets, "every target but ureq's at TRACE");
     // The limitation README states, checked so that README is updated if ureq
     // changes: its TRACE dump carries the bearer tokens of the blocking flows.
     let dump = reassemble_hex_dump(&everything);
