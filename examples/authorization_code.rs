@@ -1,15 +1,16 @@
 //! A web app's sign-in, as two steps: the user's session asks for an
-//! authorization code (in a real app the user's browser goes to the redirect
-//! URL), then the app's redirect handler checks `state` and exchanges the code
-//! in a new session of the app's client. `web_login` is the same as a web app
-//! in a browser.
+//! authorization code bound to a PKCE challenge (in a real app the user's
+//! browser goes to the redirect URL), then the app's redirect handler checks
+//! `state` and exchanges the code, with the challenge's verifier, in a new
+//! session of the app's client. `web_login` is the same as a web app in a
+//! browser.
 //!
 //! `cargo run --example authorization_code` runs against an embedded fake
 //! Carthooks server; with `CARTHOOKS_API_URL` set, against that server as
 //! `CARTHOOKS_CLIENT_ID` / `CARTHOOKS_CLIENT_SECRET`, for the user whose token is
 //! `CARTHOOKS_USER_TOKEN`, with the redirect URI `CARTHOOKS_REDIRECT_URI`.
 
-use carthooks::{Client, OAuthAuthorizeCodeRequest, OAuthConfig, csrf};
+use carthooks::{Client, OAuthAuthorizeCodeRequest, OAuthConfig, Pkce, csrf};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,8 +38,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| "https://app.example/callback".to_owned());
 
     // 1. The user's session asks for a code; `state` is unguessable and is kept
-    //    in the user's session (a cookie) until the redirect comes back.
+    //    in the user's session (a cookie) until the redirect comes back. The
+    //    PKCE verifier stays on the server; only its challenge travels, so a
+    //    code intercepted on the way back cannot be exchanged by anyone else.
     let state = csrf::generate_state()?;
+    let pkce = Pkce::new()?;
     let session = app.session();
     let client_id = match &fake {
         Some(_) => carthooks_mock::DEFAULT_CLIENT_ID.to_owned(),
@@ -46,11 +50,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     session.initialize_oauth(Some(&user_token)).await?;
     let answer = session
-        .get_oauth_authorize_code(&OAuthAuthorizeCodeRequest::new(
-            client_id,
-            redirect_uri.as_str(),
-            state.as_str(),
-        ))
+        .get_oauth_authorize_code(
+            &OAuthAuthorizeCodeRequest::new(client_id, redirect_uri.as_str(), state.as_str())
+                .pkce(pkce.challenge()),
+        )
         .await?;
     println!("1. a code was issued for the user; the browser would now follow the redirect");
 
@@ -63,7 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A new session for the signed-in user, over the app's connection pool.
     let user = app.session();
     let tokens = user
-        .exchange_authorization_code(code, &redirect_uri)
+        .exchange_authorization_code(code, &redirect_uri, Some(pkce.verifier()))
         .await?;
     println!(
         "2. code exchanged for the user's tokens ({})",

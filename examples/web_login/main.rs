@@ -11,7 +11,9 @@
 //! to the sign-in page `CARTHOOKS_AUTHORIZE_URL` and listing the collection
 //! `CARTHOOKS_APP_ID` / `CARTHOOKS_COLLECTION_ID`; register
 //! `http://ADDR/callback` (or `WEB_LOGIN_PUBLIC_URL/callback`) as the
-//! redirect URI. Ctrl-C stops it.
+//! redirect URI (the embedded server has `http://127.0.0.1/callback`
+//! registered, any port). Sessions end after 30 minutes unused and 12 hours
+//! after sign-in. Ctrl-C stops it.
 
 mod app;
 
@@ -63,13 +65,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("fake Carthooks at {} (users: alice, bob)", server.url());
     }
     println!("web_login: open {public_url}/ in a browser (Ctrl-C stops)");
-    let router = app::router(app::Config {
+    let (router, _) = app::router(app::Config {
         carthooks,
         client_id,
         authorize_page,
         public_url,
         app_id,
         collection_id,
+        idle_timeout: app::DEFAULT_IDLE_TIMEOUT,
+        max_lifetime: app::DEFAULT_MAX_LIFETIME,
     });
     axum::serve(listener, router)
         .with_graceful_shutdown(async {

@@ -19,15 +19,21 @@ macro_rules! api_methods {
             $($await)*
         }
 
-        /// Authorization-code grant: exchanges the `code` from the redirect for tokens.
+        /// Authorization-code grant: exchanges the `code` from the redirect for
+        /// tokens. `code_verifier` is the [`Pkce`](crate::Pkce) verifier whose
+        /// challenge went to the sign-in page (`None` when none did: then the
+        /// request is the Python SDK's). A server that does not know PKCE
+        /// ignores it.
         pub $($async)? fn exchange_authorization_code(
             &self,
             code: impl Into<AuthorizationCode>,
             redirect_uri: &str,
+            code_verifier: Option<&crate::PkceVerifier>,
         ) -> Result<OAuthTokens> {
             self.grant(Grant::AuthorizationCode {
                 code: code.into(),
                 redirect_uri: redirect_uri.to_owned(),
+                code_verifier: code_verifier.cloned(),
             })
             $($await)*
         }

@@ -52,6 +52,7 @@ pub mod csrf;
 pub mod dns;
 mod log;
 mod pages;
+mod pkce;
 pub mod session;
 pub mod settings;
 pub mod store;
@@ -62,6 +63,7 @@ pub use builder::{BuildClient, ClientBuilder, Parts};
 pub use client::Client;
 pub use dns::{DnsCache, DnsCacheStats, Lookup, SystemLookup};
 pub use pages::{ItemIter, ItemStream};
+pub use pkce::Pkce;
 pub use session::SessionBuilder;
 pub use settings::{RootCertificate, TransportConfig};
 pub use store::{
@@ -80,9 +82,9 @@ pub use carthooks_core::{
     ClientConfig, ClientSecret, Clock, CollectionId, Endpoint, Error, FieldId, FilterOp,
     HttpRequest, HttpResponse, ItemId, ItemLock, ItemsQuery, LockOptions, ManualClock,
     MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokenRequest, OAuthTokens, Pager,
-    RefreshToken, RequestTimeout, Result, RetryPolicy, ServiceError, SubItemId, SystemClock,
-    TokenCallback, TokenIdentity, TransportError, TransportErrorKind, UserAccessToken, UserId,
-    UserInfo, WatchDataRequest,
+    PkceChallenge, PkceVerifier, RefreshToken, RequestTimeout, Result, RetryPolicy, ServiceError,
+    SubItemId, SystemClock, TokenCallback, TokenIdentity, TransportError, TransportErrorKind,
+    UserAccessToken, UserId, UserInfo, WatchDataRequest,
 };
 /// The `http` crate, whose `Request` and `Response` transports exchange.
 pub use http;

@@ -32,10 +32,13 @@
 //! # The authorization-code flow with sessions
 //!
 //! ```no_run
-//! # async fn sign_in<T: carthooks_client::Transport>(app: carthooks_client::Client<T>, code: &str) -> carthooks_client::Result<()> {
-//! // In the redirect handler, after `csrf::verify_state`:
+//! # async fn sign_in<T: carthooks_client::Transport>(app: carthooks_client::Client<T>, code: &str,
+//! #     verifier: carthooks_client::PkceVerifier) -> carthooks_client::Result<()> {
+//! // In the redirect handler, after `csrf::verify_state`, with the PKCE
+//! // verifier kept for this sign-in attempt:
 //! let user = app.session();
-//! user.exchange_authorization_code(code, "https://app.example/callback").await?;
+//! user.exchange_authorization_code(code, "https://app.example/callback", Some(&verifier))
+//!     .await?;
 //! let me = user.get_current_user().await?; // acts for the user, not the app
 //! // Keep `user` in the web session; every call refreshes its own tokens.
 //! # let _ = me; Ok(()) }

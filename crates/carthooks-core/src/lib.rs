@@ -73,7 +73,7 @@
 //! [`TokenMachine`] decides about tokens ([`TokenMachine::authorize`]).
 //!
 //! Secrets live in newtypes ([`ClientSecret`], [`AccessToken`], [`RefreshToken`],
-//! [`UserAccessToken`], [`AuthorizationCode`]) whose `Debug` is redacted; errors never
+//! [`UserAccessToken`], [`AuthorizationCode`], [`PkceVerifier`]) whose `Debug` is redacted; errors never
 //! carry a response body.
 
 pub mod call;
@@ -87,6 +87,7 @@ pub mod ids;
 pub mod machine;
 pub mod models;
 pub mod pager;
+pub mod pkce;
 pub mod retry;
 pub mod secret;
 pub mod tokens;
@@ -109,8 +110,11 @@ pub use models::{
     UserInfo, WatchDataRequest,
 };
 pub use pager::Pager;
+pub use pkce::PkceChallenge;
 pub use retry::{Attempt, RequestKind, RequestTimeout, RetryDecision, RetryPolicy};
-pub use secret::{AccessToken, AuthorizationCode, ClientSecret, RefreshToken, UserAccessToken};
+pub use secret::{
+    AccessToken, AuthorizationCode, ClientSecret, PkceVerifier, RefreshToken, UserAccessToken,
+};
 pub use tokens::{Grant, OAuthTokenRequest, OAuthTokens, TokenIdentity};
 pub use url::BaseUrl;
 

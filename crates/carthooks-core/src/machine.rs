@@ -422,7 +422,16 @@ impl TokenMachine {
                 Grant::ClientCredentials {
                     user_access_token: Some(t),
                 } => error.redact(t.secret()),
-                Grant::AuthorizationCode { code, .. } => error.redact(code.secret()),
+                Grant::AuthorizationCode {
+                    code,
+                    code_verifier,
+                    ..
+                } => {
+                    error.redact(code.secret());
+                    if let Some(verifier) = code_verifier {
+                        error.redact(verifier.secret());
+                    }
+                }
                 Grant::RefreshToken { refresh_token } => error.redact(refresh_token.secret()),
                 Grant::ClientCredentials { .. } => {}
             }
@@ -1387,6 +1396,7 @@ mod tests {
             Grant::AuthorizationCode {
                 code: crate::secret::AuthorizationCode::new("code-secret-1"),
                 redirect_uri: "https://app/cb".into(),
+                code_verifier: Some(crate::secret::PkceVerifier::new("verifier-secret-1")),
             },
             NOW,
         );
@@ -1396,7 +1406,7 @@ mod tests {
         let echo = http::Response::builder()
             .status(400)
             .body(
-                br#"{"error":"invalid_grant","error_description":"code code-secret-1 used"}"#
+                br#"{"error":"invalid_grant","error_description":"code code-secret-1 used, verifier-secret-1"}"#
                     .to_vec(),
             )
             .unwrap();
@@ -1405,7 +1415,9 @@ mod tests {
             .authorize(NOW, Want::Call { waited: Some(w) })
             .unwrap_err();
         for e in [owner, waiter] {
-            assert!(!format!("{e} {e:?}").contains("code-secret-1"), "{e:?}");
+            let text = format!("{e} {e:?}");
+            assert!(!text.contains("code-secret-1"), "{e:?}");
+            assert!(!text.contains("verifier-secret-1"), "{e:?}");
         }
     }
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pkce::PkceChallenge;
 use crate::secret::AuthorizationCode;
 use crate::url::decode_form;
 
@@ -33,6 +34,9 @@ pub struct UserInfo {
 
 /// Body of `POST /api/oauth/get-authorize-code`: asks the server for an
 /// authorization code for `client_id`, on behalf of the user whose token is sent.
+///
+/// With [`pkce`](Self::pkce) the code is bound to a PKCE challenge and can only
+/// be exchanged with its verifier; without it the body is the Python SDK's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct OAuthAuthorizeCodeRequest {
@@ -45,6 +49,12 @@ pub struct OAuthAuthorizeCodeRequest {
     /// Tenant to authorize, when the user belongs to several.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub target_tenant_id: Option<u64>,
+    /// The PKCE challenge (RFC 7636 §4.3), set by [`pkce`](Self::pkce).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub code_challenge: Option<String>,
+    /// `S256` when [`code_challenge`](Self::code_challenge) is set.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub code_challenge_method: Option<String>,
 }
 
 impl OAuthAuthorizeCodeRequest {
@@ -61,7 +71,18 @@ impl OAuthAuthorizeCodeRequest {
             redirect_uri: redirect_uri.into(),
             state: state.into(),
             target_tenant_id: None,
+            code_challenge: None,
+            code_challenge_method: None,
         }
+    }
+
+    /// Binds the code to `challenge`: exchange it with the verifier the
+    /// challenge was made from (`exchange_authorization_code(code, uri,
+    /// Some(pkce.verifier()))`). A server that does not know PKCE ignores it.
+    pub fn pkce(mut self, challenge: &PkceChallenge) -> Self {
+        self.code_challenge = Some(challenge.as_str().to_owned());
+        self.code_challenge_method = Some(PkceChallenge::METHOD.to_owned());
+        self
     }
 
     /// Asks for tenant `id`, for a user who belongs to several.

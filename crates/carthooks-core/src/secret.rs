@@ -92,6 +92,14 @@ secret_type!(
     /// A single-use OAuth authorization code.
     AuthorizationCode
 );
+secret_type!(
+    /// A PKCE code verifier (RFC 7636 §4.1): kept by the client between
+    /// sending the user to sign in and exchanging the code, and sent only to
+    /// the token endpoint. Whoever holds it and an intercepted code can redeem
+    /// the code. Make one with `carthooks_client::Pkce::new()`, or from random
+    /// bytes with [`PkceVerifier::from_random_bytes`](crate::pkce).
+    PkceVerifier
+);
 
 /// Compares two byte strings without an early exit on the first difference.
 ///

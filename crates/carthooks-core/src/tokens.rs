@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::parse_token_response;
 use crate::error::Result;
-use crate::secret::{AccessToken, AuthorizationCode, ClientSecret, RefreshToken, UserAccessToken};
+use crate::secret::{
+    AccessToken, AuthorizationCode, ClientSecret, PkceVerifier, RefreshToken, UserAccessToken,
+};
 use crate::url::{BaseUrl, encode_form};
 
 /// Path of the token endpoint, under the base URL.
@@ -268,6 +270,9 @@ pub enum Grant {
         code: AuthorizationCode,
         /// The redirect URI the code was issued for.
         redirect_uri: String,
+        /// The PKCE verifier whose challenge went with the authorization
+        /// request (sent as `code_verifier`); `None` when none did.
+        code_verifier: Option<PkceVerifier>,
     },
     /// `refresh_token`.
     RefreshToken {
@@ -314,9 +319,16 @@ impl OAuthTokenRequest {
                     pairs.push(("user_access_token", t.secret()));
                 }
             }
-            Grant::AuthorizationCode { code, redirect_uri } => {
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
                 pairs.push(("code", code.secret()));
                 pairs.push(("redirect_uri", redirect_uri.as_str()));
+                if let Some(verifier) = code_verifier {
+                    pairs.push(("code_verifier", verifier.secret()));
+                }
             }
             Grant::RefreshToken { refresh_token } => {
                 pairs.push(("refresh_token", refresh_token.secret()));
@@ -388,12 +400,25 @@ mod tests {
         let r = req(Grant::AuthorizationCode {
             code: AuthorizationCode::new("code-1"),
             redirect_uri: "https://app.example/cb".into(),
+            code_verifier: None,
         })
         .to_http(&base);
         assert_eq!(
             std::str::from_utf8(r.body()).unwrap(),
             "grant_type=authorization_code&client_id=dvc-id&client_secret=dvs-secret&code=code-1&redirect_uri=https%3A%2F%2Fapp.example%2Fcb"
         );
+        // With PKCE, the verifier comes last; it is never in `Debug`.
+        let with_pkce = req(Grant::AuthorizationCode {
+            code: AuthorizationCode::new("code-1"),
+            redirect_uri: "https://app.example/cb".into(),
+            code_verifier: Some(PkceVerifier::new("v".repeat(43))),
+        });
+        let body = String::from_utf8(with_pkce.to_http(&base).into_body()).unwrap();
+        assert!(
+            body.ends_with(&format!("&code_verifier={}", "v".repeat(43))),
+            "{body}"
+        );
+        assert!(!format!("{with_pkce:?}").contains(&"v".repeat(43)));
         let r = req(Grant::RefreshToken {
             refresh_token: RefreshToken::new("rt-stored"),
         })

@@ -6,6 +6,7 @@
 //! else as `%XX` (space as `+` in forms).
 
 use crate::error::{Error, Result};
+use crate::pkce::PkceChallenge;
 
 /// Default base URL of the Carthooks API.
 pub const DEFAULT_BASE_URL: &str = "https://api.carthooks.com";
@@ -286,24 +287,37 @@ pub fn encode_form<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> S
 }
 
 /// The URL of an authorization server's sign-in page (`page`) for the
-/// authorization-code flow: `response_type=code`, `client_id`,
-/// `redirect_uri` and `state` appended to its query. Send the user's browser
-/// there; the server redirects back to `redirect_uri` with `code` and `state`.
+/// authorization-code flow with PKCE: `response_type=code`, `client_id`,
+/// `redirect_uri`, `state`, `code_challenge` and `code_challenge_method=S256`
+/// appended to its query. Send the user's browser there; the server redirects
+/// back to `redirect_uri` with `code` and `state`, and the code is exchanged
+/// with the challenge's verifier. A server that does not know PKCE ignores the
+/// two challenge parameters (RFC 6749 §3.1).
 ///
 /// ```
+/// use carthooks_core::pkce::PkceChallenge;
+/// let challenge = PkceChallenge::from_sha256(&[0; 32]); // from `Pkce::new()` in practice
 /// let url = carthooks_core::url::authorize_url(
 ///     "https://carthooks.test/oauth/authorize",
 ///     "my-client",
 ///     "https://app.example/callback",
 ///     "3f2a",
+///     &challenge,
 /// );
 /// assert_eq!(
 ///     url,
 ///     "https://carthooks.test/oauth/authorize?response_type=code&client_id=my-client\
-///      &redirect_uri=https%3A%2F%2Fapp.example%2Fcallback&state=3f2a"
+///      &redirect_uri=https%3A%2F%2Fapp.example%2Fcallback&state=3f2a\
+///      &code_challenge=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&code_challenge_method=S256"
 /// );
 /// ```
-pub fn authorize_url(page: &str, client_id: &str, redirect_uri: &str, state: &str) -> String {
+pub fn authorize_url(
+    page: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+    challenge: &PkceChallenge,
+) -> String {
     append_query(
         page,
         [
@@ -311,6 +325,8 @@ pub fn authorize_url(page: &str, client_id: &str, redirect_uri: &str, state: &st
             ("client_id", client_id),
             ("redirect_uri", redirect_uri),
             ("state", state),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", PkceChallenge::METHOD),
         ],
     )
 }

@@ -1,6 +1,6 @@
 //! The core's hand-written encoders and parsers, checked against the well-kept
 //! crates that do the same job (`httpdate`, `percent-encoding`,
-//! `form_urlencoded`, `itoa`). The core cannot depend on them — it stays on
+//! `form_urlencoded`, `itoa`, `base64`, `sha2`). The core cannot depend on them — it stays on
 //! http, serde, serde_json and thiserror — so they are its dev-dependencies, and
 //! these tests hold the hand-written code to their answers.
 
@@ -161,5 +161,29 @@ fn ids_in_paths_agree_with_itoa() {
             request.uri().path(),
             format!("/v1/users/{}", buffer.format(n))
         );
+    }
+}
+
+#[test]
+fn pkce_base64url_agrees_with_the_base64_crate_and_challenges_with_sha2() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    for len in 0..200usize {
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        assert_eq!(
+            carthooks_core::pkce::base64url(&bytes),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes),
+            "{bytes:?}"
+        );
+        if let Ok(random) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            let verifier = carthooks_core::PkceVerifier::from_random_bytes(&random);
+            assert!(carthooks_core::pkce::is_valid_verifier(verifier.secret()));
+            let digest: [u8; 32] = sha2::Sha256::digest(verifier.secret().as_bytes()).into();
+            let challenge = carthooks_core::PkceChallenge::from_sha256(&digest);
+            assert!(carthooks_core::pkce::is_valid_s256_challenge(
+                challenge.as_str()
+            ));
+        }
     }
 }

@@ -2,11 +2,17 @@
 //!
 //! It speaks HTTP/1.1 on a loopback port with the real wire format: the OAuth token
 //! endpoint with all three grants (client authentication, user-token delegation,
-//! single-use authorization codes bound to their redirect URI, rotating refresh
-//! tokens), the authorize-code endpoint, `/v1/me`, and items list/create, all
-//! answering in the `{"data", "error", "traceId", "meta"}` envelope; and the
-//! HTML sign-in and consent page a browser is sent to
+//! single-use authorization codes bound to their redirect URI and PKCE challenge,
+//! rotating refresh tokens), the authorize-code endpoint, `/v1/me`, and items
+//! list/create, all answering in the `{"data", "error", "traceId", "meta"}`
+//! envelope; and the HTML sign-in and consent page a browser is sent to
 //! ([`MockServer::authorize_page`]).
+//!
+//! As an authorization server it refuses what a real one refuses, so that tests
+//! of your own find the same: redirect URIs a client did not register
+//! ([`MockClient`]) get an error page and never a redirect, `plain` PKCE is
+//! refused, and codes and tokens are 32 random bytes each (a fixed sequence only
+//! with [`MockConfig::secret_seed`]); [`MockClient`] states the rules.
 //!
 //! ```
 //! let server = carthooks_mock::MockServer::start()?;
@@ -31,9 +37,11 @@
 //! certificate you give it, offering HTTP/2 and HTTP/1.1 by ALPN; each
 //! [`MockRequest`] records the HTTP version it arrived in.
 
+mod authz;
 mod signin;
 mod state;
 
+pub use authz::{DEFAULT_REDIRECT_URIS, MockClient};
 pub use signin::AUTHORIZE_PATH;
 
 use std::net::SocketAddr;

@@ -1,11 +1,20 @@
 //! `carthooks-mock [--port PORT] [--host HOST] [--access-token-ttl SECONDS] [--no-rotate]
-//! [--reuse-detection] [--per-user-items]`:
-//! runs the fake Carthooks server until interrupted.
+//! [--reuse-detection] [--per-user-items] [--redirect-uri URI]... [--require-pkce]
+//! [--secret-seed N]`: runs the fake Carthooks server until interrupted.
 
 use carthooks_mock::{
     DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID,
-    DEFAULT_USER_TOKEN, MockConfig, MockServer, SIGN_IN_USERS,
+    DEFAULT_USER_TOKEN, MockClient, MockConfig, MockServer, SIGN_IN_USERS,
 };
+
+const USAGE: &str = "usage: carthooks-mock [--port PORT] [--host IP] [--access-token-ttl SECONDS] \
+[--no-rotate] [--reuse-detection] [--per-user-items] [--redirect-uri URI]... [--require-pkce] \
+[--secret-seed N]
+
+  --redirect-uri URI  register URI for the demo client (repeatable; replaces the defaults;
+                      a loopback http URI allows any port)
+  --require-pkce      the demo client's codes need a PKCE challenge (S256)
+  --secret-seed N     codes and tokens from a fixed sequence (predictable: tests only)";
 
 fn main() -> std::process::ExitCode {
     match run() {
@@ -21,6 +30,8 @@ fn run() -> Result<(), String> {
     let mut port: u16 = 0;
     let mut host = std::net::IpAddr::from([127, 0, 0, 1]);
     let mut config = MockConfig::default();
+    let mut client = MockClient::demo();
+    let mut redirect_uris = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -43,15 +54,35 @@ fn run() -> Result<(), String> {
             "--no-rotate" => config.rotate_refresh_tokens = false,
             "--reuse-detection" => config.reuse_detection = true,
             "--per-user-items" => config.per_user_items = true,
+            "--redirect-uri" => redirect_uris.push(value("--redirect-uri")?),
+            "--require-pkce" => client = client.require_pkce(true),
+            "--secret-seed" => {
+                config.secret_seed = Some(
+                    value("--secret-seed")?
+                        .parse()
+                        .map_err(|_| "--secret-seed must be a number")?,
+                )
+            }
             "-h" | "--help" => {
-                println!(
-                    "usage: carthooks-mock [--port PORT] [--host IP] [--access-token-ttl SECONDS] [--no-rotate] [--reuse-detection] [--per-user-items]"
-                );
+                println!("{USAGE}");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
+    if !redirect_uris.is_empty() {
+        client = client.redirect_uris(redirect_uris);
+    }
+    let registered = format!(
+        "  redirect URIs of {DEFAULT_CLIENT_ID}: {}{}",
+        client.redirect_uris.join(", "),
+        if client.require_pkce {
+            " (PKCE required)"
+        } else {
+            ""
+        }
+    );
+    config.clients = vec![client];
     let server =
         MockServer::bind((host, port).into(), config).map_err(|e| format!("cannot bind: {e}"))?;
     println!("carthooks-mock listening on {}", server.url());
@@ -67,6 +98,7 @@ fn run() -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    println!("{registered}");
     server.wait();
     Ok(())
 }

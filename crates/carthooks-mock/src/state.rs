@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use crate::authz::{self, MockClient, Refusal, Secrets};
 use crate::decode_form;
 use serde_json::{Value, json};
 
@@ -84,6 +85,15 @@ pub struct MockConfig {
     /// server started with it seeds two items for each of the
     /// [`SIGN_IN_USERS`]; the other seeded items belong to no user (the app's).
     pub per_user_items: bool,
+    /// The OAuth clients registered when the server starts (default: the
+    /// demo client, [`MockClient::demo`], with its default redirect URIs);
+    /// [`State::register_client`] adds or replaces one later.
+    pub clients: Vec<MockClient>,
+    /// Makes codes and tokens a deterministic sequence from this seed, the
+    /// same every run (default `None`: 32 bytes from the operating system's
+    /// random source each). Seeded secrets can be predicted by anyone who
+    /// knows the seed: for tests that need fixed values only.
+    pub secret_seed: Option<u64>,
 }
 
 impl Default for MockConfig {
@@ -95,6 +105,8 @@ impl Default for MockConfig {
             code_ttl: 60,
             advertised_expires_in: None,
             per_user_items: false,
+            clients: vec![MockClient::demo()],
+            secret_seed: None,
         }
     }
 }
@@ -162,6 +174,8 @@ pub struct Counters {
     pub unauthorized: u64,
     /// Items created.
     pub items_created: u64,
+    /// Authorization codes issued (sign-in page and authorize-code endpoint).
+    pub codes_issued: u64,
     /// Used refresh tokens presented again (each revoked a token family when
     /// `reuse_detection` is on).
     pub refresh_token_reuses: u64,
@@ -254,6 +268,8 @@ struct CodeRec {
     client_id: String,
     user_id: u64,
     redirect_uri: String,
+    /// The PKCE challenge (S256) the code was issued with.
+    challenge: Option<String>,
     expires_at: u64,
     used: bool,
 }
@@ -264,7 +280,7 @@ pub struct State {
     /// Knobs; may be changed at any time.
     pub config: MockConfig,
     counters: Counters,
-    clients: HashMap<String, String>,
+    clients: HashMap<String, MockClient>,
     users: HashMap<u64, User>,
     user_tokens: HashMap<String, u64>,
     access: HashMap<String, AccessRec>,
@@ -286,7 +302,7 @@ pub struct State {
     faults: Vec<Injected>,
     drop_connections: u32,
     seq: u64,
-    salt: u64,
+    secrets: Secrets,
     log: Vec<MockRequest>,
 }
 
@@ -308,13 +324,15 @@ const SERVICE_USER_ID: u64 = 1000;
 impl State {
     /// A server with one client, one user and a seeded collection.
     pub fn new(config: MockConfig) -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(0);
         let mut state = Self {
+            secrets: Secrets::new(config.secret_seed),
+            clients: config
+                .clients
+                .iter()
+                .map(|c| (c.id.clone(), c.clone()))
+                .collect(),
             config,
             counters: Counters::default(),
-            clients: HashMap::from([(DEFAULT_CLIENT_ID.into(), DEFAULT_CLIENT_SECRET.into())]),
             users: HashMap::new(),
             user_tokens: HashMap::new(),
             access: HashMap::new(),
@@ -335,7 +353,6 @@ impl State {
             faults: Vec::new(),
             drop_connections: 0,
             seq: 0,
-            salt: h.finish(),
             log: Vec::new(),
         };
         state.add_user(7, "alice", DEFAULT_USER_TOKEN);
@@ -369,9 +386,20 @@ impl State {
         state
     }
 
-    /// Registers another OAuth client.
+    /// Registers another OAuth client, with the default redirect URIs
+    /// ([`DEFAULT_REDIRECT_URIS`](crate::DEFAULT_REDIRECT_URIS)).
     pub fn add_client(&mut self, id: &str, secret: &str) {
-        self.clients.insert(id.into(), secret.into());
+        self.register_client(MockClient::new(id, secret));
+    }
+
+    /// Registers `client`, replacing one of the same id.
+    pub fn register_client(&mut self, client: MockClient) {
+        self.clients.insert(client.id.clone(), client);
+    }
+
+    /// The registered client `id`.
+    pub fn client(&self, id: &str) -> Option<&MockClient> {
+        self.clients.get(id)
     }
 
     /// Adds a user with their own access token.
@@ -406,34 +434,52 @@ impl State {
             .map(|u| u.id)
     }
 
-    /// True for a registered OAuth client id.
-    pub fn has_client(&self, client_id: &str) -> bool {
-        self.clients.contains_key(client_id)
-    }
-
     /// Issues a single-use authorization code for `user_id`, bound to
-    /// `client_id` and `redirect_uri`, expiring after
-    /// [`MockConfig::code_ttl`] (what the sign-in page and
-    /// `/api/oauth/get-authorize-code` both do).
+    /// `client_id`, `redirect_uri` and the PKCE `code_challenge` (S256) if
+    /// given, expiring after [`MockConfig::code_ttl`] (what the sign-in page
+    /// and `/api/oauth/get-authorize-code` both do once they accepted the
+    /// request; this checks nothing, so a test can issue any code).
     pub fn issue_code(
         &mut self,
         client_id: &str,
         user_id: u64,
         redirect_uri: &str,
+        code_challenge: Option<&str>,
         now: u64,
     ) -> String {
-        let code = self.next_secret("code");
+        let code = self.secrets.next("code");
+        self.counters.codes_issued += 1;
         self.codes.insert(
             code.clone(),
             CodeRec {
                 client_id: client_id.into(),
                 user_id,
                 redirect_uri: redirect_uri.into(),
+                challenge: code_challenge.map(str::to_owned),
                 expires_at: now.saturating_add(self.config.code_ttl),
                 used: false,
             },
         );
         code
+    }
+
+    /// Checks an authorization request of the sign-in page or the
+    /// authorize-code endpoint (the rules are in the `authz` module); the
+    /// challenge to bind the code to.
+    pub(crate) fn check_authorization_request(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        code_challenge: Option<&str>,
+        code_challenge_method: Option<&str>,
+    ) -> Result<Option<String>, Refusal> {
+        authz::check_request(
+            self.clients.get(client_id),
+            client_id,
+            redirect_uri,
+            code_challenge,
+            code_challenge_method,
+        )
     }
 
     /// Whether `who` may see item `id` (see [`MockConfig::per_user_items`]).
@@ -543,15 +589,6 @@ impl State {
     /// Number of items stored in a collection.
     pub fn item_count(&self, app_id: u64, collection_id: u64) -> usize {
         self.items.get(&(app_id, collection_id)).map_or(0, Vec::len)
-    }
-
-    fn next_secret(&mut self, prefix: &str) -> String {
-        self.seq += 1;
-        let mix = self
-            .salt
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(self.seq.wrapping_mul(0xBF58_476D_1CE4_E5B9));
-        format!("{prefix}-{}-{:016x}", self.seq, mix)
     }
 
     /// Handles one request at `now` (Unix seconds).
@@ -698,7 +735,7 @@ impl State {
         let (Some(client_id), Some(secret)) = (field("client_id"), field("client_secret")) else {
             return oauth_error(401, "invalid_client", "client authentication failed");
         };
-        if self.clients.get(client_id).map(String::as_str) != Some(secret) {
+        if self.clients.get(client_id).map(|c| c.secret.as_str()) != Some(secret) {
             return oauth_error(401, "invalid_client", "client authentication failed");
         }
         let client_id = client_id.to_owned();
@@ -743,6 +780,12 @@ impl State {
                 }
                 if rec.client_id != client_id || rec.redirect_uri != redirect_uri {
                     return oauth_error(400, "invalid_grant", "authorization code does not match");
+                }
+                // A refused verifier leaves the code for its rightful holder.
+                if let Err(why) =
+                    authz::check_verifier(rec.challenge.as_deref(), field("code_verifier"))
+                {
+                    return oauth_error(400, "invalid_grant", why);
                 }
                 rec.used = true;
                 let user_id = rec.user_id;
@@ -808,7 +851,7 @@ impl State {
             self.next_family += 1;
             self.next_family
         });
-        let access = self.next_secret("at");
+        let access = self.secrets.next("at");
         let ttl = self.config.access_token_ttl;
         self.access.insert(
             access.clone(),
@@ -833,7 +876,7 @@ impl State {
             Some(v) => data["expires_in"] = v.clone(),
         }
         if with_refresh {
-            let refresh = self.next_secret("rt");
+            let refresh = self.secrets.next("rt");
             self.refresh.insert(
                 refresh.clone(),
                 RefreshRec {
@@ -907,10 +950,19 @@ impl State {
                 "client_id, redirect_uri and state are required",
             );
         };
-        if !self.clients.contains_key(client_id) {
-            return api_error(400, "BAD_REQUEST", "unknown client_id");
-        }
-        let code = self.issue_code(client_id, user_id, redirect_uri, now);
+        let challenge = match self.check_authorization_request(
+            client_id,
+            redirect_uri,
+            body["code_challenge"].as_str(),
+            body["code_challenge_method"].as_str(),
+        ) {
+            Ok(challenge) => challenge,
+            Err(Refusal::Stay(message)) => return api_error(400, "BAD_REQUEST", &message),
+            Err(Refusal::Back(description)) => {
+                return api_error(400, "INVALID_REQUEST", description);
+            }
+        };
+        let code = self.issue_code(client_id, user_id, redirect_uri, challenge.as_deref(), now);
         let redirect_url = carthooks_core::url::append_query(
             redirect_uri,
             [("code", code.as_str()), ("state", state)],
@@ -1295,7 +1347,7 @@ impl State {
             return api_error(400, "BAD_REQUEST", "options must be a JSON object");
         }
         let expire = options["expire"].as_u64().unwrap_or(3600);
-        let token = self.next_secret(kind);
+        let token = self.secrets.next(kind);
         let mut answer =
             json!({"token": token, "kind": kind, "expires_at": now.saturating_add(expire)});
         if let (Value::Object(a), Value::Object(s)) = (&mut answer, scope) {

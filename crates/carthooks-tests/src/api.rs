@@ -109,7 +109,7 @@ fn run<S: Sdk>(c: &S, op: &str) {
         "client_credentials_user" => c.initialize_oauth(Some("user-tok")).map(drop),
         "refresh" => c.refresh_oauth_token(Some("rt-stored")).map(drop),
         "authorization_code" => c
-            .exchange_authorization_code("code-1", "https://app.example/cb")
+            .exchange_authorization_code("code-1", "https://app.example/cb", None)
             .map(drop),
         "authorize_code" => c
             .get_oauth_authorize_code(

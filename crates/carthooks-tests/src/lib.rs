@@ -14,6 +14,7 @@ pub mod faults;
 pub mod hardening;
 pub mod redis_server;
 pub mod sessions;
+pub mod signin;
 pub mod suite;
 
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use carthooks_client::ClientBuilder;
 use carthooks_core::{
     ApiResponse, AuthorizeCodeResponse, ItemLock, ItemsQuery, LockOptions, ManualClock,
-    OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens, Result, UserInfo, WatchDataRequest,
+    OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens, PkceVerifier, Result, UserInfo,
+    WatchDataRequest,
 };
 use carthooks_mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, MockServer};
 
@@ -51,7 +53,7 @@ type Json = serde_json::Value;
 
 calls! {
     fn initialize_oauth(&self, user_token: Option<&str>) -> Result<OAuthTokens>;
-    fn exchange_authorization_code(&self, code: &str, redirect_uri: &str) -> Result<OAuthTokens>;
+    fn exchange_authorization_code(&self, code: &str, redirect_uri: &str, code_verifier: Option<&PkceVerifier>) -> Result<OAuthTokens>;
     fn refresh_oauth_token(&self, refresh_token: Option<&str>) -> Result<OAuthTokens>;
     fn get_oauth_authorize_code(&self, request: &OAuthAuthorizeCodeRequest) -> Result<ApiResponse<AuthorizeCodeResponse>>;
     fn get_current_user(&self) -> Result<ApiResponse<UserInfo>>;
@@ -383,6 +385,12 @@ macro_rules! suite {
             closing_a_session_closes_only_it,
             sessions_keep_their_tokens_in_stores_of_their_own,
             a_users_session_cannot_touch_another_users_item,
+        );
+        $crate::suite!(@tests $sdk; signin;
+            pkce_binds_the_code_to_its_verifier,
+            a_verifier_for_a_code_without_a_challenge_is_refused,
+            plain_malformed_or_missing_challenges_get_no_code,
+            codes_only_for_registered_redirect_uris,
         );
         $crate::suite!(@tests $sdk; suite;
             client_credentials,

@@ -33,10 +33,10 @@ fn signed_in<S: Sdk>(server: &MockServer, app: &S, user: u64) -> S {
     let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
     let code = server
         .state()
-        .issue_code(DEFAULT_CLIENT_ID, user, REDIRECT, now);
+        .issue_code(DEFAULT_CLIENT_ID, user, REDIRECT, None, now);
     let session = app.session();
     let tokens = session
-        .exchange_authorization_code(&code, REDIRECT)
+        .exchange_authorization_code(&code, REDIRECT, None)
         .expect("the code is exchanged");
     assert_eq!(tokens.identity, Some(TokenIdentity::User));
     session
@@ -227,9 +227,9 @@ where
         let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
         let code = server
             .state()
-            .issue_code(DEFAULT_CLIENT_ID, id, REDIRECT, now);
+            .issue_code(DEFAULT_CLIENT_ID, id, REDIRECT, None, now);
         let tokens = session
-            .exchange_authorization_code(&code, REDIRECT)
+            .exchange_authorization_code(&code, REDIRECT, None)
             .unwrap();
         let saved = carthooks_client::TokenStore::load(store.as_ref())
             .unwrap()

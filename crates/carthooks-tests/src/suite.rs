@@ -111,7 +111,9 @@ where
     let server = server();
     let code = obtain_code::<S>(&server, "csrf-state-1");
     let web: S = client(&server, oauth());
-    let tokens = web.exchange_authorization_code(&code, REDIRECT).unwrap();
+    let tokens = web
+        .exchange_authorization_code(&code, REDIRECT, None)
+        .unwrap();
     assert!(tokens.refresh_token.is_some());
     assert_eq!(web.get_current_user().unwrap().data.username, "alice");
     assert_eq!(server.counters().grant("authorization_code"), 1);
@@ -125,12 +127,13 @@ where
     let code = obtain_code::<S>(&server, "s");
     let web: S = client(&server, oauth());
     let e = web
-        .exchange_authorization_code(&code, "https://evil.example/cb")
+        .exchange_authorization_code(&code, "https://evil.example/cb", None)
         .unwrap_err();
     assert_eq!(e.oauth_error_code(), Some("invalid_grant"));
-    web.exchange_authorization_code(&code, REDIRECT).unwrap();
+    web.exchange_authorization_code(&code, REDIRECT, None)
+        .unwrap();
     let e = web
-        .exchange_authorization_code(&code, REDIRECT)
+        .exchange_authorization_code(&code, REDIRECT, None)
         .unwrap_err();
     assert_eq!(e.oauth_error_code(), Some("invalid_grant"));
     assert!(e.trace_id().is_some());
@@ -364,7 +367,8 @@ where
     // refused refresh, then the typed error; no loop.
     let code = obtain_code::<S>(&server, "s");
     let web: S = client(&server, oauth());
-    web.exchange_authorization_code(&code, REDIRECT).unwrap();
+    web.exchange_authorization_code(&code, REDIRECT, None)
+        .unwrap();
     server.revoke_all_tokens();
     let before = server.counters();
     let e = web.get_current_user().unwrap_err();
@@ -647,7 +651,9 @@ where
         .unwrap();
     let client_debug = format!("{raw_client:?}");
     let c = S::wrap(built.build().unwrap());
-    let tokens = c.exchange_authorization_code(&code, REDIRECT).unwrap();
+    let tokens = c
+        .exchange_authorization_code(&code, REDIRECT, None)
+        .unwrap();
     let e1 = c
         .refresh_oauth_token(Some("rt-configured-secret"))
         .unwrap_err();
@@ -663,7 +669,8 @@ where
             client_secret: DEFAULT_CLIENT_SECRET.into(),
             grant: carthooks_core::Grant::AuthorizationCode {
                 code: code.as_str().into(),
-                redirect_uri: REDIRECT.into()
+                redirect_uri: REDIRECT.into(),
+                code_verifier: Some(carthooks_core::PkceVerifier::new("verifier-in-debug")),
             }
         },
         carthooks_core::ClientConfig::default().with_access_token(at(&tokens)),
@@ -673,6 +680,7 @@ where
         DEFAULT_USER_TOKEN,
         "rt-configured-secret",
         "at-direct-secret",
+        "verifier-in-debug",
         code.as_str(),
         at(&tokens).as_str(),
         rt(&tokens).as_str(),

@@ -256,10 +256,10 @@ where
         .unwrap();
     let code = answer.data.code().unwrap().secret().to_owned();
     secrets.push(code.clone());
-    c.exchange_authorization_code(code.as_str(), "https://app.example/cb")
+    c.exchange_authorization_code(code.as_str(), "https://app.example/cb", None)
         .unwrap();
     assert!(
-        c.exchange_authorization_code(code.as_str(), "https://app.example/cb")
+        c.exchange_authorization_code(code.as_str(), "https://app.example/cb", None)
             .is_err()
     );
     // Refresh: explicit, current, automatic; a refused one.

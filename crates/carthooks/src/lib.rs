@@ -42,32 +42,41 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A web app (authorization code): one client for the app, one
-//! [session](mod@crate::session) per signed-in user over its connection pool, and an
-//! unguessable `state` bound to the user's browser (`examples/web_login/` is
-//! the whole app):
+//! A web app (authorization code with PKCE): one client for the app, one
+//! [session](mod@crate::session) per signed-in user over its connection pool, an
+//! unguessable `state` bound to the user's browser and a PKCE verifier kept on
+//! the server for each sign-in attempt (`examples/web_login/` is the whole app):
 //!
 //! ```no_run
 //! # #[cfg(feature = "reqwest")]
 //! # async fn run(app: &carthooks::Client, code_from_redirect: &str, state_from_redirect: &str,
 //! #     state_in_cookie: &str) -> Result<(), carthooks::Error> {
-//! let state = carthooks::csrf::generate_state()?; // set it as a cookie, then redirect to:
-//! let _sign_in_page = carthooks::authorize_url(
+//! let state = carthooks::csrf::generate_state()?; // set it as a cookie
+//! let pkce = carthooks::Pkce::new()?; // keep pkce.verifier() on the server, by state
+//! let _sign_in_page = carthooks::authorize_url( // then redirect the browser here:
 //!     "https://carthooks.example/oauth/authorize", // the authorization server's page
 //!     "my-client-id",
 //!     "https://app.example/callback",
 //!     &state,
+//!     pkce.challenge(),
 //! );
 //! // … the user signs in there; the redirect brings `code` and `state` back …
 //! if !carthooks::csrf::verify_state(state_in_cookie, state_from_redirect) {
 //!     return Ok(()); // reject: forged or stale redirect
 //! }
 //! let user = app.session(); // no connection opened; the app's tokens untouched
-//! user.exchange_authorization_code(code_from_redirect, "https://app.example/callback")
-//!     .await?;
+//! user.exchange_authorization_code(
+//!     code_from_redirect,
+//!     "https://app.example/callback",
+//!     Some(pkce.verifier()), // an intercepted code is useless without it
+//! )
+//! .await?;
 //! // keep `user` in the web session: its calls act for the user, refreshing on their own
 //! # Ok(()) }
 //! ```
+//!
+//! A server that does not know PKCE ignores the challenge and the verifier
+//! (RFC 6749 §3.1, §3.2), so they are always safe to send.
 //!
 //! Tokens that survive a restart (saved atomically before each new set is used;
 //! loaded at build):

@@ -238,6 +238,45 @@ impl Browser<'_> {
             .map(drop)
     }
 
+    /// The title of the page shown.
+    pub fn title(&self) -> Result<String> {
+        Ok(self
+            .call("GET", "/title", None)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// Opens a new tab (same cookies) and returns its handle; the current
+    /// tab stays the one commands go to until [`switch_to`](Self::switch_to).
+    pub fn new_tab(&self) -> Result<String> {
+        let tab = self.call("POST", "/window/new", Some(json!({"type": "tab"})))?;
+        tab["handle"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no handle in {tab}"))
+    }
+
+    /// The handle of the tab commands go to.
+    pub fn current_tab(&self) -> Result<String> {
+        Ok(self
+            .call("GET", "/window", None)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// Sends the next commands to tab `handle`.
+    pub fn switch_to(&self, handle: &str) -> Result<()> {
+        self.call("POST", "/window", Some(json!({"handle": handle})))
+            .map(drop)
+    }
+
+    /// Goes back one page in this tab's history.
+    pub fn go_back(&self) -> Result<()> {
+        self.call("POST", "/back", None).map(drop)
+    }
+
     /// The address of the page shown.
     pub fn url(&self) -> Result<String> {
         Ok(self

@@ -238,9 +238,10 @@ fn refreshing_sessions(rt: &tokio::runtime::Runtime, n: usize, run_for: Duration
                 DEFAULT_CLIENT_ID,
                 if i % 2 == 0 { 7 } else { 8 },
                 REDIRECT,
+                None,
                 SystemClock.now(),
             );
-            user.exchange_authorization_code(code, REDIRECT)
+            user.exchange_authorization_code(code, REDIRECT, None)
                 .await
                 .expect("signed in");
             users.push(user);
