@@ -28,7 +28,8 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result, ServiceError};
-use crate::tokens::{OAuthTokens, TokenResponse};
+use crate::sanitize::{MAX_MESSAGE, MAX_SHORT, sanitize_owned, sanitize_short};
+use crate::tokens::{FIELD_ERROR, OAuthTokenRequest, OAuthTokens, TokenResponse};
 
 /// A successful API answer: the envelope's `data`, decoded, plus its metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,47 +132,6 @@ fn header_trace_id(response: &http::Response<Vec<u8>>) -> Option<String> {
         .map(sanitize_short)
 }
 
-/// Longest server-chosen code or trace id kept, in bytes.
-const MAX_SHORT: usize = 128;
-/// Longest server-chosen message kept, in bytes.
-const MAX_MESSAGE: usize = 1024;
-
-/// True for characters that must not reach a terminal or a log line as they
-/// are: C0/C1 controls (ESC, CR, LF…) and invisible format characters (bidi
-/// overrides, zero-width characters).
-fn is_unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-}
-
-/// Server text made safe to print: unsafe characters become spaces, and the
-/// result is at most `max` bytes (cut on a character boundary, marked `…`).
-pub(crate) fn sanitize(input: &str, max: usize) -> String {
-    let mut out = String::with_capacity(input.len().min(max + 3));
-    for c in input.chars() {
-        if out.len() + c.len_utf8() > max {
-            out.push('…');
-            break;
-        }
-        out.push(if is_unsafe_char(c) { ' ' } else { c });
-    }
-    out
-}
-
-/// [`sanitize`] taking the text by value: clean text (printable ASCII within
-/// `max`, as servers send it) is returned as it is, without a copy.
-pub(crate) fn sanitize_owned(input: String, max: usize) -> String {
-    if input.len() <= max && input.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return input;
-    }
-    sanitize(&input, max)
-}
-
-/// [`sanitize`] for codes, trace ids and host names.
-pub(crate) fn sanitize_short(input: &str) -> String {
-    sanitize(input, MAX_SHORT)
-}
-
 /// Parses an API answer into `ApiResponse<T>`, or the error it carries.
 ///
 /// A successful answer is decoded in one pass; any other answer is examined a
@@ -243,6 +203,14 @@ pub fn parse_token_response(response: &http::Response<Vec<u8>>, now: u64) -> Res
         });
     }
     Ok(token.into_tokens(now))
+}
+
+impl OAuthTokenRequest {
+    /// Parses the token endpoint's answer, received at `now` (Unix seconds):
+    /// [`parse_token_response`].
+    pub fn parse_response(response: &http::Response<Vec<u8>>, now: u64) -> Result<OAuthTokens> {
+        parse_token_response(response, now)
+    }
 }
 
 /// Checks the status and the envelope's `error`; returns the envelope of a success.
@@ -359,7 +327,7 @@ fn describe_json_error(what: &str, e: &serde_json::Error) -> String {
             let msg = e.to_string();
             if let Some(rest) = msg.strip_prefix("missing field ") {
                 format!("missing field {}", rest.split(' ').next().unwrap_or(""))
-            } else if let Some(rest) = msg.strip_prefix(crate::tokens::FIELD_ERROR) {
+            } else if let Some(rest) = msg.strip_prefix(FIELD_ERROR) {
                 // Our own field parsers' messages: they name the field and what
                 // was wrong, never the value.
                 rest.split(" at line ").next().unwrap_or(rest).to_owned()

@@ -377,7 +377,7 @@ impl TransportError {
     pub fn redirect(location: Option<&str>) -> Self {
         let host = location
             .and_then(|l| l.parse::<http::Uri>().ok())
-            .and_then(|u| u.host().map(crate::envelope::sanitize_short))
+            .and_then(|u| u.host().map(crate::sanitize::sanitize_short))
             .filter(|h| !h.is_empty());
         let detail = match host {
             Some(host) => format!("the server redirected to host {host}; redirects carry credentials elsewhere and are never followed"),

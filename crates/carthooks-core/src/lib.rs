@@ -75,6 +75,20 @@
 //! Secrets live in newtypes ([`ClientSecret`], [`AccessToken`], [`RefreshToken`],
 //! [`UserAccessToken`], [`AuthorizationCode`], [`PkceVerifier`]) whose `Debug` is redacted; errors never
 //! carry a response body.
+//!
+//! # Modules
+//!
+//! The modules import one way, each only from those on its left (tests aside);
+//! no two import each other:
+//!
+//! ```text
+//! sanitize, secret, ids, httpdate → pkce, error → url, retry → tokens, models
+//!   → envelope, machine, pager, config → endpoint, engine → call
+//! ```
+//!
+//! `sanitize` cleans the text a server chose (used by errors, the envelope and
+//! the token parser); `tokens` holds the token types and their wire form, and
+//! `envelope` every parser of answers, the token endpoint's included.
 
 pub mod call;
 pub mod config;
@@ -89,6 +103,7 @@ pub mod models;
 pub mod pager;
 pub mod pkce;
 pub mod retry;
+mod sanitize;
 pub mod secret;
 pub mod tokens;
 pub mod url;

@@ -97,7 +97,7 @@ secret_type!(
     /// sending the user to sign in and exchanging the code, and sent only to
     /// the token endpoint. Whoever holds it and an intercepted code can redeem
     /// the code. Make one with `carthooks_client::Pkce::new()`, or from random
-    /// bytes with [`PkceVerifier::from_random_bytes`](crate::pkce).
+    /// bytes with `PkceVerifier::from_random_bytes` (the `pkce` module).
     PkceVerifier
 );
 

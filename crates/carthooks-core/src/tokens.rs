@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::parse_token_response;
 use crate::error::Result;
 use crate::secret::{
     AccessToken, AuthorizationCode, ClientSecret, PkceVerifier, RefreshToken, UserAccessToken,
@@ -143,7 +142,7 @@ impl TokenResponse {
         {
             return Err(format!(
                 "token_type {:?} is not supported: only Bearer tokens can be sent",
-                crate::envelope::sanitize(kind, 32)
+                crate::sanitize::sanitize(kind, 32)
             ));
         }
         check_access_token(self.access_token.secret())
@@ -363,11 +362,6 @@ impl OAuthTokenRequest {
             http::HeaderValue::from_static(crate::USER_AGENT),
         );
         request
-    }
-
-    /// Parses the token endpoint's answer, received at `now` (Unix seconds).
-    pub fn parse_response(response: &http::Response<Vec<u8>>, now: u64) -> Result<OAuthTokens> {
-        parse_token_response(response, now)
     }
 }
 
