@@ -252,6 +252,24 @@ struct Flight {
     started_at: u64,
 }
 
+/// How the last failed flight ended, for the callers that waited for it.
+#[derive(Debug)]
+struct FailedFlight {
+    /// The flight's id.
+    flight: u64,
+    /// What it failed with.
+    error: Error,
+    /// Whether another grant can take over (a refused refresh token was
+    /// dropped and client credentials can be run again): then the waiters
+    /// start that grant instead of getting the error.
+    recoverable: bool,
+}
+
+/// A ticket of another flight than the one in progress was handed back.
+fn not_this_flight() -> Error {
+    Error::InvalidState("token flight is not this machine's current one")
+}
+
 /// The token state machine. See the [module docs](self).
 pub struct TokenMachine {
     config: MachineConfig,
@@ -263,9 +281,8 @@ pub struct TokenMachine {
     flight: Option<Flight>,
     generation: u64,
     last_attempt: Option<u64>,
-    /// The last failed flight: id, error, and whether another grant can take over
-    /// (a refused refresh token was dropped and client credentials can be re-run).
-    failure: Option<(u64, Error, bool)>,
+    /// The last failed flight, for the callers that waited for it.
+    failure: Option<FailedFlight>,
     /// Why the refresh token was dropped (a permanent refusal).
     dead: Option<Error>,
     /// Whether `refresh_token` was issued by the repeatable grant (or by
@@ -457,9 +474,7 @@ impl TokenMachine {
                 let own_identity = self.current.as_ref().and_then(|c| c.tokens.identity);
                 let own_refresh = self.refresh_token.clone();
                 let Some(flight) = self.flight.as_ref().filter(|f| f.id == ticket.id) else {
-                    return Err(Error::InvalidState(
-                        "token flight is not this machine's current one",
-                    ));
+                    return Err(not_this_flight());
                 };
                 if tokens.expires_at.is_none() {
                     tokens.expires_at = self
@@ -498,9 +513,7 @@ impl TokenMachine {
     pub fn commit(&mut self, pending: PendingTokens, now: u64) -> Result<Bearer> {
         let PendingTokens { ticket, tokens } = pending;
         let Some(Flight { grant, .. }) = self.flight.take_if(|f| f.id == ticket.id) else {
-            return Err(Error::InvalidState(
-                "token flight is not this machine's current one",
-            ));
+            return Err(not_this_flight());
         };
         match grant {
             g @ Grant::ClientCredentials { .. } => {
@@ -545,9 +558,7 @@ impl TokenMachine {
         ticket: &mut FlightTicket,
     ) -> Result<Option<OAuthTokenRequest>> {
         let Some(flight) = self.flight.as_mut().filter(|f| f.id == ticket.id) else {
-            return Err(Error::InvalidState(
-                "token flight is not this machine's current one",
-            ));
+            return Err(not_this_flight());
         };
         let Some(repeatable) = self.repeatable.clone() else {
             return Ok(None);
@@ -568,9 +579,7 @@ impl TokenMachine {
     /// other process has used), and nothing is sent.
     pub fn adopt(&mut self, ticket: FlightTicket, tokens: OAuthTokens, now: u64) -> Result<Bearer> {
         if self.flight.take_if(|f| f.id == ticket.id).is_none() {
-            return Err(Error::InvalidState(
-                "token flight is not this machine's current one",
-            ));
+            return Err(not_this_flight());
         }
         self.app_grant_behind(&tokens);
         // Not this client's attempt, and not "born expired": an adopted set
@@ -640,11 +649,11 @@ impl TokenMachine {
                 });
             }
         };
-        if let (Some(w), Some((id, err, recoverable))) = (waited, &self.failure)
-            && w.0 == *id
-            && !recoverable
+        if let (Some(w), Some(failed)) = (waited, &self.failure)
+            && w.0 == failed.flight
+            && !failed.recoverable
         {
-            return Err(err.clone());
+            return Err(failed.error.clone());
         }
         if let Some(c) = &self.current {
             if !self.config.auto_refresh {
@@ -778,7 +787,11 @@ impl TokenMachine {
                     self.repeatable = None;
                 }
             }
-            self.failure = Some((ticket.id, error.clone(), recoverable));
+            self.failure = Some(FailedFlight {
+                flight: ticket.id,
+                error: error.clone(),
+                recoverable,
+            });
         }
         error
     }
