@@ -11,8 +11,8 @@ use carthooks_core::{
 };
 use event_listener::Event;
 
-use crate::auth::{LEASE_TTL, Persistence};
 use crate::dns::{DnsCache, Lookup, SystemLookup};
+use crate::persistence::{LEASE_TTL, Persistence};
 use crate::settings::{RootCertificate, TransportConfig};
 use crate::store::TokenStore;
 use crate::transport::Connect;

@@ -44,7 +44,6 @@
 //! call once.
 
 mod api;
-mod auth;
 mod blocking;
 mod builder;
 mod client;
@@ -52,6 +51,7 @@ pub mod csrf;
 pub mod dns;
 mod log;
 mod pages;
+mod persistence;
 mod pkce;
 pub mod session;
 pub mod settings;
