@@ -25,7 +25,7 @@ fn client() -> carthooks_client::BlockingClient<carthooks_client::FnTransport<Ne
             carthooks_core::TransportErrorKind::Other,
         ))
     }
-    let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
+    let now = carthooks_client::Clock::now(&carthooks_client::SystemClock);
     carthooks_client::BlockingClient::builder()
         .without_env()
         .oauth(carthooks_core::OAuthConfig::new(

@@ -54,7 +54,10 @@ macro_rules! api_methods {
         /// The value grants access; it is marked sensitive (hidden from `Debug`).
         /// Do not log it.
         pub fn current_authorization(&self) -> Option<http::HeaderValue> {
-            self.inner.engine.ready_bearer().map(Bearer::into_header)
+            self.inner
+                .engine
+                .ready_bearer(self.inner.common.shared.now().unix)
+                .map(Bearer::into_header)
         }
 
         /// The last failure of the token store (a save that failed, or a store

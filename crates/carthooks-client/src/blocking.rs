@@ -82,7 +82,7 @@ impl<T: BlockingTransport> BlockingClient<T> {
             endpoint.path_template(),
         );
         let _entered = span.enter();
-        let mut call = Call::api(&self.inner.engine, endpoint, Instant::now());
+        let mut call = Call::api(&self.inner.engine, endpoint, self.inner.common.shared.now());
         let result = self.drive(&mut call);
         let trace_id = match &result {
             Ok(ok) => ok.trace_id.as_deref(),
@@ -95,7 +95,7 @@ impl<T: BlockingTransport> BlockingClient<T> {
     /// Runs an explicit grant, after any token request already in flight.
     fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
         self.check_open()?;
-        let mut call = Call::grant(&self.inner.engine, grant, Instant::now());
+        let mut call = Call::grant(&self.inner.engine, grant, self.inner.common.shared.now());
         self.drive(&mut call)
     }
 
@@ -106,7 +106,7 @@ impl<T: BlockingTransport> BlockingClient<T> {
         // flight; given back as soon as it does not.
         let mut lease: Option<Lease> = None;
         loop {
-            let output = call.poll(Instant::now());
+            let output = call.poll(inner.common.shared.now());
             if !call.holds_flight()
                 && let Some(held) = lease.take()
             {
@@ -118,16 +118,19 @@ impl<T: BlockingTransport> BlockingClient<T> {
                         None => inner.common.transport.send(request),
                         Some(held) => self.send_renewing(request, held),
                     };
-                    call.handle(answer, Instant::now());
+                    call.handle(answer, inner.common.shared.now());
                 }
                 Output::Coordinate => {
                     let (outcome, held) = inner
                         .persistence
                         .coordinate(lease.take(), inner.engine.current_identity());
                     lease = held;
-                    call.handle_coordination(outcome, Instant::now());
+                    call.handle_coordination(outcome, inner.common.shared.now());
                 }
-                Output::Sleep(delay) => inner.common.transport.sleep(delay),
+                Output::Sleep { until } => {
+                    let delay = until.saturating_duration_since(Instant::now());
+                    inner.common.transport.sleep(delay);
+                }
                 Output::WaitFlight { ticket, until } => {
                     // Listen first, then look: a flight that ends in between
                     // still wakes this listener.

@@ -6,9 +6,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use carthooks_core::{
-    AccessToken, CallSettings, ClientConfig, Clock, Engine, MachineConfig, MonotonicClock,
-    OAuthConfig, OAuthTokens, Result, RetryPolicy, TokenMachine,
+    AccessToken, CallSettings, ClientConfig, Engine, MachineConfig, Now, OAuthConfig, OAuthTokens,
+    Result, RetryPolicy, TokenMachine,
 };
+
+use crate::clock::{Clock, MonotonicClock, now_by};
 use event_listener::Event;
 
 use crate::dns::{DnsCache, Lookup, SystemLookup};
@@ -32,6 +34,7 @@ pub struct ClientBuilder<C> {
     oauth: Option<OAuthConfig>,
     tokens: Option<OAuthTokens>,
     clock: Option<Arc<dyn Clock>>,
+    jitter_seed: Option<u64>,
     store: Option<Arc<dyn TokenStore>>,
     lease_ttl: Option<Duration>,
     lookup: Option<Arc<dyn Lookup>>,
@@ -70,6 +73,9 @@ pub(crate) struct Shared {
     clock: Arc<dyn Clock>,
     /// The call settings, before a session's store and callback are known.
     settings: CallSettings,
+    /// Sessions made so far: each one's jitter seed is the client's, moved on
+    /// by this count, so that sessions do not back off in step.
+    sessions: std::sync::atomic::AtomicU64,
     /// The store identity (the OAuth client id).
     identity: String,
     lease_ttl: Duration,
@@ -161,6 +167,12 @@ pub(crate) struct SessionOptions {
 }
 
 impl Shared {
+    /// The time, for the driver: the monotonic instant now and the clock's
+    /// Unix seconds at it.
+    pub(crate) fn now(&self) -> Now {
+        now_by(&*self.clock, std::time::Instant::now())
+    }
+
     /// A session's token machine: the client's credentials and tuning,
     /// holding `tokens` (or, failing that, the configured `access_token`),
     /// refreshing with `refresh_token` when it has no set.
@@ -195,12 +207,18 @@ impl Shared {
     /// `persistence`.
     fn session(&self, persistence: Arc<Persistence>, machine: TokenMachine) -> Session {
         let mut settings = self.settings.clone();
+        let n = self
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        settings.jitter_seed = settings
+            .jitter_seed
+            .wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         settings.save_tokens = persistence.saves();
         settings.deliver_tokens = persistence.delivers();
         settings.coordinate = persistence.coordinates();
         let flights = Arc::new(Event::new());
         let wake = Arc::clone(&flights);
-        let engine = Engine::new(machine, settings, Arc::clone(&self.clock))
+        let engine = Engine::new(machine, settings)
             .on_flight_end(move || {
                 wake.notify(usize::MAX);
             })
@@ -228,6 +246,7 @@ impl<C> Default for ClientBuilder<C> {
             oauth: None,
             tokens: None,
             clock: None,
+            jitter_seed: None,
             store: None,
             lease_ttl: None,
             lookup: None,
@@ -305,6 +324,14 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// not make tokens look expired or fresh).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Seeds the retry jitter (default: 8 bytes from the operating system's
+    /// random source). A fixed seed makes the waits between retries the same
+    /// every run: for tests that replay a run.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = Some(seed);
         self
     }
 
@@ -600,6 +627,7 @@ impl<C: BuildClient> ClientBuilder<C> {
         settings.retry = config.retry;
         settings.timeout = config.timeout;
         settings.call_timeout = config.call_timeout;
+        settings.jitter_seed = self.jitter_seed.unwrap_or_else(random_seed);
         let lookup = self.lookup.unwrap_or_else(|| Arc::new(SystemLookup));
         let dns = Arc::new(DnsCache::new(&transport_config, lookup));
         let persistence = Persistence::new(self.store, callback, identity.clone(), lease_ttl);
@@ -614,6 +642,7 @@ impl<C: BuildClient> ClientBuilder<C> {
             client,
             clock,
             settings,
+            sessions: std::sync::atomic::AtomicU64::new(0),
             identity,
             lease_ttl,
         };
@@ -625,4 +654,17 @@ impl<C: BuildClient> ClientBuilder<C> {
         let session = shared.session(persistence, machine);
         Ok(Parts { shared, session })
     }
+}
+
+/// A jitter seed from the OS; should the OS refuse, std's per-process random
+/// hash keys (jitter needs no secrecy, only spread).
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::getrandom(&mut bytes).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x5EED);
+    h.finish()
 }

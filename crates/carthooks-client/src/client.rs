@@ -88,7 +88,7 @@ impl<T: Transport> Client<T> {
             endpoint.method(),
             endpoint.path_template(),
         );
-        let mut call = Call::api(&self.inner.engine, endpoint, Instant::now());
+        let mut call = Call::api(&self.inner.engine, endpoint, self.inner.common.shared.now());
         let result = span.run(self.drive(&mut call)).await;
         let trace_id = match &result {
             Ok(ok) => ok.trace_id.as_deref(),
@@ -101,7 +101,7 @@ impl<T: Transport> Client<T> {
     /// Runs an explicit grant, after any token request already in flight.
     async fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
         self.check_open()?;
-        let mut call = Call::grant(&self.inner.engine, grant, Instant::now());
+        let mut call = Call::grant(&self.inner.engine, grant, self.inner.common.shared.now());
         self.drive(&mut call).await
     }
 
@@ -114,7 +114,7 @@ impl<T: Transport> Client<T> {
         // A call dropped meanwhile leaves it to lapse.
         let mut lease: Option<Lease> = None;
         loop {
-            let output = call.poll(Instant::now());
+            let output = call.poll(inner.common.shared.now());
             if !call.holds_flight()
                 && let Some(held) = lease.take()
             {
@@ -131,7 +131,7 @@ impl<T: Transport> Client<T> {
                         None => inner.common.transport.send(request).await,
                         Some(held) => self.send_renewing(request, held).await,
                     };
-                    call.handle(answer, Instant::now());
+                    call.handle(answer, inner.common.shared.now());
                 }
                 Output::Coordinate => {
                     // Store I/O, so on the blocking pool (the lease this call
@@ -156,9 +156,12 @@ impl<T: Transport> Client<T> {
                         // that could not be asked.
                         .unwrap_or((Coordination::Unavailable, None));
                     lease = held;
-                    call.handle_coordination(outcome, Instant::now());
+                    call.handle_coordination(outcome, inner.common.shared.now());
                 }
-                Output::Sleep(delay) => inner.common.transport.sleep(delay).await,
+                Output::Sleep { until } => {
+                    let delay = until.saturating_duration_since(Instant::now());
+                    inner.common.transport.sleep(delay).await;
+                }
                 Output::WaitFlight { ticket, until } => {
                     // Listen first, then look: a flight that ends in between
                     // still wakes this listener.

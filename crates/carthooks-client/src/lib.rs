@@ -47,6 +47,7 @@ mod api;
 mod blocking;
 mod builder;
 mod client;
+mod clock;
 pub mod csrf;
 pub mod dns;
 mod log;
@@ -61,6 +62,7 @@ mod transport;
 pub use blocking::BlockingClient;
 pub use builder::{BuildClient, ClientBuilder, Parts};
 pub use client::Client;
+pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock};
 pub use dns::{DnsCache, DnsCacheStats, Lookup, SystemLookup};
 pub use pages::{ItemIter, ItemStream};
 pub use pkce::Pkce;
@@ -79,12 +81,11 @@ pub use transport::{
 pub use carthooks_core::url::authorize_url;
 pub use carthooks_core::{
     AccessToken, ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, BaseUrl,
-    ClientConfig, ClientSecret, Clock, CollectionId, Endpoint, Error, FieldId, FilterOp,
-    HttpRequest, HttpResponse, ItemId, ItemLock, ItemsQuery, LockOptions, ManualClock,
-    MonotonicClock, OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokenRequest, OAuthTokens, Pager,
-    PkceChallenge, PkceVerifier, RefreshToken, RequestTimeout, Result, RetryPolicy, ServiceError,
-    SubItemId, SystemClock, TokenCallback, TokenIdentity, TransportError, TransportErrorKind,
-    UserAccessToken, UserId, UserInfo, WatchDataRequest,
+    ClientConfig, ClientSecret, CollectionId, Endpoint, Error, FieldId, FilterOp, HttpRequest,
+    HttpResponse, ItemId, ItemLock, ItemsQuery, LockOptions, OAuthAuthorizeCodeRequest,
+    OAuthConfig, OAuthTokenRequest, OAuthTokens, Pager, PkceChallenge, PkceVerifier, RefreshToken,
+    RequestTimeout, Result, RetryPolicy, ServiceError, SubItemId, TokenCallback, TokenIdentity,
+    TransportError, TransportErrorKind, UserAccessToken, UserId, UserInfo, WatchDataRequest,
 };
 /// The `http` crate, whose `Request` and `Response` transports exchange.
 pub use http;

@@ -8,17 +8,18 @@
 //! | [`Output`] | the loop |
 //! |---|---|
 //! | `Send(request)` | sends it, then hands the answer (or the transport error) to [`handle`](Call::handle) |
-//! | `Sleep(d)` | waits `d` (a retry's backoff) |
+//! | `Sleep { until }` | waits until `until` (a retry's backoff) |
 //! | `WaitFlight { ticket, until }` | waits until another caller's token request ends (or `until`) |
 //! | `Coordinate` | (a store shared by processes) takes its refresh lease and reads it again, then answers [`handle_coordination`](Call::handle_coordination): a newer stored set, the lease, or "held elsewhere" |
 //! | `Save(tokens)` | saves new tokens to its store — they are used only after this |
 //! | `Deliver` | hands [`Engine::next_delivery`] sets to its callback, outside every lock |
 //! | `Done(result)` | returns `result` |
 //!
-//! Time comes in as `now` on every input; Unix time (token expiry, HTTP-dates)
-//! from the engine's [`Clock`](crate::Clock). Nothing here sends, sleeps or
-//! blocks, so the whole engine is tested with a scripted transport and a manual
-//! clock (see `tests/driver.rs`).
+//! Time comes in as `now` on every input ([`Now`]: the monotonic instant and
+//! Unix seconds, as the loop read them); times in outputs are instants. Nothing
+//! here reads a clock, sends, sleeps or blocks, and the retry jitter comes from
+//! the settings' seed, so a whole run is replayed with a scripted transport and
+//! made-up moments (see `tests/driver.rs`).
 //!
 //! # States
 //!
@@ -71,6 +72,7 @@ use crate::envelope::ApiResponse;
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
 use crate::machine::{Bearer, FlightTicket, PendingTokens, Step, WaitTicket, Want};
 use crate::retry::{Attempt, RequestKind, RequestTimeout, RetryDecision, outcome_unknown};
+use crate::time::Now;
 use crate::tokens::{Grant, OAuthTokens};
 use crate::{HttpRequest, HttpResponse};
 
@@ -80,8 +82,11 @@ use crate::{HttpRequest, HttpResponse};
 pub enum Output<T> {
     /// Send this request; hand the outcome to [`Call::handle`].
     Send(HttpRequest),
-    /// Wait this long, then poll again.
-    Sleep(Duration),
+    /// Wait until `until`, then poll again.
+    Sleep {
+        /// When to poll again.
+        until: Instant,
+    },
     /// Wait until the flight `ticket` ends (check [`Engine::in_flight`] after
     /// registering for the wake-up) or until `until`, then poll again.
     WaitFlight {
@@ -197,7 +202,8 @@ enum Goal<'a, T> {
 enum Phase {
     Ready,
     Sent,
-    Backoff(Duration),
+    /// Until this instant.
+    Backoff(Instant),
 }
 
 /// The token request of a flight this call holds.
@@ -256,7 +262,7 @@ impl<T> std::fmt::Debug for Call<'_, T> {
 
 impl<'a, R: DeserializeOwned> Call<'a, ApiResponse<R>> {
     /// A call of `endpoint`, wanted at `now`.
-    pub fn api(engine: &'a Engine, endpoint: &'a Endpoint<R>, now: Instant) -> Self {
+    pub fn api(engine: &'a Engine, endpoint: &'a Endpoint<R>, now: Now) -> Self {
         Self::new(engine, Goal::Api(endpoint), now)
     }
 }
@@ -264,7 +270,7 @@ impl<'a, R: DeserializeOwned> Call<'a, ApiResponse<R>> {
 impl<'a> Call<'a, OAuthTokens> {
     /// An explicit grant (after any token request in flight), wanted at `now`;
     /// its result is the new token set, in use by then.
-    pub fn grant(engine: &'a Engine, grant: Grant, now: Instant) -> Self {
+    pub fn grant(engine: &'a Engine, grant: Grant, now: Now) -> Self {
         Self::new(engine, Goal::Grant(grant, std::convert::identity), now)
     }
 }
@@ -277,11 +283,11 @@ impl<T> Drop for Call<'_, T> {
 }
 
 impl<'a, T> Call<'a, T> {
-    fn new(engine: &'a Engine, goal: Goal<'a, T>, now: Instant) -> Self {
+    fn new(engine: &'a Engine, goal: Goal<'a, T>, now: Now) -> Self {
         let deadline = engine
             .settings()
             .call_timeout
-            .and_then(|t| now.checked_add(t));
+            .and_then(|t| now.instant.checked_add(t));
         Self {
             engine,
             goal,
@@ -316,7 +322,7 @@ impl<'a, T> Call<'a, T> {
     }
 
     /// What to do next, at `now`.
-    pub fn poll(&mut self, now: Instant) -> Output<T> {
+    pub fn poll(&mut self, now: Now) -> Output<T> {
         loop {
             let state = std::mem::replace(&mut self.state, State::Done);
             self.state = match state {
@@ -331,10 +337,10 @@ impl<'a, T> Call<'a, T> {
                     };
                 }
                 State::Token(mut flight) => match flight.phase {
-                    Phase::Backoff(delay) => {
+                    Phase::Backoff(until) => {
                         flight.phase = Phase::Ready;
                         self.state = State::Token(flight);
-                        return Output::Sleep(delay);
+                        return Output::Sleep { until };
                     }
                     Phase::Ready if flight.coord == Coord::Ask => {
                         flight.coord = Coord::Asked;
@@ -365,7 +371,7 @@ impl<'a, T> Call<'a, T> {
                         self.state = State::Saving(pending, true);
                         return Output::Save(tokens);
                     }
-                    match self.engine.commit(*pending) {
+                    match self.engine.commit(*pending, now.unix) {
                         Ok(committed) => {
                             self.state = State::Delivering(Box::new(committed));
                             if self.engine.settings().deliver_tokens {
@@ -387,14 +393,14 @@ impl<'a, T> Call<'a, T> {
                 State::Api {
                     bearer,
                     attempt,
-                    phase: Phase::Backoff(delay),
+                    phase: Phase::Backoff(until),
                 } => {
                     self.state = State::Api {
                         bearer,
                         attempt,
                         phase: Phase::Ready,
                     };
-                    return Output::Sleep(delay);
+                    return Output::Sleep { until };
                 }
                 State::Api {
                     bearer,
@@ -432,11 +438,7 @@ impl<'a, T> Call<'a, T> {
     }
 
     /// Hands over the outcome of the last `Send`, at `now`.
-    pub fn handle(
-        &mut self,
-        answer: std::result::Result<HttpResponse, TransportError>,
-        now: Instant,
-    ) {
+    pub fn handle(&mut self, answer: std::result::Result<HttpResponse, TransportError>, now: Now) {
         let state = std::mem::replace(&mut self.state, State::Done);
         self.state = match state {
             State::Token(flight) if flight.phase == Phase::Sent => {
@@ -456,15 +458,15 @@ impl<'a, T> Call<'a, T> {
         Output::Done(result)
     }
 
-    fn authorize(&mut self, waited: Option<WaitTicket>, now: Instant) -> State<T> {
-        if self.deadline.is_some_and(|d| now >= d) {
+    fn authorize(&mut self, waited: Option<WaitTicket>, now: Now) -> State<T> {
+        if self.deadline.is_some_and(|d| now.instant >= d) {
             return State::Finished(Err(call_timeout_error()));
         }
         let want = match &self.goal {
             Goal::Api(_) => {
                 // The fast path: a fresh token under the shared read lock.
                 if waited.is_none()
-                    && let Some(bearer) = self.engine.ready_bearer()
+                    && let Some(bearer) = self.engine.ready_bearer(now.unix)
                 {
                     return State::Api {
                         bearer,
@@ -476,8 +478,7 @@ impl<'a, T> Call<'a, T> {
             }
             Goal::Grant(grant, _) => Want::Grant(grant.clone()),
         };
-        let unix = self.engine.unix_now();
-        let step = self.engine.write().authorize(unix, want);
+        let step = self.engine.write().authorize(now.unix, want);
         match step {
             Ok(Step::Ready(bearer)) => State::Api {
                 bearer,
@@ -507,13 +508,13 @@ impl<'a, T> Call<'a, T> {
     }
 
     /// Feeds the answer to [`Output::Coordinate`], at `now`.
-    pub fn handle_coordination(&mut self, outcome: Coordination, now: Instant) {
+    pub fn handle_coordination(&mut self, outcome: Coordination, now: Now) {
         let state = std::mem::replace(&mut self.state, State::Done);
         self.state = match state {
             State::Token(mut flight) if flight.coord == Coord::Asked => match outcome {
                 // An explicit grant is made whatever the store holds.
                 Coordination::Newer(tokens) if matches!(self.goal, Goal::Api(_)) => {
-                    match self.engine.adopt(flight.ticket, tokens) {
+                    match self.engine.adopt(flight.ticket, tokens, now.unix) {
                         // Fresh: used at once. Stale: a new flight, with the
                         // adopted refresh token, asks the store again.
                         Ok(_) => State::Authorize { waited: None },
@@ -524,12 +525,12 @@ impl<'a, T> Call<'a, T> {
                     let delay = remaining.min(COORDINATION_POLL);
                     let late = self
                         .deadline
-                        .is_some_and(|d| now.checked_add(delay).is_none_or(|end| end >= d));
+                        .is_some_and(|d| now.instant.checked_add(delay).is_none_or(|end| end >= d));
                     if late {
                         self.token_failed(flight, call_timeout_error())
                     } else {
                         flight.coord = Coord::Ask;
-                        flight.phase = Phase::Backoff(delay);
+                        flight.phase = Phase::Backoff(now.instant + delay);
                         State::Token(flight)
                     }
                 }
@@ -557,7 +558,7 @@ impl<'a, T> Call<'a, T> {
                         (Ok(None), Coordination::NewerAfterLapse(tokens))
                             if flight.ticket.is_refresh() =>
                         {
-                            match self.engine.adopt(flight.ticket, tokens) {
+                            match self.engine.adopt(flight.ticket, tokens, now.unix) {
                                 Ok(_) => State::Authorize { waited: None },
                                 Err(e) => State::Finished(Err(self.redact(e))),
                             }
@@ -583,11 +584,15 @@ impl<'a, T> Call<'a, T> {
                             phase: Phase::Ready,
                         }
                     } else {
-                        let since = *flight.unavailable_since.get_or_insert(now);
-                        let waited_enough =
-                            now.checked_duration_since(since).unwrap_or_default() >= STORE_GRACE;
+                        let since = *flight.unavailable_since.get_or_insert(now.instant);
+                        let waited_enough = now
+                            .instant
+                            .checked_duration_since(since)
+                            .unwrap_or_default()
+                            >= STORE_GRACE;
                         let late = self.deadline.is_some_and(|d| {
-                            now.checked_add(COORDINATION_POLL)
+                            now.instant
+                                .checked_add(COORDINATION_POLL)
                                 .is_none_or(|end| end >= d)
                         });
                         // A grant that presents no refresh token risks no
@@ -596,7 +601,7 @@ impl<'a, T> Call<'a, T> {
                             flight.coord = Coord::Done;
                         } else {
                             flight.coord = Coord::Ask;
-                            flight.phase = Phase::Backoff(COORDINATION_POLL);
+                            flight.phase = Phase::Backoff(now.instant + COORDINATION_POLL);
                         }
                         State::Token(flight)
                     }
@@ -614,24 +619,23 @@ impl<'a, T> Call<'a, T> {
         &mut self,
         mut flight: Box<TokenFlight>,
         answer: std::result::Result<HttpResponse, TransportError>,
-        now: Instant,
+        now: Now,
     ) -> State<T> {
         let success = matches!(&answer, Ok(r) if r.status().is_success());
         if !success
             && let Some(delay) = self.retry_delay(flight.attempt, RequestKind::Token, &answer, now)
         {
-            flight.phase = Phase::Backoff(delay);
+            flight.phase = Phase::Backoff(now.instant + delay);
             return State::Token(flight);
         }
         let TokenFlight {
             ticket, fallback, ..
         } = *flight;
         let waited = ticket.wait_ticket();
-        let unix = self.engine.unix_now();
         let handled = {
             let mut machine = self.engine.write();
             match answer {
-                Ok(response) => machine.handle_token_response(ticket, unix, &response),
+                Ok(response) => machine.handle_token_response(ticket, now.unix, &response),
                 Err(e) => Err(machine
                     .handle_transport_error(ticket, transport_failure(RequestKind::Token, e))),
             }
@@ -681,7 +685,7 @@ impl<'a, T> Call<'a, T> {
         bearer: Bearer,
         attempt: u32,
         answer: std::result::Result<HttpResponse, TransportError>,
-        now: Instant,
+        now: Now,
     ) -> State<T> {
         let Goal::Api(target) = &self.goal else {
             return State::Finished(Err(Error::InvalidState("API answer to a grant")));
@@ -705,7 +709,7 @@ impl<'a, T> Call<'a, T> {
             return State::Api {
                 bearer,
                 attempt,
-                phase: Phase::Backoff(delay),
+                phase: Phase::Backoff(now.instant + delay),
             };
         }
         State::Finished(match answer {
@@ -720,26 +724,26 @@ impl<'a, T> Call<'a, T> {
         attempt: u32,
         kind: RequestKind,
         answer: &std::result::Result<HttpResponse, TransportError>,
-        now: Instant,
+        now: Now,
     ) -> Option<Duration> {
         let outcome = match answer {
             Ok(response) => Attempt::Answered(response),
             Err(e) => Attempt::Failed(e),
         };
         let settings = self.engine.settings();
-        let decision = settings.retry.decide(
-            attempt,
-            kind,
-            outcome,
-            self.engine.unix_now(),
-            self.engine.jitter(),
-        );
+        let decision =
+            settings
+                .retry
+                .decide(attempt, kind, outcome, now.unix, self.engine.jitter());
         let RetryDecision::RetryAfter(delay) = decision else {
             return None;
         };
         // A wait that would end past the deadline is not started.
         if let Some(deadline) = self.deadline
-            && now.checked_add(delay).is_none_or(|end| end >= deadline)
+            && now
+                .instant
+                .checked_add(delay)
+                .is_none_or(|end| end >= deadline)
         {
             return None;
         }
@@ -753,9 +757,9 @@ impl<'a, T> Call<'a, T> {
     }
 
     /// `request` with the time left of the call as its timeout.
-    fn with_timeout(&self, mut request: HttpRequest, now: Instant) -> Result<HttpRequest> {
+    fn with_timeout(&self, mut request: HttpRequest, now: Now) -> Result<HttpRequest> {
         if let Some(deadline) = self.deadline {
-            let left = deadline.saturating_duration_since(now);
+            let left = deadline.saturating_duration_since(now.instant);
             if left.is_zero() {
                 return Err(call_timeout_error());
             }

@@ -357,97 +357,6 @@ impl OAuthConfig {
     }
 }
 
-/// A source of wall-clock time in Unix seconds. Injectable so that expiry rules can
-/// be tested without sleeping.
-pub trait Clock: Send + Sync + 'static {
-    /// Seconds since the Unix epoch.
-    fn now(&self) -> u64;
-}
-
-/// The system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-}
-
-/// The clients' default clock: the wall-clock time when it was made, advanced by
-/// the monotonic clock. Reading it costs about a third less than
-/// [`SystemClock`] (no epoch subtraction), and a wall-clock step (an NTP jump)
-/// cannot make tokens look expired or fresh all of a sudden.
-#[derive(Debug, Clone, Copy)]
-pub struct MonotonicClock {
-    base_unix: u64,
-    base: std::time::Instant,
-}
-
-impl MonotonicClock {
-    /// A clock reading the system time now and counting on from there.
-    pub fn new() -> Self {
-        Self {
-            base_unix: SystemClock.now(),
-            base: std::time::Instant::now(),
-        }
-    }
-}
-
-impl Default for MonotonicClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for MonotonicClock {
-    fn now(&self) -> u64 {
-        self.base_unix + self.base.elapsed().as_secs()
-    }
-}
-
-/// A clock that moves only when told to: for tests.
-#[derive(Debug, Default)]
-pub struct ManualClock(std::sync::atomic::AtomicU64);
-
-impl ManualClock {
-    /// A clock reading `now`.
-    pub fn new(now: u64) -> Self {
-        Self(std::sync::atomic::AtomicU64::new(now))
-    }
-
-    /// A clock reading the system time now, then moving only when told.
-    pub fn starting_now() -> Self {
-        Self::new(SystemClock.now())
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        self.0
-            .fetch_add(by.as_secs(), std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Sets the clock.
-    pub fn set(&self, now: u64) {
-        self.0.store(now, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl<C: Clock> Clock for Arc<C> {
-    fn now(&self) -> u64 {
-        (**self).now()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,15 +447,5 @@ mod tests {
         let e = OAuthConfig::from_lookup(env(&[("CARTHOOKS_CLIENT_ID", "x")])).unwrap_err();
         assert!(e.to_string().contains("CARTHOOKS_CLIENT_SECRET"));
         assert!(OAuthConfig::new("", "s").validate().is_err());
-    }
-
-    #[test]
-    fn manual_clock() {
-        let c = ManualClock::new(10);
-        c.advance(Duration::from_secs(5));
-        assert_eq!(c.now(), 15);
-        assert!(SystemClock.now() > 1_600_000_000);
-        let m = MonotonicClock::new();
-        assert!(m.now().abs_diff(SystemClock.now()) <= 1);
     }
 }

@@ -1,5 +1,5 @@
 //! The state one client's calls share: the token machine behind a lock, the
-//! call settings, the clock and the jitter source. [`Call`](crate::Call)s borrow
+//! call settings and the jitter source (seeded from the settings). [`Call`](crate::Call)s borrow
 //! it; see [the driver](crate::call) for how a call runs.
 //!
 //! The engine holds no I/O object. It tells the outside world two things,
@@ -19,10 +19,9 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use crate::config::Clock;
 use crate::error::{Error, Result};
 use crate::machine::{Bearer, PendingTokens, TokenMachine, WaitTicket};
 use crate::retry::{Jitter, RetryPolicy};
@@ -52,6 +51,10 @@ pub struct CallSettings {
     /// Yield [`Output::Coordinate`](crate::Output::Coordinate) before every
     /// token request (the store is shared with other processes).
     pub coordinate: bool,
+    /// Seed of the retry jitter. The engine draws no randomness of its own:
+    /// give each client a random seed (carthooks-client takes one from the
+    /// OS), or a fixed one to replay a run. Default 0.
+    pub jitter_seed: u64,
 }
 
 impl CallSettings {
@@ -66,6 +69,7 @@ impl CallSettings {
             save_tokens: false,
             deliver_tokens: false,
             coordinate: false,
+            jitter_seed: 0,
         }
     }
 }
@@ -167,7 +171,6 @@ pub struct Engine {
     epoch: AtomicU64,
     machine: RwLock<TokenMachine>,
     settings: CallSettings,
-    clock: Arc<dyn Clock>,
     jitter: Jitter,
     deliveries: Mutex<VecDeque<OAuthTokens>>,
     flight_end: Option<Hook>,
@@ -187,16 +190,15 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over `machine`, reading Unix time from `clock` (token expiry,
-    /// HTTP-dates in `Retry-After`).
-    pub fn new(machine: TokenMachine, settings: CallSettings, clock: Arc<dyn Clock>) -> Self {
+    /// An engine over `machine`. It reads no clock: the time comes with every
+    /// input of its calls ([`Now`](crate::Now)).
+    pub fn new(machine: TokenMachine, settings: CallSettings) -> Self {
         Self {
             id: NEXT_ENGINE.fetch_add(1, Ordering::Relaxed),
             epoch: AtomicU64::new(1),
             machine: RwLock::new(machine),
+            jitter: Jitter::new(settings.jitter_seed),
             settings,
-            clock,
-            jitter: Jitter::new(),
             deliveries: Mutex::new(VecDeque::new()),
             flight_end: None,
             observer: None,
@@ -220,11 +222,6 @@ impl Engine {
         &self.settings
     }
 
-    /// Unix seconds, from the engine's clock.
-    pub fn unix_now(&self) -> u64 {
-        self.clock.now()
-    }
-
     /// True while the flight `ticket` waits for is still in the air.
     pub fn in_flight(&self, ticket: WaitTicket) -> bool {
         self.read().in_flight(ticket)
@@ -240,12 +237,12 @@ impl Engine {
         self.read().current_tokens()
     }
 
-    /// The current token when it is fresh (nothing to do before using it).
+    /// The current token when it is fresh at `now` (Unix seconds): nothing to
+    /// do before using it.
     ///
     /// The hot path of every call: without a lock or a shared write when this
     /// thread has seen the token since it last changed.
-    pub fn ready_bearer(&self) -> Option<Bearer> {
-        let now = self.unix_now();
+    pub fn ready_bearer(&self, now: u64) -> Option<Bearer> {
         // A cached bearer of the current epoch is what the machine would answer
         // now: nothing changed since it was read.
         let epoch = self.epoch.load(Ordering::Acquire);
@@ -353,17 +350,22 @@ impl Engine {
 
     /// Commits pending tokens, queues them for delivery, wakes the waiters.
     /// Ends the flight `ticket` with a set another process stored meanwhile.
-    pub(crate) fn adopt(&self, ticket: crate::FlightTicket, tokens: OAuthTokens) -> Result<Bearer> {
-        let adopted = self.write().adopt(ticket, tokens, self.unix_now());
+    pub(crate) fn adopt(
+        &self,
+        ticket: crate::FlightTicket,
+        tokens: OAuthTokens,
+        now: u64,
+    ) -> Result<Bearer> {
+        let adopted = self.write().adopt(ticket, tokens, now);
         self.flight_ended();
         adopted
     }
 
-    pub(crate) fn commit(&self, pending: PendingTokens) -> Result<(Bearer, OAuthTokens)> {
+    pub(crate) fn commit(&self, pending: PendingTokens, now: u64) -> Result<(Bearer, OAuthTokens)> {
         let tokens = pending.tokens().clone();
         let committed = {
             let mut machine = self.write();
-            let committed = machine.commit(pending, self.unix_now());
+            let committed = machine.commit(pending, now);
             if committed.is_ok() && self.settings.deliver_tokens {
                 // Queued under the machine's lock: deliveries keep commit order.
                 self.deliveries
@@ -414,42 +416,60 @@ pub(crate) const MAX_REPLAYS: u8 = 3;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ManualClock;
     use crate::machine::MachineConfig;
     use crate::secret::AccessToken;
 
-    fn engine(token: &str, clock: Arc<ManualClock>, ttl: u64) -> Engine {
+    const T0: u64 = 1_700_000_000;
+
+    fn engine(token: &str, ttl: u64) -> Engine {
         let mut machine = TokenMachine::new(MachineConfig::default(), None);
         let mut tokens = OAuthTokens::from_access_token(AccessToken::new(token));
-        tokens.expires_at = Some(clock.now() + ttl);
-        machine.install(tokens, clock.now()).unwrap();
-        Engine::new(machine, CallSettings::new(BaseUrl::default()), clock)
+        tokens.expires_at = Some(T0 + ttl);
+        machine.install(tokens, T0).unwrap();
+        Engine::new(machine, CallSettings::new(BaseUrl::default()))
     }
 
     /// The per-thread copy answers exactly what the machine would: it follows
-    /// every change (a new epoch) and the clock, for several engines at once.
+    /// every change (a new epoch) and the time it is asked at, for several
+    /// engines at once.
     #[test]
     fn the_cached_bearer_is_the_machines_answer() {
-        let clock = Arc::new(ManualClock::new(1_700_000_000));
         let engines: Vec<Engine> = (0..CACHED_ENGINES + 2)
-            .map(|i| engine(&format!("token-{i}"), clock.clone(), 3_600))
+            .map(|i| engine(&format!("token-{i}"), 3_600))
             .collect();
         for _ in 0..3 {
             for (i, e) in engines.iter().enumerate() {
-                let b = e.ready_bearer().expect("fresh");
+                let b = e.ready_bearer(T0).expect("fresh");
                 assert_eq!(b.header().to_str().unwrap(), format!("Bearer token-{i}"));
                 assert!(b.header().is_sensitive());
             }
         }
         // A change is seen at once: no stale copy survives it.
         let first = &engines[0];
-        let generation = first.ready_bearer().unwrap().generation();
+        let generation = first.ready_bearer(T0).unwrap().generation();
         assert!(first.write().invalidate(generation));
-        assert!(first.ready_bearer().is_none());
-        // Time is read on every check: a copy is not used past its freshness.
+        assert!(first.ready_bearer(T0).is_none());
+        // The time is checked every time: a copy is not used past its freshness.
         let second = &engines[1];
-        assert!(second.ready_bearer().is_some());
-        clock.advance(Duration::from_secs(3_600 - 300));
-        assert!(second.ready_bearer().is_none(), "inside the refresh window");
+        assert!(second.ready_bearer(T0).is_some());
+        let later = T0 + 3_600 - 300;
+        assert!(
+            second.ready_bearer(later).is_none(),
+            "inside the refresh window"
+        );
+    }
+
+    /// Two engines with one seed jitter alike; another seed differs.
+    #[test]
+    fn jitter_comes_from_the_seed() {
+        let seeded = |seed| {
+            let mut settings = CallSettings::new(BaseUrl::default());
+            settings.jitter_seed = seed;
+            let e = Engine::new(TokenMachine::new(MachineConfig::default(), None), settings);
+            (0..4).map(|_| e.jitter()).collect::<Vec<f64>>()
+        };
+        assert_eq!(seeded(7), seeded(7));
+        assert_ne!(seeded(7), seeded(8));
+        assert!(seeded(9).iter().all(|j| (0.0..1.0).contains(j)));
     }
 }

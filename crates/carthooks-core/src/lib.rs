@@ -9,14 +9,17 @@
 //!
 //! ```text
 //!            +------------------------- carthooks-core --------------------------+
-//!  intent -> | Call::api(&engine, &endpoint) / Call::grant(&engine, grant)         |
+//!  intent -> | Call::api(&engine, &endpoint, now) / Call::grant(&engine, grant, now)|
 //!            |   poll(now) -> Send(request) | Sleep | WaitFlight | Coordinate |   | -> http::Request
 //!            |                Save | Deliver                                     |
 //!            |   handle(answer, now)                                             | <- http::Response
 //!            |   ... poll(now) -> Done(result)                                   |
-//!            |  Engine: TokenMachine (single-flight tokens), retry policy, clock  |
+//!            |  Engine: TokenMachine (single-flight tokens), retry policy, jitter |
 //!            +-------------------------------------------------------------------+
 //! ```
+//!
+//! Time enters only as `now` ([`Now`]: an `Instant` and Unix seconds, read by
+//! the loop), randomness only as the settings' jitter seed.
 //!
 //! # The loop a client runs
 //!
@@ -26,14 +29,18 @@
 //!
 //! ```
 //! use carthooks_core::*;
-//! use std::sync::Arc;
-//! use std::time::Instant;
+//! use std::time::{Instant, SystemTime, UNIX_EPOCH};
 //!
 //! let machine = TokenMachine::new(
 //!     MachineConfig::default(),
 //!     Some(("my-client".into(), ClientSecret::new("my-secret"))),
 //! );
-//! let engine = Engine::new(machine, CallSettings::new(BaseUrl::default()), Arc::new(SystemClock));
+//! let engine = Engine::new(machine, CallSettings::new(BaseUrl::default()));
+//! // The clocks, read by the loop.
+//! fn now() -> Now {
+//!     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+//!     Now::new(Instant::now(), unix)
+//! }
 //! // The "transport": a token answer for the token endpoint, a user for the rest.
 //! let send = |request: HttpRequest| -> std::result::Result<HttpResponse, TransportError> {
 //!     let body: &[u8] = if request.uri().path() == "/oauth/token" {
@@ -46,23 +53,23 @@
 //! };
 //! fn drive<T>(mut call: Call<'_, T>, send: impl Fn(HttpRequest) -> std::result::Result<HttpResponse, TransportError>) -> Result<T> {
 //!     loop {
-//!         match call.poll(Instant::now()) {
-//!             Output::Send(request) => call.handle(send(request), Instant::now()),
-//!             Output::Sleep(d) => std::thread::sleep(d),
+//!         match call.poll(now()) {
+//!             Output::Send(request) => call.handle(send(request), now()),
+//!             Output::Sleep { until } => std::thread::sleep(until - Instant::now()),
 //!             Output::WaitFlight { .. } => unreachable!("one caller only"),
 //!             Output::Save(_) | Output::Deliver => {} // no store, no callback
 //!             // A store shared with other processes only.
-//!             Output::Coordinate => call.handle_coordination(Coordination::Proceed, Instant::now()),
+//!             Output::Coordinate => call.handle_coordination(Coordination::Proceed, now()),
 //!             Output::Done(result) => return result,
 //!         }
 //!     }
 //! }
 //! // 1. The first grant is explicit: client credentials.
 //! let grant = Grant::ClientCredentials { user_access_token: None };
-//! let tokens = drive(Call::grant(&engine, grant, Instant::now()), &send)?;
+//! let tokens = drive(Call::grant(&engine, grant, now()), &send)?;
 //! assert!(tokens.expires_at.is_some());
 //! // 2. Calls then carry the token (and refresh it when it goes stale).
-//! let me = drive(Call::api(&engine, &Endpoint::get_current_user(), Instant::now()), &send)?;
+//! let me = drive(Call::api(&engine, &Endpoint::get_current_user(), now()), &send)?;
 //! assert_eq!(me.data.username, "ada");
 //! assert_eq!(me.trace_id.as_deref(), Some("t-1"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -105,13 +112,12 @@ pub mod pkce;
 pub mod retry;
 mod sanitize;
 pub mod secret;
+pub mod time;
 pub mod tokens;
 pub mod url;
 
 pub use call::{Call, Coordination, Output, STORE_GRACE};
-pub use config::{
-    ClientConfig, Clock, ManualClock, MonotonicClock, OAuthConfig, SystemClock, TokenCallback,
-};
+pub use config::{ClientConfig, OAuthConfig, TokenCallback};
 pub use endpoint::{ENDPOINTS, Endpoint, Spec};
 pub use engine::{CallSettings, Engine, Note};
 pub use envelope::{ApiResponse, parse_api_response, parse_token_response};
@@ -130,6 +136,7 @@ pub use retry::{Attempt, RequestKind, RequestTimeout, RetryDecision, RetryPolicy
 pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, PkceVerifier, RefreshToken, UserAccessToken,
 };
+pub use time::Now;
 pub use tokens::{Grant, OAuthTokenRequest, OAuthTokens, TokenIdentity};
 pub use url::BaseUrl;
 

@@ -189,16 +189,14 @@ pub fn retry_after(response: &http::Response<Vec<u8>>, now: u64) -> Option<Durat
     Some(Duration::from_secs(at.saturating_sub(now)))
 }
 
-/// Random numbers in `[0, 1)` for retry jitter: SplitMix64 over a random seed
-/// (std's per-process hash keys). Not for secrets.
+/// Numbers in `[0, 1)` for retry jitter: SplitMix64 from the seed the
+/// settings give ([`CallSettings::jitter_seed`](crate::CallSettings)). Not for
+/// secrets.
 pub(crate) struct Jitter(std::sync::atomic::AtomicU64);
 
 impl Jitter {
-    pub(crate) fn new() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(0x5EED);
-        Self(std::sync::atomic::AtomicU64::new(h.finish()))
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(std::sync::atomic::AtomicU64::new(seed))
     }
 
     pub(crate) fn next(&self) -> f64 {

@@ -102,7 +102,7 @@ where
 {
     let server = MockServer::start().unwrap();
     let c = ready::<S>(&server);
-    let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
+    let now = carthooks_client::Clock::now(&carthooks_client::SystemClock);
     server.inject(
         Fault::Status {
             status: 503,

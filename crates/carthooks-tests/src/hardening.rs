@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use carthooks_client::{BuildClient, ClientBuilder, Connect, FileTokenStore, StoreOperation};
-use carthooks_core::{Clock, Error, RetryPolicy, SystemClock};
+use carthooks_client::{Clock, SystemClock};
+use carthooks_core::{Error, RetryPolicy};
 use carthooks_mock::{
     DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_COLLECTION_ID, DEFAULT_USER_TOKEN, Fault,
     MockConfig, MockServer,

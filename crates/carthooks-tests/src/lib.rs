@@ -19,9 +19,9 @@ pub mod suite;
 
 use std::sync::{Arc, Mutex};
 
-use carthooks_client::ClientBuilder;
+use carthooks_client::{ClientBuilder, ManualClock};
 use carthooks_core::{
-    ApiResponse, AuthorizeCodeResponse, ItemLock, ItemsQuery, LockOptions, ManualClock,
+    ApiResponse, AuthorizeCodeResponse, ItemLock, ItemsQuery, LockOptions,
     OAuthAuthorizeCodeRequest, OAuthConfig, OAuthTokens, PkceVerifier, Result, UserInfo,
     WatchDataRequest,
 };

@@ -30,7 +30,7 @@ fn per_user_server() -> MockServer {
 
 /// A new session of `app`, signed in as `user` with a fresh code.
 fn signed_in<S: Sdk>(server: &MockServer, app: &S, user: u64) -> S {
-    let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
+    let now = carthooks_client::Clock::now(&carthooks_client::SystemClock);
     let code = server
         .state()
         .issue_code(DEFAULT_CLIENT_ID, user, REDIRECT, None, now);
@@ -224,7 +224,7 @@ where
         let session = app
             .session_from(None, None, Some(store.clone()))
             .expect("session builds");
-        let now = carthooks_core::Clock::now(&carthooks_core::SystemClock);
+        let now = carthooks_client::Clock::now(&carthooks_client::SystemClock);
         let code = server
             .state()
             .issue_code(DEFAULT_CLIENT_ID, id, REDIRECT, None, now);

@@ -39,7 +39,9 @@ where
     let c: S = client(&server, oauth());
     let tokens = c.initialize_oauth(None).unwrap();
     assert_eq!(tokens.token_type, "Bearer");
-    assert!(tokens.expires_at.unwrap() > carthooks_core::Clock::now(&carthooks_core::SystemClock));
+    assert!(
+        tokens.expires_at.unwrap() > carthooks_client::Clock::now(&carthooks_client::SystemClock)
+    );
     let me = c.get_current_user().unwrap();
     assert_eq!(me.data.username, format!("service:{DEFAULT_CLIENT_ID}"));
     assert!(me.trace_id.unwrap().starts_with("mock-trace-"));

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use carthooks_client::{BuildClient, Connect};
-use carthooks_core::{ManualClock, OAuthAuthorizeCodeRequest, OAuthTokens, RetryPolicy};
+use carthooks_client::{BuildClient, Connect, ManualClock};
+use carthooks_core::{OAuthAuthorizeCodeRequest, OAuthTokens, RetryPolicy};
 use carthooks_mock::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USER_TOKEN, Fault, MockServer,
 };

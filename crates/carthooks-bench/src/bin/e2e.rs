@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use carthooks_bench::{
     APP, COLLECTION, CannedServer, RawEnvelope, TOKEN, cpu_ns, median, page_body, query, raw_url,
 };
-use carthooks_core::ManualClock;
+use carthooks_client::ManualClock;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use carthooks_client::{Client, ItemsQuery, OAuthConfig, OAuthTokens};
-use carthooks_core::{AccessToken, Clock as _, RefreshToken, SystemClock, TokenIdentity};
+use carthooks_client::{Client, Clock as _, ItemsQuery, OAuthConfig, OAuthTokens, SystemClock};
+use carthooks_core::{AccessToken, RefreshToken, TokenIdentity};
 use carthooks_mock::{
     DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID, MockConfig,
     MockServer,
