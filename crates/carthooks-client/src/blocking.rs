@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use carthooks_core::{
     ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig,
-    CollectionId, Endpoint, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery, LockOptions,
+    CollectionId, Endpoint, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery, LockOptions, Now,
     OAuthAuthorizeCodeRequest, OAuthTokens, Output, Result, SubItemId, UserAccessToken, UserId,
     UserInfo, WatchDataRequest,
 };
@@ -82,8 +82,9 @@ impl<T: BlockingTransport> BlockingClient<T> {
             endpoint.path_template(),
         );
         let _entered = span.enter();
-        let mut call = Call::api(&self.inner.engine, endpoint, self.inner.common.shared.now());
-        let result = self.drive(&mut call);
+        let now = self.inner.common.shared.now();
+        let mut call = Call::api(&self.inner.engine, endpoint, now);
+        let result = self.drive(&mut call, now);
         let trace_id = match &result {
             Ok(ok) => ok.trace_id.as_deref(),
             Err(e) => e.trace_id(),
@@ -95,18 +96,22 @@ impl<T: BlockingTransport> BlockingClient<T> {
     /// Runs an explicit grant, after any token request already in flight.
     fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
         self.check_open()?;
-        let mut call = Call::grant(&self.inner.engine, grant, self.inner.common.shared.now());
-        self.drive(&mut call)
+        let now = self.inner.common.shared.now();
+        let mut call = Call::grant(&self.inner.engine, grant, now);
+        self.drive(&mut call, now)
     }
 
-    /// The I/O loop around the sans-IO driver: does what it asks until it is done.
-    fn drive<O>(&self, call: &mut Call<'_, O>) -> Result<O> {
+    /// The I/O loop around the sans-IO driver: does what it asks until it is
+    /// done. The time is read once after each step's I/O (`now` when the call
+    /// was made, before the first): a step's answer and the next poll see one
+    /// moment.
+    fn drive<O>(&self, call: &mut Call<'_, O>, mut now: Now) -> Result<O> {
         let inner = &*self.inner;
         // The shared store's refresh lease, while this call holds the token
         // flight; given back as soon as it does not.
         let mut lease: Option<Lease> = None;
         loop {
-            let output = call.poll(inner.common.shared.now());
+            let output = call.poll(now);
             if !call.holds_flight()
                 && let Some(held) = lease.take()
             {
@@ -118,18 +123,21 @@ impl<T: BlockingTransport> BlockingClient<T> {
                         None => inner.common.transport.send(request),
                         Some(held) => self.send_renewing(request, held),
                     };
-                    call.handle(answer, inner.common.shared.now());
+                    now = inner.common.shared.now();
+                    call.handle(answer, now);
                 }
                 Output::Coordinate => {
                     let (outcome, held) = inner
                         .persistence
                         .coordinate(lease.take(), inner.engine.current_identity());
                     lease = held;
-                    call.handle_coordination(outcome, inner.common.shared.now());
+                    now = inner.common.shared.now();
+                    call.handle_coordination(outcome, now);
                 }
                 Output::Sleep { until } => {
                     let delay = until.saturating_duration_since(Instant::now());
                     inner.common.transport.sleep(delay);
+                    now = inner.common.shared.now();
                 }
                 Output::WaitFlight { ticket, until } => {
                     // Listen first, then look: a flight that ends in between
@@ -143,10 +151,17 @@ impl<T: BlockingTransport> BlockingClient<T> {
                             None => listener.wait(),
                         }
                     }
+                    now = inner.common.shared.now();
                 }
                 // This client's caller may block: persistence runs in place.
-                Output::Save(tokens) => inner.persistence.save(&tokens, lease.take()),
-                Output::Deliver => inner.persistence.deliver_job(&inner.engine)(),
+                Output::Save(tokens) => {
+                    inner.persistence.save(&tokens, lease.take());
+                    now = inner.common.shared.now();
+                }
+                Output::Deliver => {
+                    inner.persistence.deliver_job(&inner.engine)();
+                    now = inner.common.shared.now();
+                }
                 Output::Done(result) => break result,
             }
         }

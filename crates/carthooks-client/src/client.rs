@@ -11,7 +11,7 @@ use std::sync::PoisonError;
 use carthooks_core::{
     ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig,
     CollectionId, Coordination, Endpoint, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery,
-    LockOptions, OAuthAuthorizeCodeRequest, OAuthTokens, Output, Result, SubItemId,
+    LockOptions, Now, OAuthAuthorizeCodeRequest, OAuthTokens, Output, Result, SubItemId,
     UserAccessToken, UserId, UserInfo, WatchDataRequest,
 };
 use event_listener::EventListener;
@@ -88,8 +88,9 @@ impl<T: Transport> Client<T> {
             endpoint.method(),
             endpoint.path_template(),
         );
-        let mut call = Call::api(&self.inner.engine, endpoint, self.inner.common.shared.now());
-        let result = span.run(self.drive(&mut call)).await;
+        let now = self.inner.common.shared.now();
+        let mut call = Call::api(&self.inner.engine, endpoint, now);
+        let result = span.run(self.drive(&mut call, now)).await;
         let trace_id = match &result {
             Ok(ok) => ok.trace_id.as_deref(),
             Err(e) => e.trace_id(),
@@ -101,12 +102,16 @@ impl<T: Transport> Client<T> {
     /// Runs an explicit grant, after any token request already in flight.
     async fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
         self.check_open()?;
-        let mut call = Call::grant(&self.inner.engine, grant, self.inner.common.shared.now());
-        self.drive(&mut call).await
+        let now = self.inner.common.shared.now();
+        let mut call = Call::grant(&self.inner.engine, grant, now);
+        self.drive(&mut call, now).await
     }
 
-    /// The I/O loop around the sans-IO driver: does what it asks until it is done.
-    async fn drive<O>(&self, call: &mut Call<'_, O>) -> Result<O> {
+    /// The I/O loop around the sans-IO driver: does what it asks until it is
+    /// done. The time is read once after each step's I/O (`now` when the call
+    /// was made, before the first): a step's answer and the next poll see one
+    /// moment.
+    async fn drive<O>(&self, call: &mut Call<'_, O>, mut now: Now) -> Result<O> {
         let inner = &*self.inner;
         // The shared store's refresh lease, while this call holds the token
         // flight (from `Coordinate` to `Save`); given back as soon as it does
@@ -114,7 +119,7 @@ impl<T: Transport> Client<T> {
         // A call dropped meanwhile leaves it to lapse.
         let mut lease: Option<Lease> = None;
         loop {
-            let output = call.poll(inner.common.shared.now());
+            let output = call.poll(now);
             if !call.holds_flight()
                 && let Some(held) = lease.take()
             {
@@ -131,7 +136,8 @@ impl<T: Transport> Client<T> {
                         None => inner.common.transport.send(request).await,
                         Some(held) => self.send_renewing(request, held).await,
                     };
-                    call.handle(answer, inner.common.shared.now());
+                    now = inner.common.shared.now();
+                    call.handle(answer, now);
                 }
                 Output::Coordinate => {
                     // Store I/O, so on the blocking pool (the lease this call
@@ -156,11 +162,13 @@ impl<T: Transport> Client<T> {
                         // that could not be asked.
                         .unwrap_or((Coordination::Unavailable, None));
                     lease = held;
-                    call.handle_coordination(outcome, inner.common.shared.now());
+                    now = inner.common.shared.now();
+                    call.handle_coordination(outcome, now);
                 }
                 Output::Sleep { until } => {
                     let delay = until.saturating_duration_since(Instant::now());
                     inner.common.transport.sleep(delay).await;
+                    now = inner.common.shared.now();
                 }
                 Output::WaitFlight { ticket, until } => {
                     // Listen first, then look: a flight that ends in between
@@ -169,14 +177,17 @@ impl<T: Transport> Client<T> {
                     if inner.engine.in_flight(ticket) {
                         self.wait_until(listener, until).await;
                     }
+                    now = inner.common.shared.now();
                 }
                 Output::Save(tokens) => {
                     let job = inner.persistence.save_job(tokens, lease.take());
                     inner.common.transport.run_blocking(job).await;
+                    now = inner.common.shared.now();
                 }
                 Output::Deliver => {
                     let job = inner.persistence.deliver_job(&inner.engine);
                     inner.common.transport.run_blocking(job).await;
+                    now = inner.common.shared.now();
                 }
                 Output::Done(result) => break result,
             }
