@@ -88,10 +88,14 @@ where
             .starts_with("service:")
     );
     assert_eq!(titles(&app).len(), 3 + 4, "the app sees every item");
-    assert_eq!(
-        server.counters().connections,
-        1,
-        "sessions share the client's connection pool"
+    // One pool serves them all: a client per identity would open one
+    // connection each (three). Usually it is one; async pools hand a
+    // connection back from a task of their own, so on a loaded machine a
+    // request that starts before that task ran opens a second one.
+    let connections = server.counters().connections;
+    assert!(
+        (1..3).contains(&connections),
+        "sessions share the client's connection pool: {connections} connections for 3 identities"
     );
 }
 
