@@ -9,10 +9,9 @@ use carthooks_core::{
     AccessToken, CallSettings, ClientConfig, Engine, MachineConfig, Now, OAuthConfig, OAuthTokens,
     Result, RetryPolicy, TokenMachine,
 };
-
-use crate::clock::{Clock, MonotonicClock, now_by};
 use event_listener::Event;
 
+use crate::clock::{Clock, MonotonicClock, now_by};
 use crate::dns::{DnsCache, Lookup, SystemLookup};
 use crate::persistence::{LEASE_TTL, Persistence};
 use crate::settings::{RootCertificate, TransportConfig};
