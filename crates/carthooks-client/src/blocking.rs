@@ -1,14 +1,14 @@
 //! The blocking client.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use carthooks_core::{
     ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig,
     CollectionId, Endpoint, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery, LockOptions, Now,
-    OAuthAuthorizeCodeRequest, OAuthTokens, Output, Result, SubItemId, UserAccessToken, UserId,
-    UserInfo, WatchDataRequest,
+    OAuthAuthorizeCodeRequest, OAuthTokens, Output, Renewal, Result, SubItemId, UserAccessToken,
+    UserId, UserInfo, WatchDataRequest,
 };
 use event_listener::Listener as _;
 use serde::Serialize;
@@ -17,10 +17,8 @@ use serde::de::DeserializeOwned;
 use crate::api::api_methods;
 use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
 use crate::log::CallSpan;
-use crate::log::event;
 use crate::pages::ItemIter;
 use crate::session::{SessionBuilder, SessionHost};
-use crate::store::Lease;
 use crate::transport::BlockingTransport;
 
 /// The blocking Carthooks client, generic over its [`BlockingTransport`].
@@ -102,37 +100,23 @@ impl<T: BlockingTransport> BlockingClient<T> {
     }
 
     /// The I/O loop around the sans-IO driver: does what it asks until it is
-    /// done. The time is read once after each step's I/O (`now` when the call
-    /// was made, before the first): a step's answer and the next poll see one
-    /// moment.
+    /// done — the async client's loop, without `.await`s, the store's I/O in
+    /// place (this client's caller may block). The time is read once after
+    /// each step's I/O (`now` when the call was made, before the first): a
+    /// step's answer and the next poll see one moment.
     fn drive<O>(&self, call: &mut Call<'_, O>, mut now: Now) -> Result<O> {
         let inner = &*self.inner;
-        // The shared store's refresh lease, while this call holds the token
-        // flight; given back as soon as it does not.
-        let mut lease: Option<Lease> = None;
         loop {
-            let output = call.poll(now);
-            if !call.holds_flight()
-                && let Some(held) = lease.take()
-            {
-                inner.persistence.release(&held);
-            }
-            match output {
+            match call.poll(now) {
                 Output::Send(request) => {
-                    let answer = match &lease {
-                        None => inner.common.transport.send(request),
-                        Some(held) => self.send_renewing(request, held),
-                    };
+                    let answer = inner.common.transport.send(request);
                     now = inner.common.shared.now();
                     call.handle(answer, now);
                 }
-                Output::Coordinate => {
-                    let (outcome, held) = inner
-                        .persistence
-                        .coordinate(lease.take(), inner.engine.current_identity());
-                    lease = held;
+                Output::SendRenewing { request, renew } => {
+                    let answer = self.send_renewing(request, &renew);
                     now = inner.common.shared.now();
-                    call.handle_coordination(outcome, now);
+                    call.handle(answer, now);
                 }
                 Output::Sleep { until } => {
                     let delay = until.saturating_duration_since(Instant::now());
@@ -153,13 +137,22 @@ impl<T: BlockingTransport> BlockingClient<T> {
                     }
                     now = inner.common.shared.now();
                 }
-                // This client's caller may block: persistence runs in place.
-                Output::Save(tokens) => {
-                    inner.persistence.save(&tokens, lease.take());
+                Output::TryLease { holder, ttl } => {
+                    let answer = inner.persistence.try_lease(&holder, ttl);
+                    now = inner.common.shared.now();
+                    call.handle_lease(answer, now);
+                }
+                Output::ReleaseLease(lease) => {
+                    inner.persistence.release(&lease);
                     now = inner.common.shared.now();
                 }
+                Output::Save { tokens, lease } => {
+                    let answer = inner.persistence.save(&tokens, lease.as_ref());
+                    now = inner.common.shared.now();
+                    call.handle_saved(answer, now);
+                }
                 Output::Deliver => {
-                    inner.persistence.deliver_job(&inner.engine)();
+                    inner.persistence.deliver(&inner.engine);
                     now = inner.common.shared.now();
                 }
                 Output::Done(result) => break result,
@@ -168,28 +161,26 @@ impl<T: BlockingTransport> BlockingClient<T> {
     }
 
     /// Sends a token request while another thread renews the store's refresh
-    /// lease every third of its TTL.
+    /// lease every `renew.every`.
     fn send_renewing(
         &self,
         request: carthooks_core::HttpRequest,
-        lease: &Lease,
+        renew: &Renewal,
     ) -> std::result::Result<carthooks_core::HttpResponse, carthooks_core::TransportError> {
         let inner = &*self.inner;
-        let done = std::sync::atomic::AtomicBool::new(false);
+        let done = AtomicBool::new(false);
         std::thread::scope(|scope| {
             let renewer = scope.spawn(|| {
                 loop {
-                    std::thread::park_timeout(inner.persistence.renew_every());
-                    if done.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::park_timeout(renew.every);
+                    if done.load(Ordering::Acquire) {
                         return;
                     }
-                    if !inner.persistence.renew(lease) {
-                        event!(warn, "the token store's refresh lease was lost mid-request");
-                    }
+                    inner.persistence.renew(&renew.lease, renew.ttl);
                 }
             });
             let answer = inner.common.transport.send(request);
-            done.store(true, std::sync::atomic::Ordering::Release);
+            done.store(true, Ordering::Release);
             renewer.thread().unpark();
             answer
         })

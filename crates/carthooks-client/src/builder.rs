@@ -13,7 +13,7 @@ use event_listener::Event;
 
 use crate::clock::{Clock, MonotonicClock, now_by};
 use crate::dns::{DnsCache, Lookup, SystemLookup};
-use crate::persistence::{LEASE_TTL, Persistence};
+use crate::persistence::{LEASE_TTL, Persistence, lease_holder};
 use crate::settings::{RootCertificate, TransportConfig};
 use crate::store::TokenStore;
 use crate::transport::Connect;
@@ -77,7 +77,6 @@ pub(crate) struct Shared {
     sessions: std::sync::atomic::AtomicU64,
     /// The store identity (the OAuth client id).
     identity: String,
-    lease_ttl: Duration,
 }
 
 /// One identity's state: its engine (token machine), the event its waiters
@@ -130,17 +129,13 @@ impl<T> Inner<T> {
     /// A new session over this one's transport: no connection is opened.
     pub(crate) fn session(&self, options: SessionOptions) -> Result<Arc<Self>> {
         let shared = &self.common.shared;
-        let persistence = Persistence::new(
-            options.store,
-            options.callback,
-            shared.identity.clone(),
-            shared.lease_ttl,
-        );
-        let stored = persistence.load();
-        let machine = shared.machine(None, options.tokens.or(stored), None)?;
+        let persistence =
+            Persistence::new(options.store, options.callback, shared.identity.clone());
+        let (tokens, version) = given_or_stored(options.tokens, persistence.load());
+        let machine = shared.machine(None, tokens, None)?;
         Ok(Self::new(
             Arc::clone(&self.common),
-            shared.session(persistence, machine),
+            shared.session(persistence, machine, version),
         ))
     }
 
@@ -148,11 +143,11 @@ impl<T> Inner<T> {
     /// either: an empty one costs no allocation).
     pub(crate) fn empty_session(&self) -> Arc<Self> {
         let shared = &self.common.shared;
-        let persistence = Persistence::new(None, None, String::new(), shared.lease_ttl);
+        let persistence = Persistence::new(None, None, String::new());
         let machine = TokenMachine::new(shared.machine_config, shared.client.clone());
         Self::new(
             Arc::clone(&self.common),
-            shared.session(persistence, machine),
+            shared.session(persistence, machine, 0),
         )
     }
 }
@@ -202,9 +197,9 @@ impl Shared {
         Ok(machine)
     }
 
-    /// A session: an engine over `machine`, saving and delivering through
-    /// `persistence`.
-    fn session(&self, persistence: Arc<Persistence>, machine: TokenMachine) -> Session {
+    /// A session: an engine over `machine` (its set the shared store's
+    /// `version`), saving and delivering through `persistence`.
+    fn session(&self, persistence: Persistence, machine: TokenMachine, version: u64) -> Session {
         let mut settings = self.settings.clone();
         let n = self
             .sessions
@@ -215,13 +210,22 @@ impl Shared {
         settings.save_tokens = persistence.saves();
         settings.deliver_tokens = persistence.delivers();
         settings.coordinate = persistence.coordinates();
+        if settings.coordinate {
+            settings.lease_holder = lease_holder();
+        }
+        let persistence = Arc::new(persistence);
         let flights = Arc::new(Event::new());
         let wake = Arc::clone(&flights);
+        let reports = Arc::clone(&persistence);
         let engine = Engine::new(machine, settings)
+            .with_stored_version(version)
             .on_flight_end(move || {
                 wake.notify(usize::MAX);
             })
-            .observe(crate::log::note);
+            .observe(move |note| {
+                crate::log::note(note);
+                reports.noted(note);
+            });
         Session {
             engine: Arc::new(engine),
             flights,
@@ -627,11 +631,11 @@ impl<C: BuildClient> ClientBuilder<C> {
         settings.timeout = config.timeout;
         settings.call_timeout = config.call_timeout;
         settings.jitter_seed = self.jitter_seed.unwrap_or_else(random_seed);
+        settings.lease_ttl = lease_ttl;
         let lookup = self.lookup.unwrap_or_else(|| Arc::new(SystemLookup));
         let dns = Arc::new(DnsCache::new(&transport_config, lookup));
-        let persistence = Persistence::new(self.store, callback, identity.clone(), lease_ttl);
-        let stored = persistence.load();
-        let tokens = self.tokens.or(stored);
+        let persistence = Persistence::new(self.store, callback, identity.clone());
+        let (tokens, version) = given_or_stored(self.tokens, persistence.load());
         let access_token = config.access_token.clone();
         let shared = Shared {
             config,
@@ -643,16 +647,25 @@ impl<C: BuildClient> ClientBuilder<C> {
             settings,
             sessions: std::sync::atomic::AtomicU64::new(0),
             identity,
-            lease_ttl,
         };
         let machine = shared.machine(
             refresh_token,
             tokens,
             access_token.as_ref().map(|t| (t, token_from_env)),
         )?;
-        let session = shared.session(persistence, machine);
+        let session = shared.session(persistence, machine, version);
         Ok(Parts { shared, session })
     }
+}
+
+/// The tokens a client starts with — those given, else the stored set — and
+/// the store's version, which a stored set must pass to be adopted later.
+fn given_or_stored(
+    given: Option<OAuthTokens>,
+    stored: Option<carthooks_core::Stored>,
+) -> (Option<OAuthTokens>, u64) {
+    let version = stored.as_ref().map_or(0, |s| s.version);
+    (given.or(stored.map(|s| s.tokens)), version)
 }
 
 /// A jitter seed from the OS; should the OS refuse, std's per-process random

@@ -6,13 +6,13 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Instant;
 
-use std::sync::PoisonError;
+use std::sync::{Mutex, PoisonError};
 
 use carthooks_core::{
     ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig,
-    CollectionId, Coordination, Endpoint, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery,
-    LockOptions, Now, OAuthAuthorizeCodeRequest, OAuthTokens, Output, Result, SubItemId,
-    UserAccessToken, UserId, UserInfo, WatchDataRequest,
+    CollectionId, Endpoint, Engine, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery,
+    LeaseAnswer, LockOptions, Now, OAuthAuthorizeCodeRequest, OAuthTokens, Output, Renewal, Result,
+    SubItemId, UserAccessToken, UserId, UserInfo, WatchDataRequest,
 };
 use event_listener::EventListener;
 use serde::Serialize;
@@ -21,10 +21,9 @@ use serde::de::DeserializeOwned;
 use crate::api::api_methods;
 use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
 use crate::log::CallSpan;
-use crate::log::event;
 use crate::pages::ItemStream;
+use crate::persistence::Persistence;
 use crate::session::{SessionBuilder, SessionHost};
-use crate::store::Lease;
 use crate::transport::Transport;
 
 /// The async Carthooks client, generic over its [`Transport`].
@@ -108,62 +107,23 @@ impl<T: Transport> Client<T> {
     }
 
     /// The I/O loop around the sans-IO driver: does what it asks until it is
-    /// done. The time is read once after each step's I/O (`now` when the call
-    /// was made, before the first): a step's answer and the next poll see one
-    /// moment.
+    /// done — the blocking client's loop, with `.await`s, and the store's I/O
+    /// on the transport's blocking pool. The time is read once after each
+    /// step's I/O (`now` when the call was made, before the first): a step's
+    /// answer and the next poll see one moment.
     async fn drive<O>(&self, call: &mut Call<'_, O>, mut now: Now) -> Result<O> {
         let inner = &*self.inner;
-        // The shared store's refresh lease, while this call holds the token
-        // flight (from `Coordinate` to `Save`); given back as soon as it does
-        // not (it adopted a stored set, its token request failed, it is done).
-        // A call dropped meanwhile leaves it to lapse.
-        let mut lease: Option<Lease> = None;
         loop {
-            let output = call.poll(now);
-            if !call.holds_flight()
-                && let Some(held) = lease.take()
-            {
-                let persistence = Arc::clone(&inner.persistence);
-                inner
-                    .common
-                    .transport
-                    .run_blocking(Box::new(move || persistence.release(&held)))
-                    .await;
-            }
-            match output {
+            match call.poll(now) {
                 Output::Send(request) => {
-                    let answer = match &lease {
-                        None => inner.common.transport.send(request).await,
-                        Some(held) => self.send_renewing(request, held).await,
-                    };
+                    let answer = inner.common.transport.send(request).await;
                     now = inner.common.shared.now();
                     call.handle(answer, now);
                 }
-                Output::Coordinate => {
-                    // Store I/O, so on the blocking pool (the lease this call
-                    // held before is settled there too).
-                    let answer = Arc::new(std::sync::Mutex::new(None));
-                    let (persistence, slot, old) = (
-                        Arc::clone(&inner.persistence),
-                        Arc::clone(&answer),
-                        lease.take(),
-                    );
-                    let identity = inner.engine.current_identity();
-                    let job = Box::new(move || {
-                        let coordinated = persistence.coordinate(old, identity);
-                        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(coordinated);
-                    });
-                    inner.common.transport.run_blocking(job).await;
-                    let (outcome, held) = answer
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .take()
-                        // The job did not run (its pool is gone): as a store
-                        // that could not be asked.
-                        .unwrap_or((Coordination::Unavailable, None));
-                    lease = held;
+                Output::SendRenewing { request, renew } => {
+                    let answer = self.send_renewing(request, renew).await;
                     now = inner.common.shared.now();
-                    call.handle_coordination(outcome, now);
+                    call.handle(answer, now);
                 }
                 Output::Sleep { until } => {
                     let delay = until.saturating_duration_since(Instant::now());
@@ -179,14 +139,26 @@ impl<T: Transport> Client<T> {
                     }
                     now = inner.common.shared.now();
                 }
-                Output::Save(tokens) => {
-                    let job = inner.persistence.save_job(tokens, lease.take());
-                    inner.common.transport.run_blocking(job).await;
+                Output::TryLease { holder, ttl } => {
+                    let answer = self.blocking(move |p, _| p.try_lease(&holder, ttl)).await;
+                    now = inner.common.shared.now();
+                    // A job that did not run (its pool is gone): as a store
+                    // that could not be asked.
+                    call.handle_lease(answer.unwrap_or(LeaseAnswer::Unavailable), now);
+                }
+                Output::ReleaseLease(lease) => {
+                    self.blocking(move |p, _| p.release(&lease)).await;
                     now = inner.common.shared.now();
                 }
+                Output::Save { tokens, lease } => {
+                    let answer = self
+                        .blocking(move |p, _| p.save(&tokens, lease.as_ref()))
+                        .await;
+                    now = inner.common.shared.now();
+                    call.handle_saved(answer.flatten(), now);
+                }
                 Output::Deliver => {
-                    let job = inner.persistence.deliver_job(&inner.engine);
-                    inner.common.transport.run_blocking(job).await;
+                    self.blocking(|p, engine| p.deliver(engine)).await;
                     now = inner.common.shared.now();
                 }
                 Output::Done(result) => break result,
@@ -194,20 +166,37 @@ impl<T: Transport> Client<T> {
         }
     }
 
+    /// Runs `job` on the transport's blocking pool (the store's and the
+    /// callback's I/O); `None` if it did not run.
+    async fn blocking<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Persistence, &Engine) -> R + Send + 'static,
+    ) -> Option<R> {
+        let slot = Arc::new(Mutex::new(None));
+        let (out, persistence, engine) = (
+            Arc::clone(&slot),
+            Arc::clone(&self.inner.persistence),
+            Arc::clone(&self.inner.engine),
+        );
+        let job = Box::new(move || {
+            let result = job(&persistence, &engine);
+            *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+        });
+        self.inner.common.transport.run_blocking(job).await;
+        slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
     /// Sends a token request while renewing the store's refresh lease every
-    /// third of its TTL, so that a slow token endpoint never lets it lapse.
+    /// `renew.every`, so that a slow token endpoint never lets it lapse.
     async fn send_renewing(
         &self,
         request: carthooks_core::HttpRequest,
-        lease: &Lease,
+        renew: Renewal,
     ) -> std::result::Result<carthooks_core::HttpResponse, carthooks_core::TransportError> {
-        let inner = &*self.inner;
-        let mut send = inner.common.transport.send(request);
+        let transport = &self.inner.common.transport;
+        let mut send = transport.send(request);
         loop {
-            let mut tick = inner
-                .common
-                .transport
-                .sleep(inner.persistence.renew_every());
+            let mut tick = transport.sleep(renew.every);
             let answer = std::future::poll_fn(|cx| {
                 if let Poll::Ready(answer) = send.as_mut().poll(cx) {
                     return Poll::Ready(Some(answer));
@@ -218,16 +207,8 @@ impl<T: Transport> Client<T> {
             if let Some(answer) = answer {
                 return answer;
             }
-            let (persistence, held) = (Arc::clone(&inner.persistence), lease.clone());
-            inner
-                .common
-                .transport
-                .run_blocking(Box::new(move || {
-                    if !persistence.renew(&held) {
-                        event!(warn, "the token store's refresh lease was lost mid-request");
-                    }
-                }))
-                .await;
+            let (lease, ttl) = (renew.lease.clone(), renew.ttl);
+            self.blocking(move |p, _| p.renew(&lease, ttl)).await;
         }
     }
 

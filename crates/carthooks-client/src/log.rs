@@ -49,6 +49,20 @@ pub(crate) fn note(_note: &carthooks_core::Note<'_>) {
             invalidated,
             "access token rejected (401): refreshing, then replaying the call once"
         ),
+        carthooks_core::Note::LeaseLapsed => event!(
+            warn,
+            "the previous refresh lease lapsed (its holder died mid-refresh?); \
+             the stored refresh token may be spent"
+        ),
+        carthooks_core::Note::ForeignStoredSet { .. } => event!(
+            warn,
+            "the shared token store holds a set that acts for someone else; not adopted"
+        ),
+        carthooks_core::Note::SaveFenced => event!(
+            warn,
+            "token store save refused: the refresh lease lapsed and a newer set was \
+             stored; the new tokens are kept in memory"
+        ),
         _ => {}
     }
 }

@@ -123,77 +123,9 @@ impl std::fmt::Display for TokenStoreFailure {
 }
 
 use carthooks_core::OAuthTokens;
-
-/// A token set as a store holds it, with the version the store gave it.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Stored {
-    /// The tokens.
-    pub tokens: OAuthTokens,
-    /// Larger for every fenced save ([`next_stamp`]); 0 where the store keeps
-    /// no versions.
-    pub version: u64,
-}
-
-impl Stored {
-    /// A set at `version` (for stores of your own).
-    pub fn new(tokens: OAuthTokens, version: u64) -> Self {
-        Self { tokens, version }
-    }
-}
-
-/// The refresh lease of a coordinating store: while it is held (and renewed),
-/// nobody else gets it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Lease {
-    /// Larger for every lease granted ([`next_stamp`]): a save under a smaller
-    /// one is refused.
-    pub fence: u64,
-    /// Who holds it (unique per call that coordinates: a lease is never
-    /// shared by two calls, even of one client).
-    pub holder: String,
-}
-
-impl Lease {
-    /// The lease with `fence`, held by `holder` (for stores of your own).
-    pub fn new(fence: u64, holder: impl Into<String>) -> Self {
-        Self {
-            fence,
-            holder: holder.into(),
-        }
-    }
-}
-
-/// What [`TokenStore::try_lease`] got.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LeaseAttempt {
-    /// The lease is yours until its TTL runs out (renew it meanwhile).
-    Granted(Lease),
-    /// Granted, but the lease before it *lapsed*: its holder neither saved
-    /// under it nor gave it back (it died, or hung), so the stored set's
-    /// refresh token may have been presented — and rotated — already.
-    Lapsed(Lease),
-    /// Someone else holds it, for this long at most unless they renew it.
-    Held {
-        /// Time left on their lease.
-        remaining: std::time::Duration,
-    },
-}
-
-/// What [`TokenStore::save_fenced`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SaveAttempt {
-    /// Saved as this version.
-    Saved {
-        /// The new version.
-        version: u64,
-    },
-    /// Not saved: a newer lease was granted since this one (it lapsed).
-    Fenced,
-}
+/// The store's side of the lease protocol: defined by the core, whose driver
+/// decides what they mean ([`carthooks_core::lease`]).
+pub use carthooks_core::{Lease, LeaseAttempt, SaveAttempt, Stored};
 
 /// The version or fence after `last`: the larger of `last + 1` and the system
 /// clock in microseconds since the Unix epoch. It grows like a counter, and
@@ -231,7 +163,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// `identity`. Default: [`load`](Self::load), version 0.
     fn load_stored(&self, identity: &str) -> std::io::Result<Option<Stored>> {
         let _ = identity;
-        Ok(self.load()?.map(|tokens| Stored { tokens, version: 0 }))
+        Ok(self.load()?.map(|tokens| Stored::new(tokens, 0)))
     }
 
     /// Takes the refresh lease for `ttl` unless someone else holds a live one;
@@ -239,10 +171,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Default: always granted, fence 0.
     fn try_lease(&self, holder: &str, ttl: std::time::Duration) -> std::io::Result<LeaseAttempt> {
         let _ = ttl;
-        Ok(LeaseAttempt::Granted(Lease {
-            fence: 0,
-            holder: holder.to_owned(),
-        }))
+        Ok(LeaseAttempt::Granted(Lease::new(0, holder)))
     }
 
     /// Extends a lease still held for another `ttl`; `false` once it was lost.
@@ -545,10 +474,10 @@ impl TokenStore for FileTokenStore {
         match disk.store {
             // Another identity's set is never adopted.
             Some(meta) if meta.identity != identity => Ok(None),
-            meta => Ok(Some(Stored {
-                tokens: disk.tokens,
-                version: meta.map_or(0, |m| m.version),
-            })),
+            meta => Ok(Some(Stored::new(
+                disk.tokens,
+                meta.map_or(0, |m| m.version),
+            ))),
         }
     }
 
@@ -574,10 +503,7 @@ impl TokenStore for FileTokenStore {
                         expires_at: now.saturating_add(ttl.as_millis() as u64),
                     },
                 )?;
-                return Ok(LeaseAttempt::Granted(Lease {
-                    fence,
-                    holder: holder.to_owned(),
-                }));
+                return Ok(LeaseAttempt::Granted(Lease::new(fence, holder)));
             }
             // Fences only grow: past the last lease's and the last save's.
             let saved_fence = match self.read_disk(&target) {
@@ -598,10 +524,7 @@ impl TokenStore for FileTokenStore {
                     expires_at: now.saturating_add(ttl.as_millis() as u64),
                 },
             )?;
-            let lease = Lease {
-                fence,
-                holder: holder.to_owned(),
-            };
+            let lease = Lease::new(fence, holder);
             Ok(if lapsed {
                 LeaseAttempt::Lapsed(lease)
             } else {

@@ -10,8 +10,10 @@
 //! | `Send(request)` | sends it, then hands the answer (or the transport error) to [`handle`](Call::handle) |
 //! | `Sleep { until }` | waits until `until` (a retry's backoff) |
 //! | `WaitFlight { ticket, until }` | waits until another caller's token request ends (or `until`) |
-//! | `Coordinate` | (a store shared by processes) takes its refresh lease and reads it again, then answers [`handle_coordination`](Call::handle_coordination): a newer stored set, the lease, or "held elsewhere" |
-//! | `Save(tokens)` | saves new tokens to its store — they are used only after this |
+//! | `SendRenewing { request, renew }` | as `Send`, renewing the shared store's lease while the request is out |
+//! | `TryLease { holder, ttl }` | (a store shared by processes) takes its refresh lease and reads the store again, then answers [`handle_lease`](Call::handle_lease) with what the store said |
+//! | `ReleaseLease(lease)` | gives the lease back: the flight no longer needs it |
+//! | `Save { tokens, lease }` | saves new tokens to its store (fenced by the lease, which it then gives back) and answers [`handle_saved`](Call::handle_saved) — they are used only after this |
 //! | `Deliver` | hands [`Engine::next_delivery`] sets to its callback, outside every lock |
 //! | `Done(result)` | returns `result` |
 //!
@@ -39,12 +41,15 @@
 //! |---|---|---|---|
 //! | `Authorize { waited }` | poll | `Api` (token ready), `Token` (this call fetches), `Waiting` (another call does), `Finished` (no way to a token, deadline) | — |
 //! | `Waiting(ticket)` | poll | `Authorize { waited: ticket }` | `WaitFlight` |
-//! | `Token`, ready, to coordinate | poll | `Token`, asked | `Coordinate` |
-//! | `Token`, asked | handle_coordination | `Authorize` (a newer stored set adopted: nothing sent), `Token` backing off and to coordinate again (lease held elsewhere; store unavailable, for up to [`STORE_GRACE`]), `Api` with the old token (store unavailable, token still valid), `Token` ready (the lease, or no store; after a lapsed lease, the app's own grant instead of a suspect refresh token) | — |
-//! | `Token`, ready | poll | `Token`, sent | `Send(token request)` |
+//! | `Token`, ready, to coordinate | poll | `Token`, asked | `TryLease` |
+//! | `Token`, asked | handle_lease | `Authorize` (a newer stored set adopted: nothing sent), `Token` backing off and to coordinate again (lease held elsewhere; store unavailable, for up to [`STORE_GRACE`]), `Api` with the old token (store unavailable, token still valid), `Token` ready (the lease, or no store; after a lapsed lease, the app's own grant instead of a suspect refresh token) | — |
+//! | `Token`, ready | poll | `Token`, sent | `Send(token request)`, or `SendRenewing` under a lease |
 //! | `Token`, sent | handle | `Token` backing off (retryable), `Saving` (tokens), `Api` (failed, old token still valid), `Authorize { waited }` (failed: the machine says whether another grant takes over), `Finished` (a grant failed) | — |
 //! | `Token`, backing off | poll | `Token`, ready | `Sleep` |
-//! | `Saving` | poll | `Saving`, saved (with a store) → commit → `Delivering` | `Save(tokens)` |
+//! | `Saving` | poll | `Saving`, asked (with a store) | `Save { tokens, lease }` |
+//! | `Saving`, asked | handle_saved | `Saving`, saved | — |
+//! | `Saving`, saved (or no store) | poll | commit → `Delivering` | — |
+//! | any, a lease to give back | poll | (unchanged) | `ReleaseLease(lease)`, before anything else |
 //! | `Delivering` | poll | `Api` with the new token, or `Finished` (a grant) | `Deliver` (with a callback) |
 //! | `Api`, ready | poll | `Api`, sent | `Send(request)` |
 //! | `Api`, sent | handle | `Finished` (2xx, or a final answer or error), `Authorize` (401: once, and again, up to 3 times, while the refused token was adopted from a shared store), `Api` backing off (retryable) | — |
@@ -54,7 +59,9 @@
 //!
 //! The flight a call holds (states `Token`, `TokenSent`, `Saving`) is abandoned
 //! if the call is dropped there — a cancelled future, a panic in the loop — so
-//! the callers waiting for it try again instead of hanging.
+//! the callers waiting for it try again instead of hanging; its lease, if it
+//! holds one, lapses. The shared store's protocol is in [the lease
+//! module](crate::lease).
 //!
 //! Deadlines: with [`CallSettings::call_timeout`](crate::CallSettings) every
 //! attempt carries a [`RequestTimeout`] of the time left, a retry wait that would
@@ -70,6 +77,9 @@ use crate::endpoint::{Endpoint, clone_request};
 use crate::engine::{Engine, MAX_REPLAYS, Note};
 use crate::envelope::ApiResponse;
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
+use crate::lease::{
+    Coordination, Lease, LeaseAnswer, Renewal, SaveAttempt, translate as translate_lease,
+};
 use crate::machine::{Bearer, FlightTicket, PendingTokens, Step, WaitTicket, Want};
 use crate::retry::{Attempt, RequestKind, RequestTimeout, RetryDecision, outcome_unknown};
 use crate::time::Now;
@@ -95,57 +105,44 @@ pub enum Output<T> {
         /// The call's deadline, if it has one.
         until: Option<Instant>,
     },
+    /// A token request under the shared store's refresh lease: send it as
+    /// `Send`, renewing `renew.lease` for `renew.ttl` every `renew.every`
+    /// while it is out (a renewal that fails is only logged: a lapsed lease
+    /// shows when the save is fenced).
+    SendRenewing {
+        /// The token request.
+        request: HttpRequest,
+        /// The lease to keep alive meanwhile.
+        renew: Renewal,
+    },
     /// Before this call's token request (only with
     /// [`CallSettings::coordinate`](crate::CallSettings::coordinate)): take the
-    /// shared store's refresh lease and read the store again, then answer with
-    /// [`Call::handle_coordination`].
-    Coordinate,
-    /// Save these tokens to the store, then poll again: they are not used before.
-    Save(OAuthTokens),
+    /// shared store's refresh lease for `holder` for `ttl` and, if the store
+    /// answered, read it again; answer with [`Call::handle_lease`].
+    TryLease {
+        /// Who asks: this flight.
+        holder: String,
+        /// How long the lease lasts unless renewed.
+        ttl: Duration,
+    },
+    /// Give this lease back to the store (the flight no longer needs it),
+    /// then poll again. Nothing to answer: a lease that cannot be given back
+    /// lapses.
+    ReleaseLease(Lease),
+    /// Save these tokens to the store — fenced by `lease` and then giving it
+    /// back, when there is one — and answer with [`Call::handle_saved`]: they
+    /// are not used before.
+    Save {
+        /// The new set.
+        tokens: OAuthTokens,
+        /// The lease the token request was made under.
+        lease: Option<Lease>,
+    },
     /// Hand the queued sets ([`Engine::next_delivery`]) to the callback, then poll
     /// again.
     Deliver,
     /// The call is over.
     Done(Result<T>),
-}
-
-/// What a store shared by processes said before a token request: the answer
-/// to [`Output::Coordinate`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Coordination {
-    /// The store holds a set newer than the one in use (another process
-    /// refreshed): use it and send nothing. Its refresh token replaces this
-    /// client's, which the other process has used.
-    Newer(OAuthTokens),
-    /// The refresh lease is this call's: send the token request.
-    Leased,
-    /// The refresh lease is this call's, but the one before it lapsed: its
-    /// holder died (or hung) mid-refresh, so the refresh token in the store
-    /// may be spent. A set the app's own grant stands behind is obtained by
-    /// that grant instead (see
-    /// [`TokenMachine::replace_suspect_refresh`](crate::TokenMachine::replace_suspect_refresh));
-    /// otherwise as [`Leased`](Self::Leased).
-    LeasedAfterLapse,
-    /// As [`LeasedAfterLapse`](Self::LeasedAfterLapse), with a newer set in
-    /// the store — the one whose refresh token the lapsed holder may have
-    /// spent. The app's own grant replaces it where it can; otherwise the set
-    /// is adopted as with [`Newer`](Self::Newer).
-    NewerAfterLapse(OAuthTokens),
-    /// Another process holds the lease, for `remaining` at most: wait a little
-    /// and ask again (its new set will be in the store).
-    Held(Duration),
-    /// Go on without the store (it does not coordinate): send.
-    Proceed,
-    /// The store could not be asked (down, unreachable). A refresh ahead of
-    /// expiry is put off: the current token stays in use and no refresh token
-    /// leaves this process while the others cannot be told. An expired token
-    /// is refreshed anyway, in-process (single-flight, as without a shared
-    /// store), once the store has stayed unavailable for
-    /// [`STORE_GRACE`] — a blip (a restart) costs a short wait, not a refresh
-    /// token presented by every process at once. A grant that presents no
-    /// refresh token (client credentials, a sign-in) goes ahead at once.
-    Unavailable,
 }
 
 /// How long a call whose token has expired keeps asking a store that is
@@ -163,7 +160,7 @@ enum Coord {
     Done,
     /// Ask before sending.
     Ask,
-    /// `Coordinate` yielded; waiting for the answer.
+    /// `TryLease` yielded; waiting for the answer.
     Asked,
 }
 
@@ -216,6 +213,27 @@ struct TokenFlight {
     coord: Coord,
     /// When the store was first found unavailable, this flight.
     unavailable_since: Option<Instant>,
+    /// Who this flight is to the shared store (named at its first ask).
+    holder: Option<String>,
+    /// The store's refresh lease, while this flight holds it.
+    lease: Option<Lease>,
+}
+
+/// New tokens on their way to the store.
+struct Saving {
+    pending: PendingTokens,
+    lease: Option<Lease>,
+    /// Whether a save under a lease was asked for (its answer carries a
+    /// version to keep).
+    fenced: bool,
+    step: SaveStep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SaveStep {
+    ToSave,
+    Asked,
+    Saved,
 }
 
 enum State<T> {
@@ -226,8 +244,8 @@ enum State<T> {
     // The token states are rare: boxed, so that the common ones stay small
     // (the state is moved on every poll).
     Token(Box<TokenFlight>),
-    /// New tokens, not yet in use; `true` once `Save` was yielded.
-    Saving(Box<PendingTokens>, bool),
+    /// New tokens, not yet in use.
+    Saving(Box<Saving>),
     Delivering(Box<(Bearer, OAuthTokens)>),
     Api {
         bearer: Bearer,
@@ -249,6 +267,8 @@ pub struct Call<'a, T> {
     replays: u8,
     attempts: u32,
     status: Option<StatusCode>,
+    /// Leases to give back at the next poll (a flight that ended holding one).
+    give_back: Vec<Lease>,
 }
 
 impl<T> std::fmt::Debug for Call<'_, T> {
@@ -296,12 +316,12 @@ impl<'a, T> Call<'a, T> {
             replays: 0,
             attempts: 0,
             status: None,
+            give_back: Vec::new(),
         }
     }
 
-    /// True while this call holds the token flight (from the token request's
-    /// `Coordinate` to its `Save`): a shared store's refresh lease is needed
-    /// only then, and a loop gives it back as soon as this turns false.
+    /// True while this call holds the token flight (from its `TryLease` to its
+    /// `Save`): the only time it may hold a shared store's refresh lease.
     pub fn holds_flight(&self) -> bool {
         matches!(self.state, State::Token(_) | State::Saving(..))
     }
@@ -324,6 +344,9 @@ impl<'a, T> Call<'a, T> {
     /// What to do next, at `now`.
     pub fn poll(&mut self, now: Now) -> Output<T> {
         loop {
+            if let Some(lease) = self.give_back.pop() {
+                return Output::ReleaseLease(lease);
+            }
             let state = std::mem::replace(&mut self.state, State::Done);
             self.state = match state {
                 State::Authorize { waited } => self.authorize(waited, now),
@@ -344,8 +367,15 @@ impl<'a, T> Call<'a, T> {
                     }
                     Phase::Ready if flight.coord == Coord::Ask => {
                         flight.coord = Coord::Asked;
+                        let holder = flight
+                            .holder
+                            .get_or_insert_with(|| self.engine.next_holder())
+                            .clone();
                         self.state = State::Token(flight);
-                        return Output::Coordinate;
+                        return Output::TryLease {
+                            holder,
+                            ttl: self.engine.settings().lease_ttl,
+                        };
                     }
                     Phase::Ready if flight.coord == Coord::Asked => self.misuse(
                         State::Token(flight),
@@ -355,8 +385,15 @@ impl<'a, T> Call<'a, T> {
                         Ok(request) => {
                             flight.attempt += 1;
                             flight.phase = Phase::Sent;
+                            let renew = flight
+                                .lease
+                                .clone()
+                                .map(|lease| Renewal::new(lease, self.engine.settings().lease_ttl));
                             self.state = State::Token(flight);
-                            return Output::Send(request);
+                            return match renew {
+                                Some(renew) => Output::SendRenewing { request, renew },
+                                None => Output::Send(request),
+                            };
                         }
                         Err(e) => self.token_failed(flight, e),
                     },
@@ -364,14 +401,30 @@ impl<'a, T> Call<'a, T> {
                         self.misuse(State::Token(flight), "polled while a request is out")
                     }
                 },
-                State::Saving(pending, saved) => {
-                    if self.engine.settings().save_tokens && !saved {
-                        let tokens = pending.tokens().clone();
-                        // Committed on the next poll: the store has the set by then.
-                        self.state = State::Saving(pending, true);
-                        return Output::Save(tokens);
+                State::Saving(mut saving) => {
+                    match saving.step {
+                        SaveStep::ToSave if self.engine.settings().save_tokens => {
+                            let tokens = saving.pending.tokens().clone();
+                            let lease = saving.lease.take();
+                            saving.fenced = lease.is_some();
+                            saving.step = SaveStep::Asked;
+                            // Committed once answered: the store has the set by then.
+                            self.state = State::Saving(saving);
+                            return Output::Save { tokens, lease };
+                        }
+                        SaveStep::Asked => {
+                            self.state = self.misuse(
+                                State::Saving(saving),
+                                "polled before the save was answered",
+                            );
+                            continue;
+                        }
+                        SaveStep::ToSave | SaveStep::Saved => {}
                     }
-                    match self.engine.commit(*pending, now.unix) {
+                    // Nowhere to save under it (not expected: a lease comes
+                    // with a store): given back.
+                    self.give_back.extend(saving.lease.take());
+                    match self.engine.commit(saving.pending, now.unix) {
                         Ok(committed) => {
                             self.state = State::Delivering(Box::new(committed));
                             if self.engine.settings().deliver_tokens {
@@ -501,118 +554,180 @@ impl<'a, T> Call<'a, T> {
                     Coord::Done
                 },
                 unavailable_since: None,
+                holder: None,
+                lease: None,
             })),
             Ok(Step::Wait(ticket)) => State::Waiting(ticket),
             Err(e) => State::Finished(Err(self.redact(e))),
         }
     }
 
-    /// Feeds the answer to [`Output::Coordinate`], at `now`.
-    pub fn handle_coordination(&mut self, outcome: Coordination, now: Now) {
+    /// Hands over what the store answered to [`Output::TryLease`], at `now`.
+    pub fn handle_lease(&mut self, answer: LeaseAnswer, now: Now) {
         let state = std::mem::replace(&mut self.state, State::Done);
         self.state = match state {
-            State::Token(mut flight) if flight.coord == Coord::Asked => match outcome {
-                // An explicit grant is made whatever the store holds.
-                Coordination::Newer(tokens) if matches!(self.goal, Goal::Api(_)) => {
-                    match self.engine.adopt(flight.ticket, tokens, now.unix) {
-                        // Fresh: used at once. Stale: a new flight, with the
-                        // adopted refresh token, asks the store again.
-                        Ok(_) => State::Authorize { waited: None },
-                        Err(e) => State::Finished(Err(self.redact(e))),
+            State::Token(flight) if flight.coord == Coord::Asked => {
+                self.coordinated(flight, answer, now)
+            }
+            other => self.misuse(other, "a lease answer without TryLease"),
+        };
+    }
+
+    /// Hands over what the store did with [`Output::Save`], at `now`: `None`
+    /// when it failed (the loop reports that; the tokens are used anyway,
+    /// kept in memory).
+    pub fn handle_saved(&mut self, answer: Option<SaveAttempt>, now: Now) {
+        let _ = now;
+        let state = std::mem::replace(&mut self.state, State::Done);
+        self.state = match state {
+            State::Saving(mut saving) if saving.step == SaveStep::Asked => {
+                match answer {
+                    // A save without a lease keeps no version.
+                    Some(SaveAttempt::Saved { version }) if saving.fenced => {
+                        self.engine.set_stored_version(version);
+                    }
+                    Some(SaveAttempt::Fenced) => self.engine.note(Note::SaveFenced),
+                    _ => {}
+                }
+                saving.step = SaveStep::Saved;
+                State::Saving(saving)
+            }
+            other => self.misuse(other, "a save answer without Save"),
+        };
+    }
+
+    /// Applies the store's answer to the flight that asked.
+    fn coordinated(
+        &mut self,
+        mut flight: Box<TokenFlight>,
+        answer: LeaseAnswer,
+        now: Now,
+    ) -> State<T> {
+        let coordinated = translate_lease(
+            answer,
+            self.engine.stored_version(),
+            self.engine.current_identity(),
+        );
+        if let Some(version) = coordinated.seen {
+            self.engine.set_stored_version(version);
+        }
+        if let Some((stored, in_use)) = coordinated.foreign {
+            self.engine.note(Note::ForeignStoredSet { stored, in_use });
+        }
+        if coordinated.lapsed {
+            self.engine.note(Note::LeaseLapsed);
+        }
+        // Asked again under one holder, the store extends the lease it gave;
+        // one it replaced is given back.
+        if let Some(before) = flight.lease.take()
+            && coordinated.lease.as_ref() != Some(&before)
+        {
+            self.give_back.push(before);
+        }
+        flight.lease = coordinated.lease;
+        let outcome = coordinated.outcome;
+        match outcome {
+            // An explicit grant is made whatever the store holds.
+            Coordination::Newer(tokens) if matches!(self.goal, Goal::Api(_)) => {
+                self.give_back.extend(flight.lease.take());
+                match self.engine.adopt(flight.ticket, tokens, now.unix) {
+                    // Fresh: used at once. Stale: a new flight, with the
+                    // adopted refresh token, asks the store again.
+                    Ok(_) => State::Authorize { waited: None },
+                    Err(e) => State::Finished(Err(self.redact(e))),
+                }
+            }
+            Coordination::Held(remaining) => {
+                let delay = remaining.min(COORDINATION_POLL);
+                let late = self
+                    .deadline
+                    .is_some_and(|d| now.instant.checked_add(delay).is_none_or(|end| end >= d));
+                if late {
+                    self.token_failed(flight, call_timeout_error())
+                } else {
+                    flight.coord = Coord::Ask;
+                    flight.phase = Phase::Backoff(now.instant + delay);
+                    State::Token(flight)
+                }
+            }
+            // An explicit grant is made as asked, whatever the store holds.
+            Coordination::LeasedAfterLapse | Coordination::NewerAfterLapse(_)
+                if !matches!(self.goal, Goal::Api(_)) =>
+            {
+                flight.coord = Coord::Done;
+                State::Token(flight)
+            }
+            Coordination::LeasedAfterLapse | Coordination::NewerAfterLapse(_) => {
+                let replaced = self
+                    .engine
+                    .write()
+                    .replace_suspect_refresh(&mut flight.ticket);
+                match (replaced, outcome) {
+                    (Ok(Some(request)), _) => {
+                        flight.request = request.to_http(&self.engine.settings().base_url);
+                        flight.coord = Coord::Done;
+                        State::Token(flight)
+                    }
+                    // A refresh nothing stands behind (a user's): the
+                    // newer set, suspect or not, is the only way on. A
+                    // flight that is a grant already sends it instead.
+                    (Ok(None), Coordination::NewerAfterLapse(tokens))
+                        if flight.ticket.is_refresh() =>
+                    {
+                        self.give_back.extend(flight.lease.take());
+                        match self.engine.adopt(flight.ticket, tokens, now.unix) {
+                            Ok(_) => State::Authorize { waited: None },
+                            Err(e) => State::Finished(Err(self.redact(e))),
+                        }
+                    }
+                    (Ok(None), _) => {
+                        flight.coord = Coord::Done;
+                        State::Token(flight)
+                    }
+                    (Err(e), _) => {
+                        self.release(State::Token(flight));
+                        State::Finished(Err(self.redact(e)))
                     }
                 }
-                Coordination::Held(remaining) => {
-                    let delay = remaining.min(COORDINATION_POLL);
-                    let late = self
-                        .deadline
-                        .is_some_and(|d| now.instant.checked_add(delay).is_none_or(|end| end >= d));
-                    if late {
-                        self.token_failed(flight, call_timeout_error())
+            }
+            Coordination::Unavailable => {
+                if let (Goal::Api(_), Some(bearer)) = (&self.goal, flight.fallback.clone()) {
+                    // Ahead of expiry: no refresh now; a later call asks
+                    // again (after `min_refresh_interval`).
+                    self.release(State::Token(flight));
+                    State::Api {
+                        bearer,
+                        attempt: 0,
+                        phase: Phase::Ready,
+                    }
+                } else {
+                    let since = *flight.unavailable_since.get_or_insert(now.instant);
+                    let waited_enough = now
+                        .instant
+                        .checked_duration_since(since)
+                        .unwrap_or_default()
+                        >= STORE_GRACE;
+                    let late = self.deadline.is_some_and(|d| {
+                        now.instant
+                            .checked_add(COORDINATION_POLL)
+                            .is_none_or(|end| end >= d)
+                    });
+                    // A grant that presents no refresh token risks no
+                    // reuse: it goes ahead at once.
+                    if waited_enough || late || !flight.ticket.is_refresh() {
+                        flight.coord = Coord::Done;
                     } else {
                         flight.coord = Coord::Ask;
-                        flight.phase = Phase::Backoff(now.instant + delay);
-                        State::Token(flight)
+                        flight.phase = Phase::Backoff(now.instant + COORDINATION_POLL);
                     }
-                }
-                // An explicit grant is made as asked, whatever the store holds.
-                Coordination::LeasedAfterLapse | Coordination::NewerAfterLapse(_)
-                    if !matches!(self.goal, Goal::Api(_)) =>
-                {
-                    flight.coord = Coord::Done;
                     State::Token(flight)
                 }
-                Coordination::LeasedAfterLapse | Coordination::NewerAfterLapse(_) => {
-                    let replaced = self
-                        .engine
-                        .write()
-                        .replace_suspect_refresh(&mut flight.ticket);
-                    match (replaced, outcome) {
-                        (Ok(Some(request)), _) => {
-                            flight.request = request.to_http(&self.engine.settings().base_url);
-                            flight.coord = Coord::Done;
-                            State::Token(flight)
-                        }
-                        // A refresh nothing stands behind (a user's): the
-                        // newer set, suspect or not, is the only way on. A
-                        // flight that is a grant already sends it instead.
-                        (Ok(None), Coordination::NewerAfterLapse(tokens))
-                            if flight.ticket.is_refresh() =>
-                        {
-                            match self.engine.adopt(flight.ticket, tokens, now.unix) {
-                                Ok(_) => State::Authorize { waited: None },
-                                Err(e) => State::Finished(Err(self.redact(e))),
-                            }
-                        }
-                        (Ok(None), _) => {
-                            flight.coord = Coord::Done;
-                            State::Token(flight)
-                        }
-                        (Err(e), _) => {
-                            self.release(State::Token(flight));
-                            State::Finished(Err(self.redact(e)))
-                        }
-                    }
-                }
-                Coordination::Unavailable => {
-                    if let (Goal::Api(_), Some(bearer)) = (&self.goal, flight.fallback.clone()) {
-                        // Ahead of expiry: no refresh now; a later call asks
-                        // again (after `min_refresh_interval`).
-                        self.release(State::Token(flight));
-                        State::Api {
-                            bearer,
-                            attempt: 0,
-                            phase: Phase::Ready,
-                        }
-                    } else {
-                        let since = *flight.unavailable_since.get_or_insert(now.instant);
-                        let waited_enough = now
-                            .instant
-                            .checked_duration_since(since)
-                            .unwrap_or_default()
-                            >= STORE_GRACE;
-                        let late = self.deadline.is_some_and(|d| {
-                            now.instant
-                                .checked_add(COORDINATION_POLL)
-                                .is_none_or(|end| end >= d)
-                        });
-                        // A grant that presents no refresh token risks no
-                        // reuse: it goes ahead at once.
-                        if waited_enough || late || !flight.ticket.is_refresh() {
-                            flight.coord = Coord::Done;
-                        } else {
-                            flight.coord = Coord::Ask;
-                            flight.phase = Phase::Backoff(now.instant + COORDINATION_POLL);
-                        }
-                        State::Token(flight)
-                    }
-                }
-                _ => {
-                    flight.coord = Coord::Done;
-                    State::Token(flight)
-                }
-            },
-            other => self.misuse(other, "a coordination answer without Coordinate"),
-        };
+            }
+            _ => {
+                flight.coord = Coord::Done;
+                State::Token(flight)
+            }
+        }
     }
 
     fn token_answer(
@@ -629,7 +744,10 @@ impl<'a, T> Call<'a, T> {
             return State::Token(flight);
         }
         let TokenFlight {
-            ticket, fallback, ..
+            ticket,
+            fallback,
+            lease,
+            ..
         } = *flight;
         let waited = ticket.wait_ticket();
         let handled = {
@@ -641,13 +759,22 @@ impl<'a, T> Call<'a, T> {
             }
         };
         match handled {
-            Ok(pending) => State::Saving(Box::new(pending), false),
-            Err(e) => self.after_token_failure(e, fallback, waited),
+            Ok(pending) => State::Saving(Box::new(Saving {
+                pending,
+                lease,
+                fenced: false,
+                step: SaveStep::ToSave,
+            })),
+            Err(e) => {
+                self.give_back.extend(lease);
+                self.after_token_failure(e, fallback, waited)
+            }
         }
     }
 
     /// The flight ended before its request could be sent (the deadline passed).
-    fn token_failed(&mut self, flight: Box<TokenFlight>, error: Error) -> State<T> {
+    fn token_failed(&mut self, mut flight: Box<TokenFlight>, error: Error) -> State<T> {
+        self.give_back.extend(flight.lease.take());
         let waited = flight.ticket.wait_ticket();
         let error = self
             .engine
@@ -784,11 +911,20 @@ impl<'a, T> Call<'a, T> {
         State::Finished(Err(Error::InvalidState(what)))
     }
 
-    /// Abandons the flight `state` holds, if any, so its waiters try again.
-    fn release(&self, state: State<T>) {
+    /// Abandons the flight `state` holds, if any, so its waiters try again;
+    /// its lease is given back at the next poll.
+    fn release(&mut self, state: State<T>) {
         let ticket = match state {
-            State::Token(flight) => flight.ticket,
-            State::Saving(pending, _) => pending.into_ticket(),
+            State::Token(flight) => {
+                let flight = *flight;
+                self.give_back.extend(flight.lease);
+                flight.ticket
+            }
+            State::Saving(saving) => {
+                let saving = *saving;
+                self.give_back.extend(saving.lease);
+                saving.pending.into_ticket()
+            }
             _ => return,
         };
         self.engine.write().abandon(ticket);

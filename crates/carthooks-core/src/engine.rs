@@ -48,9 +48,18 @@ pub struct CallSettings {
     /// Queue every committed token set for [`Engine::next_delivery`] and yield
     /// [`Output::Deliver`](crate::Output::Deliver) (there is a callback).
     pub deliver_tokens: bool,
-    /// Yield [`Output::Coordinate`](crate::Output::Coordinate) before every
-    /// token request (the store is shared with other processes).
+    /// Take the shared store's refresh lease before every token request
+    /// ([`Output::TryLease`](crate::Output::TryLease); the store is shared
+    /// with other processes). See [the lease module](crate::lease).
     pub coordinate: bool,
+    /// How long a refresh lease lasts unless renewed (renewed every third of
+    /// it while its token request is out). Default 5 s.
+    pub lease_ttl: Duration,
+    /// Who holds this engine's leases: each flight asks as
+    /// `{lease_holder}-{n}`. Give each client of a fleet its own (carthooks-client
+    /// uses the process id, a counter and the clock's nanoseconds). Default
+    /// `"carthooks"`.
+    pub lease_holder: String,
     /// Seed of the retry jitter. The engine draws no randomness of its own:
     /// give each client a random seed (carthooks-client takes one from the
     /// OS), or a fixed one to replay a run. Default 0.
@@ -69,6 +78,8 @@ impl CallSettings {
             save_tokens: false,
             deliver_tokens: false,
             coordinate: false,
+            lease_ttl: Duration::from_secs(5),
+            lease_holder: "carthooks".to_owned(),
             jitter_seed: 0,
         }
     }
@@ -135,6 +146,21 @@ pub enum Note<'a> {
         /// Whether it was still the current token (else a newer one is used).
         invalidated: bool,
     },
+    /// The shared store's previous refresh lease lapsed (its holder died or
+    /// hung mid-refresh): the stored refresh token may be spent.
+    LeaseLapsed,
+    /// The shared store holds a set that acts for someone else than the set
+    /// in use; it is not adopted. A store failure worth reporting: each
+    /// identity needs a store of its own.
+    ForeignStoredSet {
+        /// Whom the stored set acts for.
+        stored: crate::TokenIdentity,
+        /// Whom the set in use acts for.
+        in_use: crate::TokenIdentity,
+    },
+    /// A save under this call's lease was refused: the lease lapsed and a
+    /// newer set was stored meanwhile. The new set is kept in memory only.
+    SaveFenced,
 }
 
 type Hook = Box<dyn Fn() + Send + Sync>;
@@ -175,6 +201,11 @@ pub struct Engine {
     deliveries: Mutex<VecDeque<OAuthTokens>>,
     flight_end: Option<Hook>,
     observer: Option<Observer>,
+    /// The shared store's version of the set in use (0: none, or a store
+    /// without versions).
+    stored_version: AtomicU64,
+    /// Lease holders named so far (one per coordinating flight).
+    holders: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -202,7 +233,22 @@ impl Engine {
             deliveries: Mutex::new(VecDeque::new()),
             flight_end: None,
             observer: None,
+            stored_version: AtomicU64::new(0),
+            holders: AtomicU64::new(0),
         }
+    }
+
+    /// Starts from a set the shared store holds as `version` (the one the
+    /// machine was given at start).
+    pub fn with_stored_version(self, version: u64) -> Self {
+        self.stored_version.store(version, Ordering::Release);
+        self
+    }
+
+    /// The shared store's version of the set in use: a stored set is adopted
+    /// only with a larger one.
+    pub fn stored_version(&self) -> u64 {
+        self.stored_version.load(Ordering::Acquire)
     }
 
     /// Calls `hook` every time a token request ends (see the module docs).
@@ -339,6 +385,16 @@ impl Engine {
         if let Some(observer) = &self.observer {
             observer(&note);
         }
+    }
+
+    pub(crate) fn set_stored_version(&self, version: u64) {
+        self.stored_version.store(version, Ordering::Release);
+    }
+
+    /// A holder name for one flight's lease.
+    pub(crate) fn next_holder(&self) -> String {
+        let n = self.holders.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.settings.lease_holder)
     }
 
     /// A token request ended: wake whoever waits for it.

@@ -10,9 +10,9 @@
 //! ```text
 //!            +------------------------- carthooks-core --------------------------+
 //!  intent -> | Call::api(&engine, &endpoint, now) / Call::grant(&engine, grant, now)|
-//!            |   poll(now) -> Send(request) | Sleep | WaitFlight | Coordinate |   | -> http::Request
-//!            |                Save | Deliver                                     |
-//!            |   handle(answer, now)                                             | <- http::Response
+//!            |   poll(now) -> Send(request) | Sleep | WaitFlight | Deliver      | -> http::Request
+//!            |     (a token store) Save | TryLease | SendRenewing | ReleaseLease |
+//!            |   handle(answer, now), handle_saved, handle_lease                 | <- http::Response
 //!            |   ... poll(now) -> Done(result)                                   |
 //!            |  Engine: TokenMachine (single-flight tokens), retry policy, jitter |
 //!            +-------------------------------------------------------------------+
@@ -57,9 +57,10 @@
 //!             Output::Send(request) => call.handle(send(request), now()),
 //!             Output::Sleep { until } => std::thread::sleep(until - Instant::now()),
 //!             Output::WaitFlight { .. } => unreachable!("one caller only"),
-//!             Output::Save(_) | Output::Deliver => {} // no store, no callback
-//!             // A store shared with other processes only.
-//!             Output::Coordinate => call.handle_coordination(Coordination::Proceed, now()),
+//!             Output::Deliver => {} // no callback
+//!             // A token store only (and a store shared with other processes).
+//!             Output::Save { .. } | Output::TryLease { .. } | Output::SendRenewing { .. }
+//!             | Output::ReleaseLease(_) => unreachable!("no store"),
 //!             Output::Done(result) => return result,
 //!         }
 //!     }
@@ -90,7 +91,7 @@
 //!
 //! ```text
 //! sanitize, secret, ids, httpdate → pkce, error → url, retry → tokens, models
-//!   → envelope, machine, pager, config → endpoint, engine → call
+//!   → envelope, machine, pager, config, lease → endpoint, engine → call
 //! ```
 //!
 //! `sanitize` cleans the text a server chose (used by errors, the envelope and
@@ -105,6 +106,7 @@ pub mod envelope;
 pub mod error;
 pub mod httpdate;
 pub mod ids;
+pub mod lease;
 pub mod machine;
 pub mod models;
 pub mod pager;
@@ -116,13 +118,14 @@ pub mod time;
 pub mod tokens;
 pub mod url;
 
-pub use call::{Call, Coordination, Output, STORE_GRACE};
+pub use call::{Call, Output, STORE_GRACE};
 pub use config::{ClientConfig, OAuthConfig, TokenCallback};
 pub use endpoint::{ENDPOINTS, Endpoint, Spec};
 pub use engine::{CallSettings, Engine, Note};
 pub use envelope::{ApiResponse, parse_api_response, parse_token_response};
 pub use error::{Error, Result, ServiceError, TransportError, TransportErrorKind};
 pub use ids::{AppId, CollectionId, FieldId, ItemId, SubItemId, UserId};
+pub use lease::{Lease, LeaseAnswer, LeaseAttempt, Renewal, SaveAttempt, Stored};
 pub use machine::{
     Bearer, FlightTicket, MachineConfig, PendingTokens, Step, TokenMachine, WaitTicket, Want,
 };

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use carthooks_core::{
-    AccessToken, ApiResponse, BaseUrl, Call, CallSettings, ClientSecret, Coordination, Endpoint,
-    Engine, Error, Grant, HttpRequest, HttpResponse, MachineConfig, Note, Now, OAuthTokens, Output,
-    RefreshToken, RequestTimeout, RetryPolicy, STORE_GRACE, TokenMachine, TransportError,
-    TransportErrorKind, UserInfo, WaitTicket,
+    AccessToken, ApiResponse, BaseUrl, Call, CallSettings, ClientSecret, Endpoint, Engine, Error,
+    Grant, HttpRequest, HttpResponse, Lease, LeaseAnswer, LeaseAttempt, MachineConfig, Note, Now,
+    OAuthTokens, Output, RefreshToken, RequestTimeout, RetryPolicy, STORE_GRACE, SaveAttempt,
+    Stored, TokenMachine, TransportError, TransportErrorKind, UserInfo, WaitTicket,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -113,7 +113,11 @@ impl World {
         let mut call = Call::grant(&self.engine, app_grant(), self.t0());
         let (tokens, trace) = run(&mut call, self.t0(), [Ok(token("at-1", Some("rt-1"), ttl))]);
         assert_eq!(tokens.unwrap().access_token.secret(), "at-1");
-        assert!(trace.contains(&"send POST /oauth/token".to_owned()));
+        assert!(
+            trace
+                .iter()
+                .any(|t| t.starts_with("send POST /oauth/token"))
+        );
     }
 }
 
@@ -149,6 +153,24 @@ fn expect_send<T: std::fmt::Debug>(out: Output<T>) -> HttpRequest {
     match out {
         Output::Send(request) => request,
         other => panic!("expected Send, got {other:?}"),
+    }
+}
+
+/// A token request sent under the shared store's lease.
+fn expect_renewing<T: std::fmt::Debug>(out: Output<T>) -> HttpRequest {
+    match out {
+        Output::SendRenewing { request, renew } => {
+            assert_eq!(renew.every, renew.ttl / 3);
+            request
+        }
+        other => panic!("expected SendRenewing, got {other:?}"),
+    }
+}
+
+fn expect_release<T: std::fmt::Debug>(out: Output<T>) -> Lease {
+    match out {
+        Output::ReleaseLease(lease) => lease,
+        other => panic!("expected ReleaseLease, got {other:?}"),
     }
 }
 
@@ -188,13 +210,34 @@ fn run<T>(
                 until.saturating_duration_since(now.instant).as_millis()
             )),
             Output::WaitFlight { .. } => trace.push("wait".into()),
-            Output::Save(_) => trace.push("save".into()),
-            Output::Deliver => trace.push("deliver".into()),
-            // A shared store that never holds anything newer nor a lease.
-            Output::Coordinate => {
-                trace.push("coordinate".into());
-                call.handle_coordination(Coordination::Proceed, now);
+            Output::SendRenewing { request, renew } => {
+                trace.push(format!(
+                    "send {} {} renewing {}",
+                    request.method(),
+                    request.uri().path(),
+                    renew.lease.holder
+                ));
+                let next = script.pop_front().expect("the script ran out");
+                call.handle(next, now);
             }
+            Output::Save { lease, .. } => {
+                trace.push(
+                    if lease.is_some() {
+                        "save fenced"
+                    } else {
+                        "save"
+                    }
+                    .into(),
+                );
+                call.handle_saved(Some(SaveAttempt::Saved { version: 1 }), now);
+            }
+            Output::Deliver => trace.push("deliver".into()),
+            // A shared store that grants every lease and holds nothing newer.
+            Output::TryLease { holder, .. } => {
+                trace.push(format!("lease {holder}"));
+                call.handle_lease(leased(), now);
+            }
+            Output::ReleaseLease(lease) => trace.push(format!("release {}", lease.holder)),
             Output::Done(result) => {
                 assert!(script.is_empty(), "unused answers: {}", script.len());
                 return (result, trace);
@@ -250,13 +293,18 @@ fn a_grant_saves_then_commits_then_delivers() {
     let form = String::from_utf8(request.body().clone()).unwrap();
     assert!(form.contains("grant_type=client_credentials"), "{form}");
     call.handle(Ok(token("at-1", Some("rt-1"), 3_600)), w.t0());
-    let Output::Save(saved) = call.poll(w.t0()) else {
+    let Output::Save {
+        tokens: saved,
+        lease: None,
+    } = call.poll(w.t0())
+    else {
         panic!("the store gets the set first")
     };
     assert_eq!(saved.access_token.secret(), "at-1");
     // Not in use while it is being saved: a call now would wait for the flight.
     assert!(w.engine.current_tokens().is_none());
     assert_eq!(w.flight_ends.load(Ordering::SeqCst), 0);
+    call.handle_saved(Some(SaveAttempt::Saved { version: 0 }), w.t0());
     assert!(matches!(call.poll(w.t0()), Output::Deliver));
     assert_eq!(
         w.engine.current_tokens().unwrap().access_token.secret(),
@@ -511,7 +559,7 @@ fn a_call_dropped_mid_flight_lets_the_next_caller_fly() {
         if answered {
             // Cancelled while its store saves the new set: the set is not used.
             owner.handle(Ok(token("at-x", None, 3_600)), w.t0());
-            assert!(matches!(owner.poll(w.t0()), Output::Save(_)));
+            assert!(matches!(owner.poll(w.t0()), Output::Save { .. }));
         }
         drop(owner);
         assert!(!w.engine.in_flight(ticket));
@@ -609,6 +657,51 @@ fn a_refused_refresh_token_of_the_apps_own_grant_is_replaced_by_that_grant() {
     );
 }
 
+/// The shared store's answers, as a loop hands them over: the lease (fence 1)
+/// with nothing newer stored.
+fn leased() -> LeaseAnswer {
+    LeaseAnswer::Answered {
+        lease: LeaseAttempt::Granted(Lease::new(1, "h")),
+        stored: None,
+    }
+}
+
+/// The lease, and `tokens` stored as `version`.
+fn newer(tokens: OAuthTokens, version: u64) -> LeaseAnswer {
+    LeaseAnswer::Answered {
+        lease: LeaseAttempt::Granted(Lease::new(1, "h")),
+        stored: Some(Stored::new(tokens, version)),
+    }
+}
+
+/// The lease, after one that lapsed.
+fn leased_after_lapse() -> LeaseAnswer {
+    LeaseAnswer::Answered {
+        lease: LeaseAttempt::Lapsed(Lease::new(2, "h")),
+        stored: None,
+    }
+}
+
+/// The lease after one that lapsed, and `tokens` stored as `version`.
+fn newer_after_lapse(tokens: OAuthTokens, version: u64) -> LeaseAnswer {
+    LeaseAnswer::Answered {
+        lease: LeaseAttempt::Lapsed(Lease::new(2, "h")),
+        stored: Some(Stored::new(tokens, version)),
+    }
+}
+
+/// Someone else holds the lease for `remaining`.
+fn held(remaining: Duration) -> LeaseAnswer {
+    LeaseAnswer::Answered {
+        lease: LeaseAttempt::Held { remaining },
+        stored: None,
+    }
+}
+
+fn unavailable() -> LeaseAnswer {
+    LeaseAnswer::Unavailable
+}
+
 /// A token set as another process stored it.
 fn stored_set(access: &str, refresh: &str, expires_at: u64) -> OAuthTokens {
     let mut tokens = OAuthTokens::from_access_token(AccessToken::new(access));
@@ -622,19 +715,18 @@ fn a_newer_set_in_the_shared_store_is_adopted_and_no_token_request_is_sent() {
     let w = expired(|s| s.coordinate = true);
     let mut call = w.call_me();
     assert!(!call.holds_flight());
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
     assert!(call.holds_flight(), "the lease is this flight's");
     // Another process refreshed meanwhile (with rt-1, which is now used up).
     let unix = NOW + 3_600;
-    call.handle_coordination(
-        Coordination::Newer(stored_set("at-9", "rt-9", unix + 3_600)),
-        w.t0(),
-    );
-    let request = expect_send(call.poll(w.t0()));
+    call.handle_lease(newer(stored_set("at-9", "rt-9", unix + 3_600), 1), w.t0());
     assert!(
         !call.holds_flight(),
         "adopted: the flight is over, the lease goes back"
     );
+    assert_eq!(expect_release(call.poll(w.t0())), Lease::new(1, "h"));
+    assert_eq!(w.engine.stored_version(), 1, "the adopted set's version");
+    let request = expect_send(call.poll(w.t0()));
     assert_eq!(request.uri().path(), "/v1/me");
     assert_eq!(bearer(&request), "Bearer at-9");
     call.handle(Ok(me()), w.t0());
@@ -649,18 +741,16 @@ fn a_newer_set_in_the_shared_store_is_adopted_and_no_token_request_is_sent() {
 fn an_adopted_set_refreshes_with_its_own_refresh_token_never_the_used_one() {
     let w = expired(|s| s.coordinate = true);
     let mut call = w.call_me();
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
     // The set another process stored has expired too (it stopped long ago):
     // it is not sent; it is refreshed at once, with its own refresh token,
     // after asking the store again — never with the used rt-1.
     let unix = NOW + 3_600;
-    call.handle_coordination(
-        Coordination::Newer(stored_set("at-9", "rt-9", unix - 600)),
-        w.t0(),
-    );
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
-    call.handle_coordination(Coordination::Leased, w.t0());
-    let request = expect_send(call.poll(w.t0()));
+    call.handle_lease(newer(stored_set("at-9", "rt-9", unix - 600), 1), w.t0());
+    let _ = expect_release(call.poll(w.t0()));
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(leased(), w.t0());
+    let request = expect_renewing(call.poll(w.t0()));
     assert_eq!(request.uri().path(), "/oauth/token");
     let body = String::from_utf8(request.body().clone()).unwrap();
     assert!(body.contains("refresh_token=rt-9"), "{body}");
@@ -671,15 +761,17 @@ fn an_adopted_set_refreshes_with_its_own_refresh_token_never_the_used_one() {
 fn a_lease_held_elsewhere_is_waited_for_then_asked_for_again() {
     let w = expired(|s| s.coordinate = true);
     let mut call = w.call_me();
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
-    call.handle_coordination(Coordination::Held(Duration::from_secs(4)), w.t0());
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(held(Duration::from_secs(4)), w.t0());
     assert!(matches!(call.poll(w.t0()), Output::Sleep { until } if until == w.at(50).instant));
-    assert!(matches!(call.poll(w.at(50)), Output::Coordinate));
-    call.handle_coordination(Coordination::Leased, w.at(50));
-    let request = expect_send(call.poll(w.at(50)));
+    assert!(matches!(call.poll(w.at(50)), Output::TryLease { .. }));
+    call.handle_lease(leased(), w.at(50));
+    let request = expect_renewing(call.poll(w.at(50)));
     assert_eq!(request.uri().path(), "/oauth/token");
-    // Out of order: an answer nobody asked for is a driver bug.
-    call.handle_coordination(Coordination::Leased, w.at(50));
+    // Out of order: an answer nobody asked for is a driver bug; the flight
+    // is abandoned and its lease given back first.
+    call.handle_lease(leased(), w.at(50));
+    assert_eq!(expect_release(call.poll(w.at(50))), Lease::new(1, "h"));
     assert!(matches!(
         expect_done(call.poll(w.at(50))),
         Err(Error::InvalidState(_))
@@ -697,9 +789,7 @@ fn waiting_for_a_lease_held_elsewhere_ends_at_the_call_deadline() {
     let mut sleeps = 0;
     let result = loop {
         match call.poll(now) {
-            Output::Coordinate => {
-                call.handle_coordination(Coordination::Held(Duration::from_secs(4)), now)
-            }
+            Output::TryLease { .. } => call.handle_lease(held(Duration::from_secs(4)), now),
             Output::Sleep { until } => {
                 sleeps += 1;
                 now = Now::new(until, now.unix);
@@ -722,13 +812,13 @@ fn run_coordinated<T: std::fmt::Debug>(
     call: &mut Call<'_, T>,
     now: Now,
     script: impl IntoIterator<Item = Answer>,
-    coordinate: impl Fn(usize) -> Coordination,
+    coordinate: impl Fn(usize) -> LeaseAnswer,
 ) -> (carthooks_core::Result<T>, Vec<String>) {
     let mut script: VecDeque<Answer> = script.into_iter().collect();
     let (mut sends, mut coordinations) = (Vec::new(), 0);
     loop {
         match call.poll(now) {
-            Output::Send(request) => {
+            Output::Send(request) | Output::SendRenewing { request, .. } => {
                 let token = request
                     .headers()
                     .get("authorization")
@@ -736,11 +826,14 @@ fn run_coordinated<T: std::fmt::Debug>(
                 sends.push(format!("{} {token}", request.uri().path()));
                 call.handle(script.pop_front().expect("the script ran out"), now);
             }
-            Output::Coordinate => {
-                call.handle_coordination(coordinate(coordinations), now);
+            Output::TryLease { .. } => {
+                call.handle_lease(coordinate(coordinations), now);
                 coordinations += 1;
             }
-            Output::Save(_) | Output::Deliver => {}
+            Output::Save { .. } => {
+                call.handle_saved(Some(SaveAttempt::Saved { version: 500 }), now)
+            }
+            Output::ReleaseLease(_) | Output::Deliver => {}
             Output::Done(result) => {
                 assert!(script.is_empty(), "unused answers: {}", script.len());
                 return (result, sends);
@@ -771,8 +864,8 @@ fn a_401_to_an_adopted_set_is_replayed_again_but_never_without_bound() {
             Ok(me()),
         ],
         |n| match n {
-            0 => Coordination::Newer(stored_set("at-2", "rt-2", NOW + 1)),
-            _ => Coordination::Leased,
+            0 => newer(stored_set("at-2", "rt-2", NOW + 1), 1),
+            _ => leased(),
         },
     );
     assert!(result.is_ok(), "{result:?}");
@@ -788,7 +881,12 @@ fn a_401_to_an_adopted_set_is_replayed_again_but_never_without_bound() {
         &mut call,
         w.t0(),
         [refused(), refused(), refused(), refused()],
-        |n| Coordination::Newer(stored_set(&format!("at-{}", 10 + n), "rt", NOW + 60)),
+        |n| {
+            newer(
+                stored_set(&format!("at-{}", 10 + n), "rt", NOW + 60),
+                1_000 + n as u64,
+            )
+        },
     );
     assert_eq!(result.unwrap_err().status().map(u16::from), Some(401));
     assert_eq!(
@@ -809,8 +907,8 @@ fn a_store_that_cannot_be_asked_puts_off_a_refresh_ahead_of_expiry() {
     w.signed_in(100);
     w.advance_unix(Duration::from_secs(31)); // past min_refresh_interval
     let mut call = w.call_me();
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
-    call.handle_coordination(Coordination::Unavailable, w.t0());
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(unavailable(), w.t0());
     // No refresh token leaves: the current token is used, the flight ended.
     let request = expect_send(call.poll(w.t0()));
     assert_eq!(request.uri().path(), "/v1/me");
@@ -828,9 +926,9 @@ fn an_expired_token_waits_a_grace_for_the_store_then_refreshes_without_it() {
     let mut asked = 0;
     let request = loop {
         match call.poll(now) {
-            Output::Coordinate => {
+            Output::TryLease { .. } => {
                 asked += 1;
-                call.handle_coordination(Coordination::Unavailable, now);
+                call.handle_lease(unavailable(), now);
             }
             Output::Sleep { until } => now = Now::new(until, now.unix),
             Output::Send(request) => break request,
@@ -845,13 +943,13 @@ fn an_expired_token_waits_a_grace_for_the_store_then_refreshes_without_it() {
     // wait, not a refresh token presented by every process.
     let w = expired(|s| s.coordinate = true);
     let mut call = w.call_me();
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
-    call.handle_coordination(Coordination::Unavailable, w.t0());
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(unavailable(), w.t0());
     assert!(matches!(call.poll(w.t0()), Output::Sleep { .. }));
-    assert!(matches!(call.poll(w.at(50)), Output::Coordinate));
-    call.handle_coordination(Coordination::Leased, w.at(50));
+    assert!(matches!(call.poll(w.at(50)), Output::TryLease { .. }));
+    call.handle_lease(leased(), w.at(50));
     assert_eq!(
-        expect_send(call.poll(w.at(50))).uri().path(),
+        expect_renewing(call.poll(w.at(50))).uri().path(),
         "/oauth/token"
     );
 }
@@ -860,8 +958,8 @@ fn an_expired_token_waits_a_grace_for_the_store_then_refreshes_without_it() {
 fn a_grant_without_a_refresh_token_does_not_wait_for_a_store_that_is_down() {
     let w = world(|s| s.coordinate = true);
     let mut call = Call::grant(&w.engine, app_grant(), w.t0());
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
-    call.handle_coordination(Coordination::Unavailable, w.t0());
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(unavailable(), w.t0());
     assert_eq!(expect_send(call.poll(w.t0())).uri().path(), "/oauth/token");
 }
 
@@ -870,9 +968,9 @@ fn after_a_lapsed_lease_the_apps_grant_replaces_a_refresh_token_that_may_be_spen
     // The app's own set (client credentials): its grant stands behind it.
     let w = expired(|s| s.coordinate = true);
     let mut call = w.call_me();
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
-    call.handle_coordination(Coordination::LeasedAfterLapse, w.t0());
-    let request = expect_send(call.poll(w.t0()));
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(leased_after_lapse(), w.t0());
+    let request = expect_renewing(call.poll(w.t0()));
     let body = String::from_utf8(request.body().clone()).unwrap();
     assert!(body.contains("grant_type=client_credentials"), "{body}");
     assert!(!body.contains("rt-1"), "the suspect token is never sent");
@@ -891,9 +989,9 @@ fn after_a_lapsed_lease_the_apps_grant_replaces_a_refresh_token_that_may_be_spen
     );
     w.advance_unix(Duration::from_secs(60));
     let mut call = w.call_me();
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
-    call.handle_coordination(Coordination::LeasedAfterLapse, w.t0());
-    let body = String::from_utf8(expect_send(call.poll(w.t0())).body().clone()).unwrap();
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(leased_after_lapse(), w.t0());
+    let body = String::from_utf8(expect_renewing(call.poll(w.t0())).body().clone()).unwrap();
     assert!(body.contains("refresh_token=rt-u"), "{body}");
 }
 
@@ -903,11 +1001,11 @@ fn after_a_lapsed_lease_a_newer_stored_set_is_not_adopted_by_an_app() {
     // holder presented: adopting it would only postpone the reuse.
     let w = expired(|s| s.coordinate = true);
     let mut call = w.call_me();
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
     let mut suspect = stored_set("at-9", "rt-9", NOW + 3_600 + 600);
     suspect.identity = w.engine.current_tokens().unwrap().identity;
-    call.handle_coordination(Coordination::NewerAfterLapse(suspect), w.t0());
-    let body = String::from_utf8(expect_send(call.poll(w.t0())).body().clone()).unwrap();
+    call.handle_lease(newer_after_lapse(suspect, 1), w.t0());
+    let body = String::from_utf8(expect_renewing(call.poll(w.t0())).body().clone()).unwrap();
     assert!(body.contains("grant_type=client_credentials"), "{body}");
     assert!(!body.contains("rt-9") && !body.contains("rt-1"));
 }
@@ -922,10 +1020,10 @@ fn after_a_lapsed_lease_a_grant_in_flight_is_sent_and_a_users_refresh_adopts() {
     assert!(tokens.unwrap().refresh_token.is_none());
     w.advance_unix(Duration::from_secs(3_600));
     let mut call = w.call_me();
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
     let suspect = stored_set("at-9", "rt-9", NOW + 7_200);
-    call.handle_coordination(Coordination::NewerAfterLapse(suspect), w.t0());
-    let body = String::from_utf8(expect_send(call.poll(w.t0())).body().clone()).unwrap();
+    call.handle_lease(newer_after_lapse(suspect, 1), w.t0());
+    let body = String::from_utf8(expect_renewing(call.poll(w.t0())).body().clone()).unwrap();
     assert!(body.contains("grant_type=client_credentials"), "{body}");
 
     // A user's set: nothing stands behind its refresh token, so the newer
@@ -939,9 +1037,10 @@ fn after_a_lapsed_lease_a_grant_in_flight_is_sent_and_a_users_refresh_adopts() {
     );
     w.advance_unix(Duration::from_secs(60));
     let mut call = w.call_me();
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
     let newer = stored_set("at-u2", "rt-u2", NOW + 3_600);
-    call.handle_coordination(Coordination::NewerAfterLapse(newer), w.t0());
+    call.handle_lease(newer_after_lapse(newer, 1), w.t0());
+    let _ = expect_release(call.poll(w.t0()));
     let request = expect_send(call.poll(w.t0()));
     assert_eq!(bearer(&request), "Bearer at-u2");
 }
@@ -951,9 +1050,9 @@ fn after_a_lapsed_lease_an_explicit_refresh_is_made_as_asked() {
     let w = expired(|s| s.coordinate = true);
     let grant = w.engine.refresh_grant(Some("rt-given")).unwrap();
     let mut call = Call::grant(&w.engine, grant, w.t0());
-    assert!(matches!(call.poll(w.t0()), Output::Coordinate));
-    call.handle_coordination(Coordination::LeasedAfterLapse, w.t0());
-    let body = String::from_utf8(expect_send(call.poll(w.t0())).body().clone()).unwrap();
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(leased_after_lapse(), w.t0());
+    let body = String::from_utf8(expect_renewing(call.poll(w.t0())).body().clone()).unwrap();
     assert!(body.contains("refresh_token=rt-given"), "{body}");
 }
 
@@ -985,4 +1084,181 @@ fn a_run_replays_identically_from_its_seed_and_moments() {
     assert_eq!(first.len(), 2);
     assert_eq!(first, waits(42));
     assert_ne!(first, waits(43));
+}
+
+/// The lease's whole life in the driver: asked for under a holder of the
+/// flight's own, renewed while the token request is out, handed to the save
+/// (fenced by it, and given back there), and the saved version kept.
+#[test]
+fn a_token_request_under_a_lease_renews_it_and_saves_fenced_by_it() {
+    let w = expired(|s| {
+        s.coordinate = true;
+        s.save_tokens = true;
+        s.lease_holder = "pod-7".into();
+        s.lease_ttl = Duration::from_secs(3);
+    });
+    let mut call = w.call_me();
+    let Output::TryLease { holder, ttl } = call.poll(w.t0()) else {
+        panic!("a shared store is asked first")
+    };
+    // The sign-in before was this engine's first flight.
+    assert_eq!((holder.as_str(), ttl), ("pod-7-1", Duration::from_secs(3)));
+    let granted = Lease::new(41, holder);
+    call.handle_lease(
+        LeaseAnswer::Answered {
+            lease: LeaseAttempt::Granted(granted.clone()),
+            stored: None,
+        },
+        w.t0(),
+    );
+    let Output::SendRenewing { request, renew } = call.poll(w.t0()) else {
+        panic!("the token request keeps its lease alive")
+    };
+    assert_eq!(request.uri().path(), "/oauth/token");
+    assert_eq!(renew.lease, granted);
+    assert_eq!(
+        (renew.ttl, renew.every),
+        (Duration::from_secs(3), Duration::from_secs(1))
+    );
+    call.handle(Ok(token("at-2", Some("rt-2"), 3_600)), w.t0());
+    let Output::Save { tokens, lease } = call.poll(w.t0()) else {
+        panic!("saved before use")
+    };
+    assert_eq!(tokens.access_token.secret(), "at-2");
+    assert_eq!(lease, Some(granted), "the save is fenced by the lease");
+    assert!(call.holds_flight());
+    call.handle_saved(Some(SaveAttempt::Saved { version: 77 }), w.t0());
+    // The save gave the lease back: no ReleaseLease follows.
+    let request = expect_send(call.poll(w.t0()));
+    assert_eq!(bearer(&request), "Bearer at-2");
+    assert_eq!(w.engine.stored_version(), 77);
+    call.handle(Ok(me()), w.t0());
+    assert!(expect_done(call.poll(w.t0())).is_ok());
+}
+
+/// A flight that ends without saving — its token request refused — gives
+/// its lease back before anything else, then the call goes on.
+#[test]
+fn a_flight_that_ends_without_saving_gives_its_lease_back_first() {
+    let w = world(|s| {
+        s.coordinate = true;
+        s.save_tokens = true;
+    });
+    let mut call = Call::grant(&w.engine, app_grant(), w.t0());
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(leased(), w.t0());
+    let _ = expect_renewing(call.poll(w.t0()));
+    call.handle(Ok(answer(401, r#"{"error":"invalid_client"}"#)), w.t0());
+    assert_eq!(expect_release(call.poll(w.t0())), Lease::new(1, "h"));
+    assert!(expect_done(call.poll(w.t0())).is_err());
+    // A store that cannot be asked gives no lease, so none goes back.
+    let mut call = Call::grant(&w.engine, app_grant(), w.t0());
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(unavailable(), w.t0());
+    let _ = expect_send(call.poll(w.t0()));
+    call.handle(Ok(answer(401, r#"{"error":"invalid_client"}"#)), w.t0());
+    assert!(expect_done(call.poll(w.t0())).is_err());
+}
+
+/// A stored set is newer only with a larger version than the set in use,
+/// and never when it acts for someone else: that is noted (a client reports
+/// it as a store failure) and the flight refreshes itself.
+#[test]
+fn a_stored_set_is_adopted_only_when_newer_and_of_the_same_identity() {
+    let w = expired(|s| s.coordinate = true);
+    let stale = stored_set("at-9", "rt-9", NOW + 7_200);
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    // Version 0 is not newer than 0: the set this client already had.
+    call.handle_lease(newer(stale.clone(), 0), w.t0());
+    assert_eq!(
+        expect_renewing(call.poll(w.t0())).uri().path(),
+        "/oauth/token"
+    );
+    drop(call);
+
+    let mut foreign = stale;
+    foreign.identity = Some(carthooks_core::TokenIdentity::User);
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(newer(foreign, 9), w.t0());
+    assert_eq!(
+        expect_renewing(call.poll(w.t0())).uri().path(),
+        "/oauth/token",
+        "another identity's set is not adopted"
+    );
+    assert_eq!(w.engine.stored_version(), 0);
+    assert!(
+        w.notes()
+            .iter()
+            .any(|n| n.starts_with("ForeignStoredSet { stored: User, in_use: App")),
+        "{:?}",
+        w.notes()
+    );
+}
+
+/// A save the store fenced (the lease lapsed, a newer set was stored) is
+/// noted; the new set is used anyway, kept in memory, its version not taken.
+/// A lapsed lease before this one is noted too.
+#[test]
+fn a_fenced_save_is_noted_and_the_set_used_from_memory() {
+    let w = expired(|s| {
+        s.coordinate = true;
+        s.save_tokens = true;
+    });
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(leased_after_lapse(), w.t0());
+    let _ = expect_renewing(call.poll(w.t0()));
+    call.handle(Ok(token("at-2", Some("rt-2"), 3_600)), w.t0());
+    assert!(matches!(
+        call.poll(w.t0()),
+        Output::Save { lease: Some(_), .. }
+    ));
+    call.handle_saved(Some(SaveAttempt::Fenced), w.t0());
+    assert_eq!(bearer(&expect_send(call.poll(w.t0()))), "Bearer at-2");
+    assert_eq!(w.engine.stored_version(), 1, "the sign-in's save");
+    let notes = w.notes();
+    assert!(notes.contains(&"LeaseLapsed".to_owned()), "{notes:?}");
+    assert!(notes.contains(&"SaveFenced".to_owned()), "{notes:?}");
+}
+
+/// A flight asks again under its own holder (the store extends its lease);
+/// the next flight of the engine is someone else to the store.
+#[test]
+fn each_flight_is_a_lease_holder_of_its_own() {
+    let w = expired(|s| s.coordinate = true);
+    let mut call = w.call_me();
+    let holders = |out: Output<_>| match out {
+        Output::TryLease { holder, .. } => holder,
+        other => panic!("expected TryLease, got {other:?}"),
+    };
+    // The sign-in before was flight 0.
+    assert_eq!(holders(call.poll(w.t0())), "carthooks-1");
+    call.handle_lease(held(Duration::from_secs(1)), w.t0());
+    assert!(matches!(call.poll(w.t0()), Output::Sleep { .. }));
+    assert_eq!(holders(call.poll(w.at(50))), "carthooks-1");
+    drop(call);
+    let mut call = w.call_me();
+    assert_eq!(holders(call.poll(w.at(50))), "carthooks-2");
+}
+
+/// A loop that polls instead of answering `Save` is a driver bug: the call
+/// ends with `InvalidState` and abandons its flight (the set is not used).
+#[test]
+fn a_save_left_unanswered_is_invalid_state() {
+    let w = world(|s| s.save_tokens = true);
+    let mut call = Call::grant(&w.engine, app_grant(), w.t0());
+    let _ = expect_send(call.poll(w.t0()));
+    call.handle(Ok(token("at-1", None, 3_600)), w.t0());
+    assert!(matches!(
+        call.poll(w.t0()),
+        Output::Save { lease: None, .. }
+    ));
+    assert!(matches!(
+        expect_done(call.poll(w.t0())),
+        Err(Error::InvalidState(_))
+    ));
+    assert!(w.engine.current_tokens().is_none());
+    assert_eq!(w.flight_ends.load(Ordering::SeqCst), 1);
 }
