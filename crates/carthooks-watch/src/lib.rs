@@ -54,7 +54,12 @@
 //!    future you give ([`Watcher::run_until`]): stops receiving, lets the
 //!    handlers in hand finish for up to `shutdown_grace` (30 s), releases the
 //!    rest (visibility 0, so another worker takes them at once), sends the last
-//!    acks, and returns the [`Stats`].
+//!    acks, and returns the [`Stats`]. A release waits for the watcher's
+//!    receive still out at SQS (a long poll, at most `long_poll`): SQS answers
+//!    a receive whose caller is gone too, and would hand it the released
+//!    messages — hidden from every worker for a whole visibility timeout.
+//!    What that last receive brings is released at once. A watcher with
+//!    nothing to release stops without waiting for it.
 //!
 //! Delivery is at least once: a message can come twice (a slow ack, a crash, a
 //! long poll cut short by shutdown, SQS itself), so handlers must be
@@ -67,11 +72,17 @@
 //!
 //! ```text
 //!   receiver ──(room + message)──> message task ──(handler slot)──> handler ──ack──> acker ──> DeleteMessageBatch
-//!      │  ReceiveMessage(batch_size)           │ heartbeat: ChangeMessageVisibility
+//!      │  poll task: ReceiveMessage(batch_size)│ heartbeat: ChangeMessageVisibility
 //!      │                                       │ nack: ChangeMessageVisibility(delay)
 //!   renewal: start_watch_data every interval, retried with backoff on failure
 //!   phase (watch channel): Running → Draining (stop receiving) → Releasing (grace over)
 //! ```
+//!
+//! Each `ReceiveMessage` runs in a poll task of its own that hands its
+//! messages over (under one lock with the change of phase) only while the
+//! run is `Running`, and releases them itself after: stopping the receiver
+//! never abandons a batch in hand. `polls` counts the receives out at SQS;
+//! every shutdown release waits until it is 0, extending visibility meanwhile.
 //!
 //! Two semaphores bound the work: room in hand (`concurrency + batch_size`;
 //! the receiver takes up to a batch's worth before each poll, each message
@@ -309,6 +320,10 @@ impl std::fmt::Debug for WatcherBuilder {
 
 /// Largest `MaxNumberOfMessages` and batch size SQS accepts.
 const SQS_BATCH: usize = 10;
+/// How long past its long poll a receive still out is waited for before a
+/// release.
+const QUIET_MARGIN: Duration = Duration::from_secs(5);
+
 /// Longest SQS long poll.
 const MAX_LONG_POLL: Duration = Duration::from_secs(20);
 /// Longest visibility timeout (and nack delay) SQS accepts: 12 hours.
@@ -592,6 +607,14 @@ struct Run {
     ack_mode: AckMode,
     nack_backoff: (Duration, Duration),
     phase: watch::Receiver<Phase>,
+    /// Receives of this run still out at SQS (see the crate docs' design).
+    polls: watch::Sender<usize>,
+    /// How long one may wait for its first message.
+    long_poll: Duration,
+    /// Held while a poll task hands its messages over and while the phase
+    /// leaves `Running`: a batch is either handed over or released by its
+    /// poll task, never dropped between the two.
+    handover: std::sync::Mutex<()>,
 }
 
 /// One message's receipt, settled at most once.
@@ -708,6 +731,9 @@ impl Watcher {
             ack_mode: self.ack_mode,
             nack_backoff: self.nack_backoff,
             phase: phase.clone(),
+            polls: watch::Sender::new(0),
+            long_poll: self.long_poll,
+            handover: std::sync::Mutex::new(()),
         });
         let acker = tokio::spawn(acker(
             Arc::clone(shared),
@@ -722,8 +748,9 @@ impl Watcher {
         ));
         let handler = Arc::new(handler);
         let mut handlers = JoinSet::new();
+        let (inbox_tx, mut inbox) = mpsc::unbounded_channel();
         let outcome = {
-            let receiving = self.receive(&run, &handler, &mut handlers);
+            let receiving = self.receive(&run, &handler, &mut handlers, &inbox_tx, &mut inbox);
             tokio::pin!(receiving);
             tokio::pin!(shutdown);
             tokio::select! {
@@ -731,8 +758,24 @@ impl Watcher {
                 () = &mut shutdown => Ok(()),
             }
         };
-        // Drain: no more receives; handlers in hand get the grace period.
-        let _ = phase_tx.send(Phase::Draining);
+        // Drain: no more receives; handlers in hand get the grace period. A
+        // poll task still out releases what it brings from now on.
+        {
+            let _handover = run
+                .handover
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = phase_tx.send(Phase::Draining);
+        }
+        // Handed over just before, never turned into message tasks.
+        let mut unheld = Vec::new();
+        while let Ok(received) = inbox.try_recv() {
+            unheld.extend(received.unwrap_or_default());
+        }
+        if !unheld.is_empty() {
+            run.quiet().await;
+            release_received(&run, unheld).await;
+        }
         renewal.abort();
         let drained = tokio::time::timeout(self.shutdown_grace, async {
             while handlers.join_next().await.is_some() {}
@@ -766,6 +809,8 @@ impl Watcher {
         run: &Arc<Run>,
         handler: &Arc<F>,
         handlers: &mut JoinSet<()>,
+        inbox_tx: &mpsc::UnboundedSender<Result<Vec<sqs::Received>, WatchError>>,
+        inbox: &mut mpsc::UnboundedReceiver<Result<Vec<sqs::Received>, WatchError>>,
     ) -> Result<(), WatchError>
     where
         F: Fn(Change) -> Fut + Send + Sync + 'static,
@@ -788,14 +833,16 @@ impl Watcher {
                     Err(_) => break,
                 }
             }
-            let received = sqs::receive(
-                &self.shared.sqs,
-                &self.shared.queue_url,
+            run.polls.send_modify(|n| *n += 1);
+            tokio::spawn(poll(
+                Arc::clone(run),
                 permits.num_permits() as i32,
                 self.long_poll,
-                self.visibility,
-            )
-            .await;
+                inbox_tx.clone(),
+            ));
+            let Some(received) = inbox.recv().await else {
+                return Ok(());
+            };
             let messages = match received {
                 Ok(messages) => {
                     failures = 0;
@@ -913,8 +960,7 @@ where
             _ = phase.wait_for(|p| *p != Phase::Running) => None,
         };
         let Some(_slot) = slot else {
-            release(&run, &receipt).await;
-            return;
+            return Work::Unstarted;
         };
         let result = handler(change).await.map_err(Into::into);
         match &result {
@@ -936,6 +982,7 @@ where
                 }
             }
         }
+        Work::Done
     };
     heartbeat(&run, &receipt, message.received_at, work).await;
     std::mem::forget(guard);
@@ -985,16 +1032,42 @@ async fn heartbeat(
     run: &Arc<Run>,
     receipt: &Arc<Receipt>,
     received_at: Instant,
-    work: impl Future<Output = ()>,
+    work: impl Future<Output = Work>,
 ) {
     let shared = &run.shared;
     let period = run.visibility / 2;
     let mut next = received_at + period;
     let mut phase = run.phase.clone();
+    let unstarted = tokio::sync::Notify::new();
+    // The one release of this message: when the grace is over or the work
+    // ended unstarted. One future for the whole loop, so that its wait for a
+    // receive still out (in `release`) goes on across extensions, and a
+    // release under way is never dropped halfway.
+    let releasing = async {
+        let over = async { phase.wait_for(|p| *p >= Phase::Releasing).await.is_ok() };
+        let release_now = tokio::select! {
+            over = over => over,
+            () = unstarted.notified() => true,
+        };
+        if !release_now {
+            // The run is gone without a release (it cannot be): nothing to do.
+            return std::future::pending::<()>().await;
+        }
+        release(run, receipt).await;
+    };
     tokio::pin!(work);
+    tokio::pin!(releasing);
+    let mut working = true;
     loop {
         tokio::select! {
-            () = &mut work => return,
+            done = &mut work, if working => match done {
+                Work::Done => return,
+                Work::Unstarted => {
+                    working = false;
+                    unstarted.notify_one();
+                }
+            },
+            () = &mut releasing => return,
             () = tokio::time::sleep_until(next) => {
                 next += period;
                 if receipt.is_settled() {
@@ -1002,17 +1075,80 @@ async fn heartbeat(
                 }
                 let _ = set_visibility(run, receipt, run.visibility, &shared.counters.extended).await;
             }
-            true = async { phase.wait_for(|p| *p >= Phase::Releasing).await.is_ok() } => {
-                release(run, receipt).await;
-                return;
-            }
         }
     }
 }
 
+/// How a message's work ended.
+enum Work {
+    /// Handled (and settled, or left to the handler).
+    Done,
+    /// Never handed to a handler: the watcher stops. The heartbeat releases it.
+    Unstarted,
+}
+
+/// One `ReceiveMessage`, in a task of its own so that stopping the receiver
+/// never abandons it: while the run is `Running` it hands the answer to the
+/// receiver, after that it releases what it brought itself. Either way it is
+/// no longer counted in `polls` once done.
+async fn poll(
+    run: Arc<Run>,
+    max: i32,
+    wait: Duration,
+    inbox: mpsc::UnboundedSender<Result<Vec<sqs::Received>, WatchError>>,
+) {
+    let shared = &run.shared;
+    let received = sqs::receive(&shared.sqs, &shared.queue_url, max, wait, run.visibility).await;
+    let late = {
+        let _handover = run
+            .handover
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *run.phase.borrow() == Phase::Running {
+            // The receiver waits for exactly this answer.
+            inbox.send(received).err().map(|e| e.0)
+        } else {
+            Some(received)
+        }
+    };
+    if let Some(Ok(messages)) = late {
+        release_received(&run, messages).await;
+    }
+    run.polls.send_modify(|n| *n -= 1);
+}
+
+/// Releases messages received after the receiver stopped (no task holds
+/// them), counting them as received and released.
+async fn release_received(run: &Run, messages: Vec<sqs::Received>) {
+    Counters::bump(&run.shared.counters.received, messages.len() as u64);
+    for message in messages {
+        let receipt = Receipt {
+            message_id: message.message_id,
+            handle: message.receipt_handle,
+            settled: AtomicBool::new(true),
+        };
+        let _ = set_visibility(run, &receipt, Duration::ZERO, &run.shared.counters.released).await;
+    }
+}
+
+impl Run {
+    /// Until no receive of this run is out at SQS: one answered there after
+    /// its caller stopped would take a message made visible meanwhile. A
+    /// receive SQS leaves unanswered past its long poll (and a margin) is
+    /// waited for no longer.
+    async fn quiet(&self) {
+        let mut polls = self.polls.subscribe();
+        let _ =
+            tokio::time::timeout(self.long_poll + QUIET_MARGIN, polls.wait_for(|n| *n == 0)).await;
+    }
+}
+
 /// Makes an unsettled message visible again at once (shutdown), so that
-/// another worker takes it without waiting out its visibility timeout.
+/// another worker takes it without waiting out its visibility timeout —
+/// once no receive of this run is out to take it back. Until then it stays
+/// unsettled, so the heartbeat keeps it hidden.
 async fn release(run: &Run, receipt: &Receipt) {
+    run.quiet().await;
     if receipt.settle() {
         let _ = set_visibility(run, receipt, Duration::ZERO, &run.shared.counters.released).await;
     }

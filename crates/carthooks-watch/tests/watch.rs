@@ -551,8 +551,10 @@ async fn a_slow_handler_keeps_its_message_and_shutdown_releases_what_is_in_hand(
         client,
     } = fixture("slow", 2).await;
     let started = Arc::new(AtomicU64::new(0));
+    // The releases wait for the receive still out: a short one.
     let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
         .sqs_client(sqs.clone())
+        .long_poll(Duration::from_secs(2))
         .shutdown_grace(Duration::from_millis(300))
         .build()
         .await
@@ -592,7 +594,10 @@ async fn a_slow_handler_keeps_its_message_and_shutdown_releases_what_is_in_hand(
     assert!(stats.extended >= 6, "{stats:?}");
     assert_eq!(stats.released, 3);
     assert_eq!(stats.acked + stats.handled, 0);
-    // Released with visibility 0: available at once, not after the timeout.
+    // Released with visibility 0: available at once, not after the timeout,
+    // and still a while later (no receive of the watcher took them back).
+    assert_eq!(depth(&sqs, &queue_url).await, (3, 0));
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(depth(&sqs, &queue_url).await, (3, 0));
 }
 
@@ -735,8 +740,10 @@ async fn messages_received_ahead_wait_for_a_handler_and_are_released_unstarted_a
         client,
     } = fixture("ahead", 2).await;
     let started = Arc::new(AtomicU64::new(0));
+    // Stopping waits for the receive still out: keep it short.
     let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
         .sqs_client(sqs.clone())
+        .long_poll(Duration::from_secs(2))
         .concurrency(1)
         .shutdown_grace(Duration::from_millis(300))
         .build()
@@ -772,6 +779,9 @@ async fn messages_received_ahead_wait_for_a_handler_and_are_released_unstarted_a
         "none started at shutdown"
     );
     assert_eq!((stats.released, stats.handled), (3, 0), "{stats:?}");
+    // Still visible a while later: no receive of the stopped watcher, left
+    // at the server, took them back (moto looks again every second).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(depth(&sqs, &queue_url).await, (3, 0));
 }
 
