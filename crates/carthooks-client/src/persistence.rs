@@ -214,7 +214,7 @@ impl Persistence {
                 return;
             }
             while let Some(tokens) = engine.next_delivery() {
-                if catch_unwind(AssertUnwindSafe(|| callback(&tokens))).is_err() {
+                if catch_unwind(AssertUnwindSafe(|| callback.call(&tokens))).is_err() {
                     event!(
                         warn,
                         "on_token_refresh callback panicked; the new tokens are kept"

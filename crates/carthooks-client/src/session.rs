@@ -73,7 +73,7 @@ impl<C> std::fmt::Debug for SessionBuilder<C> {
         f.debug_struct("SessionBuilder")
             .field("tokens", &self.options.tokens)
             .field("token_store", &self.options.store.is_some())
-            .field("on_token_refresh", &self.options.callback.is_some())
+            .field("on_token_refresh", &self.options.callback)
             .finish()
     }
 }
@@ -121,8 +121,7 @@ impl<C> SessionBuilder<C> {
         mut self,
         callback: impl Fn(&OAuthTokens) + Send + Sync + 'static,
     ) -> Self {
-        let callback: TokenCallback = Arc::new(callback);
-        self.options.callback = Some(callback);
+        self.options.callback = Some(TokenCallback::new(callback));
         self
     }
 

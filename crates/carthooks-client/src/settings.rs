@@ -15,7 +15,7 @@ use carthooks_core::{Error, Result};
 
 /// Settings of the provided transports: timeouts, connection pool, DNS cache,
 /// TLS roots and the answer size limit.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TransportConfig {
     /// Total timeout of one HTTP exchange (`CARTHOOKS_TIMEOUT`, default 30 s).
@@ -50,24 +50,6 @@ pub struct TransportConfig {
     /// CA); empty (the default) trusts the backend's usual roots: the
     /// platform's for reqwest, Mozilla's (webpki-roots) for ureq.
     pub root_certificates: Vec<RootCertificate>,
-}
-
-impl std::fmt::Debug for TransportConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransportConfig")
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("max_response_body", &self.max_response_body)
-            .field("max_connections", &self.max_connections)
-            .field("max_keepalive_connections", &self.max_keepalive_connections)
-            .field("http2", &self.http2)
-            .field("dns_cache", &self.dns_cache)
-            .field("dns_cache_ttl", &self.dns_cache_ttl)
-            .field("dns_fallback", &self.dns_fallback)
-            .field("enable_ipv6", &self.enable_ipv6)
-            .field("root_certificates", &self.root_certificates.len())
-            .finish()
-    }
 }
 
 impl Default for TransportConfig {

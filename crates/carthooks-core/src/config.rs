@@ -15,12 +15,41 @@ use crate::url::BaseUrl;
 /// Called with every new token set right after it became current: in order,
 /// never twice at once, outside every lock of the client (so it may call the
 /// client). A token store, not this callback, is saved before the set is used.
-pub type TokenCallback = Arc<dyn Fn(&OAuthTokens) + Send + Sync>;
+///
+/// Cheap to clone (one `Arc`); its `Debug` says only that there is one, so the
+/// configurations holding it derive theirs.
+///
+/// ```
+/// let seen = carthooks_core::TokenCallback::new(|tokens| {
+///     let _ = tokens.expires_at;
+/// });
+/// assert_eq!(format!("{seen:?}"), "TokenCallback(..)");
+/// ```
+#[derive(Clone)]
+pub struct TokenCallback(Arc<dyn Fn(&OAuthTokens) + Send + Sync>);
+
+impl TokenCallback {
+    /// Wraps `f`.
+    pub fn new(f: impl Fn(&OAuthTokens) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Calls it with `tokens`.
+    pub fn call(&self, tokens: &OAuthTokens) {
+        (self.0)(tokens)
+    }
+}
+
+impl std::fmt::Debug for TokenCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCallback(..)")
+    }
+}
 
 /// What every call needs, whatever sends it: where, how long, with which
 /// credentials and retry policy. Connection settings (pool, DNS, TLS roots,
 /// body limit) belong to the transport: `carthooks_client::TransportConfig`.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
     /// Base URL of the API (`CARTHOOKS_API_URL`, default `https://api.carthooks.com`).
@@ -38,19 +67,6 @@ pub struct ClientConfig {
     /// Allow `http://` to a host that is not loopback (default false: credentials
     /// would cross the network in clear text).
     pub allow_insecure_http: bool,
-}
-
-impl std::fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("base_url", &self.base_url)
-            .field("timeout", &self.timeout)
-            .field("call_timeout", &self.call_timeout)
-            .field("access_token", &self.access_token)
-            .field("retry", &self.retry)
-            .field("allow_insecure_http", &self.allow_insecure_http)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Default for ClientConfig {
@@ -232,7 +248,7 @@ pub fn env_seconds(name: &str, value: &str) -> Result<Duration> {
 }
 
 /// OAuth client settings: who the client is and how tokens are managed.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct OAuthConfig {
     /// The OAuth client id.
@@ -253,21 +269,6 @@ pub struct OAuthConfig {
     /// Lifetime assumed for a token whose answer has no `expires_in` (default
     /// none: such a token is used until a 401 says it expired, then refreshed).
     pub default_token_lifetime: Option<Duration>,
-}
-
-impl std::fmt::Debug for OAuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthConfig")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("refresh_token", &self.refresh_token)
-            .field("auto_refresh", &self.auto_refresh)
-            .field("on_token_refresh", &self.on_token_refresh.is_some())
-            .field("refresh_window", &self.refresh_window)
-            .field("min_refresh_interval", &self.min_refresh_interval)
-            .field("default_token_lifetime", &self.default_token_lifetime)
-            .finish_non_exhaustive()
-    }
 }
 
 impl OAuthConfig {
@@ -318,7 +319,7 @@ impl OAuthConfig {
     /// after it became current (see [`TokenCallback`]). To persist tokens before
     /// any call uses them, use a token store.
     pub fn on_token_refresh(mut self, f: impl Fn(&OAuthTokens) + Send + Sync + 'static) -> Self {
-        self.on_token_refresh = Some(Arc::new(f));
+        self.on_token_refresh = Some(TokenCallback::new(f));
         self
     }
 

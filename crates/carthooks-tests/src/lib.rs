@@ -89,7 +89,7 @@ fn session_builder<C>(
         builder = builder.token_store_shared(store);
     }
     if let Some(callback) = callback {
-        builder = builder.on_token_refresh(move |t| callback(t));
+        builder = builder.on_token_refresh(move |t| callback.call(t));
     }
     builder
 }

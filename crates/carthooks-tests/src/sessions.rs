@@ -166,7 +166,7 @@ where
     let restored = app
         .session_from(
             Some(kept),
-            Some(Arc::new(move |t: &OAuthTokens| {
+            Some(carthooks_core::TokenCallback::new(move |t| {
                 sink.lock().unwrap().push(t.clone())
             })),
             None,

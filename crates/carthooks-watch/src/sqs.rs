@@ -73,6 +73,37 @@ where
     }
 }
 
+/// The errors of operations on one queue, which may say it does not exist.
+trait OnQueue {
+    fn queue_missing(&self) -> bool;
+}
+
+impl OnQueue for aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesError {
+    fn queue_missing(&self) -> bool {
+        self.is_queue_does_not_exist()
+    }
+}
+
+impl OnQueue for aws_sdk_sqs::operation::receive_message::ReceiveMessageError {
+    fn queue_missing(&self) -> bool {
+        self.is_queue_does_not_exist()
+    }
+}
+
+/// [`WatchError::QueueNotFound`] when SQS says there is no such queue, else
+/// the failure of `operation`.
+fn queue_failed<E, R>(operation: &'static str, e: &SdkError<E, R>) -> WatchError
+where
+    E: OnQueue + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if e.as_service_error().is_some_and(OnQueue::queue_missing) {
+        WatchError::QueueNotFound
+    } else {
+        failed(operation, e)
+    }
+}
+
 /// The queue's visibility timeout; [`WatchError::QueueNotFound`] if there is
 /// no such queue.
 pub(crate) async fn queue_visibility(
@@ -85,15 +116,7 @@ pub(crate) async fn queue_visibility(
         .attribute_names(QueueAttributeName::VisibilityTimeout)
         .send()
         .await
-        .map_err(|e| {
-            if e.as_service_error()
-                .is_some_and(|s| s.is_queue_does_not_exist())
-            {
-                WatchError::QueueNotFound
-            } else {
-                failed("GetQueueAttributes", &e)
-            }
-        })?;
+        .map_err(|e| queue_failed("GetQueueAttributes", &e))?;
     let seconds = out
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
@@ -132,15 +155,7 @@ pub(crate) async fn receive(
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .send()
         .await
-        .map_err(|e| {
-            if e.as_service_error()
-                .is_some_and(|s| s.is_queue_does_not_exist())
-            {
-                WatchError::QueueNotFound
-            } else {
-                failed("ReceiveMessage", &e)
-            }
-        })?;
+        .map_err(|e| queue_failed("ReceiveMessage", &e))?;
     Ok(out
         .messages
         .unwrap_or_default()
