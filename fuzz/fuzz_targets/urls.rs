@@ -1,8 +1,8 @@
 //! Base URLs, form/query decoding and HTTP-dates from arbitrary text.
 #![no_main]
 
-use carthooks_core::url::{decode_form, encode_query};
-use carthooks_core::{BaseUrl, httpdate::parse_http_date};
+use carthooks_core::internal::{decode_form, encode_query};
+use carthooks_core::{BaseUrl, internal::parse_http_date};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {

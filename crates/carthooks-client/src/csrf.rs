@@ -9,7 +9,7 @@
 //! # Ok::<(), carthooks_client::Error>(())
 //! ```
 
-use carthooks_core::secret::constant_time_eq;
+use carthooks_core::internal::constant_time_eq;
 use carthooks_core::{Error, Result};
 
 /// A new `state`: 32 bytes from the operating system's random source, as 64 hex

@@ -78,7 +78,7 @@ pub use transport::{
 
 // The one list of what a user of the clients needs from the core; the
 // `carthooks` facade re-exports this crate whole.
-pub use carthooks_core::url::authorize_url;
+pub use carthooks_core::authorize_url;
 pub use carthooks_core::{
     AccessToken, ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, BaseUrl,
     ClientConfig, ClientSecret, CollectionId, Endpoint, Error, FieldId, FilterOp, HttpRequest,

@@ -1,5 +1,5 @@
 //! Where new token sets go, and the shared store's calls: the I/O half of
-//! the core's lease protocol ([`carthooks_core::lease`]).
+//! the core's lease protocol ([`carthooks_core::Lease`]).
 //!
 //! The driver ([`carthooks_core::Call`]) decides what to ask the store and
 //! what its answers mean; each method here performs one of its outputs

@@ -27,7 +27,7 @@
 //! `carthooks-core`, which reads no randomness and hashes nothing; this module
 //! adds both.
 
-use carthooks_core::pkce::is_valid_verifier;
+use carthooks_core::internal::is_valid_verifier;
 use carthooks_core::{Error, PkceChallenge, PkceVerifier, Result};
 use sha2::{Digest, Sha256};
 

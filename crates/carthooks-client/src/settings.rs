@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use carthooks_core::config::{check_timeout, env_count, env_flag, env_seconds, non_empty};
+use carthooks_core::internal::{check_timeout, env_seconds, non_empty};
 use carthooks_core::{Error, Result};
 
 /// Settings of the provided transports: timeouts, connection pool, DNS cache,
@@ -270,6 +270,29 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// An environment flag (`1/0`, `true/false`, `yes/no`, `on/off`); the error
+/// names the variable.
+pub(crate) fn env_flag(name: &str, value: &str) -> carthooks_core::Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(carthooks_core::Error::Config(format!(
+            "{name} must be true or false (1/0, yes/no, on/off)"
+        ))),
+    }
+}
+
+/// Whole number above zero; the error names the variable.
+pub(crate) fn env_count(name: &str, value: &str) -> carthooks_core::Result<usize> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            carthooks_core::Error::Config(format!("{name} must be a whole number above 0"))
+        })
 }
 
 #[cfg(test)]

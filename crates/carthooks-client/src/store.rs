@@ -124,7 +124,7 @@ impl std::fmt::Display for TokenStoreFailure {
 
 use carthooks_core::OAuthTokens;
 /// The store's side of the lease protocol: defined by the core, whose driver
-/// decides what they mean ([`carthooks_core::lease`]).
+/// decides what they mean ([`carthooks_core::Lease`]).
 pub use carthooks_core::{Lease, LeaseAttempt, SaveAttempt, Stored};
 
 /// The version or fence after `last`: the larger of `last + 1` and the system

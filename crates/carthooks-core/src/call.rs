@@ -1,72 +1,5 @@
-//! The per-call driver: one sans-IO state machine from "call wanted" to
-//! "result", in the style of str0m's `poll_output` / `handle_input`.
-//!
-//! A [`Call`] is made for an API endpoint ([`Call::api`]) or for an explicit
-//! grant ([`Call::grant`]); both run the same machine. The I/O loop asks it what
-//! to do with [`poll`](Call::poll) and does it:
-//!
-//! | [`Output`] | the loop |
-//! |---|---|
-//! | `Send(request)` | sends it, then hands the answer (or the transport error) to [`handle`](Call::handle) |
-//! | `Sleep { until }` | waits until `until` (a retry's backoff) |
-//! | `WaitFlight { ticket, until }` | waits until another caller's token request ends (or `until`) |
-//! | `SendRenewing { request, renew }` | as `Send`, renewing the shared store's lease while the request is out |
-//! | `TryLease { holder, ttl }` | (a store shared by processes) takes its refresh lease and reads the store again, then answers [`handle_lease`](Call::handle_lease) with what the store said |
-//! | `ReleaseLease(lease)` | gives the lease back: the flight no longer needs it |
-//! | `Save { tokens, lease }` | saves new tokens to its store (fenced by the lease, which it then gives back) and answers [`handle_saved`](Call::handle_saved) — they are used only after this |
-//! | `Deliver` | hands [`Engine::next_delivery`] sets to its callback, outside every lock |
-//! | `Done(result)` | returns `result` |
-//!
-//! Time comes in as `now` on every input ([`Now`]: the monotonic instant and
-//! Unix seconds, as the loop read them); times in outputs are instants. Nothing
-//! here reads a clock, sends, sleeps or blocks, and the retry jitter comes from
-//! the settings' seed, so a whole run is replayed with a scripted transport and
-//! made-up moments (see `tests/driver.rs`).
-//!
-//! # States
-//!
-//! ```text
-//!             +---- 401, once (more for tokens adopted from a store) -----+
-//!             v                                                           |
-//!  new --> Authorize ------------- token ready ------------------------> Api <-> Send/handle (Sleep, retry) --> Finished --> Done
-//!           |   ^   \                                                     ^
-//!           |   |    +-- must fetch --> Token <-> Send/handle (Sleep, retry)
-//!           |   |                         |-- tokens --> Saving --Save, commit--> Delivering --Deliver--> Api | Finished (grant)
-//!           |   |                         +-- failed --> Api (old token valid) | Authorize(waited) | Finished (grant)
-//!           |   +-- Waiting <-- another call fetches (WaitFlight)
-//!           +-- no way to a token, deadline --> Finished
-//! ```
-//!
-//! | state | input | next state | yields |
-//! |---|---|---|---|
-//! | `Authorize { waited }` | poll | `Api` (token ready), `Token` (this call fetches), `Waiting` (another call does), `Finished` (no way to a token, deadline) | — |
-//! | `Waiting(ticket)` | poll | `Authorize { waited: ticket }` | `WaitFlight` |
-//! | `Token`, ready, to coordinate | poll | `Token`, asked | `TryLease` |
-//! | `Token`, asked | handle_lease | `Authorize` (a newer stored set adopted: nothing sent), `Token` backing off and to coordinate again (lease held elsewhere; store unavailable, for up to [`STORE_GRACE`]), `Api` with the old token (store unavailable, token still valid), `Token` ready (the lease, or no store; after a lapsed lease, the app's own grant instead of a suspect refresh token) | — |
-//! | `Token`, ready | poll | `Token`, sent | `Send(token request)`, or `SendRenewing` under a lease |
-//! | `Token`, sent | handle | `Token` backing off (retryable), `Saving` (tokens), `Api` (failed, old token still valid), `Authorize { waited }` (failed: the machine says whether another grant takes over), `Finished` (a grant failed) | — |
-//! | `Token`, backing off | poll | `Token`, ready | `Sleep` |
-//! | `Saving` | poll | `Saving`, asked (with a store) | `Save { tokens, lease }` |
-//! | `Saving`, asked | handle_saved | `Saving`, saved | — |
-//! | `Saving`, saved (or no store) | poll | commit → `Delivering` | — |
-//! | any, a lease to give back | poll | (unchanged) | `ReleaseLease(lease)`, before anything else |
-//! | `Delivering` | poll | `Api` with the new token, or `Finished` (a grant) | `Deliver` (with a callback) |
-//! | `Api`, ready | poll | `Api`, sent | `Send(request)` |
-//! | `Api`, sent | handle | `Finished` (2xx, or a final answer or error), `Authorize` (401: once, and again, up to 3 times, while the refused token was adopted from a shared store), `Api` backing off (retryable) | — |
-//! | `Api`, backing off | poll | `Api`, ready | `Sleep` |
-//! | `Finished` | poll | `Done` | `Done(result)` |
-//! | any other | poll or handle out of order | `Finished` | `Done(Err(InvalidState))` |
-//!
-//! The flight a call holds (states `Token`, `TokenSent`, `Saving`) is abandoned
-//! if the call is dropped there — a cancelled future, a panic in the loop — so
-//! the callers waiting for it try again instead of hanging; its lease, if it
-//! holds one, lapses. The shared store's protocol is in [the lease
-//! module](crate::lease).
-//!
-//! Deadlines: with [`CallSettings::call_timeout`](crate::CallSettings) every
-//! attempt carries a [`RequestTimeout`] of the time left, a retry wait that would
-//! end past the deadline is not started, and a wait for another caller's flight
-//! ends at it.
+//! The per-call driver. Its design — outputs, states, deadlines — is documented
+//! on [`Call`], where users of the crate read it too.
 
 use std::time::{Duration, Instant};
 
@@ -86,7 +19,7 @@ use crate::time::Now;
 use crate::tokens::{Grant, OAuthTokens};
 use crate::{HttpRequest, HttpResponse};
 
-/// What the I/O loop does next. See the [module docs](self).
+/// What the I/O loop does next. See [`Call`].
 #[derive(Debug)]
 #[must_use]
 pub enum Output<T> {
@@ -256,7 +189,75 @@ enum State<T> {
     Done,
 }
 
-/// One call, driven by an I/O loop. See the [module docs](self).
+/// The per-call driver: one sans-IO state machine from "call wanted" to
+/// "result", in the style of str0m's `poll_output` / `handle_input`.
+///
+/// A [`Call`] is made for an API endpoint ([`Call::api`]) or for an explicit
+/// grant ([`Call::grant`]); both run the same machine. The I/O loop asks it what
+/// to do with [`poll`](Call::poll) and does it:
+///
+/// | [`Output`] | the loop |
+/// |---|---|
+/// | `Send(request)` | sends it, then hands the answer (or the transport error) to [`handle`](Call::handle) |
+/// | `Sleep { until }` | waits until `until` (a retry's backoff) |
+/// | `WaitFlight { ticket, until }` | waits until another caller's token request ends (or `until`) |
+/// | `SendRenewing { request, renew }` | as `Send`, renewing the shared store's lease while the request is out |
+/// | `TryLease { holder, ttl }` | (a store shared by processes) takes its refresh lease and reads the store again, then answers [`handle_lease`](Call::handle_lease) with what the store said |
+/// | `ReleaseLease(lease)` | gives the lease back: the flight no longer needs it |
+/// | `Save { tokens, lease }` | saves new tokens to its store (fenced by the lease, which it then gives back) and answers [`handle_saved`](Call::handle_saved) — they are used only after this |
+/// | `Deliver` | hands [`Engine::next_delivery`] sets to its callback, outside every lock |
+/// | `Done(result)` | returns `result` |
+///
+/// Time comes in as `now` on every input ([`Now`]: the monotonic instant and
+/// Unix seconds, as the loop read them); times in outputs are instants. Nothing
+/// here reads a clock, sends, sleeps or blocks, and the retry jitter comes from
+/// the settings' seed, so a whole run is replayed with a scripted transport and
+/// made-up moments (see `tests/driver.rs`).
+///
+/// # States
+///
+/// ```text
+///             +---- 401, once (more for tokens adopted from a store) -----+
+///             v                                                           |
+///  new --> Authorize ------------- token ready ------------------------> Api <-> Send/handle (Sleep, retry) --> Finished --> Done
+///           |   ^   \                                                     ^
+///           |   |    +-- must fetch --> Token <-> Send/handle (Sleep, retry)
+///           |   |                         |-- tokens --> Saving --Save, commit--> Delivering --Deliver--> Api | Finished (grant)
+///           |   |                         +-- failed --> Api (old token valid) | Authorize(waited) | Finished (grant)
+///           |   +-- Waiting <-- another call fetches (WaitFlight)
+///           +-- no way to a token, deadline --> Finished
+/// ```
+///
+/// | state | input | next state | yields |
+/// |---|---|---|---|
+/// | `Authorize { waited }` | poll | `Api` (token ready), `Token` (this call fetches), `Waiting` (another call does), `Finished` (no way to a token, deadline) | — |
+/// | `Waiting(ticket)` | poll | `Authorize { waited: ticket }` | `WaitFlight` |
+/// | `Token`, ready, to coordinate | poll | `Token`, asked | `TryLease` |
+/// | `Token`, asked | handle_lease | `Authorize` (a newer stored set adopted: nothing sent), `Token` backing off and to coordinate again (lease held elsewhere; store unavailable, for up to [`STORE_GRACE`]), `Api` with the old token (store unavailable, token still valid), `Token` ready (the lease, or no store; after a lapsed lease, the app's own grant instead of a suspect refresh token) | — |
+/// | `Token`, ready | poll | `Token`, sent | `Send(token request)`, or `SendRenewing` under a lease |
+/// | `Token`, sent | handle | `Token` backing off (retryable), `Saving` (tokens), `Api` (failed, old token still valid), `Authorize { waited }` (failed: the machine says whether another grant takes over), `Finished` (a grant failed) | — |
+/// | `Token`, backing off | poll | `Token`, ready | `Sleep` |
+/// | `Saving` | poll | `Saving`, asked (with a store) | `Save { tokens, lease }` |
+/// | `Saving`, asked | handle_saved | `Saving`, saved | — |
+/// | `Saving`, saved (or no store) | poll | commit → `Delivering` | — |
+/// | any, a lease to give back | poll | (unchanged) | `ReleaseLease(lease)`, before anything else |
+/// | `Delivering` | poll | `Api` with the new token, or `Finished` (a grant) | `Deliver` (with a callback) |
+/// | `Api`, ready | poll | `Api`, sent | `Send(request)` |
+/// | `Api`, sent | handle | `Finished` (2xx, or a final answer or error), `Authorize` (401: once, and again, up to 3 times, while the refused token was adopted from a shared store), `Api` backing off (retryable) | — |
+/// | `Api`, backing off | poll | `Api`, ready | `Sleep` |
+/// | `Finished` | poll | `Done` | `Done(result)` |
+/// | any other | poll or handle out of order | `Finished` | `Done(Err(InvalidState))` |
+///
+/// The flight a call holds (states `Token`, `TokenSent`, `Saving`) is abandoned
+/// if the call is dropped there — a cancelled future, a panic in the loop — so
+/// the callers waiting for it try again instead of hanging; its lease, if it
+/// holds one, lapses. The shared store's protocol is documented on
+/// [`Lease`].
+///
+/// Deadlines: with [`CallSettings::call_timeout`](crate::CallSettings) every
+/// attempt carries a [`RequestTimeout`] of the time left, a retry wait that would
+/// end past the deadline is not started, and a wait for another caller's flight
+/// ends at it.
 #[must_use = "a call does nothing until it is polled"]
 pub struct Call<'a, T> {
     engine: &'a Engine,

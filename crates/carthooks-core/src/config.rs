@@ -210,27 +210,6 @@ pub fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-/// An environment flag (`1/0`, `true/false`, `yes/no`, `on/off`); the error
-/// names the variable.
-pub fn env_flag(name: &str, value: &str) -> Result<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(Error::Config(format!(
-            "{name} must be true or false (1/0, yes/no, on/off)"
-        ))),
-    }
-}
-
-/// Whole number above zero; the error names the variable.
-pub fn env_count(name: &str, value: &str) -> Result<usize> {
-    value
-        .parse::<usize>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| Error::Config(format!("{name} must be a whole number above 0")))
-}
-
 /// Seconds (a decimal number above 0, at most a day); the error names the
 /// variable.
 pub fn env_seconds(name: &str, value: &str) -> Result<Duration> {

@@ -1,19 +1,4 @@
-//! The state one client's calls share: the token machine behind a lock, the
-//! call settings and the jitter source (seeded from the settings). [`Call`](crate::Call)s borrow
-//! it; see [the driver](crate::call) for how a call runs.
-//!
-//! The engine holds no I/O object. It tells the outside world two things,
-//! through hooks the client installs:
-//!
-//! - [`on_flight_end`](Engine::on_flight_end): a token request ended (committed,
-//!   failed or abandoned). A client wakes the callers waiting for it
-//!   ([`Output::WaitFlight`](crate::Output::WaitFlight)). A waiter must register
-//!   its wake-up *before* it checks [`Engine::in_flight`], then wait only if the
-//!   flight is still in the air: the engine changes the state before it calls the
-//!   hook, so no wake-up is lost.
-//! - [`observe`](Engine::observe): [`Note`]s worth a log line (a retry, a
-//!   refused token, a new token set), without secrets, so a client can turn them
-//!   into `tracing` events inside the call's span.
+//! The state one client's calls share. Its design is documented on [`Engine`].
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -50,7 +35,7 @@ pub struct CallSettings {
     pub deliver_tokens: bool,
     /// Take the shared store's refresh lease before every token request
     /// ([`Output::TryLease`](crate::Output::TryLease); the store is shared
-    /// with other processes). See [the lease module](crate::lease).
+    /// with other processes). See [`Lease`](crate::Lease).
     pub coordinate: bool,
     /// How long a refresh lease lasts unless renewed (renewed every third of
     /// it while its token request is out). Default 5 s.
@@ -189,7 +174,22 @@ struct Cached {
     bearer: Bearer,
 }
 
-/// The shared state of one client's calls. See the [module docs](self).
+/// The state one client's calls share: the token machine behind a lock, the
+/// call settings and the jitter source (seeded from the settings). [`Call`](crate::Call)s borrow
+/// it; see [the driver](crate::Call) for how a call runs.
+///
+/// The engine holds no I/O object. It tells the outside world two things,
+/// through hooks the client installs:
+///
+/// - [`on_flight_end`](Engine::on_flight_end): a token request ended (committed,
+///   failed or abandoned). A client wakes the callers waiting for it
+///   ([`Output::WaitFlight`](crate::Output::WaitFlight)). A waiter must register
+///   its wake-up *before* it checks [`Engine::in_flight`], then wait only if the
+///   flight is still in the air: the engine changes the state before it calls the
+///   hook, so no wake-up is lost.
+/// - [`observe`](Engine::observe): [`Note`]s worth a log line (a retry, a
+///   refused token, a new token set), without secrets, so a client can turn them
+///   into `tracing` events inside the call's span.
 pub struct Engine {
     id: u64,
     /// Bumped by every change to the machine (any write lock, before it is
@@ -251,7 +251,7 @@ impl Engine {
         self.stored_version.load(Ordering::Acquire)
     }
 
-    /// Calls `hook` every time a token request ends (see the module docs).
+    /// Calls `hook` every time a token request ends (see [`Engine`]).
     pub fn on_flight_end(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
         self.flight_end = Some(Box::new(hook));
         self

@@ -1,32 +1,5 @@
-//! A token store shared by processes, as data: its refresh lease, the versions
-//! of the sets it holds, and the pure translation of its answers into what a
-//! call does next.
-//!
-//! With rotating refresh tokens, two processes that refresh with one refresh
-//! token get the whole token family revoked. A store they share (a file, Redis)
-//! coordinates them; the store itself is I/O and lives outside this crate
-//! (`carthooks_client::TokenStore`). What to ask it, when, and what its answers
-//! mean lives here, in the driver ([`Call`](crate::Call)), so that both I/O
-//! loops only perform the store's calls:
-//!
-//! | [`Output`](crate::Output) | the loop | answer |
-//! |---|---|---|
-//! | `TryLease { holder, ttl }` | `try_lease(holder, ttl)`; if that answered, `load_stored` | [`Call::handle_lease`](crate::Call::handle_lease)([`LeaseAnswer`]) |
-//! | `SendRenewing { request, renew }` | sends, renewing `renew.lease` every `renew.every` while the request is out | [`Call::handle`](crate::Call::handle) |
-//! | `Save { tokens, lease }` | `save_fenced(tokens, lease)` then `release_lease(lease)`; without a lease `save(tokens)` | [`Call::handle_saved`](crate::Call::handle_saved) |
-//! | `ReleaseLease(lease)` | `release_lease(lease)` | — |
-//!
-//! The call holds the lease from the store's grant until it saves under it or
-//! its flight ends otherwise (it adopted a stored set, its token request
-//! failed, the store fell back to in-process): then the next poll yields
-//! `ReleaseLease`. A call dropped meanwhile leaves its lease to lapse. Each
-//! flight asks under a holder name of its own, `{CallSettings::lease_holder}-{n}`,
-//! so a lease is never shared by two calls, even of one client.
-//!
-//! The engine keeps the version of the set in use
-//! ([`Engine::stored_version`](crate::Engine::stored_version)): a stored set is
-//! *newer* only with a larger version, and never when it acts for another
-//! identity than the set in use (that mix-up is reported, never adopted).
+//! A token store shared by processes, as data. The protocol is documented on
+//! [`Lease`].
 
 use std::time::Duration;
 
@@ -49,8 +22,35 @@ impl Stored {
     }
 }
 
-/// The refresh lease of a coordinating store: while it is held (and renewed),
-/// nobody else gets it.
+/// A token store shared by processes, as data: its refresh lease, the versions
+/// of the sets it holds, and the pure translation of its answers into what a
+/// call does next.
+///
+/// With rotating refresh tokens, two processes that refresh with one refresh
+/// token get the whole token family revoked. A store they share (a file, Redis)
+/// coordinates them; the store itself is I/O and lives outside this crate
+/// (`carthooks_client::TokenStore`). What to ask it, when, and what its answers
+/// mean lives here, in the driver ([`Call`](crate::Call)), so that both I/O
+/// loops only perform the store's calls:
+///
+/// | [`Output`](crate::Output) | the loop | answer |
+/// |---|---|---|
+/// | `TryLease { holder, ttl }` | `try_lease(holder, ttl)`; if that answered, `load_stored` | [`Call::handle_lease`](crate::Call::handle_lease)([`LeaseAnswer`]) |
+/// | `SendRenewing { request, renew }` | sends, renewing `renew.lease` every `renew.every` while the request is out | [`Call::handle`](crate::Call::handle) |
+/// | `Save { tokens, lease }` | `save_fenced(tokens, lease)` then `release_lease(lease)`; without a lease `save(tokens)` | [`Call::handle_saved`](crate::Call::handle_saved) |
+/// | `ReleaseLease(lease)` | `release_lease(lease)` | — |
+///
+/// The call holds the lease from the store's grant until it saves under it or
+/// its flight ends otherwise (it adopted a stored set, its token request
+/// failed, the store fell back to in-process): then the next poll yields
+/// `ReleaseLease`. A call dropped meanwhile leaves its lease to lapse. Each
+/// flight asks under a holder name of its own, `{CallSettings::lease_holder}-{n}`,
+/// so a lease is never shared by two calls, even of one client.
+///
+/// The engine keeps the version of the set in use
+/// ([`Engine::stored_version`](crate::Engine::stored_version)): a stored set is
+/// *newer* only with a larger version, and never when it acts for another
+/// identity than the set in use (that mix-up is reported, never adopted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Lease {

@@ -24,7 +24,7 @@
 //! # The loop a client runs
 //!
 //! An [`Engine`] is the state one client's calls share; a [`Call`] is the
-//! per-call driver ([module docs](call) has its state diagram). The whole client
+//! per-call driver ([`Call`]'s docs have its state diagram). The whole client
 //! is a loop around it — this one sends through a closure:
 //!
 //! ```
@@ -84,6 +84,16 @@
 //! [`UserAccessToken`], [`AuthorizationCode`], [`PkceVerifier`]) whose `Debug` is redacted; errors never
 //! carry a response body.
 //!
+//! # One path per item
+//!
+//! Every public item is re-exported here, at the crate root, and only here:
+//! the modules are private (their `//!` docs are for the crate's
+//! maintainers; the design users need is on the items: [`Call`], [`Engine`],
+//! [`TokenMachine`], [`Lease`], [`RetryPolicy`], [`Pager`]). The endpoint table
+//! is [`spec`] and [`ENDPOINTS`]. What the SDK's own crates, tests and fuzz
+//! targets share beyond that sits in a hidden `internal` module, outside the
+//! API and its semver promise.
+//!
 //! # Modules
 //!
 //! The modules import one way, each only from those on its left (tests aside);
@@ -98,29 +108,29 @@
 //! the token parser); `tokens` holds the token types and their wire form, and
 //! `envelope` every parser of answers, the token endpoint's included.
 
-pub mod call;
-pub mod config;
-pub mod endpoint;
-pub mod engine;
-pub mod envelope;
-pub mod error;
-pub mod httpdate;
-pub mod ids;
-pub mod lease;
-pub mod machine;
-pub mod models;
-pub mod pager;
-pub mod pkce;
-pub mod retry;
+mod call;
+mod config;
+mod endpoint;
+mod engine;
+mod envelope;
+mod error;
+mod httpdate;
+mod ids;
+mod lease;
+mod machine;
+mod models;
+mod pager;
+mod pkce;
+mod retry;
 mod sanitize;
-pub mod secret;
-pub mod time;
-pub mod tokens;
-pub mod url;
+mod secret;
+mod time;
+mod tokens;
+mod url;
 
 pub use call::{Call, Output, STORE_GRACE};
 pub use config::{ClientConfig, OAuthConfig, TokenCallback};
-pub use endpoint::{ENDPOINTS, Endpoint, Spec};
+pub use endpoint::{ENDPOINTS, Endpoint, Spec, spec};
 pub use engine::{CallSettings, Engine, Note};
 pub use envelope::{ApiResponse, parse_api_response, parse_token_response};
 pub use error::{Error, Result, ServiceError, TransportError, TransportErrorKind};
@@ -141,7 +151,22 @@ pub use secret::{
 };
 pub use time::Now;
 pub use tokens::{Grant, OAuthTokenRequest, OAuthTokens, TokenIdentity};
-pub use url::BaseUrl;
+pub use url::{BaseUrl, authorize_url};
+
+/// Not part of the API: helpers for the SDK's own crates (the client, the
+/// mock server), its tests and its fuzz targets. They may change in any
+/// release; do not use them.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::config::{check_timeout, env_seconds, non_empty};
+    pub use crate::httpdate::parse_http_date;
+    pub use crate::pkce::{S256, base64url, is_valid_s256_challenge, is_valid_verifier};
+    pub use crate::secret::constant_time_eq;
+    pub use crate::tokens::MAX_LIFETIME;
+    pub use crate::url::{
+        append_query, decode_form, encode_form, encode_path_segment, encode_query,
+    };
+}
 
 /// The `User-Agent` every request carries: `carthooks-rust/<version>`. A
 /// transport may replace it (set the header before sending).

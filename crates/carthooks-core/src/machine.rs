@@ -1,42 +1,4 @@
-//! The sans-IO OAuth token state machine.
-//!
-//! [`TokenMachine`] decides, for every authenticated call, whether the current
-//! access token can be used or a token request must be sent first. It never sends
-//! anything and never reads a clock: time arrives as `now` (Unix seconds), token
-//! answers arrive as `http::Response` values.
-//!
-//! # States
-//!
-//! | state | condition | [`authorize`](TokenMachine::authorize)`(now, Want::CALL)` answers |
-//! |---|---|---|
-//! | fresh | more than `refresh_window` left | [`Step::Ready`] |
-//! | stale | inside the window, not expired | the first caller gets [`Step::Fetch`] with a `fallback`; everyone else [`Step::Ready`] |
-//! | expired / none / invalidated | | the first caller gets [`Step::Fetch`] without fallback; everyone else [`Step::Wait`] |
-//!
-//! At most one token request is in flight (a *flight*, held by a [`FlightTicket`]).
-//! Stale refreshes are rate-limited by `min_refresh_interval`, so a server whose
-//! lifetimes are shorter than the window is not asked on every call.
-//!
-//! # One entry point, one step enum
-//!
-//! [`authorize`](TokenMachine::authorize) takes what the caller [`Want`]s (a
-//! token for a call, or an explicit grant) and answers one [`Step`]. A flight
-//! then ends in one of two typed ways, so the order cannot be got wrong:
-//!
-//! ```text
-//!   authorize ──Fetch{ticket}──> send ──answer──> handle_token_response(ticket) ──Ok──> PendingTokens
-//!                                   └──failure──> handle_transport_error(ticket)          │ persist them
-//!                                                  (flight ended, error for waiters)      v
-//!                                                                                 commit(pending) ──> Bearer
-//!   (the caller went away) ──> abandon(ticket or pending.into_ticket())
-//! ```
-//!
-//! A 401 to a call made with `bearer`: [`invalidate`](TokenMachine::invalidate)
-//! `(bearer.generation())` (which only acts if that token is still the current
-//! one), then authorize again, once.
-//!
-//! Clients do not run this loop by hand: [`Call`](crate::Call), the per-call
-//! driver, runs it together with sending, retrying and replaying.
+//! The token state machine. Its design is documented on [`TokenMachine`].
 
 use http::HeaderValue;
 
@@ -270,7 +232,45 @@ fn not_this_flight() -> Error {
     Error::InvalidState("token flight is not this machine's current one")
 }
 
-/// The token state machine. See the [module docs](self).
+/// The sans-IO OAuth token state machine.
+///
+/// [`TokenMachine`] decides, for every authenticated call, whether the current
+/// access token can be used or a token request must be sent first. It never sends
+/// anything and never reads a clock: time arrives as `now` (Unix seconds), token
+/// answers arrive as `http::Response` values.
+///
+/// # States
+///
+/// | state | condition | [`authorize`](TokenMachine::authorize)`(now, Want::CALL)` answers |
+/// |---|---|---|
+/// | fresh | more than `refresh_window` left | [`Step::Ready`] |
+/// | stale | inside the window, not expired | the first caller gets [`Step::Fetch`] with a `fallback`; everyone else [`Step::Ready`] |
+/// | expired / none / invalidated | | the first caller gets [`Step::Fetch`] without fallback; everyone else [`Step::Wait`] |
+///
+/// At most one token request is in flight (a *flight*, held by a [`FlightTicket`]).
+/// Stale refreshes are rate-limited by `min_refresh_interval`, so a server whose
+/// lifetimes are shorter than the window is not asked on every call.
+///
+/// # One entry point, one step enum
+///
+/// [`authorize`](TokenMachine::authorize) takes what the caller [`Want`]s (a
+/// token for a call, or an explicit grant) and answers one [`Step`]. A flight
+/// then ends in one of two typed ways, so the order cannot be got wrong:
+///
+/// ```text
+///   authorize ──Fetch{ticket}──> send ──answer──> handle_token_response(ticket) ──Ok──> PendingTokens
+///                                   └──failure──> handle_transport_error(ticket)          │ persist them
+///                                                  (flight ended, error for waiters)      v
+///                                                                                 commit(pending) ──> Bearer
+///   (the caller went away) ──> abandon(ticket or pending.into_ticket())
+/// ```
+///
+/// A 401 to a call made with `bearer`: [`invalidate`](TokenMachine::invalidate)
+/// `(bearer.generation())` (which only acts if that token is still the current
+/// one), then authorize again, once.
+///
+/// Clients do not run this loop by hand: [`Call`](crate::Call), the per-call
+/// driver, runs it together with sending, retrying and replaying.
 pub struct TokenMachine {
     config: MachineConfig,
     client: Option<(String, ClientSecret)>,
@@ -398,8 +398,9 @@ impl TokenMachine {
     }
 
     /// Installs a token set obtained elsewhere (a stored set, or a direct access
-    /// token) as current. The access token must be sendable as a header
-    /// ([`check_access_token`](crate::tokens::check_access_token)).
+    /// token) as current. The access token must be sendable as a header: not
+    /// empty, visible ASCII only, at most 16 KiB (else [`Error::Config`], which
+    /// never quotes the token).
     pub fn install(&mut self, tokens: OAuthTokens, now: u64) -> Result<Bearer> {
         crate::tokens::check_access_token(tokens.access_token.secret()).map_err(Error::Config)?;
         self.refresh_from_repeatable = false;

@@ -1,26 +1,26 @@
-//! Walking all pages of the items list, sans-IO.
-//!
-//! [`Pager`] says which query to send next and, given each page's length and
-//! `meta.total`, when to stop: after a short or empty page, or once `total` items
-//! have been seen. The clients' `all_items` iterator (blocking) and stream (async)
-//! only execute it.
-//!
-//! ```
-//! use carthooks_core::{ItemsQuery, Pager};
-//! let mut pager = Pager::new(ItemsQuery::new().limit(100));
-//! let mut pages = 0;
-//! while let Some(query) = pager.next_query() {
-//!     let start = query.get_start();
-//!     let len = 100.min(250 - start as usize); // a server holding 250 items
-//!     pager.advance(len, Some(250));
-//!     pages += 1;
-//! }
-//! assert_eq!(pages, 3);
-//! ```
+//! Pagination. Its design is documented on [`Pager`].
 
 use crate::models::ItemsQuery;
 
-/// Decides the pages to fetch. See the [module docs](self).
+/// Walking all pages of the items list, sans-IO.
+///
+/// [`Pager`] says which query to send next and, given each page's length and
+/// `meta.total`, when to stop: after a short or empty page, or once `total` items
+/// have been seen. The clients' `all_items` iterator (blocking) and stream (async)
+/// only execute it.
+///
+/// ```
+/// use carthooks_core::{ItemsQuery, Pager};
+/// let mut pager = Pager::new(ItemsQuery::new().limit(100));
+/// let mut pages = 0;
+/// while let Some(query) = pager.next_query() {
+///     let start = query.get_start();
+///     let len = 100.min(250 - start as usize); // a server holding 250 items
+///     pager.advance(len, Some(250));
+///     pages += 1;
+/// }
+/// assert_eq!(pages, 3);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Pager {
     next: Option<ItemsQuery>,

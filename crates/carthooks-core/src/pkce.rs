@@ -22,7 +22,8 @@
 //! the token endpoint), so sending them is always safe.
 //!
 //! ```
-//! use carthooks_core::pkce::{PkceChallenge, is_valid_verifier};
+//! use carthooks_core::PkceChallenge;
+//! use carthooks_core::internal::is_valid_verifier;
 //! use carthooks_core::PkceVerifier;
 //! // RFC 7636, appendix B.
 //! let bytes = [

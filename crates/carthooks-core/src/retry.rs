@@ -1,23 +1,4 @@
-//! When to send a request again, sans-IO.
-//!
-//! [`RetryPolicy::decide`] looks at one attempt's outcome and says whether to try
-//! again and after how long. The rules:
-//!
-//! | outcome | idempotent API call (GET, PUT, DELETE) | other API call (POST) | token request |
-//! |---|---|---|---|
-//! | DNS or connect failure, or a timeout before sending ([`never_sent`](TransportError::never_sent)) | retry | retry | retry |
-//! | TLS failure, oversized body, refused redirect, other | stop | stop | stop |
-//! | timeout / connection broken / protocol error, possibly sent | retry | stop: outcome unknown | stop: outcome unknown |
-//! | 429, 503 | retry | stop | retry |
-//! | 502, 504 | retry | stop | stop |
-//! | anything else | stop | stop | stop |
-//!
-//! A permanent OAuth refusal (`invalid_grant`, …) is a 400/401 and never retried.
-//! `Retry-After` (seconds or an HTTP-date) sets the delay; one longer than
-//! `max_retry_after` is not waited for. Otherwise the delay grows exponentially
-//! from `base_delay`, capped at `max_delay`, with jitter (half fixed, half random)
-//! so that many clients do not retry in step. Attempts are bounded by
-//! `max_attempts` (default 3, counting the first).
+//! When to send again. The policy is documented on [`RetryPolicy`].
 
 use std::time::Duration;
 
@@ -62,7 +43,26 @@ pub enum RetryDecision {
     Stop,
 }
 
-/// Retry settings. See the [module docs](self).
+/// When to send a request again, sans-IO.
+///
+/// [`RetryPolicy::decide`] looks at one attempt's outcome and says whether to try
+/// again and after how long. The rules:
+///
+/// | outcome | idempotent API call (GET, PUT, DELETE) | other API call (POST) | token request |
+/// |---|---|---|---|
+/// | DNS or connect failure, or a timeout before sending ([`never_sent`](TransportError::never_sent)) | retry | retry | retry |
+/// | TLS failure, oversized body, refused redirect, other | stop | stop | stop |
+/// | timeout / connection broken / protocol error, possibly sent | retry | stop: outcome unknown | stop: outcome unknown |
+/// | 429, 503 | retry | stop | retry |
+/// | 502, 504 | retry | stop | stop |
+/// | anything else | stop | stop | stop |
+///
+/// A permanent OAuth refusal (`invalid_grant`, …) is a 400/401 and never retried.
+/// `Retry-After` (seconds or an HTTP-date) sets the delay; one longer than
+/// `max_retry_after` is not waited for. Otherwise the delay grows exponentially
+/// from `base_delay`, capped at `max_delay`, with jitter (half fixed, half random)
+/// so that many clients do not retry in step. Attempts are bounded by
+/// `max_attempts` (default 3, counting the first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetryPolicy {

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 /// One moment, as the I/O side read it: the monotonic [`Instant`] (deadlines,
 /// waits, backoff) and Unix seconds (token expiry, HTTP-dates in
-/// `Retry-After`). Every input of the [driver](crate::call) carries one, so a
+/// `Retry-After`). Every input of the [driver](crate::Call) carries one, so a
 /// test replays a whole run by handing in made-up moments.
 ///
 /// ```

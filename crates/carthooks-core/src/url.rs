@@ -295,9 +295,9 @@ pub fn encode_form<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> S
 /// two challenge parameters (RFC 6749 §3.1).
 ///
 /// ```
-/// use carthooks_core::pkce::PkceChallenge;
+/// use carthooks_core::PkceChallenge;
 /// let challenge = PkceChallenge::from_sha256(&[0; 32]); // from `Pkce::new()` in practice
-/// let url = carthooks_core::url::authorize_url(
+/// let url = carthooks_core::authorize_url(
 ///     "https://carthooks.test/oauth/authorize",
 ///     "my-client",
 ///     "https://app.example/callback",
@@ -336,7 +336,7 @@ pub fn authorize_url(
 /// and `state`.
 ///
 /// ```
-/// use carthooks_core::url::append_query;
+/// use carthooks_core::internal::append_query;
 /// assert_eq!(append_query("https://a.test/cb", [("code", "c 1")]), "https://a.test/cb?code=c%201");
 /// assert_eq!(append_query("https://a.test/cb?x=1", [("s", "2")]), "https://a.test/cb?x=1&s=2");
 /// ```
@@ -366,7 +366,7 @@ fn encode_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, plus: b
 /// Decodes an `application/x-www-form-urlencoded` string (or a query) into pairs
 /// (for a redirect URL's `code` and `state`). Invalid escapes are kept
 /// literally; invalid UTF-8 is replaced.
-pub(crate) fn decode_form(input: &str) -> Vec<(String, String)> {
+pub fn decode_form(input: &str) -> Vec<(String, String)> {
     input
         .split('&')
         .filter(|p| !p.is_empty())

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use carthooks_core::httpdate::parse_http_date;
-use carthooks_core::url::{encode_form, encode_path_segment, encode_query};
+use carthooks_core::internal::parse_http_date;
+use carthooks_core::internal::{encode_form, encode_path_segment, encode_query};
 use carthooks_core::{BaseUrl, Endpoint, UserInfo};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -172,16 +172,18 @@ fn pkce_base64url_agrees_with_the_base64_crate_and_challenges_with_sha2() {
     for len in 0..200usize {
         let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         assert_eq!(
-            carthooks_core::pkce::base64url(&bytes),
+            carthooks_core::internal::base64url(&bytes),
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes),
             "{bytes:?}"
         );
         if let Ok(random) = <[u8; 32]>::try_from(bytes.as_slice()) {
             let verifier = carthooks_core::PkceVerifier::from_random_bytes(&random);
-            assert!(carthooks_core::pkce::is_valid_verifier(verifier.secret()));
+            assert!(carthooks_core::internal::is_valid_verifier(
+                verifier.secret()
+            ));
             let digest: [u8; 32] = sha2::Sha256::digest(verifier.secret().as_bytes()).into();
             let challenge = carthooks_core::PkceChallenge::from_sha256(&digest);
-            assert!(carthooks_core::pkce::is_valid_s256_challenge(
+            assert!(carthooks_core::internal::is_valid_s256_challenge(
                 challenge.as_str()
             ));
         }

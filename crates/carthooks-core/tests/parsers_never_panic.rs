@@ -4,7 +4,7 @@
 //! A deterministic generator (xorshift, fixed seeds) keeps failures reproducible;
 //! `cargo xtask fuzz` runs the same parsers under libFuzzer for deeper coverage.
 
-use carthooks_core::url::encode_query;
+use carthooks_core::internal::encode_query;
 
 /// The well-kept decoder (servo's `form_urlencoded`) reads what we encode.
 fn decode_form(input: &str) -> Vec<(String, String)> {
@@ -13,7 +13,7 @@ fn decode_form(input: &str) -> Vec<(String, String)> {
         .collect()
 }
 use carthooks_core::{
-    BaseUrl, Endpoint, FilterOp, ItemsQuery, UserInfo, httpdate::parse_http_date,
+    BaseUrl, Endpoint, FilterOp, ItemsQuery, UserInfo, internal::parse_http_date,
     parse_api_response, parse_token_response,
 };
 use serde_json::{Map, Value, json};

@@ -39,8 +39,8 @@
 //! [`MockConfig::secret_seed`]: crate::MockConfig::secret_seed
 
 use carthooks_core::PkceChallenge;
-use carthooks_core::pkce::{S256, base64url, is_valid_s256_challenge, is_valid_verifier};
-use carthooks_core::secret::constant_time_eq;
+use carthooks_core::internal::constant_time_eq;
+use carthooks_core::internal::{S256, base64url, is_valid_s256_challenge, is_valid_verifier};
 use sha2::{Digest, Sha256};
 
 /// Redirect URIs registered for a client unless it says otherwise: the

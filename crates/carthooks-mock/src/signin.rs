@@ -18,7 +18,7 @@
 //! challenge goes back to the (registered) redirect URI with
 //! `error=invalid_request`. The users are [`SIGN_IN_USERS`](crate::SIGN_IN_USERS).
 
-use carthooks_core::url::append_query;
+use carthooks_core::internal::append_query;
 
 use crate::State;
 use crate::authz::Refusal;

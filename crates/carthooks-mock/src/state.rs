@@ -963,7 +963,7 @@ impl State {
             }
         };
         let code = self.issue_code(client_id, user_id, redirect_uri, challenge.as_deref(), now);
-        let redirect_url = carthooks_core::url::append_query(
+        let redirect_url = carthooks_core::internal::append_query(
             redirect_uri,
             [("code", code.as_str()), ("state", state)],
         );
@@ -1632,7 +1632,7 @@ mod tests {
                 "content-type".into(),
                 "application/x-www-form-urlencoded".into(),
             )],
-            body: carthooks_core::url::encode_form(pairs.iter().copied()).into_bytes(),
+            body: carthooks_core::internal::encode_form(pairs.iter().copied()).into_bytes(),
             version: "HTTP/1.1".into(),
         }
     }

@@ -109,7 +109,7 @@ where
     <S::Client as BuildClient>::Transport: Connect,
 {
     let huge: serde_json::Value = serde_json::from_str("18446744073709551616").unwrap();
-    let max = carthooks_core::tokens::MAX_LIFETIME;
+    let max = carthooks_core::internal::MAX_LIFETIME;
     let cases = [
         (json!("3600"), Some(3_600)),
         (json!(3600.5), Some(3_600)),

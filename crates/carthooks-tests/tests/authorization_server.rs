@@ -52,7 +52,8 @@ fn request<'a>(redirect_uri: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a 
 }
 
 fn get(server: &MockServer, pairs: &[(&str, &str)]) -> Answer {
-    let url = carthooks_core::url::append_query(&server.authorize_page(), pairs.iter().copied());
+    let url =
+        carthooks_core::internal::append_query(&server.authorize_page(), pairs.iter().copied());
     answer(agent().get(&url).call().expect("the page answers"))
 }
 
