@@ -167,8 +167,6 @@ pub mod blocking {
     pub use carthooks_ureq::UreqTransport;
 }
 
-/// Every public method of the clients appears in the table on [`Client`], so a
-/// reader of the alias's page finds them all (a tidy check, run as a test).
 /// React to collection changes delivered over Amazon SQS (feature `watch`):
 /// the crate [`carthooks_watch`], re-exported.
 #[cfg(feature = "watch")]
@@ -176,6 +174,8 @@ pub use carthooks_watch as watch;
 
 #[cfg(test)]
 mod tests {
+    /// Every public method of the clients appears in the table on `Client`,
+    /// so a reader of the alias's page finds them all.
     #[test]
     fn the_client_page_lists_every_method() {
         let api = include_str!("../../carthooks-client/src/api.rs");
