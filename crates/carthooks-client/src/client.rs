@@ -121,7 +121,7 @@ impl<T: Transport> Client<T> {
                     call.handle(answer, now);
                 }
                 Output::SendRenewing { request, renew } => {
-                    let answer = self.send_renewing(request, renew).await;
+                    let answer = self.send_renewing(request, *renew).await;
                     now = inner.common.shared.now();
                     call.handle(answer, now);
                 }

@@ -45,8 +45,9 @@ pub enum Output<T> {
     SendRenewing {
         /// The token request.
         request: HttpRequest,
-        /// The lease to keep alive meanwhile.
-        renew: Renewal,
+        /// The lease to keep alive meanwhile (boxed: this rare output does
+        /// not grow the common ones).
+        renew: Box<Renewal>,
     },
     /// Before this call's token request (only with
     /// [`CallSettings::coordinate`](crate::CallSettings::coordinate)): take the
@@ -392,7 +393,10 @@ impl<'a, T> Call<'a, T> {
                                 .map(|lease| Renewal::new(lease, self.engine.settings().lease_ttl));
                             self.state = State::Token(flight);
                             return match renew {
-                                Some(renew) => Output::SendRenewing { request, renew },
+                                Some(renew) => Output::SendRenewing {
+                                    request,
+                                    renew: Box::new(renew),
+                                },
                                 None => Output::Send(request),
                             };
                         }
