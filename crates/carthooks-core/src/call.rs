@@ -20,7 +20,6 @@ use crate::tokens::{Grant, OAuthTokens};
 use crate::{HttpRequest, HttpResponse};
 
 /// What the I/O loop does next. See [`Call`].
-#[derive(Debug)]
 #[must_use]
 pub enum Output<T> {
     /// Send this request; hand the outcome to [`Call::handle`].
@@ -77,6 +76,53 @@ pub enum Output<T> {
     Deliver,
     /// The call is over.
     Done(Result<T>),
+}
+/// A request as `Debug` shows it: method and URI only. A token request's body
+/// holds the client secret and the refresh token, so no body is printed.
+struct RequestLine<'a>(&'a HttpRequest);
+
+impl std::fmt::Debug for RequestLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} ({} body bytes)",
+            self.0.method(),
+            self.0.uri(),
+            self.0.body().len()
+        )
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Output<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Send(request) => f.debug_tuple("Send").field(&RequestLine(request)).finish(),
+            Self::SendRenewing { request, renew } => f
+                .debug_struct("SendRenewing")
+                .field("request", &RequestLine(request))
+                .field("renew", renew)
+                .finish(),
+            Self::Sleep { until } => f.debug_struct("Sleep").field("until", until).finish(),
+            Self::WaitFlight { ticket, until } => f
+                .debug_struct("WaitFlight")
+                .field("ticket", ticket)
+                .field("until", until)
+                .finish(),
+            Self::TryLease { holder, ttl } => f
+                .debug_struct("TryLease")
+                .field("holder", holder)
+                .field("ttl", ttl)
+                .finish(),
+            Self::ReleaseLease(lease) => f.debug_tuple("ReleaseLease").field(lease).finish(),
+            Self::Save { tokens, lease } => f
+                .debug_struct("Save")
+                .field("tokens", tokens)
+                .field("lease", lease)
+                .finish(),
+            Self::Deliver => f.write_str("Deliver"),
+            Self::Done(result) => f.debug_tuple("Done").field(result).finish(),
+        }
+    }
 }
 
 /// How long a call whose token has expired keeps asking a store that is

@@ -657,45 +657,44 @@ fn a_refused_refresh_token_of_the_apps_own_grant_is_replaced_by_that_grant() {
     );
 }
 
-/// The shared store's answers, as a loop hands them over: the lease (fence 1)
-/// with nothing newer stored.
-fn leased() -> LeaseAnswer {
+/// The shared store's answer, as a loop hands it over: `lease`, then
+/// `stored` (a set and its version), if any.
+fn answered(lease: LeaseAttempt, stored: Option<(OAuthTokens, u64)>) -> LeaseAnswer {
     LeaseAnswer::Answered {
-        lease: LeaseAttempt::Granted(Lease::new(1, "h")),
-        stored: None,
+        lease,
+        stored: stored.map(|(tokens, version)| Stored::new(tokens, version)),
     }
+}
+
+/// The lease (fence 1), nothing newer stored.
+fn leased() -> LeaseAnswer {
+    answered(LeaseAttempt::Granted(Lease::new(1, "h")), None)
 }
 
 /// The lease, and `tokens` stored as `version`.
 fn newer(tokens: OAuthTokens, version: u64) -> LeaseAnswer {
-    LeaseAnswer::Answered {
-        lease: LeaseAttempt::Granted(Lease::new(1, "h")),
-        stored: Some(Stored::new(tokens, version)),
-    }
+    answered(
+        LeaseAttempt::Granted(Lease::new(1, "h")),
+        Some((tokens, version)),
+    )
 }
 
-/// The lease, after one that lapsed.
+/// The lease (fence 2), after one that lapsed.
 fn leased_after_lapse() -> LeaseAnswer {
-    LeaseAnswer::Answered {
-        lease: LeaseAttempt::Lapsed(Lease::new(2, "h")),
-        stored: None,
-    }
+    answered(LeaseAttempt::Lapsed(Lease::new(2, "h")), None)
 }
 
 /// The lease after one that lapsed, and `tokens` stored as `version`.
 fn newer_after_lapse(tokens: OAuthTokens, version: u64) -> LeaseAnswer {
-    LeaseAnswer::Answered {
-        lease: LeaseAttempt::Lapsed(Lease::new(2, "h")),
-        stored: Some(Stored::new(tokens, version)),
-    }
+    answered(
+        LeaseAttempt::Lapsed(Lease::new(2, "h")),
+        Some((tokens, version)),
+    )
 }
 
 /// Someone else holds the lease for `remaining`.
 fn held(remaining: Duration) -> LeaseAnswer {
-    LeaseAnswer::Answered {
-        lease: LeaseAttempt::Held { remaining },
-        stored: None,
-    }
+    answered(LeaseAttempt::Held { remaining }, None)
 }
 
 fn unavailable() -> LeaseAnswer {
@@ -1261,4 +1260,29 @@ fn a_save_left_unanswered_is_invalid_state() {
     ));
     assert!(w.engine.current_tokens().is_none());
     assert_eq!(w.flight_ends.load(Ordering::SeqCst), 1);
+}
+
+/// `Debug` of an output never shows a token request's body: it holds the
+/// client secret and the refresh token.
+#[test]
+fn an_outputs_debug_shows_no_secret() {
+    let w = expired(|s| s.coordinate = true);
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    call.handle_lease(leased(), w.t0());
+    let out = call.poll(w.t0());
+    let shown = format!("{out:?}");
+    assert!(shown.starts_with("SendRenewing"), "{shown}");
+    assert!(
+        shown.contains("POST https://api.test/oauth/token"),
+        "{shown}"
+    );
+    for secret in ["client-secret-1", "rt-1"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    let Output::SendRenewing { request, .. } = out else {
+        unreachable!()
+    };
+    let body = String::from_utf8(request.body().clone()).unwrap();
+    assert!(body.contains("client_secret=client-secret-1") && body.contains("rt-1"));
 }
