@@ -73,7 +73,7 @@ impl WatcherBuilder {
         self
     }
 
-    /// This worker's id, the `lock_id` of [`Change::lock`] (default: the host
+    /// This worker's id, the `lock_id` of [`Change::lock`](crate::Change::lock) (default: the host
     /// name, as in the Python SDK).
     pub fn watcher_id(mut self, id: impl Into<String>) -> Self {
         self.watcher_id = Some(id.into());
