@@ -64,7 +64,7 @@ impl State {
 
     /// Issues a single-use authorization code for `user_id`, bound to
     /// `client_id`, `redirect_uri` and the PKCE `code_challenge` (S256) if
-    /// given, expiring after [`MockConfig::code_ttl`] (what the sign-in page
+    /// given, expiring after [`MockConfig::code_ttl`](super::MockConfig::code_ttl) (what the sign-in page
     /// and `/api/oauth/get-authorize-code` both do once they accepted the
     /// request; this checks nothing, so a test can issue any code).
     pub fn issue_code(
