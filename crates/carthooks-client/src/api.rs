@@ -56,7 +56,7 @@ macro_rules! api_methods {
         pub fn current_authorization(&self) -> Option<http::HeaderValue> {
             self.inner
                 .engine
-                .ready_bearer(self.inner.common.shared.now().unix)
+                .ready_bearer(self.inner.now().unix)
                 .map(Bearer::into_header)
         }
 
@@ -70,12 +70,12 @@ macro_rules! api_methods {
         /// Counters of the client's DNS cache (hits, lookups, failures, stale
         /// answers served, entries).
         pub fn dns_cache_stats(&self) -> crate::dns::DnsCacheStats {
-            self.inner.common.shared.dns.stats()
+            self.inner.shared.dns.stats()
         }
 
         /// Forgets every cached DNS answer.
         pub fn clear_dns_cache(&self) {
-            self.inner.common.shared.dns.clear();
+            self.inner.shared.dns.clear();
         }
 
         /// The current token set, if any.
@@ -347,13 +347,13 @@ macro_rules! api_methods {
 
         /// The call settings in use.
         pub fn config(&self) -> &ClientConfig {
-            &self.inner.common.shared.config
+            &self.inner.shared.config
         }
 
         /// The connection settings the transport was built with (or would have
         /// been: a transport of your own has its own).
         pub fn transport_config(&self) -> &crate::TransportConfig {
-            &self.inner.common.shared.transport_config
+            &self.inner.shared.transport_config
         }
 
         fn check_open(&self) -> Result<()> {

@@ -15,9 +15,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::api_methods;
-use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
+use crate::builder::{BuildClient, ClientBuilder};
 use crate::log::CallSpan;
 use crate::pages::ItemIter;
+use crate::runtime::{Parts, Session};
 use crate::session::{SessionBuilder, SessionHost};
 use crate::transport::BlockingTransport;
 
@@ -26,7 +27,7 @@ use crate::transport::BlockingTransport;
 /// Cheap to clone (one `Arc`); clones share the connection pool and the tokens.
 /// `Send + Sync`: share it across threads.
 pub struct BlockingClient<T> {
-    inner: Arc<Inner<T>>,
+    inner: Arc<Session<T>>,
 }
 
 impl<T> Clone for BlockingClient<T> {
@@ -40,25 +41,23 @@ impl<T> Clone for BlockingClient<T> {
 impl<T> std::fmt::Debug for BlockingClient<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockingClient")
-            .field("config", &self.inner.common.shared.config)
+            .field("config", &self.inner.shared.config)
             .finish_non_exhaustive()
     }
 }
 
 impl<T: BlockingTransport> BuildClient for BlockingClient<T> {
     type Transport = T;
-    fn from_parts(parts: Parts, transport: T) -> Self {
-        Self {
-            inner: parts.into_inner(transport),
-        }
+    fn from_parts(parts: Parts<T>) -> Self {
+        Self { inner: parts.0 }
     }
 }
 
 impl<T> SessionHost<T> for BlockingClient<T> {
-    fn inner(&self) -> &Arc<Inner<T>> {
+    fn inner(&self) -> &Arc<Session<T>> {
         &self.inner
     }
-    fn from_inner(inner: Arc<Inner<T>>) -> Self {
+    fn from_inner(inner: Arc<Session<T>>) -> Self {
         Self { inner }
     }
 }
@@ -80,7 +79,7 @@ impl<T: BlockingTransport> BlockingClient<T> {
             endpoint.path_template(),
         );
         let _entered = span.enter();
-        let now = self.inner.common.shared.now();
+        let now = self.inner.now();
         let mut call = Call::api(&self.inner.engine, endpoint, now);
         let result = self.drive(&mut call, now);
         let trace_id = match &result {
@@ -94,7 +93,7 @@ impl<T: BlockingTransport> BlockingClient<T> {
     /// Runs an explicit grant, after any token request already in flight.
     fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
         self.check_open()?;
-        let now = self.inner.common.shared.now();
+        let now = self.inner.now();
         let mut call = Call::grant(&self.inner.engine, grant, now);
         self.drive(&mut call, now)
     }
@@ -109,19 +108,19 @@ impl<T: BlockingTransport> BlockingClient<T> {
         loop {
             match call.poll(now) {
                 Output::Send(request) => {
-                    let answer = inner.common.transport.send(request);
-                    now = inner.common.shared.now();
+                    let answer = inner.shared.transport.send(request);
+                    now = inner.now();
                     call.handle(answer, now);
                 }
                 Output::SendRenewing { request, renew } => {
                     let answer = self.send_renewing(request, &renew);
-                    now = inner.common.shared.now();
+                    now = inner.now();
                     call.handle(answer, now);
                 }
                 Output::Sleep { until } => {
                     let delay = until.saturating_duration_since(Instant::now());
-                    inner.common.transport.sleep(delay);
-                    now = inner.common.shared.now();
+                    inner.shared.transport.sleep(delay);
+                    now = inner.now();
                 }
                 Output::WaitFlight { ticket, until } => {
                     // Listen first, then look: a flight that ends in between
@@ -135,25 +134,25 @@ impl<T: BlockingTransport> BlockingClient<T> {
                             None => listener.wait(),
                         }
                     }
-                    now = inner.common.shared.now();
+                    now = inner.now();
                 }
                 Output::TryLease { holder, ttl } => {
                     let answer = inner.persistence.try_lease(&holder, ttl);
-                    now = inner.common.shared.now();
+                    now = inner.now();
                     call.handle_lease(answer, now);
                 }
                 Output::ReleaseLease(lease) => {
                     inner.persistence.release(&lease);
-                    now = inner.common.shared.now();
+                    now = inner.now();
                 }
                 Output::Save { tokens, lease } => {
                     let answer = inner.persistence.save(&tokens, lease.as_ref());
-                    now = inner.common.shared.now();
+                    now = inner.now();
                     call.handle_saved(answer, now);
                 }
                 Output::Deliver => {
                     inner.persistence.deliver(&inner.engine);
-                    now = inner.common.shared.now();
+                    now = inner.now();
                 }
                 Output::Done(result) => break result,
             }
@@ -179,7 +178,7 @@ impl<T: BlockingTransport> BlockingClient<T> {
                     inner.persistence.renew(&renew.lease, renew.ttl);
                 }
             });
-            let answer = inner.common.transport.send(request);
+            let answer = inner.shared.transport.send(request);
             done.store(true, Ordering::Release);
             renewer.thread().unpark();
             answer

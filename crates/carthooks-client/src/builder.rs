@@ -2,18 +2,18 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use carthooks_core::{
-    AccessToken, CallSettings, ClientConfig, Engine, MachineConfig, Now, OAuthConfig, OAuthTokens,
-    Result, RetryPolicy, TokenMachine,
+    AccessToken, CallSettings, ClientConfig, MachineConfig, OAuthConfig, OAuthTokens, Result,
+    RetryPolicy,
 };
-use event_listener::Event;
 
-use crate::clock::{Clock, MonotonicClock, now_by};
+use crate::clock::{Clock, MonotonicClock};
 use crate::dns::{DnsCache, Lookup, SystemLookup};
-use crate::persistence::{LEASE_TTL, Persistence, lease_holder};
+use crate::persistence::{LEASE_TTL, Persistence};
+use crate::runtime::{MachineSeed, Parts, Session, Shared, given_or_stored};
 use crate::settings::{RootCertificate, TransportConfig};
 use crate::store::TokenStore;
 use crate::transport::Connect;
@@ -54,192 +54,12 @@ impl<C> std::fmt::Debug for ClientBuilder<C> {
     }
 }
 
-/// What a client is made of; produced by [`ClientBuilder`]. Opaque.
-pub struct Parts {
-    pub(crate) shared: Shared,
-    pub(crate) session: Session,
-}
-
-/// What every session of one client shares: the settings, the DNS cache, and
-/// what a new session's token machine starts from. The transport (and with it
-/// the connection pool) sits beside it in [`Common`].
-pub(crate) struct Shared {
-    pub(crate) config: ClientConfig,
-    pub(crate) transport_config: TransportConfig,
-    pub(crate) dns: Arc<DnsCache>,
-    machine_config: MachineConfig,
-    client: Option<(String, carthooks_core::ClientSecret)>,
-    clock: Arc<dyn Clock>,
-    /// The call settings, before a session's store and callback are known.
-    settings: CallSettings,
-    /// Sessions made so far: each one's jitter seed is the client's, moved on
-    /// by this count, so that sessions do not back off in step.
-    sessions: std::sync::atomic::AtomicU64,
-    /// The store identity (the OAuth client id).
-    identity: String,
-}
-
-/// One identity's state: its engine (token machine), the event its waiters
-/// listen on, and where its tokens are saved and delivered.
-pub(crate) struct Session {
-    pub(crate) engine: Arc<Engine>,
-    pub(crate) flights: Arc<Event>,
-    pub(crate) persistence: Arc<Persistence>,
-}
-
-/// The transport and the shared settings, behind one `Arc` that every session
-/// of a client holds.
-pub(crate) struct Common<T> {
-    pub(crate) transport: T,
-    pub(crate) shared: Shared,
-}
-
-/// The state behind both clients (each holds an `Arc` of it): the common part,
-/// shared by every session made from one built client, and this session's own.
-pub(crate) struct Inner<T> {
-    pub(crate) common: Arc<Common<T>>,
-    pub(crate) engine: Arc<Engine>,
-    /// Notified when a token request ends (the engine's `on_flight_end`).
-    pub(crate) flights: Arc<Event>,
-    pub(crate) persistence: Arc<Persistence>,
-    pub(crate) closed: AtomicBool,
-}
-
-impl Parts {
-    pub(crate) fn into_inner<T>(self, transport: T) -> Arc<Inner<T>> {
-        let common = Arc::new(Common {
-            transport,
-            shared: self.shared,
-        });
-        Inner::new(common, self.session)
-    }
-}
-
-impl<T> Inner<T> {
-    fn new(common: Arc<Common<T>>, session: Session) -> Arc<Self> {
-        Arc::new(Self {
-            common,
-            engine: session.engine,
-            flights: session.flights,
-            persistence: session.persistence,
-            closed: AtomicBool::new(false),
-        })
-    }
-
-    /// A new session over this one's transport: no connection is opened.
-    pub(crate) fn session(&self, options: SessionOptions) -> Result<Arc<Self>> {
-        let shared = &self.common.shared;
-        let persistence =
-            Persistence::new(options.store, options.callback, shared.identity.clone());
-        let (tokens, version) = given_or_stored(options.tokens, persistence.load());
-        let machine = shared.machine(None, tokens, None)?;
-        Ok(Self::new(
-            Arc::clone(&self.common),
-            shared.session(persistence, machine, version),
-        ))
-    }
-
-    /// A new session without tokens, store or callback (so no store identity
-    /// either: an empty one costs no allocation).
-    pub(crate) fn empty_session(&self) -> Arc<Self> {
-        let shared = &self.common.shared;
-        let persistence = Persistence::new(None, None, String::new());
-        let machine = TokenMachine::new(shared.machine_config, shared.client.clone());
-        Self::new(
-            Arc::clone(&self.common),
-            shared.session(persistence, machine, 0),
-        )
-    }
-}
-
-/// What a new session starts with (see `SessionBuilder`).
-#[derive(Default)]
-pub(crate) struct SessionOptions {
-    pub(crate) tokens: Option<OAuthTokens>,
-    pub(crate) store: Option<Arc<dyn TokenStore>>,
-    pub(crate) callback: Option<carthooks_core::TokenCallback>,
-}
-
-impl Shared {
-    /// The time, for the driver: the monotonic instant now and the clock's
-    /// Unix seconds at it.
-    pub(crate) fn now(&self) -> Now {
-        now_by(&*self.clock, std::time::Instant::now())
-    }
-
-    /// A session's token machine: the client's credentials and tuning,
-    /// holding `tokens` (or, failing that, the configured `access_token`),
-    /// refreshing with `refresh_token` when it has no set.
-    fn machine(
-        &self,
-        refresh_token: Option<carthooks_core::RefreshToken>,
-        tokens: Option<OAuthTokens>,
-        access_token: Option<(&AccessToken, bool)>,
-    ) -> Result<TokenMachine> {
-        let now = self.clock.now();
-        let mut machine = TokenMachine::new(self.machine_config, self.client.clone());
-        if let Some(rt) = refresh_token {
-            machine.set_refresh_token(rt);
-        }
-        if let Some(tokens) = tokens {
-            machine.install(tokens, now)?;
-        } else if let Some((token, from_env)) = access_token {
-            machine
-                .install(OAuthTokens::from_access_token(token.clone()), now)
-                .map_err(|e| {
-                    if from_env {
-                        e.in_variable("CARTHOOKS_ACCESS_TOKEN")
-                    } else {
-                        e
-                    }
-                })?;
-        }
-        Ok(machine)
-    }
-
-    /// A session: an engine over `machine` (its set the shared store's
-    /// `version`), saving and delivering through `persistence`.
-    fn session(&self, persistence: Persistence, machine: TokenMachine, version: u64) -> Session {
-        let mut settings = self.settings.clone();
-        let n = self
-            .sessions
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        settings.jitter_seed = settings
-            .jitter_seed
-            .wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        settings.save_tokens = persistence.saves();
-        settings.deliver_tokens = persistence.delivers();
-        settings.coordinate = persistence.coordinates();
-        if settings.coordinate {
-            settings.lease_holder = lease_holder();
-        }
-        let persistence = Arc::new(persistence);
-        let flights = Arc::new(Event::new());
-        let wake = Arc::clone(&flights);
-        let reports = Arc::clone(&persistence);
-        let engine = Engine::new(machine, settings)
-            .with_stored_version(version)
-            .on_flight_end(move || {
-                wake.notify(usize::MAX);
-            })
-            .observe(move |note| {
-                crate::log::note(note);
-                reports.noted(note);
-            });
-        Session {
-            engine: Arc::new(engine),
-            flights,
-            persistence,
-        }
-    }
-}
-
 /// Implemented by the clients so that one builder serves both.
 pub trait BuildClient: Sized {
     /// The transport the client sends through.
     type Transport;
     /// Assembles the client.
-    fn from_parts(parts: Parts, transport: Self::Transport) -> Self;
+    fn from_parts(parts: Parts<Self::Transport>) -> Self;
 }
 
 impl<C> Default for ClientBuilder<C> {
@@ -346,8 +166,11 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// and the failure is reported by the client's `token_store_failure()` (and
     /// a `tracing` warning). [`FileTokenStore`](crate::FileTokenStore) moves such
     /// a file aside first, so nothing is lost. A store must not call the client.
-    pub fn token_store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+    ///
+    /// Takes the store itself or a shared handle to one (`Arc<S>`,
+    /// `Arc<dyn TokenStore>`), as [`SessionBuilder::token_store`](crate::session::SessionBuilder::token_store) does.
+    pub fn token_store(mut self, store: impl TokenStore) -> Self {
+        self.store = Some(Arc::new(store));
         self
     }
 
@@ -547,20 +370,22 @@ impl<C: BuildClient> ClientBuilder<C> {
     where
         C::Transport: Connect,
     {
-        let parts = self.into_parts()?;
-        let transport = C::Transport::connect(
-            &parts.shared.transport_config,
-            Arc::clone(&parts.shared.dns),
-        )?;
-        Ok(C::from_parts(parts, transport))
+        Ok(C::from_parts(self.into_parts(|config, dns| {
+            C::Transport::connect(config, Arc::clone(dns))
+        })?))
     }
 
     /// Builds the client over a transport of your own.
     pub fn build_with_transport(self, transport: C::Transport) -> Result<C> {
-        Ok(C::from_parts(self.into_parts()?, transport))
+        Ok(C::from_parts(self.into_parts(|_, _| Ok(transport))?))
     }
 
-    fn into_parts(self) -> Result<Parts> {
+    /// Checks and assembles everything, the transport last (`connect`, given
+    /// the checked transport settings and the DNS cache).
+    fn into_parts(
+        self,
+        connect: impl FnOnce(&TransportConfig, &Arc<DnsCache>) -> Result<C::Transport>,
+    ) -> Result<Parts<C::Transport>> {
         let overridden: Vec<&str> = self.edits.iter().filter_map(|(var, _)| *var).collect();
         let from_env = |name: &str| {
             self.use_env
@@ -637,35 +462,33 @@ impl<C: BuildClient> ClientBuilder<C> {
         let persistence = Persistence::new(self.store, callback, identity.clone());
         let (tokens, version) = given_or_stored(self.tokens, persistence.load());
         let access_token = config.access_token.clone();
-        let shared = Shared {
-            config,
-            transport_config,
-            dns,
-            machine_config,
+        let seed = MachineSeed {
+            config: machine_config,
             client,
             clock,
-            settings,
-            sessions: std::sync::atomic::AtomicU64::new(0),
-            identity,
         };
-        let machine = shared.machine(
+        let machine = seed.machine(
             refresh_token,
             tokens,
             access_token.as_ref().map(|t| (t, token_from_env)),
         )?;
-        let session = shared.session(persistence, machine, version);
-        Ok(Parts { shared, session })
+        let shared = Shared {
+            transport: connect(&transport_config, &dns)?,
+            config,
+            transport_config,
+            dns,
+            seed,
+            settings,
+            sessions: AtomicU64::new(0),
+            identity,
+        };
+        Ok(Parts(Session::open(
+            Arc::new(shared),
+            persistence,
+            machine,
+            version,
+        )))
     }
-}
-
-/// The tokens a client starts with — those given, else the stored set — and
-/// the store's version, which a stored set must pass to be adopted later.
-fn given_or_stored(
-    given: Option<OAuthTokens>,
-    stored: Option<carthooks_core::Stored>,
-) -> (Option<OAuthTokens>, u64) {
-    let version = stored.as_ref().map_or(0, |s| s.version);
-    (given.or(stored.map(|s| s.tokens)), version)
 }
 
 /// A jitter seed from the OS; should the OS refuse, std's per-process random

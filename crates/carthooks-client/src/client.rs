@@ -19,10 +19,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::api_methods;
-use crate::builder::{BuildClient, ClientBuilder, Inner, Parts};
+use crate::builder::{BuildClient, ClientBuilder};
 use crate::log::CallSpan;
 use crate::pages::ItemStream;
 use crate::persistence::Persistence;
+use crate::runtime::{Parts, Session};
 use crate::session::{SessionBuilder, SessionHost};
 use crate::transport::Transport;
 
@@ -31,7 +32,7 @@ use crate::transport::Transport;
 /// Cheap to clone (one `Arc`); clones share the connection pool and the tokens.
 /// `Send + Sync`: share it across tasks.
 pub struct Client<T> {
-    inner: Arc<Inner<T>>,
+    inner: Arc<Session<T>>,
 }
 
 impl<T> Clone for Client<T> {
@@ -45,25 +46,23 @@ impl<T> Clone for Client<T> {
 impl<T> std::fmt::Debug for Client<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("config", &self.inner.common.shared.config)
+            .field("config", &self.inner.shared.config)
             .finish_non_exhaustive()
     }
 }
 
 impl<T: Transport> BuildClient for Client<T> {
     type Transport = T;
-    fn from_parts(parts: Parts, transport: T) -> Self {
-        Self {
-            inner: parts.into_inner(transport),
-        }
+    fn from_parts(parts: Parts<T>) -> Self {
+        Self { inner: parts.0 }
     }
 }
 
 impl<T> SessionHost<T> for Client<T> {
-    fn inner(&self) -> &Arc<Inner<T>> {
+    fn inner(&self) -> &Arc<Session<T>> {
         &self.inner
     }
-    fn from_inner(inner: Arc<Inner<T>>) -> Self {
+    fn from_inner(inner: Arc<Session<T>>) -> Self {
         Self { inner }
     }
 }
@@ -87,7 +86,7 @@ impl<T: Transport> Client<T> {
             endpoint.method(),
             endpoint.path_template(),
         );
-        let now = self.inner.common.shared.now();
+        let now = self.inner.now();
         let mut call = Call::api(&self.inner.engine, endpoint, now);
         let result = span.run(self.drive(&mut call, now)).await;
         let trace_id = match &result {
@@ -101,7 +100,7 @@ impl<T: Transport> Client<T> {
     /// Runs an explicit grant, after any token request already in flight.
     async fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
         self.check_open()?;
-        let now = self.inner.common.shared.now();
+        let now = self.inner.now();
         let mut call = Call::grant(&self.inner.engine, grant, now);
         self.drive(&mut call, now).await
     }
@@ -116,19 +115,19 @@ impl<T: Transport> Client<T> {
         loop {
             match call.poll(now) {
                 Output::Send(request) => {
-                    let answer = inner.common.transport.send(request).await;
-                    now = inner.common.shared.now();
+                    let answer = inner.shared.transport.send(request).await;
+                    now = inner.now();
                     call.handle(answer, now);
                 }
                 Output::SendRenewing { request, renew } => {
                     let answer = self.send_renewing(request, *renew).await;
-                    now = inner.common.shared.now();
+                    now = inner.now();
                     call.handle(answer, now);
                 }
                 Output::Sleep { until } => {
                     let delay = until.saturating_duration_since(Instant::now());
-                    inner.common.transport.sleep(delay).await;
-                    now = inner.common.shared.now();
+                    inner.shared.transport.sleep(delay).await;
+                    now = inner.now();
                 }
                 Output::WaitFlight { ticket, until } => {
                     // Listen first, then look: a flight that ends in between
@@ -137,29 +136,29 @@ impl<T: Transport> Client<T> {
                     if inner.engine.in_flight(ticket) {
                         self.wait_until(listener, until).await;
                     }
-                    now = inner.common.shared.now();
+                    now = inner.now();
                 }
                 Output::TryLease { holder, ttl } => {
                     let answer = self.blocking(move |p, _| p.try_lease(&holder, ttl)).await;
-                    now = inner.common.shared.now();
+                    now = inner.now();
                     // A job that did not run (its pool is gone): as a store
                     // that could not be asked.
                     call.handle_lease(answer.unwrap_or(LeaseAnswer::Unavailable), now);
                 }
                 Output::ReleaseLease(lease) => {
                     self.blocking(move |p, _| p.release(&lease)).await;
-                    now = inner.common.shared.now();
+                    now = inner.now();
                 }
                 Output::Save { tokens, lease } => {
                     let answer = self
                         .blocking(move |p, _| p.save(&tokens, lease.as_ref()))
                         .await;
-                    now = inner.common.shared.now();
+                    now = inner.now();
                     call.handle_saved(answer.flatten(), now);
                 }
                 Output::Deliver => {
                     self.blocking(|p, engine| p.deliver(engine)).await;
-                    now = inner.common.shared.now();
+                    now = inner.now();
                 }
                 Output::Done(result) => break result,
             }
@@ -182,7 +181,7 @@ impl<T: Transport> Client<T> {
             let result = job(&persistence, &engine);
             *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
         });
-        self.inner.common.transport.run_blocking(job).await;
+        self.inner.shared.transport.run_blocking(job).await;
         slot.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
@@ -193,7 +192,7 @@ impl<T: Transport> Client<T> {
         request: carthooks_core::HttpRequest,
         renew: Renewal,
     ) -> std::result::Result<carthooks_core::HttpResponse, carthooks_core::TransportError> {
-        let transport = &self.inner.common.transport;
+        let transport = &self.inner.shared.transport;
         let mut send = transport.send(request);
         loop {
             let mut tick = transport.sleep(renew.every);
@@ -219,7 +218,7 @@ impl<T: Transport> Client<T> {
         };
         let mut timer = self
             .inner
-            .common
+            .shared
             .transport
             .sleep(deadline.saturating_duration_since(Instant::now()));
         let mut listener = std::pin::pin!(listener);

@@ -54,18 +54,20 @@ mod log;
 mod pages;
 mod persistence;
 mod pkce;
+mod runtime;
 pub mod session;
 pub mod settings;
 pub mod store;
 mod transport;
 
 pub use blocking::BlockingClient;
-pub use builder::{BuildClient, ClientBuilder, Parts};
+pub use builder::{BuildClient, ClientBuilder};
 pub use client::Client;
 pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock};
 pub use dns::{DnsCache, DnsCacheStats, Lookup, SystemLookup};
 pub use pages::{ItemIter, ItemStream};
 pub use pkce::Pkce;
+pub use runtime::Parts;
 pub use session::SessionBuilder;
 pub use settings::{RootCertificate, TransportConfig};
 pub use store::{

@@ -23,11 +23,13 @@
 //! session's sign-in or refresh, and a session never falls back to them.
 //!
 //! ```text
-//!   ClientBuilder::build ──> Common { transport (pool), settings, client id/secret, clock }
-//!                                 ▲              ▲              ▲
-//!                         Inner{engine₀}   Inner{engine₁}   Inner{engine₂}   ← one per session
-//!                           the app          user A          user B
+//!   ClientBuilder::build ──> Shared { transport (pool), settings, client id/secret, clock }
+//!                                 ▲                ▲                ▲
+//!                         Session{engine₀}   Session{engine₁}   Session{engine₂}   ← one per session
+//!                            the app           user A           user B
 //! ```
+//!
+//! (`Shared` and `Session` are the crate's `runtime` module.)
 //!
 //! # The authorization-code flow with sessions
 //!
@@ -56,12 +58,13 @@ use std::sync::Arc;
 
 use carthooks_core::{OAuthTokens, Result, TokenCallback};
 
-use crate::builder::{Inner, SessionOptions};
+use crate::runtime::{Session, SessionOptions};
 use crate::store::TokenStore;
+use crate::{BlockingClient, Client};
 
 /// Builds a session of a client: see the [module docs](self). Made by
-/// `session_builder()` on [`Client`](crate::Client) or
-/// [`BlockingClient`](crate::BlockingClient).
+/// `session_builder()` on [`Client`] or
+/// [`BlockingClient`].
 #[must_use]
 pub struct SessionBuilder<C> {
     parent: C,
@@ -80,8 +83,8 @@ impl<C> std::fmt::Debug for SessionBuilder<C> {
 
 /// The clients sessions are made of (both clients).
 pub(crate) trait SessionHost<T>: Sized {
-    fn inner(&self) -> &Arc<Inner<T>>;
-    fn from_inner(inner: Arc<Inner<T>>) -> Self;
+    fn inner(&self) -> &Arc<Session<T>>;
+    fn from_inner(inner: Arc<Session<T>>) -> Self;
 }
 
 impl<C> SessionBuilder<C> {
@@ -103,14 +106,10 @@ impl<C> SessionBuilder<C> {
     /// Saves every new token set of this session to `store` before it is used,
     /// and starts from the set stored there (unless [`tokens`](Self::tokens)
     /// are given). One store per session: a store holds one identity's set.
+    /// Takes the store itself or a shared handle to one (`Arc<S>`,
+    /// `Arc<dyn TokenStore>`).
     pub fn token_store(mut self, store: impl TokenStore) -> Self {
         self.options.store = Some(Arc::new(store));
-        self
-    }
-
-    /// Like [`token_store`](Self::token_store), with a shared handle.
-    pub fn token_store_shared(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.options.store = Some(store);
         self
     }
 
@@ -125,15 +124,28 @@ impl<C> SessionBuilder<C> {
         self
     }
 
-    /// Makes the session. Fails only when the given or stored access token
-    /// cannot be sent as a header ([`Error::Config`](carthooks_core::Error::Config)).
-    #[allow(private_bounds)]
-    pub fn build<T>(self) -> Result<C>
+    fn open<T>(self) -> Result<C>
     where
         C: SessionHost<T>,
     {
         let inner = self.parent.inner().session(self.options)?;
         Ok(C::from_inner(inner))
+    }
+}
+
+impl<T> SessionBuilder<Client<T>> {
+    /// Makes the session. Fails only when the given or stored access token
+    /// cannot be sent as a header ([`Error::Config`](carthooks_core::Error::Config)).
+    pub fn build(self) -> Result<Client<T>> {
+        self.open()
+    }
+}
+
+impl<T> SessionBuilder<BlockingClient<T>> {
+    /// Makes the session. Fails only when the given or stored access token
+    /// cannot be sent as a header ([`Error::Config`](carthooks_core::Error::Config)).
+    pub fn build(self) -> Result<BlockingClient<T>> {
+        self.open()
     }
 }
 

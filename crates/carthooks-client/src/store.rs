@@ -70,7 +70,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Which store operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +197,41 @@ pub trait TokenStore: Send + Sync + 'static {
         let _ = (identity, lease);
         self.save(tokens)
             .map(|()| SaveAttempt::Saved { version: 0 })
+    }
+}
+
+/// A shared handle is a store: every method, the coordinating ones included,
+/// goes to the store it points to (so `Arc<dyn TokenStore>` can be handed to
+/// [`ClientBuilder::token_store`](crate::ClientBuilder::token_store) and kept).
+impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
+    fn load(&self) -> std::io::Result<Option<OAuthTokens>> {
+        (**self).load()
+    }
+    fn save(&self, tokens: &OAuthTokens) -> std::io::Result<()> {
+        (**self).save(tokens)
+    }
+    fn coordinates(&self) -> bool {
+        (**self).coordinates()
+    }
+    fn load_stored(&self, identity: &str) -> std::io::Result<Option<Stored>> {
+        (**self).load_stored(identity)
+    }
+    fn try_lease(&self, holder: &str, ttl: std::time::Duration) -> std::io::Result<LeaseAttempt> {
+        (**self).try_lease(holder, ttl)
+    }
+    fn renew_lease(&self, lease: &Lease, ttl: std::time::Duration) -> std::io::Result<bool> {
+        (**self).renew_lease(lease, ttl)
+    }
+    fn release_lease(&self, lease: &Lease) -> std::io::Result<()> {
+        (**self).release_lease(lease)
+    }
+    fn save_fenced(
+        &self,
+        tokens: &OAuthTokens,
+        identity: &str,
+        lease: &Lease,
+    ) -> std::io::Result<SaveAttempt> {
+        (**self).save_fenced(tokens, identity, lease)
     }
 }
 

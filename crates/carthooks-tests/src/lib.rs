@@ -86,7 +86,7 @@ fn session_builder<C>(
         builder = builder.tokens(tokens);
     }
     if let Some(store) = store {
-        builder = builder.token_store_shared(store);
+        builder = builder.token_store(store);
     }
     if let Some(callback) = callback {
         builder = builder.on_token_refresh(move |t| callback.call(t));
