@@ -5,13 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use carthooks_core::{
-    ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig,
-    CollectionId, Endpoint, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery, LockOptions, Now,
-    OAuthAuthorizeCodeRequest, OAuthTokens, Output, Renewal, Result, SubItemId, UserAccessToken,
-    UserId, UserInfo, WatchDataRequest,
+    ApiResponse, Call, Endpoint, Grant, Now, OAuthTokens, Output, Renewal, Result,
 };
 use event_listener::Listener as _;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::api_methods;
@@ -19,7 +15,7 @@ use crate::builder::{BuildClient, ClientBuilder};
 use crate::log::CallSpan;
 use crate::pages::ItemIter;
 use crate::runtime::{Parts, Session};
-use crate::session::{SessionBuilder, SessionHost};
+use crate::session::SessionHost;
 use crate::transport::BlockingTransport;
 
 /// The blocking Carthooks client, generic over its [`BlockingTransport`].
@@ -185,5 +181,5 @@ impl<T: BlockingTransport> BlockingClient<T> {
         })
     }
 
-    api_methods!(; ItemIter;);
+    api_methods!(transport: T, pages: ItemIter, calls: blocking);
 }

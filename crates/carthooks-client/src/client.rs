@@ -2,20 +2,16 @@
 
 use std::future::Future as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Instant;
 
 use std::sync::{Mutex, PoisonError};
 
 use carthooks_core::{
-    ApiResponse, AppId, AuthorizationCode, AuthorizeCodeResponse, Bearer, Call, ClientConfig,
-    CollectionId, Endpoint, Engine, Error, FieldId, Grant, ItemId, ItemLock, ItemsQuery,
-    LeaseAnswer, LockOptions, Now, OAuthAuthorizeCodeRequest, OAuthTokens, Output, Renewal, Result,
-    SubItemId, UserAccessToken, UserId, UserInfo, WatchDataRequest,
+    ApiResponse, Call, Endpoint, Engine, Grant, LeaseAnswer, Now, OAuthTokens, Output, Renewal,
+    Result,
 };
 use event_listener::EventListener;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::api_methods;
@@ -24,7 +20,7 @@ use crate::log::CallSpan;
 use crate::pages::ItemStream;
 use crate::persistence::Persistence;
 use crate::runtime::{Parts, Session};
-use crate::session::{SessionBuilder, SessionHost};
+use crate::session::SessionHost;
 use crate::transport::Transport;
 
 /// The async Carthooks client, generic over its [`Transport`].
@@ -231,5 +227,5 @@ impl<T: Transport> Client<T> {
         .await
     }
 
-    api_methods!(async; ItemStream; .await);
+    api_methods!(transport: T, pages: ItemStream, calls: async .await);
 }
