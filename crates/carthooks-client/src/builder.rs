@@ -14,14 +14,14 @@ use crate::clock::{Clock, MonotonicClock};
 use crate::dns::{DnsCache, Lookup, SystemLookup};
 use crate::persistence::{LEASE_TTL, Persistence};
 use crate::runtime::{MachineSeed, Parts, Session, Shared, given_or_stored};
-use crate::settings::{RootCertificate, TransportConfig};
+use crate::settings::{CLIENT_ENV_VARS, RootCertificate, TransportConfig};
 use crate::store::TokenStore;
 use crate::transport::Connect;
 
 /// Builds a [`Client`](crate::Client) or a [`BlockingClient`](crate::BlockingClient).
 ///
 /// The environment is read only when asked: [`from_env`](Self::from_env) reads
-/// the `CARTHOOKS_*` variables of [`ClientConfig::ENV_VARS`] and
+/// the `CARTHOOKS_*` variables of [`CLIENT_ENV_VARS`](crate::settings::CLIENT_ENV_VARS) and
 /// [`TransportConfig::ENV_VARS`] at `build()`; settings made here win over them.
 /// A malformed variable is an [`Error::Config`](carthooks_core::Error::Config)
 /// naming it, unless code sets that value.
@@ -316,7 +316,7 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// `ClientConfig::with_*`; its `timeout` is the transport's too). The
     /// environment is not read for them; later setters still win.
     pub fn config(self, config: ClientConfig) -> Self {
-        let builder = ClientConfig::ENV_VARS
+        let builder = CLIENT_ENV_VARS
             .iter()
             .fold(self, |b, (var, _)| b.edit(Some(var), |_, _| Ok(())));
         builder.edit(None, move |c, t| {
@@ -350,7 +350,7 @@ impl<C: BuildClient> ClientBuilder<C> {
     }
 
     /// Also reads the `CARTHOOKS_*` environment variables at `build()`
-    /// ([`ClientConfig::ENV_VARS`], [`TransportConfig::ENV_VARS`]): settings
+    /// ([`CLIENT_ENV_VARS`](crate::settings::CLIENT_ENV_VARS), [`TransportConfig::ENV_VARS`]): settings
     /// made in code still win, and a malformed variable is an error naming it.
     /// Without this call the environment is never read, so a stray
     /// `CARTHOOKS_ACCESS_TOKEN` cannot change how a client authenticates.
@@ -403,7 +403,7 @@ impl<C: BuildClient> ClientBuilder<C> {
         };
         let (mut config, mut transport_config) = if self.use_env {
             (
-                ClientConfig::from_lookup(env)?,
+                crate::env::client_config(env)?,
                 TransportConfig::from_lookup(env)?,
             )
         } else {

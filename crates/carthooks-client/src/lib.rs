@@ -50,6 +50,7 @@ mod client;
 mod clock;
 pub mod csrf;
 pub mod dns;
+mod env;
 mod log;
 mod pages;
 mod persistence;

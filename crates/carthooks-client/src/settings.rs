@@ -10,8 +10,28 @@
 
 use std::time::Duration;
 
-use carthooks_core::internal::{check_timeout, env_seconds, non_empty};
+use carthooks_core::internal::check_timeout;
+
+use crate::env::{env_count, env_flag, env_seconds, non_empty};
 use carthooks_core::{Error, Result};
+
+/// Every environment variable of the call settings that
+/// [`ClientBuilder::from_env`](crate::ClientBuilder::from_env) reads, with
+/// what it sets (the connection settings' are [`TransportConfig::ENV_VARS`]).
+pub const CLIENT_ENV_VARS: &[(&str, &str)] = &[
+    (
+        "CARTHOOKS_API_URL",
+        "base URL (default https://api.carthooks.com)",
+    ),
+    (
+        "CARTHOOKS_ACCESS_TOKEN",
+        "access token to use directly, without an OAuth grant",
+    ),
+    (
+        "CARTHOOKS_TIMEOUT",
+        "seconds per HTTP exchange (default 30)",
+    ),
+];
 
 /// Settings of the provided transports: timeouts, connection pool, DNS cache,
 /// TLS roots and the answer size limit.
@@ -270,29 +290,6 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// An environment flag (`1/0`, `true/false`, `yes/no`, `on/off`); the error
-/// names the variable.
-pub(crate) fn env_flag(name: &str, value: &str) -> carthooks_core::Result<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(carthooks_core::Error::Config(format!(
-            "{name} must be true or false (1/0, yes/no, on/off)"
-        ))),
-    }
-}
-
-/// Whole number above zero; the error names the variable.
-pub(crate) fn env_count(name: &str, value: &str) -> carthooks_core::Result<usize> {
-    value
-        .parse::<usize>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            carthooks_core::Error::Config(format!("{name} must be a whole number above 0"))
-        })
 }
 
 #[cfg(test)]

@@ -83,44 +83,6 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
-    /// Every environment variable this configuration reads, with what it sets.
-    pub const ENV_VARS: &'static [(&'static str, &'static str)] = &[
-        (
-            "CARTHOOKS_API_URL",
-            "base URL (default https://api.carthooks.com)",
-        ),
-        (
-            "CARTHOOKS_ACCESS_TOKEN",
-            "access token to use directly, without an OAuth grant",
-        ),
-        (
-            "CARTHOOKS_TIMEOUT",
-            "seconds per HTTP exchange (default 30)",
-        ),
-    ];
-
-    /// Defaults overridden by the `CARTHOOKS_*` variables of
-    /// [`ENV_VARS`](Self::ENV_VARS) that are set.
-    pub fn from_env() -> Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let mut config = Self::default();
-        if let Some(url) = non_empty(lookup("CARTHOOKS_API_URL")) {
-            config.base_url =
-                BaseUrl::parse(&url).map_err(|e| e.in_variable("CARTHOOKS_API_URL"))?;
-        }
-        if let Some(token) = non_empty(lookup("CARTHOOKS_ACCESS_TOKEN")) {
-            config.access_token = Some(AccessToken::new(token));
-        }
-        if let Some(t) = non_empty(lookup("CARTHOOKS_TIMEOUT")) {
-            config.timeout = env_seconds("CARTHOOKS_TIMEOUT", &t)?;
-        }
-        Ok(config)
-    }
-
     /// Sets the base URL.
     pub fn with_base_url(mut self, url: &str) -> Result<Self> {
         self.base_url = BaseUrl::parse(url)?;
@@ -206,24 +168,8 @@ pub fn check_timeout(name: &str, value: Duration) -> Result<()> {
 }
 
 /// A variable's value, trimmed; `None` when unset or blank.
-pub fn non_empty(v: Option<String>) -> Option<String> {
+fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
-/// Seconds (a decimal number above 0, at most a day); the error names the
-/// variable.
-pub fn env_seconds(name: &str, value: &str) -> Result<Duration> {
-    value
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
-        .map(Duration::from_secs_f64)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "{name} must be a number of seconds greater than 0 and at most 86400"
-            ))
-        })
 }
 
 /// OAuth client settings: who the client is and how tokens are managed.
@@ -340,7 +286,6 @@ impl OAuthConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::url::DEFAULT_BASE_URL;
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |k| {
@@ -348,38 +293,6 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         }
-    }
-
-    #[test]
-    fn env_config() {
-        let c = ClientConfig::from_lookup(env(&[
-            ("CARTHOOKS_API_URL", "http://127.0.0.1:9000"),
-            ("CARTHOOKS_TIMEOUT", "2.5"),
-            ("CARTHOOKS_ACCESS_TOKEN", "tok-123"),
-        ]))
-        .unwrap();
-        assert_eq!(c.base_url.to_string(), "http://127.0.0.1:9000");
-        assert_eq!(c.timeout, Duration::from_millis(2500));
-        assert!(!format!("{c:?}").contains("tok-123"));
-        let d = ClientConfig::from_lookup(env(&[])).unwrap();
-        assert_eq!(d.base_url.to_string(), DEFAULT_BASE_URL);
-        assert_eq!(d.timeout, Duration::from_secs(30));
-        for bad in ["abc", "-1", "0", "NaN", "inf"] {
-            let e = ClientConfig::from_lookup(env(&[("CARTHOOKS_TIMEOUT", bad)])).unwrap_err();
-            assert!(e.to_string().contains("CARTHOOKS_TIMEOUT"), "{e}");
-        }
-        let e = ClientConfig::from_lookup(env(&[("CARTHOOKS_API_URL", "nope")])).unwrap_err();
-        assert!(e.to_string().contains("CARTHOOKS_API_URL"));
-        assert_eq!(
-            e.to_string().matches("invalid configuration").count(),
-            1,
-            "said once: {e}"
-        );
-        let e = ClientConfig::from_lookup(env(&[("CARTHOOKS_TIMEOUT", "0")])).unwrap_err();
-        assert!(e.to_string().contains("greater than 0"), "{e}");
-        let e =
-            ClientConfig::from_lookup(env(&[("CARTHOOKS_TIMEOUT", "0.0000000001")])).unwrap_err();
-        assert!(e.to_string().contains("CARTHOOKS_TIMEOUT"), "{e}");
     }
 
     #[test]

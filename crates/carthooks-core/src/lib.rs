@@ -158,7 +158,7 @@ pub use url::{BaseUrl, authorize_url};
 /// release; do not use them.
 #[doc(hidden)]
 pub mod internal {
-    pub use crate::config::{check_timeout, env_seconds, non_empty};
+    pub use crate::config::check_timeout;
     pub use crate::httpdate::parse_http_date;
     pub use crate::pkce::{S256, base64url, is_valid_s256_challenge, is_valid_verifier};
     pub use crate::secret::constant_time_eq;
