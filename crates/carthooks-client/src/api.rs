@@ -7,6 +7,10 @@
 //! carries no logic: every decision is made by the sans-IO driver
 //! ([`carthooks_core::Call`]), which each client runs in a short loop (`drive`).
 //!
+//! Names: a method the Python SDK has keeps its name (`get_items`,
+//! `get_current_tokens`, …); one it lacks follows Rust's conventions, without
+//! `get_` (`current_authorization`, `token_store_failure`, `dns_cache_stats`).
+//!
 //! The macro's inputs are all in its invocation; its body names every type by
 //! its full path, so a call site needs no imports for it:
 //!

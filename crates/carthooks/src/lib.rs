@@ -136,7 +136,10 @@ pub use carthooks_core as core;
 pub use carthooks_client::Client as AsyncClient;
 
 /// The async client over reqwest (feature `reqwest`): [`AsyncClient`] with
-/// [`ReqwestTransport`]. Its methods, all documented on [`AsyncClient`]:
+/// [`ReqwestTransport`]. An alias, not a new type: `carthooks::Client` *is*
+/// `carthooks_client::Client<ReqwestTransport>`, so code written against the
+/// lower crates takes it as it is. Its methods, all documented on
+/// [`AsyncClient`]:
 ///
 /// | | methods |
 /// |---|---|
@@ -174,6 +177,24 @@ pub use carthooks_watch as watch;
 
 #[cfg(test)]
 mod tests {
+    use std::any::TypeId;
+
+    /// The facade's clients are the client crate's types, not wrappers.
+    #[cfg(feature = "reqwest")]
+    #[test]
+    fn the_facade_clients_are_the_client_crates_types() {
+        type Reqwest = carthooks_client::Client<carthooks_reqwest::ReqwestTransport>;
+        assert_eq!(TypeId::of::<crate::Client>(), TypeId::of::<Reqwest>());
+        #[cfg(feature = "ureq")]
+        {
+            type Ureq = carthooks_client::BlockingClient<carthooks_ureq::UreqTransport>;
+            assert_eq!(
+                TypeId::of::<crate::blocking::Client>(),
+                TypeId::of::<Ureq>()
+            );
+        }
+    }
+
     /// Every public method of the clients appears in the table on `Client`,
     /// so a reader of the alias's page finds them all.
     #[test]
