@@ -393,4 +393,43 @@ macro_rules! api_methods {
     };
 }
 
-pub(crate) use api_methods;
+/// The impls both clients have alike, for `$client<T>` with its transport
+/// bound: `Clone` (one `Arc`), `Debug` (the call settings only),
+/// [`BuildClient`](crate::BuildClient) and the sessions' access to the state.
+macro_rules! client_impls {
+    (client: $client:ident, transport: $bound:path) => {
+        impl<T> ::std::clone::Clone for $client<T> {
+            fn clone(&self) -> Self {
+                Self {
+                    inner: ::std::sync::Arc::clone(&self.inner),
+                }
+            }
+        }
+
+        impl<T> ::std::fmt::Debug for $client<T> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($client))
+                    .field("config", &self.inner.shared.config)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<T: $bound> $crate::BuildClient for $client<T> {
+            type Transport = T;
+            fn from_parts(parts: $crate::Parts<T>) -> Self {
+                Self { inner: parts.0 }
+            }
+        }
+
+        impl<T> $crate::session::SessionHost<T> for $client<T> {
+            fn inner(&self) -> &::std::sync::Arc<$crate::runtime::Session<T>> {
+                &self.inner
+            }
+            fn from_inner(inner: ::std::sync::Arc<$crate::runtime::Session<T>>) -> Self {
+                Self { inner }
+            }
+        }
+    };
+}
+
+pub(crate) use {api_methods, client_impls};

@@ -10,12 +10,11 @@ use carthooks_core::{
 use event_listener::Listener as _;
 use serde::de::DeserializeOwned;
 
-use crate::api::api_methods;
-use crate::builder::{BuildClient, ClientBuilder};
+use crate::api::{api_methods, client_impls};
+use crate::builder::ClientBuilder;
 use crate::log::CallSpan;
 use crate::pages::ItemIter;
-use crate::runtime::{Parts, Session};
-use crate::session::SessionHost;
+use crate::runtime::Session;
 use crate::transport::BlockingTransport;
 
 /// The blocking Carthooks client, generic over its [`BlockingTransport`].
@@ -26,37 +25,7 @@ pub struct BlockingClient<T> {
     inner: Arc<Session<T>>,
 }
 
-impl<T> Clone for BlockingClient<T> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: Arc::clone(&self.inner),
-        }
-    }
-}
-
-impl<T> std::fmt::Debug for BlockingClient<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlockingClient")
-            .field("config", &self.inner.shared.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: BlockingTransport> BuildClient for BlockingClient<T> {
-    type Transport = T;
-    fn from_parts(parts: Parts<T>) -> Self {
-        Self { inner: parts.0 }
-    }
-}
-
-impl<T> SessionHost<T> for BlockingClient<T> {
-    fn inner(&self) -> &Arc<Session<T>> {
-        &self.inner
-    }
-    fn from_inner(inner: Arc<Session<T>>) -> Self {
-        Self { inner }
-    }
-}
+client_impls!(client: BlockingClient, transport: BlockingTransport);
 
 impl<T: BlockingTransport> BlockingClient<T> {
     /// Starts building a client.

@@ -14,13 +14,12 @@ use carthooks_core::{
 use event_listener::EventListener;
 use serde::de::DeserializeOwned;
 
-use crate::api::api_methods;
-use crate::builder::{BuildClient, ClientBuilder};
+use crate::api::{api_methods, client_impls};
+use crate::builder::ClientBuilder;
 use crate::log::CallSpan;
 use crate::pages::ItemStream;
 use crate::persistence::Persistence;
-use crate::runtime::{Parts, Session};
-use crate::session::SessionHost;
+use crate::runtime::Session;
 use crate::transport::Transport;
 
 /// The async Carthooks client, generic over its [`Transport`].
@@ -31,37 +30,7 @@ pub struct Client<T> {
     inner: Arc<Session<T>>,
 }
 
-impl<T> Clone for Client<T> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: Arc::clone(&self.inner),
-        }
-    }
-}
-
-impl<T> std::fmt::Debug for Client<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("config", &self.inner.shared.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: Transport> BuildClient for Client<T> {
-    type Transport = T;
-    fn from_parts(parts: Parts<T>) -> Self {
-        Self { inner: parts.0 }
-    }
-}
-
-impl<T> SessionHost<T> for Client<T> {
-    fn inner(&self) -> &Arc<Session<T>> {
-        &self.inner
-    }
-    fn from_inner(inner: Arc<Session<T>>) -> Self {
-        Self { inner }
-    }
-}
+client_impls!(client: Client, transport: Transport);
 
 impl<T: Transport> Client<T> {
     /// Starts building a client.

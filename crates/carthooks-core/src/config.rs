@@ -287,14 +287,6 @@ impl OAuthConfig {
 mod tests {
     use super::*;
 
-    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
-
     #[test]
     fn plain_http_only_to_loopback_unless_allowed() {
         let remote = ClientConfig::default()
@@ -323,21 +315,25 @@ mod tests {
 
     #[test]
     fn oauth_config() {
-        let c = OAuthConfig::from_lookup(env(&[
-            ("CARTHOOKS_CLIENT_ID", "id-1"),
-            ("CARTHOOKS_CLIENT_SECRET", "sec-1"),
-        ]))
+        let c = OAuthConfig::from_lookup(|name| match name {
+            "CARTHOOKS_CLIENT_ID" => Some("id-1".into()),
+            "CARTHOOKS_CLIENT_SECRET" => Some(" sec-1 ".into()),
+            _ => None,
+        })
         .unwrap()
         .with_refresh_token("rt-1")
         .on_token_refresh(|_| {});
         assert!(c.auto_refresh);
         assert_eq!(c.refresh_window, Duration::from_secs(300));
+        assert_eq!(c.client_secret.secret(), "sec-1", "trimmed");
         let dbg = format!("{c:?}");
         assert!(
             dbg.contains("id-1") && !dbg.contains("sec-1") && !dbg.contains("rt-1"),
             "{dbg}"
         );
-        let e = OAuthConfig::from_lookup(env(&[("CARTHOOKS_CLIENT_ID", "x")])).unwrap_err();
+        let e =
+            OAuthConfig::from_lookup(|name| (name == "CARTHOOKS_CLIENT_ID").then(|| "x".into()))
+                .unwrap_err();
         assert!(e.to_string().contains("CARTHOOKS_CLIENT_SECRET"));
         assert!(OAuthConfig::new("", "s").validate().is_err());
     }

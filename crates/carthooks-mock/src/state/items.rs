@@ -51,7 +51,7 @@ impl State {
         now: u64,
     ) -> Reply {
         let Some(data) = data_of(body) else {
-            return api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}");
+            return not_data();
         };
         self.counters.items_created += 1;
         let item = self.insert_item(app, coll, data, now);
@@ -69,8 +69,25 @@ impl State {
             .position(|item| item["id"].as_u64() == Some(id))
     }
 
-    /// Refuses a change by `who` while someone else holds a live lock.
-    fn check_lock(&self, who: &AccessRec, key: (u64, u64, u64), now: u64) -> Result<(), Reply> {
+    /// The item `key`'s collection and its place there, if `who` may change
+    /// it now: 404 when it is not there, 409 while someone else holds a live
+    /// lock.
+    fn changeable(
+        &mut self,
+        who: &AccessRec,
+        key: (u64, u64, u64),
+        now: u64,
+    ) -> Result<(&mut Vec<Value>, usize), Reply> {
+        let (app, coll, id) = key;
+        let items = self.items.get_mut(&(app, coll));
+        let Some((items, pos)) = items.and_then(|items| {
+            let pos = items
+                .iter()
+                .position(|item| item["id"].as_u64() == Some(id))?;
+            Some((items, pos))
+        }) else {
+            return Err(not_found("item"));
+        };
         match self.locks.get(&key) {
             Some(lock) if lock.expires_at > now && lock.holder != holder(who) => Err(api_error(
                 409,
@@ -80,7 +97,7 @@ impl State {
                     lock.subject.as_deref().unwrap_or("no subject")
                 ),
             )),
-            _ => Ok(()),
+            _ => Ok((items, pos)),
         }
     }
 
@@ -124,17 +141,12 @@ impl State {
         id: u64,
         body: Option<Value>,
         now: u64,
-    ) -> Reply {
+    ) -> Result<Reply, Reply> {
         let Some(Value::Object(data)) = data_of(body) else {
-            return api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}");
+            return Err(not_data());
         };
-        let Some(pos) = self.find_item(app, coll, id) else {
-            return not_found("item");
-        };
-        if let Err(e) = self.check_lock(who, (app, coll, id), now) {
-            return e;
-        }
-        let item = &mut self.items.get_mut(&(app, coll)).expect("found above")[pos];
+        let (items, pos) = self.changeable(who, (app, coll, id), now)?;
+        let item = &mut items[pos];
         for (k, v) in data {
             if k == "title" {
                 item["title"] = v.clone();
@@ -144,7 +156,7 @@ impl State {
         item["updated_at"] = json!(now);
         let item = item.clone();
         self.changed(app, coll, &item, "updated", Some(who), now);
-        (200, ok(item))
+        Ok((200, ok(item)))
     }
 
     pub(super) fn delete_item(
@@ -154,21 +166,12 @@ impl State {
         coll: u64,
         id: u64,
         now: u64,
-    ) -> Reply {
-        let Some(pos) = self.find_item(app, coll, id) else {
-            return not_found("item");
-        };
-        if let Err(e) = self.check_lock(who, (app, coll, id), now) {
-            return e;
-        }
-        let removed = self
-            .items
-            .get_mut(&(app, coll))
-            .expect("found above")
-            .remove(pos);
+    ) -> Result<Reply, Reply> {
+        let (items, pos) = self.changeable(who, (app, coll, id), now)?;
+        let removed = items.remove(pos);
         self.locks.remove(&(app, coll, id));
         self.changed(app, coll, &removed, "deleted", Some(who), now);
-        (200, ok(json!({"id": removed["id"], "deleted": true})))
+        Ok((200, ok(json!({"id": removed["id"], "deleted": true}))))
     }
 
     pub(super) fn lock_item(
@@ -242,20 +245,14 @@ impl State {
         field: u64,
         body: Option<Value>,
         now: u64,
-    ) -> Reply {
+    ) -> Result<Reply, Reply> {
         let Some(Value::Object(mut row)) = data_of(body) else {
-            return api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}");
+            return Err(not_data());
         };
-        let Some(pos) = self.find_item(app, coll, id) else {
-            return not_found("item");
-        };
-        if let Err(e) = self.check_lock(who, (app, coll, id), now) {
-            return e;
-        }
         let row_id = self.next_row_id;
-        self.next_row_id += 1;
+        let (items, pos) = self.changeable(who, (app, coll, id), now)?;
+        let item = &mut items[pos];
         row.insert("id".into(), json!(row_id));
-        let item = &mut self.items.get_mut(&(app, coll)).expect("found above")[pos];
         let rows = &mut item["fields"][field.to_string()];
         if !rows.is_array() {
             *rows = json!([]);
@@ -263,7 +260,8 @@ impl State {
         if let Value::Array(rows) = rows {
             rows.push(Value::Object(row.clone()));
         }
-        (200, ok(Value::Object(row)))
+        self.next_row_id += 1;
+        Ok((200, ok(Value::Object(row))))
     }
 
     /// Updates (`data: Some`) or deletes (`data: None`) a sub-form row.
@@ -278,26 +276,23 @@ impl State {
         row_id: u64,
         data: Option<Option<Value>>,
         now: u64,
-    ) -> Reply {
+    ) -> Result<Reply, Reply> {
         let update = match data {
             Some(body) => match data_of(body) {
                 Some(Value::Object(map)) => Some(map),
-                _ => return api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}"),
+                _ => {
+                    return Err(not_data());
+                }
             },
             None => None,
         };
-        let Some(pos) = self.find_item(app, coll, id) else {
-            return not_found("item");
-        };
-        if let Err(e) = self.check_lock(who, (app, coll, id), now) {
-            return e;
-        }
-        let item = &mut self.items.get_mut(&(app, coll)).expect("found above")[pos];
+        let (items, pos) = self.changeable(who, (app, coll, id), now)?;
+        let item = &mut items[pos];
         let Some(rows) = item["fields"][field.to_string()].as_array_mut() else {
-            return not_found("sub-form row");
+            return Err(not_found("sub-form row"));
         };
         let Some(at) = rows.iter().position(|r| r["id"].as_u64() == Some(row_id)) else {
-            return not_found("sub-form row");
+            return Err(not_found("sub-form row"));
         };
         match update {
             Some(map) => {
@@ -305,11 +300,11 @@ impl State {
                     rows[at][k.as_str()] = v;
                 }
                 rows[at]["id"] = json!(row_id);
-                (200, ok(rows[at].clone()))
+                Ok((200, ok(rows[at].clone())))
             }
             None => {
                 rows.remove(at);
-                (200, ok(json!({"id": row_id, "deleted": true})))
+                Ok((200, ok(json!({"id": row_id, "deleted": true}))))
             }
         }
     }
@@ -425,4 +420,9 @@ fn data_of(body: Option<Value>) -> Option<Value> {
         Value::Object(mut map) => map.remove("data").filter(Value::is_object),
         _ => None,
     }
+}
+
+/// The answer to a body that is not `{"data": {…}}`.
+fn not_data() -> Reply {
+    api_error(400, "BAD_REQUEST", "body must be {\"data\": {…}}")
 }

@@ -524,10 +524,10 @@ const ROUTES: &[Route] = &[
     }),
     route(spec::UPDATE_ITEM, Access::OwnItem, |s, c| {
         let (app, coll, item) = (c.id("app")?, c.id("coll")?, c.id("item")?);
-        Ok(s.update_item(&c.who, app, coll, item, c.body(), c.now))
+        s.update_item(&c.who, app, coll, item, c.body(), c.now)
     }),
     route(spec::DELETE_ITEM, Access::OwnItem, |s, c| {
-        Ok(s.delete_item(&c.who, c.id("app")?, c.id("coll")?, c.id("item")?, c.now))
+        s.delete_item(&c.who, c.id("app")?, c.id("coll")?, c.id("item")?, c.now)
     }),
     route(spec::LOCK_ITEM, Access::OwnItem, |s, c| {
         let (app, coll, item) = (c.id("app")?, c.id("coll")?, c.id("item")?);
@@ -539,17 +539,17 @@ const ROUTES: &[Route] = &[
     }),
     route(spec::CREATE_SUB_ITEM, Access::OwnItem, |s, c| {
         let (app, coll, item, field) = (c.id("app")?, c.id("coll")?, c.id("item")?, c.id("field")?);
-        Ok(s.create_sub_item(&c.who, app, coll, item, field, c.body(), c.now))
+        s.create_sub_item(&c.who, app, coll, item, field, c.body(), c.now)
     }),
     route(spec::UPDATE_SUB_ITEM, Access::OwnItem, |s, c| {
         let (app, coll, item, field) = (c.id("app")?, c.id("coll")?, c.id("item")?, c.id("field")?);
         let row = c.id("sub")?;
-        Ok(s.change_sub_item(&c.who, app, coll, item, field, row, Some(c.body()), c.now))
+        s.change_sub_item(&c.who, app, coll, item, field, row, Some(c.body()), c.now)
     }),
     route(spec::DELETE_SUB_ITEM, Access::OwnItem, |s, c| {
         let (app, coll, item, field) = (c.id("app")?, c.id("coll")?, c.id("item")?, c.id("field")?);
         let row = c.id("sub")?;
-        Ok(s.change_sub_item(&c.who, app, coll, item, field, row, None, c.now))
+        s.change_sub_item(&c.who, app, coll, item, field, row, None, c.now)
     }),
     route(spec::SUBMISSION_TOKEN, Access::Any, |s, c| {
         let scope = json!({"app_id": c.id("app")?, "collection_id": c.id("coll")?});
