@@ -26,6 +26,8 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use carthooks_client::{
@@ -213,17 +215,32 @@ fn map_error(e: reqwest::Error) -> TransportError {
     }
 }
 
-/// The bound on requests in flight (`max_connections`). Below it, entering and
-/// leaving are one atomic operation each; a tokio `Semaphore` locks its waiter
-/// list on every release, which at 64 calls in flight on two cores was a
-/// contended lock per call. Callers over the bound wait for a [`Notify`].
+/// The bound on requests in flight (`max_connections`), fair under load.
+///
+/// Below the bound with nobody waiting, entering and leaving are one atomic
+/// operation each; a tokio `Semaphore` locks its waiter list on every
+/// release, which at 64 calls in flight on two cores was a contended lock per
+/// call. At the bound, callers queue on a [`Notify`] (woken first in, first
+/// out) and a leaving request hands its slot to the queue instead of freeing
+/// it: `in_flight` stays, a *handoff* is counted, and the waiter woken (the
+/// one that queued first) takes it. While anyone waits, a newcomer queues too,
+/// and a handoff is taken only by a woken waiter: without that, callers that
+/// loop (each call's end followed at once by the next call's start) took
+/// every freed slot before the woken waiter ran, and a waiter could be passed
+/// over for seconds (512 callers over a bound of 100: the slowest call 2–3 s,
+/// and replays failing because the fresh token had expired before they were
+/// sent; `E2E_ONLY=callers target/release/e2e` measures it).
 ///
 /// [`Notify`]: tokio::sync::Notify
 #[derive(Debug)]
 struct Limit {
     max: usize,
-    in_flight: std::sync::atomic::AtomicUsize,
-    waiting: std::sync::atomic::AtomicUsize,
+    /// Slots held, handed-off ones not yet taken included.
+    in_flight: AtomicUsize,
+    /// Callers queued for a slot.
+    waiting: AtomicUsize,
+    /// Slots left by leaving requests for the queue, not yet taken.
+    handoffs: AtomicUsize,
     freed: tokio::sync::Notify,
 }
 
@@ -232,12 +249,23 @@ struct Slot<'a>(&'a Limit);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        use std::sync::atomic::Ordering::SeqCst;
-        self.0.in_flight.fetch_sub(1, SeqCst);
-        if self.0.waiting.load(SeqCst) > 0 {
-            // Stored as a permit if the waiter has not registered yet: no
-            // wake-up is lost.
-            self.0.freed.notify_one();
+        let limit = self.0;
+        if limit.waiting.load(SeqCst) > 0 {
+            // The slot goes to the queue as it is. Stored as a permit if the
+            // woken waiter has not registered yet: no wake-up is lost.
+            limit.handoffs.fetch_add(1, SeqCst);
+            limit.freed.notify_one();
+            // The last waiter may have left between the look and the handoff
+            // (its `Waiting` freed the handoffs it saw): free this one too.
+            if limit.waiting.load(SeqCst) == 0 && limit.claim_handoff() {
+                limit.in_flight.fetch_sub(1, SeqCst);
+            }
+            return;
+        }
+        limit.in_flight.fetch_sub(1, SeqCst);
+        // Someone may have queued between the look and the release.
+        if limit.waiting.load(SeqCst) > 0 {
+            limit.freed.notify_one();
         }
     }
 }
@@ -246,18 +274,43 @@ impl Limit {
     fn new(max: usize) -> Self {
         Self {
             max: max.max(1),
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
-            waiting: std::sync::atomic::AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            handoffs: AtomicUsize::new(0),
             freed: tokio::sync::Notify::new(),
         }
     }
 
+    /// A slot without waiting: room below the bound and nobody queued.
     fn try_enter(&self) -> Option<Slot<'_>> {
-        use std::sync::atomic::Ordering::SeqCst;
+        if self.waiting.load(SeqCst) > 0 {
+            return None;
+        }
+        self.claim_room()
+    }
+
+    /// Room below the bound, queue or not.
+    fn claim_room(&self) -> Option<Slot<'_>> {
         self.in_flight
             .fetch_update(SeqCst, SeqCst, |n| (n < self.max).then_some(n + 1))
             .ok()
             .map(|_| Slot(self))
+    }
+
+    /// A slot a leaving request left for the queue.
+    fn take_handoff(&self) -> Option<Slot<'_>> {
+        // Not `then_some`: a `Slot` made and dropped would leave the bound.
+        if self.claim_handoff() {
+            Some(Slot(self))
+        } else {
+            None
+        }
+    }
+
+    fn claim_handoff(&self) -> bool {
+        self.handoffs
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     async fn enter(&self) -> Slot<'_> {
@@ -267,14 +320,20 @@ impl Limit {
         // Counted as waiting until this future ends, however it ends (a call
         // cancelled while it waits included).
         let _waiting = Waiting::new(self);
+        let mut freed = std::pin::pin!(self.freed.notified());
         loop {
-            let freed = self.freed.notified();
-            let mut freed = std::pin::pin!(freed);
             freed.as_mut().enable();
-            if let Some(slot) = self.try_enter() {
+            // Room freed while nobody was queued. A handoff is not taken
+            // here: it belongs to the waiter it woke, which queued first.
+            if let Some(slot) = self.claim_room() {
                 return slot;
             }
-            freed.await;
+            freed.as_mut().await;
+            if let Some(slot) = self.take_handoff().or_else(|| self.claim_room()) {
+                return slot;
+            }
+            // Woken for a slot another took: queue again.
+            freed.set(self.freed.notified());
         }
     }
 }
@@ -284,21 +343,24 @@ struct Waiting<'a>(&'a Limit);
 
 impl<'a> Waiting<'a> {
     fn new(limit: &'a Limit) -> Self {
-        limit
-            .waiting
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        limit.waiting.fetch_add(1, SeqCst);
         Self(limit)
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        use std::sync::atomic::Ordering::SeqCst;
         let limit = self.0;
-        limit.waiting.fetch_sub(1, SeqCst);
-        // This waiter may have taken a wake-up meant for room it did not use
+        if limit.waiting.fetch_sub(1, SeqCst) == 1 {
+            // The queue is empty: slots left for it are free room again (one
+            // handed off after this look is freed by its `Slot`).
+            let left = limit.handoffs.swap(0, SeqCst);
+            limit.in_flight.fetch_sub(left, SeqCst);
+            return;
+        }
+        // This waiter may have taken a wake-up meant for a slot it did not use
         // (it lost the race, or was cancelled): pass it on.
-        if limit.waiting.load(SeqCst) > 0 && limit.in_flight.load(SeqCst) < limit.max {
+        if limit.handoffs.load(SeqCst) > 0 || limit.in_flight.load(SeqCst) < limit.max {
             limit.freed.notify_one();
         }
     }
@@ -451,6 +513,62 @@ mod tests {
         assert_eq!(most.load(Ordering::SeqCst), 2);
         assert_eq!(limit.in_flight.load(Ordering::SeqCst), 0);
         assert_eq!(limit.waiting.load(Ordering::SeqCst), 0);
+    }
+
+    /// A freed slot goes to the caller that queued first, not to one that
+    /// arrives after it (the loop of a busy caller), and the bound comes back
+    /// whole when the queue empties.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_freed_slot_goes_to_the_queue_not_to_a_newcomer() {
+        use std::sync::atomic::Ordering;
+        let limit = Arc::new(Limit::new(1));
+        let held = limit.enter().await;
+        let queued = tokio::spawn({
+            let limit = Arc::clone(&limit);
+            async move {
+                let _slot = limit.enter().await;
+            }
+        });
+        tokio::task::yield_now().await; // `queued` is now waiting
+        assert_eq!(limit.waiting.load(Ordering::SeqCst), 1);
+        drop(held);
+        assert!(
+            limit.try_enter().is_none(),
+            "a newcomer took the slot freed for the queue"
+        );
+        queued.await.unwrap();
+        assert_eq!(limit.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(limit.handoffs.load(Ordering::SeqCst), 0);
+        assert_eq!(limit.in_flight.load(Ordering::SeqCst), 0);
+        let again = limit.try_enter().expect("room once the queue is gone");
+        drop(again);
+        assert_eq!(limit.in_flight.load(Ordering::SeqCst), 0);
+    }
+
+    /// Waiters are served in the order they queued.
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiters_are_served_first_come_first_served() {
+        let limit = Arc::new(Limit::new(1));
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = limit.enter().await;
+        let waiters: Vec<_> = (0..5)
+            .map(|i| {
+                let (limit, order) = (Arc::clone(&limit), Arc::clone(&order));
+                tokio::spawn(async move {
+                    let _slot = limit.enter().await;
+                    order.lock().unwrap().push(i);
+                    tokio::task::yield_now().await;
+                })
+            })
+            .collect();
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        for w in waiters {
+            w.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
     }
 
     #[test]

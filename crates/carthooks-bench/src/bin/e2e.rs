@@ -2,7 +2,8 @@
 //! identical `get_items` request (same URL, headers and JSON decoding) to a
 //! loopback canned-answer server; then latency of 1,000 concurrent calls with and
 //! without a token expiry among them (against carthooks-mock, which has a token
-//! endpoint).
+//! endpoint), and 64 and 512 callers calling back to back for 4 s while tokens
+//! live 1 s (`E2E_ONLY=callers` runs only that; `E2E_TTL` sets the lifetime).
 //!
 //! The raw sides are what a user would write instead: `reqwest::Client::new()` and
 //! `ureq::Agent::new_with_defaults()`, library defaults, the same request and the
@@ -154,6 +155,17 @@ fn main() {
     // For profiling (`valgrind --tool=callgrind`, `perf`, `strace -c`): one side
     // only — `sdk` / `raw` with 64 tasks in flight, `sdk-blocking` /
     // `raw-blocking` one call at a time on this thread.
+    // `expiry`: only the token-expiry sections at the end; `callers`: only
+    // the last.
+    match std::env::var("E2E_ONLY").as_deref() {
+        Ok("expiry") => {
+            expiry_under_load(&rt, rounds);
+            short_tokens_many_callers(&rt, &[64, 512]);
+            return;
+        }
+        Ok("callers") => return short_tokens_many_callers(&rt, &[64, 512]),
+        _ => {}
+    }
     if let Ok(only) = std::env::var("E2E_ONLY").map(|o| o.replace("-blocking", "")) {
         if std::env::var("E2E_ONLY").is_ok_and(|o| o.ends_with("-blocking")) {
             let q = query();
@@ -379,6 +391,75 @@ fn main() {
     }
 
     expiry_under_load(&rt, rounds);
+    short_tokens_many_callers(&rt, &[64, 512]);
+}
+
+/// `callers` tasks calling `get_current_user` back to back for 4 s while the
+/// mock issues tokens that live 1 s, so every second all of them cross an
+/// expiry together: the slowest call and the 99th percentile, per caller
+/// count. No caller should wait much longer than one token request.
+fn short_tokens_many_callers(rt: &tokio::runtime::Runtime, counts: &[usize]) {
+    println!("\n### Callers crossing 1 s token lifetimes (carthooks-mock, async client, 4 s)");
+    println!(
+        "\n| callers | calls | failed | p50 ms | p99 ms | slowest ms | token requests | connections |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &callers in counts {
+        let mock = carthooks_mock::MockServer::start_with(carthooks_mock::MockConfig {
+            access_token_ttl: std::env::var("E2E_TTL")
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(1),
+            ..Default::default()
+        })
+        .expect("mock");
+        let client = carthooks_reqwest::Client::builder()
+            .without_env()
+            .base_url(mock.url())
+            .oauth(carthooks_core::OAuthConfig::new(
+                carthooks_mock::DEFAULT_CLIENT_ID,
+                carthooks_mock::DEFAULT_CLIENT_SECRET,
+            ))
+            .build()
+            .expect("client");
+        let before = mock.counters().token_requests;
+        let (mut latencies, failed) = rt.block_on(async {
+            client.initialize_oauth(None).await.expect("grant");
+            let end = Instant::now() + Duration::from_secs(4);
+            let tasks: Vec<_> = (0..callers)
+                .map(|_| {
+                    let c = client.clone();
+                    tokio::spawn(async move {
+                        let (mut out, mut failed) = (Vec::new(), 0u64);
+                        while Instant::now() < end {
+                            let t = Instant::now();
+                            failed += u64::from(c.get_current_user().await.is_err());
+                            out.push(t.elapsed());
+                        }
+                        (out, failed)
+                    })
+                })
+                .collect();
+            let (mut all, mut failed) = (Vec::new(), 0);
+            for task in tasks {
+                let (latencies, f) = task.await.expect("task");
+                all.extend(latencies);
+                failed += f;
+            }
+            (all, failed)
+        });
+        latencies.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "| {callers} | {} | {failed} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            latencies.len(),
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.99)),
+            ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+            mock.counters().token_requests - before,
+            mock.counters().connections,
+        );
+    }
 }
 
 /// 1,000 concurrent `get_current_user` calls, with a fresh token and with the
