@@ -3,20 +3,20 @@
 //! its variable), and the call settings read from them.
 //!
 //! The sans-IO core reads no environment. [`ClientBuilder::from_env`]
-//! reads it here at `build()`: the call settings of [`CLIENT_ENV_VARS`] through
-//! [`client_config`], the connection settings of [`TransportConfig::ENV_VARS`]
-//! through `TransportConfig::from_lookup`.
+//! reads it here at `build()`: the call settings (`settings::CLIENT_ENV_VARS`)
+//! through [`client_config`], the connection settings
+//! (`TransportConfig::ENV_VARS`) through `TransportConfig::from_lookup`, which
+//! parses with the helpers below. (A leaf module: it names nothing of the
+//! settings it serves.)
 //!
 //! [`ClientBuilder::from_env`]: crate::ClientBuilder::from_env
-//! [`CLIENT_ENV_VARS`]: crate::settings::CLIENT_ENV_VARS
-//! [`TransportConfig::ENV_VARS`]: crate::settings::TransportConfig::ENV_VARS
 
 use std::time::Duration;
 
 use carthooks_core::{AccessToken, BaseUrl, ClientConfig, Error, Result};
 
 /// The call settings: defaults overridden by the variables of
-/// [`CLIENT_ENV_VARS`](crate::settings::CLIENT_ENV_VARS) that `lookup` finds.
+/// `settings::CLIENT_ENV_VARS` that `lookup` finds.
 pub(crate) fn client_config(lookup: impl Fn(&str) -> Option<String>) -> Result<ClientConfig> {
     let mut config = ClientConfig::default();
     if let Some(url) = non_empty(lookup("CARTHOOKS_API_URL")) {
