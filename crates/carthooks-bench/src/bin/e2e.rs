@@ -394,6 +394,19 @@ fn main() {
     short_tokens_many_callers(&rt, &[64, 512]);
 }
 
+/// An async client of the mock's demo OAuth client, the environment unread.
+fn mock_client(
+    mock: &carthooks_mock::MockServer,
+) -> carthooks_client::ClientBuilder<carthooks_reqwest::Client> {
+    carthooks_reqwest::Client::builder()
+        .without_env()
+        .base_url(mock.url())
+        .oauth(carthooks_core::OAuthConfig::new(
+            carthooks_mock::DEFAULT_CLIENT_ID,
+            carthooks_mock::DEFAULT_CLIENT_SECRET,
+        ))
+}
+
 /// `callers` tasks calling `get_current_user` back to back for 4 s while the
 /// mock issues tokens that live 1 s, so every second all of them cross an
 /// expiry together: the slowest call and the 99th percentile, per caller
@@ -413,15 +426,7 @@ fn short_tokens_many_callers(rt: &tokio::runtime::Runtime, counts: &[usize]) {
             ..Default::default()
         })
         .expect("mock");
-        let client = carthooks_reqwest::Client::builder()
-            .without_env()
-            .base_url(mock.url())
-            .oauth(carthooks_core::OAuthConfig::new(
-                carthooks_mock::DEFAULT_CLIENT_ID,
-                carthooks_mock::DEFAULT_CLIENT_SECRET,
-            ))
-            .build()
-            .expect("client");
+        let client = mock_client(&mock).build().expect("client");
         let before = mock.counters().token_requests;
         let (mut latencies, failed) = rt.block_on(async {
             client.initialize_oauth(None).await.expect("grant");
@@ -468,13 +473,7 @@ fn expiry_under_load(rt: &tokio::runtime::Runtime, rounds: usize) {
     let mock = carthooks_mock::MockServer::start().expect("mock");
     let run = |expire: bool| -> (Duration, Duration, u64) {
         let clock = Arc::new(ManualClock::starting_now());
-        let client = carthooks_reqwest::Client::builder()
-            .without_env()
-            .base_url(mock.url())
-            .oauth(carthooks_core::OAuthConfig::new(
-                carthooks_mock::DEFAULT_CLIENT_ID,
-                carthooks_mock::DEFAULT_CLIENT_SECRET,
-            ))
+        let client = mock_client(&mock)
             .clock(clock.clone())
             .build()
             .expect("client");
