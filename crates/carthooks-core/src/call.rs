@@ -11,7 +11,8 @@ use crate::engine::{Engine, MAX_REPLAYS, Note};
 use crate::envelope::ApiResponse;
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
 use crate::lease::{
-    Coordination, Lease, LeaseAnswer, Renewal, SaveAttempt, translate as translate_lease,
+    Coordination, Lease, LeaseAnswer, LeaseOutcome, Renewal, SaveAttempt,
+    translate as translate_lease,
 };
 use crate::machine::{Bearer, FlightTicket, PendingTokens, Step, WaitTicket, Want};
 use crate::retry::{Attempt, RequestKind, RequestTimeout, RetryDecision, outcome_unknown};
@@ -77,6 +78,19 @@ pub enum Output<T> {
     /// The call is over.
     Done(Result<T>),
 }
+/// The request a `Send` or `SendRenewing` gave the loop, while it is out
+/// ([`Call::exchange`]): what telemetry names an attempt by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Exchange {
+    /// The `grant_type` of a token request; `None` for the API request.
+    pub grant: Option<&'static str>,
+    /// How many times this request was sent before in this call: retries,
+    /// and for the API request the replays after a 401 (the HTTP
+    /// conventions' `http.request.resend_count`).
+    pub resends: u32,
+}
+
 /// A request as `Debug` shows it: method and URI only. A token request's body
 /// holds the client secret and the refresh token, so no body is printed.
 struct RequestLine<'a>(&'a HttpRequest);
@@ -187,6 +201,8 @@ enum Phase {
 struct TokenFlight {
     ticket: FlightTicket,
     request: HttpRequest,
+    /// The request's `grant_type`.
+    grant: &'static str,
     fallback: Option<Bearer>,
     attempt: u32,
     phase: Phase,
@@ -382,6 +398,25 @@ impl<'a, T> Call<'a, T> {
     /// The status of the last API answer, if any.
     pub fn status(&self) -> Option<StatusCode> {
         self.status
+    }
+
+    /// The request out now (between a `Send` or `SendRenewing` and its
+    /// [`handle`](Self::handle)): a token request or the API request, and how
+    /// often it was sent before. `None` when no request is out.
+    pub fn exchange(&self) -> Option<Exchange> {
+        match &self.state {
+            State::Token(flight) if flight.phase == Phase::Sent => Some(Exchange {
+                grant: Some(flight.grant),
+                resends: flight.attempt.saturating_sub(1),
+            }),
+            State::Api {
+                phase: Phase::Sent, ..
+            } => Some(Exchange {
+                grant: None,
+                resends: self.attempts.saturating_sub(1),
+            }),
+            _ => None,
+        }
     }
 
     /// When the call must be over, if it has a deadline.
@@ -595,6 +630,7 @@ impl<'a, T> Call<'a, T> {
                 fallback,
             }) => State::Token(Box::new(TokenFlight {
                 ticket,
+                grant: request.grant.grant_type(),
                 request: request.to_http(&self.engine.settings().base_url),
                 fallback,
                 attempt: 0,
@@ -613,15 +649,20 @@ impl<'a, T> Call<'a, T> {
         }
     }
 
-    /// Hands over what the store answered to [`Output::TryLease`], at `now`.
-    pub fn handle_lease(&mut self, answer: LeaseAnswer, now: Now) {
+    /// Hands over what the store answered to [`Output::TryLease`], at `now`;
+    /// returns what it came to (`None` when no lease was asked for: the call
+    /// then ends with [`Error::InvalidState`]).
+    pub fn handle_lease(&mut self, answer: LeaseAnswer, now: Now) -> Option<LeaseOutcome> {
         let state = std::mem::replace(&mut self.state, State::Done);
-        self.state = match state {
+        let (state, outcome) = match state {
             State::Token(flight) if flight.coord == Coord::Asked => {
-                self.coordinated(flight, answer, now)
+                let (state, outcome) = self.coordinated(flight, answer, now);
+                (state, Some(outcome))
             }
-            other => self.misuse(other, "a lease answer without TryLease"),
+            other => (self.misuse(other, "a lease answer without TryLease"), None),
         };
+        self.state = state;
+        outcome
     }
 
     /// Hands over what the store did with [`Output::Save`], at `now`: `None`
@@ -653,7 +694,7 @@ impl<'a, T> Call<'a, T> {
         mut flight: Box<TokenFlight>,
         answer: LeaseAnswer,
         now: Now,
-    ) -> State<T> {
+    ) -> (State<T>, LeaseOutcome) {
         let coordinated = translate_lease(
             answer,
             self.engine.stored_version(),
@@ -677,7 +718,15 @@ impl<'a, T> Call<'a, T> {
         }
         flight.lease = coordinated.lease;
         let outcome = coordinated.outcome;
-        match outcome {
+        let api = matches!(self.goal, Goal::Api(_));
+        let said = match &outcome {
+            _ if coordinated.lapsed => LeaseOutcome::Lapsed,
+            Coordination::Newer(_) if api => LeaseOutcome::Adopted,
+            Coordination::Unavailable => LeaseOutcome::Unavailable,
+            _ if flight.lease.is_some() => LeaseOutcome::Acquired,
+            _ => LeaseOutcome::Waited,
+        };
+        let state = match outcome {
             // An explicit grant is made whatever the store holds.
             Coordination::Newer(tokens) if matches!(self.goal, Goal::Api(_)) => {
                 self.give_back.extend(flight.lease.take());
@@ -715,6 +764,7 @@ impl<'a, T> Call<'a, T> {
                     .replace_suspect_refresh(&mut flight.ticket);
                 match (replaced, outcome) {
                     (Ok(Some(request)), _) => {
+                        flight.grant = request.grant.grant_type();
                         flight.request = request.to_http(&self.engine.settings().base_url);
                         flight.coord = Coord::Done;
                         State::Token(flight)
@@ -778,7 +828,8 @@ impl<'a, T> Call<'a, T> {
                 flight.coord = Coord::Done;
                 State::Token(flight)
             }
-        }
+        };
+        (state, said)
     }
 
     fn token_answer(

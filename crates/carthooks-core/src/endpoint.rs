@@ -210,6 +210,26 @@ enum Param<'a> {
     Text(&'a str),
 }
 
+/// Query keys whose values are credentials wherever they appear: OAuth's,
+/// and the signatures the HTTP conventions name for `url.full`.
+fn is_credential_key(key: &str) -> bool {
+    const KEYS: [&str; 12] = [
+        "access_token",
+        "refresh_token",
+        "user_access_token",
+        "id_token",
+        "token",
+        "code",
+        "state",
+        "client_secret",
+        "AWSAccessKeyId",
+        "Signature",
+        "sig",
+        "X-Goog-Signature",
+    ];
+    KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+}
+
 /// True when a filled path has a `.` or `..` segment (written `%2E` / `%2E%2E`
 /// by `encode_path_segment`, and never otherwise).
 fn has_dot_segment(path: &str) -> bool {
@@ -342,6 +362,45 @@ impl<R> Endpoint<R> {
     /// it never holds an id or a token).
     pub fn path_template(&self) -> &'static str {
         self.spec.template
+    }
+
+    /// The URL of this call under `base` as telemetry may show it (the HTTP
+    /// conventions' `url.full`): a secret in the path (`get_user_by_token`'s
+    /// token) and the value of a query parameter named like a credential
+    /// (`access_token`, `code`, `state`, `signature`, …) are `REDACTED`.
+    ///
+    /// ```
+    /// use carthooks_core::{BaseUrl, Endpoint, UserAccessToken};
+    /// let base = BaseUrl::parse("https://api.carthooks.com").unwrap();
+    /// let endpoint = Endpoint::get_user_by_token(&UserAccessToken::new("s3cret"));
+    /// assert_eq!(
+    ///     endpoint.redacted_url(&base),
+    ///     "https://api.carthooks.com/v1/user-token/REDACTED"
+    /// );
+    /// ```
+    pub fn redacted_url(&self, base: &BaseUrl) -> String {
+        let path = match &self.path_secret {
+            Some(secret) => self
+                .path
+                .replace(&*encode_path_segment(secret.secret()), "REDACTED"),
+            None => self.path.clone(),
+        };
+        let mut url = if self.spec.under_parent {
+            base.join_parent(&path)
+        } else {
+            base.join(&path)
+        };
+        for (i, pair) in self.query.split('&').filter(|p| !p.is_empty()).enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            match pair.split_once('=') {
+                Some((key, _)) if is_credential_key(key) => {
+                    url.push_str(key);
+                    url.push_str("=REDACTED");
+                }
+                _ => url.push_str(pair),
+            }
+        }
+        url
     }
 
     /// Removes the secret this call carries in its path (if any) from `error`'s
@@ -654,6 +713,28 @@ mod tests {
     use super::*;
     use crate::models::FilterOp;
     use crate::url::decode_form;
+
+    /// `url.full` keeps ids and ordinary query values, and never a credential.
+    #[test]
+    fn the_url_telemetry_shows_has_no_secret() {
+        let base = BaseUrl::parse("http://127.0.0.1:8080/api").unwrap();
+        let token = UserAccessToken::new("a b/secret");
+        assert_eq!(
+            Endpoint::get_user_by_token(&token).redacted_url(&base),
+            "http://127.0.0.1:8080/api/v1/user-token/REDACTED"
+        );
+        let custom = Endpoint::<serde_json::Value>::new(Method::GET, "/v1/things/{id}")
+            .param("id", 42)
+            .query("page", "2")
+            .query("STATE", "xyz")
+            .query("access_token", "at-1");
+        assert_eq!(
+            custom.redacted_url(&base),
+            "http://127.0.0.1:8080/api/v1/things/42?page=2&STATE=REDACTED&access_token=REDACTED"
+        );
+        let me = Endpoint::get_current_user();
+        assert_eq!(me.redacted_url(&base), "http://127.0.0.1:8080/api/v1/me");
+    }
 
     /// Every constructor fills its table entry's template; the table routes the
     /// request it builds back to it, and to nothing else.

@@ -119,6 +119,40 @@ pub enum LeaseAnswer {
     Unavailable,
 }
 
+/// What the store's answer to [`Output::TryLease`](crate::Output::TryLease)
+/// came to, as [`Call::handle_lease`](crate::Call::handle_lease) returns it:
+/// for telemetry and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LeaseOutcome {
+    /// The refresh lease is this call's: it sends the token request.
+    Acquired,
+    /// Another process holds the lease: the call waits a little and asks
+    /// again.
+    Waited,
+    /// A newer set in the store is used: nothing is sent.
+    Adopted,
+    /// The lease is this call's, but the one before it lapsed (its holder
+    /// died or hung mid-refresh).
+    Lapsed,
+    /// The store could not be asked.
+    Unavailable,
+}
+
+impl LeaseOutcome {
+    /// The outcome as a metric label: `acquired`, `waited`, `adopted`,
+    /// `lapsed` or `unavailable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Acquired => "acquired",
+            Self::Waited => "waited",
+            Self::Adopted => "adopted",
+            Self::Lapsed => "lapsed",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// What a token request under a lease asks of the loop while it is out: the
 /// answer to [`Output::SendRenewing`](crate::Output::SendRenewing).
 #[derive(Debug, Clone, PartialEq, Eq)]

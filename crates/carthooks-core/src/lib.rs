@@ -128,14 +128,14 @@ mod time;
 mod tokens;
 mod url;
 
-pub use call::{Call, Output, STORE_GRACE};
+pub use call::{Call, Exchange, Output, STORE_GRACE};
 pub use config::{ClientConfig, OAuthConfig, TokenCallback};
 pub use endpoint::{ENDPOINTS, Endpoint, Spec, spec};
 pub use engine::{CallSettings, Engine, Note};
 pub use envelope::{ApiResponse, parse_api_response, parse_token_response};
 pub use error::{Error, Result, ServiceError, TransportError, TransportErrorKind};
 pub use ids::{AppId, CollectionId, FieldId, ItemId, SubItemId, UserId};
-pub use lease::{Lease, LeaseAnswer, LeaseAttempt, Renewal, SaveAttempt, Stored};
+pub use lease::{Lease, LeaseAnswer, LeaseAttempt, LeaseOutcome, Renewal, SaveAttempt, Stored};
 pub use machine::{
     Bearer, FlightTicket, MachineConfig, PendingTokens, Step, TokenMachine, WaitTicket, Want,
 };

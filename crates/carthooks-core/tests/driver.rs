@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use carthooks_core::{
     AccessToken, ApiResponse, BaseUrl, Call, CallSettings, ClientSecret, Endpoint, Engine, Error,
-    Grant, HttpRequest, HttpResponse, Lease, LeaseAnswer, LeaseAttempt, MachineConfig, Note, Now,
-    OAuthTokens, Output, RefreshToken, RequestTimeout, RetryPolicy, STORE_GRACE, SaveAttempt,
-    Stored, TokenMachine, TransportError, TransportErrorKind, UserInfo, WaitTicket,
+    Grant, HttpRequest, HttpResponse, Lease, LeaseAnswer, LeaseAttempt, LeaseOutcome,
+    MachineConfig, Note, Now, OAuthTokens, Output, RefreshToken, RequestTimeout, RetryPolicy,
+    STORE_GRACE, SaveAttempt, Stored, TokenMachine, TransportError, TransportErrorKind, UserInfo,
+    WaitTicket,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -788,7 +789,9 @@ fn waiting_for_a_lease_held_elsewhere_ends_at_the_call_deadline() {
     let mut sleeps = 0;
     let result = loop {
         match call.poll(now) {
-            Output::TryLease { .. } => call.handle_lease(held(Duration::from_secs(4)), now),
+            Output::TryLease { .. } => {
+                call.handle_lease(held(Duration::from_secs(4)), now);
+            }
             Output::Sleep { until } => {
                 sleeps += 1;
                 now = Now::new(until, now.unix);
@@ -1285,4 +1288,101 @@ fn an_outputs_debug_shows_no_secret() {
     };
     let body = String::from_utf8(request.body().clone()).unwrap();
     assert!(body.contains("client_secret=client-secret-1") && body.contains("rt-1"));
+}
+
+/// What telemetry reads off the driver: every request out is named (token
+/// request and its grant, or the API request) with how often it was sent
+/// before, and every store answer says what it came to.
+#[test]
+fn each_request_out_and_each_lease_answer_is_named() {
+    let w = expired(|s| {
+        s.coordinate = true;
+        s.save_tokens = true;
+    });
+    let mut call = w.call_me();
+    assert_eq!(
+        call.exchange(),
+        None,
+        "nothing is out before the first poll"
+    );
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    assert_eq!(
+        call.handle_lease(held(Duration::from_secs(4)), w.t0()),
+        Some(LeaseOutcome::Waited)
+    );
+    assert!(matches!(call.poll(w.t0()), Output::Sleep { .. }));
+    assert!(matches!(call.poll(w.at(50)), Output::TryLease { .. }));
+    assert_eq!(
+        call.handle_lease(leased(), w.at(50)),
+        Some(LeaseOutcome::Acquired)
+    );
+    // The refresh, answered 503 once, then sent again.
+    let _ = expect_renewing(call.poll(w.at(50)));
+    let exchange = call.exchange().expect("the token request is out");
+    assert_eq!(
+        (exchange.grant, exchange.resends),
+        (Some("refresh_token"), 0)
+    );
+    call.handle(Ok(answer(503, "busy")), w.at(50));
+    assert_eq!(call.exchange(), None, "answered: nothing is out");
+    assert!(matches!(call.poll(w.at(50)), Output::Sleep { .. }));
+    let _ = expect_renewing(call.poll(w.at(200)));
+    let exchange = call.exchange().expect("sent again");
+    assert_eq!(
+        (exchange.grant, exchange.resends),
+        (Some("refresh_token"), 1)
+    );
+    call.handle(Ok(token("at-2", Some("rt-2"), 3_600)), w.at(200));
+    assert!(matches!(call.poll(w.at(200)), Output::Save { .. }));
+    call.handle_saved(Some(SaveAttempt::Saved { version: 2 }), w.at(200));
+    // The API request: answered 401 once, replayed after a new token.
+    let _ = expect_send(call.poll(w.at(200)));
+    let exchange = call.exchange().expect("the API request is out");
+    assert_eq!((exchange.grant, exchange.resends), (None, 0));
+    call.handle(Ok(answer(401, "{}")), w.at(200));
+    assert!(matches!(call.poll(w.at(200)), Output::TryLease { .. }));
+    assert_eq!(
+        call.handle_lease(
+            newer(stored_set("at-3", "rt-3", w.at(200).unix + 3_600), 3),
+            w.at(200)
+        ),
+        Some(LeaseOutcome::Adopted)
+    );
+    let _ = expect_release(call.poll(w.at(200)));
+    let _ = expect_send(call.poll(w.at(200)));
+    let exchange = call.exchange().expect("replayed");
+    assert_eq!(
+        (exchange.grant, exchange.resends),
+        (None, 1),
+        "a replay is a resend"
+    );
+    call.handle(Ok(me()), w.at(200));
+    assert!(expect_done(call.poll(w.at(200))).is_ok());
+
+    // A lapsed lease and a store that cannot be asked say so too; an answer
+    // nobody asked for says nothing.
+    let w = expired(|s| s.coordinate = true);
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    assert_eq!(
+        call.handle_lease(leased_after_lapse(), w.t0()),
+        Some(LeaseOutcome::Lapsed)
+    );
+    let exchange = {
+        let _ = expect_renewing(call.poll(w.t0()));
+        call.exchange().expect("out")
+    };
+    assert_eq!(
+        exchange.grant,
+        Some("client_credentials"),
+        "the app's own grant, not the suspect refresh token"
+    );
+    let w = expired(|s| s.coordinate = true);
+    let mut call = w.call_me();
+    assert!(matches!(call.poll(w.t0()), Output::TryLease { .. }));
+    assert_eq!(
+        call.handle_lease(unavailable(), w.t0()),
+        Some(LeaseOutcome::Unavailable)
+    );
+    assert_eq!(call.handle_lease(leased(), w.t0()), None, "out of order");
 }
