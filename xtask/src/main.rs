@@ -337,8 +337,22 @@ const FEATURE_SETS: &[(&str, &[&str])] = &[
         "carthooks",
         &["--no-default-features", "--features", "ureq,tracing"],
     ),
+    (
+        "carthooks",
+        &["--no-default-features", "--features", "ureq,otel"],
+    ),
     ("carthooks-client", &["--no-default-features"]),
     ("carthooks-client", &[]),
+    // The workspace's tests build the client with `otel` (carthooks-tests
+    // needs it): these check it builds without, and alone.
+    (
+        "carthooks-client",
+        &["--no-default-features", "--features", "otel"],
+    ),
+    ("carthooks-reqwest", &[]),
+    ("carthooks-ureq", &[]),
+    // What the benchmarks build: the suite's helpers without `otel`.
+    ("carthooks-tests", &["--no-default-features"]),
 ];
 
 fn features() -> Result<(), String> {

@@ -15,6 +15,7 @@ use crate::builder::ClientBuilder;
 use crate::log::CallSpan;
 use crate::pages::ItemIter;
 use crate::runtime::Session;
+use crate::telemetry::{CallScope, Wait};
 use crate::transport::BlockingTransport;
 
 /// The blocking Carthooks client, generic over its [`BlockingTransport`].
@@ -44,9 +45,12 @@ impl<T: BlockingTransport> BlockingClient<T> {
             endpoint.path_template(),
         );
         let _entered = span.enter();
+        let shared = &self.inner.shared;
+        let mut scope = shared.telemetry.call(endpoint, &shared.config.base_url);
         let now = self.inner.now();
         let mut call = Call::api(&self.inner.engine, endpoint, now);
-        let result = self.drive(&mut call, now);
+        let result = self.drive(&mut call, now, &mut scope);
+        scope.finish(&call, result.as_ref().err());
         let trace_id = match &result {
             Ok(ok) => ok.trace_id.as_deref(),
             Err(e) => e.trace_id(),
@@ -58,33 +62,48 @@ impl<T: BlockingTransport> BlockingClient<T> {
     /// Runs an explicit grant, after any token request already in flight.
     fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
         self.check_open()?;
+        let mut scope = self.inner.shared.telemetry.grant(grant.grant_type());
         let now = self.inner.now();
         let mut call = Call::grant(&self.inner.engine, grant, now);
-        self.drive(&mut call, now)
+        let result = self.drive(&mut call, now, &mut scope);
+        scope.finish(&call, result.as_ref().err());
+        result
     }
 
     /// The I/O loop around the sans-IO driver: does what it asks until it is
     /// done — the async client's loop, without `.await`s, the store's I/O in
     /// place (this client's caller may block). The time is read once after
     /// each step's I/O (`now` when the call was made, before the first): a
-    /// step's answer and the next poll see one moment.
-    fn drive<O>(&self, call: &mut Call<'_, O>, mut now: Now) -> Result<O> {
+    /// step's answer and the next poll see one moment. `scope` sees every
+    /// request out and every wait (telemetry).
+    fn drive<O>(
+        &self,
+        call: &mut Call<'_, O>,
+        mut now: Now,
+        scope: &mut CallScope<'_>,
+    ) -> Result<O> {
         let inner = &*self.inner;
         loop {
             match call.poll(now) {
-                Output::Send(request) => {
+                Output::Send(mut request) => {
+                    let attempt = scope.attempt(call, &mut request);
                     let answer = inner.shared.transport.send(request);
+                    scope.answered(attempt, &answer);
                     now = inner.now();
                     call.handle(answer, now);
                 }
-                Output::SendRenewing { request, renew } => {
+                Output::SendRenewing { mut request, renew } => {
+                    let attempt = scope.attempt(call, &mut request);
                     let answer = self.send_renewing(request, &renew);
+                    scope.answered(attempt, &answer);
                     now = inner.now();
                     call.handle(answer, now);
                 }
                 Output::Sleep { until } => {
                     let delay = until.saturating_duration_since(Instant::now());
+                    let waiting = scope.waiting(Wait::Backoff);
                     inner.shared.transport.sleep(delay);
+                    scope.waited(waiting);
                     now = inner.now();
                 }
                 Output::WaitFlight { ticket, until } => {
@@ -92,19 +111,21 @@ impl<T: BlockingTransport> BlockingClient<T> {
                     // still wakes this listener.
                     let listener = inner.flights.listen();
                     if inner.engine.in_flight(ticket) {
+                        let waiting = scope.waiting(Wait::Flight);
                         match until {
                             Some(deadline) => {
                                 listener.wait_deadline(deadline);
                             }
                             None => listener.wait(),
                         }
+                        scope.waited(waiting);
                     }
                     now = inner.now();
                 }
                 Output::TryLease { holder, ttl } => {
                     let answer = inner.persistence.try_lease(&holder, ttl);
                     now = inner.now();
-                    call.handle_lease(answer, now);
+                    scope.lease(call.handle_lease(answer, now));
                 }
                 Output::ReleaseLease(lease) => {
                     inner.persistence.release(&lease);

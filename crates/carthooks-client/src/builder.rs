@@ -16,6 +16,7 @@ use crate::persistence::{LEASE_TTL, Persistence};
 use crate::runtime::{MachineSeed, Parts, Session, Shared, given_or_stored};
 use crate::settings::{CLIENT_ENV_VARS, RootCertificate, TransportConfig};
 use crate::store::TokenStore;
+use crate::telemetry::{Telemetry, TelemetryOptions};
 use crate::transport::Connect;
 
 /// Builds a [`Client`](crate::Client) or a [`BlockingClient`](crate::BlockingClient).
@@ -38,6 +39,7 @@ pub struct ClientBuilder<C> {
     lease_ttl: Option<Duration>,
     lookup: Option<Arc<dyn Lookup>>,
     use_env: bool,
+    telemetry: TelemetryOptions,
     _client: PhantomData<fn() -> C>,
 }
 
@@ -74,6 +76,7 @@ impl<C> Default for ClientBuilder<C> {
             lease_ttl: None,
             lookup: None,
             use_env: false,
+            telemetry: TelemetryOptions::default(),
             _client: PhantomData,
         }
     }
@@ -375,6 +378,47 @@ impl<C: BuildClient> ClientBuilder<C> {
         })?))
     }
 
+    /// Traces from `provider`'s tracer (scope `carthooks`, the SDK's
+    /// version) instead of the global provider's (feature `otel`; see the
+    /// [`telemetry`](crate::telemetry) module for the spans).
+    ///
+    /// Without this the global provider is used, as it is when `build()`
+    /// runs: install it before building the client.
+    #[cfg(feature = "otel")]
+    pub fn tracer_provider<P, T, S>(mut self, provider: &P) -> Self
+    where
+        P: opentelemetry::trace::TracerProvider<Tracer = T>,
+        T: opentelemetry::trace::Tracer<Span = S> + Send + Sync + 'static,
+        S: opentelemetry::trace::Span + Send + Sync + 'static,
+    {
+        let tracer = provider.tracer_with_scope(crate::telemetry::instrumentation_scope());
+        self.telemetry.otel.tracer =
+            Some(opentelemetry::global::BoxedTracer::new(Box::new(tracer)));
+        self
+    }
+
+    /// Metrics on `provider`'s meter (scope `carthooks`) instead of the global
+    /// provider's (feature `otel`; see the [`telemetry`](crate::telemetry)
+    /// module for the instruments).
+    ///
+    /// Without this the global provider is used, as it is when `build()`
+    /// runs: install it before building the client.
+    #[cfg(feature = "otel")]
+    pub fn meter_provider(mut self, provider: &dyn opentelemetry::metrics::MeterProvider) -> Self {
+        self.telemetry.otel.meter =
+            Some(provider.meter_with_scope(crate::telemetry::instrumentation_scope()));
+        self
+    }
+
+    /// Sends W3C trace context (`traceparent`, `tracestate`) with every
+    /// request, naming its attempt's span (default off: it tells the server
+    /// about your traces). Feature `otel`.
+    #[cfg(feature = "otel")]
+    pub fn propagate_trace_context(mut self, on: bool) -> Self {
+        self.telemetry.otel.propagate = on;
+        self
+    }
+
     /// Builds the client over a transport of your own.
     pub fn build_with_transport(self, transport: C::Transport) -> Result<C> {
         Ok(C::from_parts(self.into_parts(|_, _| Ok(transport))?))
@@ -459,7 +503,13 @@ impl<C: BuildClient> ClientBuilder<C> {
         settings.lease_ttl = lease_ttl;
         let lookup = self.lookup.unwrap_or_else(|| Arc::new(SystemLookup));
         let dns = Arc::new(DnsCache::new(&transport_config, lookup));
-        let persistence = Persistence::new(self.store, callback, identity.clone());
+        let telemetry = Telemetry::new(self.telemetry, &config.base_url);
+        let persistence = Persistence::new(
+            self.store,
+            callback,
+            identity.clone(),
+            telemetry.store_failures(),
+        );
         let (tokens, version) = given_or_stored(self.tokens, persistence.load());
         let access_token = config.access_token.clone();
         let seed = MachineSeed {
@@ -481,6 +531,7 @@ impl<C: BuildClient> ClientBuilder<C> {
             settings,
             sessions: AtomicU64::new(0),
             identity,
+            telemetry,
         };
         Ok(Parts(Session::open(
             Arc::new(shared),

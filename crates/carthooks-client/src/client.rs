@@ -20,6 +20,7 @@ use crate::log::CallSpan;
 use crate::pages::ItemStream;
 use crate::persistence::Persistence;
 use crate::runtime::Session;
+use crate::telemetry::{CallScope, Wait};
 use crate::transport::Transport;
 
 /// The async Carthooks client, generic over its [`Transport`].
@@ -51,9 +52,12 @@ impl<T: Transport> Client<T> {
             endpoint.method(),
             endpoint.path_template(),
         );
+        let shared = &self.inner.shared;
+        let mut scope = shared.telemetry.call(endpoint, &shared.config.base_url);
         let now = self.inner.now();
         let mut call = Call::api(&self.inner.engine, endpoint, now);
-        let result = span.run(self.drive(&mut call, now)).await;
+        let result = span.run(self.drive(&mut call, now, &mut scope)).await;
+        scope.finish(&call, result.as_ref().err());
         let trace_id = match &result {
             Ok(ok) => ok.trace_id.as_deref(),
             Err(e) => e.trace_id(),
@@ -65,33 +69,48 @@ impl<T: Transport> Client<T> {
     /// Runs an explicit grant, after any token request already in flight.
     async fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
         self.check_open()?;
+        let mut scope = self.inner.shared.telemetry.grant(grant.grant_type());
         let now = self.inner.now();
         let mut call = Call::grant(&self.inner.engine, grant, now);
-        self.drive(&mut call, now).await
+        let result = self.drive(&mut call, now, &mut scope).await;
+        scope.finish(&call, result.as_ref().err());
+        result
     }
 
     /// The I/O loop around the sans-IO driver: does what it asks until it is
     /// done — the blocking client's loop, with `.await`s, and the store's I/O
     /// on the transport's blocking pool. The time is read once after each
     /// step's I/O (`now` when the call was made, before the first): a step's
-    /// answer and the next poll see one moment.
-    async fn drive<O>(&self, call: &mut Call<'_, O>, mut now: Now) -> Result<O> {
+    /// answer and the next poll see one moment. `scope` sees every request
+    /// out and every wait (telemetry).
+    async fn drive<O>(
+        &self,
+        call: &mut Call<'_, O>,
+        mut now: Now,
+        scope: &mut CallScope<'_>,
+    ) -> Result<O> {
         let inner = &*self.inner;
         loop {
             match call.poll(now) {
-                Output::Send(request) => {
+                Output::Send(mut request) => {
+                    let attempt = scope.attempt(call, &mut request);
                     let answer = inner.shared.transport.send(request).await;
+                    scope.answered(attempt, &answer);
                     now = inner.now();
                     call.handle(answer, now);
                 }
-                Output::SendRenewing { request, renew } => {
+                Output::SendRenewing { mut request, renew } => {
+                    let attempt = scope.attempt(call, &mut request);
                     let answer = self.send_renewing(request, *renew).await;
+                    scope.answered(attempt, &answer);
                     now = inner.now();
                     call.handle(answer, now);
                 }
                 Output::Sleep { until } => {
                     let delay = until.saturating_duration_since(Instant::now());
+                    let waiting = scope.waiting(Wait::Backoff);
                     inner.shared.transport.sleep(delay).await;
+                    scope.waited(waiting);
                     now = inner.now();
                 }
                 Output::WaitFlight { ticket, until } => {
@@ -99,7 +118,9 @@ impl<T: Transport> Client<T> {
                     // still wakes this listener.
                     let listener = inner.flights.listen();
                     if inner.engine.in_flight(ticket) {
+                        let waiting = scope.waiting(Wait::Flight);
                         self.wait_until(listener, until).await;
+                        scope.waited(waiting);
                     }
                     now = inner.now();
                 }
@@ -108,7 +129,7 @@ impl<T: Transport> Client<T> {
                     now = inner.now();
                     // A job that did not run (its pool is gone): as a store
                     // that could not be asked.
-                    call.handle_lease(answer.unwrap_or(LeaseAnswer::Unavailable), now);
+                    scope.lease(call.handle_lease(answer.unwrap_or(LeaseAnswer::Unavailable), now));
                 }
                 Output::ReleaseLease(lease) => {
                     self.blocking(move |p, _| p.release(&lease)).await;

@@ -59,6 +59,10 @@ mod runtime;
 pub mod session;
 pub mod settings;
 pub mod store;
+#[cfg(feature = "otel")]
+pub mod telemetry;
+#[cfg(not(feature = "otel"))]
+mod telemetry;
 mod transport;
 
 pub use blocking::BlockingClient;

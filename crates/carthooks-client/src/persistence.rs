@@ -23,6 +23,7 @@ use carthooks_core::{
 
 use crate::log::event;
 use crate::store::{StoreOperation, TokenStore, TokenStoreFailure};
+use crate::telemetry::StoreFailures;
 
 /// How long a refresh lease lasts unless renewed, by default; the loops renew
 /// it every third of that while the token request is out.
@@ -54,6 +55,8 @@ pub(crate) struct Persistence {
     /// Whose tokens these are, in a shared store (the OAuth client id).
     identity: String,
     failure: Mutex<Option<TokenStoreFailure>>,
+    /// Where failures are counted (telemetry).
+    failures: StoreFailures,
     /// True while some thread is calling the callback: it also delivers what is
     /// queued meanwhile, so calls are ordered and never nested or concurrent.
     delivering: AtomicBool,
@@ -70,17 +73,20 @@ impl Persistence {
         store: Option<std::sync::Arc<dyn TokenStore>>,
         callback: Option<TokenCallback>,
         identity: String,
+        failures: StoreFailures,
     ) -> Self {
         Self {
             store,
             callback,
             identity,
             failure: Mutex::new(None),
+            failures,
             delivering: AtomicBool::new(false),
         }
     }
 
     fn record(&self, operation: StoreOperation, error: &std::io::Error) {
+        self.failures.count(operation.as_str());
         let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
         let failures = failure.as_ref().map_or(0, |f| f.failures) + 1;
         *failure = Some(TokenStoreFailure::new(operation, error, failures));

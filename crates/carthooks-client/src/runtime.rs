@@ -29,6 +29,7 @@ use crate::dns::DnsCache;
 use crate::persistence::{Persistence, lease_holder};
 use crate::settings::TransportConfig;
 use crate::store::TokenStore;
+use crate::telemetry::Telemetry;
 
 /// What a client is made of: its first session, ready to hand to
 /// [`BuildClient::from_parts`](crate::BuildClient::from_parts). Opaque.
@@ -55,6 +56,8 @@ pub(crate) struct Shared<T> {
     pub(crate) sessions: AtomicU64,
     /// The store identity (the OAuth client id).
     pub(crate) identity: String,
+    /// Spans and metrics (nothing without the `otel` feature).
+    pub(crate) telemetry: Telemetry,
 }
 
 /// One identity's state over a client's [`Shared`] part.
@@ -174,8 +177,12 @@ impl<T> Session<T> {
     /// A new session over this one's transport: no connection is opened.
     pub(crate) fn session(&self, options: SessionOptions) -> Result<Arc<Self>> {
         let shared = &self.shared;
-        let persistence =
-            Persistence::new(options.store, options.callback, shared.identity.clone());
+        let persistence = Persistence::new(
+            options.store,
+            options.callback,
+            shared.identity.clone(),
+            shared.telemetry.store_failures(),
+        );
         let (tokens, version) = given_or_stored(options.tokens, persistence.load());
         let machine = shared.seed.machine(None, tokens, None)?;
         Ok(Self::open(
@@ -190,7 +197,7 @@ impl<T> Session<T> {
     /// either: an empty one costs no allocation).
     pub(crate) fn empty_session(&self) -> Arc<Self> {
         let shared = &self.shared;
-        let persistence = Persistence::new(None, None, String::new());
+        let persistence = Persistence::new(None, None, String::new(), Default::default());
         let machine = TokenMachine::new(shared.seed.config, shared.seed.client.clone());
         Self::open(Arc::clone(shared), persistence, machine, 0)
     }

@@ -111,13 +111,20 @@ impl TokenStoreFailure {
     }
 }
 
-impl std::fmt::Display for TokenStoreFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let op = match self.operation {
+impl StoreOperation {
+    /// `load`, `save` or `lease`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             StoreOperation::Load => "load",
             StoreOperation::Save => "save",
             StoreOperation::Lease => "lease",
-        };
+        }
+    }
+}
+
+impl std::fmt::Display for TokenStoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = self.operation.as_str();
         write!(f, "token store {op} failed: {}", self.message)
     }
 }

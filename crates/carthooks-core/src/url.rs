@@ -110,6 +110,23 @@ impl BaseUrl {
         http::Uri::from_parts(parts).ok()
     }
 
+    /// The host (`api.carthooks.com`, `127.0.0.1`, `[::1]` without its
+    /// brackets): the HTTP conventions' `server.address`.
+    pub fn host(&self) -> &str {
+        self.authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+    }
+
+    /// The port, the scheme's default when the URL names none: the HTTP
+    /// conventions' `server.port`.
+    pub fn port(&self) -> u16 {
+        self.authority
+            .port_u16()
+            .unwrap_or(if self.https { 443 } else { 80 })
+    }
+
     /// The URL for `path` (which starts with `/`), under the prefix.
     pub fn join(&self, path: &str) -> String {
         let mut s = String::with_capacity(self.origin.len() + self.prefix.len() + path.len());
@@ -407,6 +424,20 @@ fn decode_component(input: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_and_port_are_the_servers_with_the_schemes_default() {
+        let cases = [
+            ("https://api.carthooks.com", "api.carthooks.com", 443),
+            ("http://127.0.0.1:8080/prefix", "127.0.0.1", 8080),
+            ("http://[::1]/", "::1", 80),
+            ("https://API.Example:8443", "api.example", 8443),
+        ];
+        for (url, host, port) in cases {
+            let base = BaseUrl::parse(url).unwrap();
+            assert_eq!((base.host(), base.port()), (host, port), "{url}");
+        }
+    }
 
     #[test]
     fn form_matches_python_urlencode() {

@@ -12,6 +12,8 @@ pub mod api;
 pub mod canned;
 pub mod faults;
 pub mod hardening;
+#[cfg(feature = "otel")]
+pub mod otlp;
 pub mod redis_server;
 pub mod sessions;
 pub mod signin;

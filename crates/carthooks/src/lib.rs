@@ -9,6 +9,7 @@
 //! | `reqwest` (default) | [`Client`] (async) | reqwest, rustls with ring |
 //! | `ureq` | [`blocking::Client`] | ureq 3, rustls with ring, no async runtime |
 //! | `tracing` (default) | events and one span per API call, never a secret | `tracing` |
+//! | `otel` | OpenTelemetry spans per call and attempt, and metrics, on the HTTP client conventions (`telemetry`) | `opentelemetry` (the API only) |
 //! | `watch` | [`watch::Watcher`]: collection changes over Amazon SQS | aws-sdk-sqs, on the async client |
 //!
 //! ```no_run
