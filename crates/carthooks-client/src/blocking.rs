@@ -46,8 +46,10 @@ impl<T: BlockingTransport> BlockingClient<T> {
         );
         let _entered = span.enter();
         let shared = &self.inner.shared;
-        let mut scope = shared.telemetry.call(endpoint, &shared.config.base_url);
         let now = self.inner.now();
+        let mut scope = shared
+            .telemetry
+            .call(endpoint, &shared.config.base_url, now.instant);
         let mut call = Call::api(&self.inner.engine, endpoint, now);
         let result = self.drive(&mut call, now, &mut scope);
         scope.finish(&call, result.as_ref().err());
@@ -62,8 +64,12 @@ impl<T: BlockingTransport> BlockingClient<T> {
     /// Runs an explicit grant, after any token request already in flight.
     fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
         self.check_open()?;
-        let mut scope = self.inner.shared.telemetry.grant(grant.grant_type());
         let now = self.inner.now();
+        let mut scope = self
+            .inner
+            .shared
+            .telemetry
+            .grant(grant.grant_type(), now.instant);
         let mut call = Call::grant(&self.inner.engine, grant, now);
         let result = self.drive(&mut call, now, &mut scope);
         scope.finish(&call, result.as_ref().err());
@@ -88,23 +94,23 @@ impl<T: BlockingTransport> BlockingClient<T> {
                 Output::Send(mut request) => {
                     let attempt = scope.attempt(call, &mut request);
                     let answer = inner.shared.transport.send(request);
-                    scope.answered(attempt, &answer);
                     now = inner.now();
+                    scope.answered(attempt, &answer, now.instant);
                     call.handle(answer, now);
                 }
                 Output::SendRenewing { mut request, renew } => {
                     let attempt = scope.attempt(call, &mut request);
                     let answer = self.send_renewing(request, &renew);
-                    scope.answered(attempt, &answer);
                     now = inner.now();
+                    scope.answered(attempt, &answer, now.instant);
                     call.handle(answer, now);
                 }
                 Output::Sleep { until } => {
                     let delay = until.saturating_duration_since(Instant::now());
                     let waiting = scope.waiting(Wait::Backoff);
                     inner.shared.transport.sleep(delay);
-                    scope.waited(waiting);
                     now = inner.now();
+                    scope.waited(waiting, now.instant);
                 }
                 Output::WaitFlight { ticket, until } => {
                     // Listen first, then look: a flight that ends in between
@@ -118,7 +124,8 @@ impl<T: BlockingTransport> BlockingClient<T> {
                             }
                             None => listener.wait(),
                         }
-                        scope.waited(waiting);
+                        // Rare: a clock read of its own.
+                        scope.waited(waiting, Instant::now());
                     }
                     now = inner.now();
                 }

@@ -53,8 +53,10 @@ impl<T: Transport> Client<T> {
             endpoint.path_template(),
         );
         let shared = &self.inner.shared;
-        let mut scope = shared.telemetry.call(endpoint, &shared.config.base_url);
         let now = self.inner.now();
+        let mut scope = shared
+            .telemetry
+            .call(endpoint, &shared.config.base_url, now.instant);
         let mut call = Call::api(&self.inner.engine, endpoint, now);
         let result = span.run(self.drive(&mut call, now, &mut scope)).await;
         scope.finish(&call, result.as_ref().err());
@@ -69,8 +71,12 @@ impl<T: Transport> Client<T> {
     /// Runs an explicit grant, after any token request already in flight.
     async fn grant(&self, grant: Grant) -> Result<OAuthTokens> {
         self.check_open()?;
-        let mut scope = self.inner.shared.telemetry.grant(grant.grant_type());
         let now = self.inner.now();
+        let mut scope = self
+            .inner
+            .shared
+            .telemetry
+            .grant(grant.grant_type(), now.instant);
         let mut call = Call::grant(&self.inner.engine, grant, now);
         let result = self.drive(&mut call, now, &mut scope).await;
         scope.finish(&call, result.as_ref().err());
@@ -95,23 +101,23 @@ impl<T: Transport> Client<T> {
                 Output::Send(mut request) => {
                     let attempt = scope.attempt(call, &mut request);
                     let answer = inner.shared.transport.send(request).await;
-                    scope.answered(attempt, &answer);
                     now = inner.now();
+                    scope.answered(attempt, &answer, now.instant);
                     call.handle(answer, now);
                 }
                 Output::SendRenewing { mut request, renew } => {
                     let attempt = scope.attempt(call, &mut request);
                     let answer = self.send_renewing(request, *renew).await;
-                    scope.answered(attempt, &answer);
                     now = inner.now();
+                    scope.answered(attempt, &answer, now.instant);
                     call.handle(answer, now);
                 }
                 Output::Sleep { until } => {
                     let delay = until.saturating_duration_since(Instant::now());
                     let waiting = scope.waiting(Wait::Backoff);
                     inner.shared.transport.sleep(delay).await;
-                    scope.waited(waiting);
                     now = inner.now();
+                    scope.waited(waiting, now.instant);
                 }
                 Output::WaitFlight { ticket, until } => {
                     // Listen first, then look: a flight that ends in between
@@ -120,7 +126,8 @@ impl<T: Transport> Client<T> {
                     if inner.engine.in_flight(ticket) {
                         let waiting = scope.waiting(Wait::Flight);
                         self.wait_until(listener, until).await;
-                        scope.waited(waiting);
+                        // Rare: a clock read of its own.
+                        scope.waited(waiting, Instant::now());
                     }
                     now = inner.now();
                 }

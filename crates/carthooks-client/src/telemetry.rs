@@ -50,10 +50,15 @@
 //!
 //! # Cost
 //!
-//! The tracer is asked once, when the client is built, whether it makes
-//! spans: a no-op tracer (no provider installed) is never asked for a span
-//! again, and attributes are built only for spans that record. Instruments
-//! are made once per client. See the README for the measured figures.
+//! What a call pays is decided once, when the client is built. The tracer is
+//! asked whether it makes spans (the no-op one of an application that
+//! installed no provider does not): if not, no span is asked for and no
+//! attribute built. The global meter provider, when it is the API's no-op one
+//! (nothing installed), measures nothing: no instrument is called. A
+//! provider given to the builder is always used. Measures take the times the
+//! I/O loop reads anyway, never a clock read of their own. Install the global
+//! providers before building the client: one installed later is not seen.
+//! The README gives the measured figures.
 //!
 //! # Design
 //!
@@ -63,6 +68,8 @@
 //! ([`Call::exchange`](carthooks_core::Call::exchange)) and of what a lease
 //! answer came to ([`LeaseOutcome`]). The state each hook needs lives here,
 //! not in the loops.
+
+use std::time::Instant;
 
 use carthooks_core::{
     Call, Endpoint, Error, HttpRequest, HttpResponse, LeaseOutcome, TransportError,
@@ -102,20 +109,21 @@ impl Telemetry {
         &self,
         _endpoint: &Endpoint<R>,
         _base: &carthooks_core::BaseUrl,
+        _at: Instant,
     ) -> CallScope<'_> {
         CallScope {
             #[cfg(feature = "otel")]
-            inner: self.inner.call(_endpoint, _base),
+            inner: self.inner.call(_endpoint, _base, _at),
             _life: std::marker::PhantomData,
         }
     }
 
     /// The scope of one explicit grant.
     #[inline]
-    pub(crate) fn grant(&self, _grant_type: &'static str) -> CallScope<'_> {
+    pub(crate) fn grant(&self, _grant_type: &'static str, _at: Instant) -> CallScope<'_> {
         CallScope {
             #[cfg(feature = "otel")]
-            inner: self.inner.grant(_grant_type),
+            inner: self.inner.grant(_grant_type, _at),
             _life: std::marker::PhantomData,
         }
     }
@@ -124,7 +132,7 @@ impl Telemetry {
     pub(crate) fn store_failures(&self) -> StoreFailures {
         StoreFailures {
             #[cfg(feature = "otel")]
-            inner: Some(self.inner.store_failures()),
+            inner: self.inner.store_failures(),
         }
     }
 }
@@ -198,16 +206,17 @@ impl CallScope<'_> {
         }
     }
 
-    /// The answer to `attempt`'s request.
+    /// The answer to `attempt`'s request, which came by `at`.
     #[inline]
     pub(crate) fn answered(
         &mut self,
         _attempt: Attempt,
         _answer: &std::result::Result<HttpResponse, TransportError>,
+        _at: Instant,
     ) {
         #[cfg(feature = "otel")]
         if let Some(attempt) = _attempt.inner {
-            self.inner.answered(attempt, _answer);
+            self.inner.answered(attempt, _answer, _at);
         }
     }
 
@@ -220,12 +229,12 @@ impl CallScope<'_> {
         }
     }
 
-    /// The wait is over.
+    /// The wait ended by `at`.
     #[inline]
-    pub(crate) fn waited(&mut self, _waiting: Waiting) {
+    pub(crate) fn waited(&mut self, _waiting: Waiting, _at: Instant) {
         #[cfg(feature = "otel")]
         if let Some(waiting) = _waiting.inner {
-            self.inner.waited(waiting);
+            self.inner.waited(waiting, _at);
         }
     }
 

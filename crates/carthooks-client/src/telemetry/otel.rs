@@ -66,6 +66,8 @@ pub(crate) struct Instruments {
     /// False for a tracer that makes no spans (the no-op one of an
     /// application that installed no provider): none is asked for.
     spans: bool,
+    /// False for the global no-op meter provider: nothing is measured.
+    metrics: bool,
     propagate: bool,
     address: StringValue,
     port: i64,
@@ -77,6 +79,15 @@ pub(crate) struct Instruments {
     token_wait: Histogram<f64>,
     leases: Counter<u64>,
     store_failures: Counter<u64>,
+}
+
+/// True for the API's no-op meter provider, the global one until an
+/// application installs its own. The API offers no way to ask, and the no-op
+/// provider is the one provider that holds nothing: its size is zero, a
+/// provider that records anything holds at least a pointer to where. (A
+/// provider given to the builder is never asked: it is used.)
+fn is_noop(provider: &(dyn opentelemetry::metrics::MeterProvider + Send + Sync)) -> bool {
+    std::mem::size_of_val(provider) == 0
 }
 
 /// True when `tracer` makes spans of its own: asked with a parent that is
@@ -102,9 +113,14 @@ impl Instruments {
         let tracer = options
             .tracer
             .unwrap_or_else(|| opentelemetry::global::tracer_with_scope(instrumentation_scope()));
-        let meter = options
-            .meter
-            .unwrap_or_else(|| opentelemetry::global::meter_with_scope(instrumentation_scope()));
+        let (meter, metrics) = match options.meter {
+            Some(meter) => (meter, true),
+            None => {
+                let global = opentelemetry::global::meter_provider();
+                let metrics = !is_noop(&*global);
+                (global.meter_with_scope(instrumentation_scope()), metrics)
+            }
+        };
         let duration = |name: &'static str, description: &'static str| {
             meter
                 .f64_histogram(name)
@@ -122,9 +138,11 @@ impl Instruments {
         };
         Self {
             spans: makes_spans(&tracer),
+            metrics,
             tracer,
             propagate: options.propagate,
-            address: StringValue::from(base.host().to_owned()),
+            // Shared, not copied, by every attribute that names it.
+            address: StringValue::from(std::sync::Arc::<str>::from(base.host())),
             port: i64::from(base.port()),
             request_duration: duration(
                 HTTP_CLIENT_REQUEST_DURATION,
@@ -182,8 +200,14 @@ impl Instruments {
         template: &'static str,
         url: impl FnOnce() -> String,
         grant: Option<&'static str>,
+        at: Instant,
     ) -> CallScope<'_> {
-        let parent = Context::current();
+        // The caller's context matters only to spans and to propagation.
+        let parent = if self.spans || self.propagate {
+            Context::current()
+        } else {
+            Context::new()
+        };
         let (cx, url) = if self.spans {
             let [address, port] = self.address();
             let mut attributes = vec![
@@ -211,34 +235,42 @@ impl Instruments {
             operation,
             method,
             template,
-            start: Instant::now(),
+            start: at,
+            last: at,
             cx,
             url,
         }
     }
 
-    pub(crate) fn call<R>(&self, endpoint: &Endpoint<R>, base: &BaseUrl) -> CallScope<'_> {
+    pub(crate) fn call<R>(
+        &self,
+        endpoint: &Endpoint<R>,
+        base: &BaseUrl,
+        at: Instant,
+    ) -> CallScope<'_> {
         self.scope(
             endpoint.operation(),
             endpoint.method().clone(),
             endpoint.path_template(),
             || endpoint.redacted_url(base),
             None,
+            at,
         )
     }
 
-    pub(crate) fn grant(&self, grant: &'static str) -> CallScope<'_> {
+    pub(crate) fn grant(&self, grant: &'static str, at: Instant) -> CallScope<'_> {
         self.scope(
             "token",
             Method::POST,
             TOKEN_TEMPLATE,
             String::new,
             Some(grant),
+            at,
         )
     }
 
-    pub(crate) fn store_failures(&self) -> Counter<u64> {
-        self.store_failures.clone()
+    pub(crate) fn store_failures(&self) -> Option<Counter<u64>> {
+        self.metrics.then(|| self.store_failures.clone())
     }
 }
 
@@ -249,6 +281,8 @@ pub(crate) struct CallScope<'a> {
     method: Method,
     template: &'static str,
     start: Instant,
+    /// The loop's last reading of the time (after its last I/O).
+    last: Instant,
     /// The caller's context, with the call's span when spans are made.
     cx: Context,
     /// The API request's `url.full`, when spans are made.
@@ -277,8 +311,14 @@ impl CallScope<'_> {
         exchange: Option<Exchange>,
         request: &mut HttpRequest,
     ) -> Option<Attempt> {
+        // The time the loop last read: the request was built since, in
+        // microseconds. Measures take the loop's readings, never their own:
+        // a clock read is dearer than the rest of a measure.
         let exchange = exchange?;
         let t = self.t;
+        if !(t.spans || t.metrics || t.propagate) {
+            return None;
+        }
         let template = if exchange.grant.is_some() {
             TOKEN_TEMPLATE
         } else {
@@ -292,7 +332,9 @@ impl CallScope<'_> {
             port,
             KeyValue::new("url.template", template),
         ];
-        t.active_requests.add(1, &attributes);
+        if t.metrics {
+            t.active_requests.add(1, &attributes);
+        }
         let span = t.spans.then(|| {
             let url = match exchange.grant {
                 // The token endpoint's URL carries nothing secret (the
@@ -327,7 +369,7 @@ impl CallScope<'_> {
         }
         Some(Attempt {
             span,
-            start: Instant::now(),
+            start: self.last,
             grant: exchange.grant,
             attributes,
         })
@@ -337,16 +379,17 @@ impl CallScope<'_> {
         &mut self,
         attempt: Attempt,
         answer: &std::result::Result<HttpResponse, TransportError>,
+        at: Instant,
     ) {
         let t = self.t;
-        let elapsed = attempt.start.elapsed().as_secs_f64();
+        self.last = at;
+        let elapsed = at.saturating_duration_since(attempt.start).as_secs_f64();
         let Attempt {
             span,
             grant,
             attributes,
             ..
         } = attempt;
-        t.active_requests.add(-1, &attributes);
         let (status, error) = match answer {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -354,22 +397,34 @@ impl CallScope<'_> {
             }
             Err(e) => (None, Some(Cow::Borrowed(transport_kind(e.kind())))),
         };
-        let mut measured = Vec::with_capacity(6);
-        measured.extend(attributes);
-        if let Some(status) = status {
-            measured.push(KeyValue::new(
-                "http.response.status_code",
-                i64::from(status),
-            ));
-        }
-        if let Some(error) = &error {
-            measured.push(KeyValue::new("error.type", error.clone()));
-        }
-        t.request_duration.record(elapsed, &measured);
-        if let Some(grant) = grant {
-            let mut labels = vec![KeyValue::new("carthooks.grant", grant)];
-            labels.extend(error.clone().map(|e| KeyValue::new("error.type", e)));
-            t.token_requests.add(1, &labels);
+        if t.metrics {
+            t.active_requests.add(-1, &attributes);
+            // On the stack, whatever the outcome: this runs for every
+            // request.
+            let [method, address, port, template] = attributes;
+            let status_code =
+                status.map(|s| KeyValue::new("http.response.status_code", i64::from(s)));
+            let error_type = error.clone().map(|e| KeyValue::new("error.type", e));
+            match (status_code, error_type) {
+                (Some(s), Some(e)) => t
+                    .request_duration
+                    .record(elapsed, &[method, address, port, template, s, e]),
+                (Some(x), None) | (None, Some(x)) => t
+                    .request_duration
+                    .record(elapsed, &[method, address, port, template, x]),
+                (None, None) => t
+                    .request_duration
+                    .record(elapsed, &[method, address, port, template]),
+            }
+            if let Some(grant) = grant {
+                let grant = KeyValue::new("carthooks.grant", grant);
+                match &error {
+                    Some(e) => t
+                        .token_requests
+                        .add(1, &[grant, KeyValue::new("error.type", e.clone())]),
+                    None => t.token_requests.add(1, &[grant]),
+                }
+            }
         }
         if let Some(mut span) = span {
             if let Some(status) = status {
@@ -408,16 +463,18 @@ impl CallScope<'_> {
         });
         Some(Waiting {
             span,
-            start: Instant::now(),
+            start: self.last,
             what,
         })
     }
 
-    pub(crate) fn waited(&mut self, waiting: Waiting) {
-        if let Wait::Flight = waiting.what {
-            self.t
-                .token_wait
-                .record(waiting.start.elapsed().as_secs_f64(), &[]);
+    pub(crate) fn waited(&mut self, waiting: Waiting, at: Instant) {
+        self.last = at;
+        if let (Wait::Flight, true) = (waiting.what, self.t.metrics) {
+            self.t.token_wait.record(
+                at.saturating_duration_since(waiting.start).as_secs_f64(),
+                &[],
+            );
         }
         if let Some(mut span) = waiting.span {
             span.end();
@@ -426,7 +483,9 @@ impl CallScope<'_> {
 
     pub(crate) fn lease(&mut self, outcome: LeaseOutcome) {
         let label = KeyValue::new("carthooks.lease.outcome", outcome.as_str());
-        self.t.leases.add(1, std::slice::from_ref(&label));
+        if self.t.metrics {
+            self.t.leases.add(1, std::slice::from_ref(&label));
+        }
         if self.t.spans {
             self.cx.span().add_event("carthooks.lease", vec![label]);
         }
@@ -440,18 +499,31 @@ impl CallScope<'_> {
     ) {
         let t = self.t;
         let error = error.map(error_type);
-        let mut labels = vec![
-            KeyValue::new("carthooks.operation", self.operation),
-            KeyValue::new("url.template", self.template),
-        ];
-        t.call_attempts.record(u64::from(attempts), &labels);
-        labels.push(KeyValue::new(
-            "http.request.method",
-            method_name(&self.method),
-        ));
-        labels.extend(error.clone().map(|e| KeyValue::new("error.type", e)));
-        t.call_duration
-            .record(self.start.elapsed().as_secs_f64(), &labels);
+        if t.metrics {
+            let operation = KeyValue::new("carthooks.operation", self.operation);
+            let template = KeyValue::new("url.template", self.template);
+            t.call_attempts
+                .record(u64::from(attempts), &[operation.clone(), template.clone()]);
+            let method = KeyValue::new("http.request.method", method_name(&self.method));
+            let elapsed = self
+                .last
+                .saturating_duration_since(self.start)
+                .as_secs_f64();
+            match &error {
+                Some(e) => t.call_duration.record(
+                    elapsed,
+                    &[
+                        operation,
+                        template,
+                        method,
+                        KeyValue::new("error.type", e.clone()),
+                    ],
+                ),
+                None => t
+                    .call_duration
+                    .record(elapsed, &[operation, template, method]),
+            }
+        }
         if t.spans {
             let span = self.cx.span();
             span.set_attribute(KeyValue::new("carthooks.attempts", i64::from(attempts)));
@@ -570,6 +642,25 @@ mod tests {
         assert_eq!(error_type(&Error::Closed), "closed");
         assert_eq!(method_name(&Method::from_bytes(b"BREW").unwrap()), "_OTHER");
         assert_eq!(status_text(503), "503");
+    }
+
+    /// The API's no-op provider is told apart from one that records.
+    #[test]
+    fn the_no_op_meter_provider_is_recognised() {
+        struct Recording(#[allow(dead_code)] std::sync::Arc<()>);
+        impl opentelemetry::metrics::MeterProvider for Recording {
+            fn meter_with_scope(&self, scope: InstrumentationScope) -> Meter {
+                opentelemetry::metrics::noop::NoopMeterProvider::new().meter_with_scope(scope)
+            }
+        }
+        assert!(is_noop(
+            &opentelemetry::metrics::noop::NoopMeterProvider::new()
+        ));
+        assert!(
+            is_noop(&*opentelemetry::global::meter_provider()),
+            "none installed"
+        );
+        assert!(!is_noop(&Recording(std::sync::Arc::new(()))));
     }
 
     #[test]
