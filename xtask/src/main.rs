@@ -253,7 +253,21 @@ fn bench(extra: Vec<String>) -> Result<(), String> {
     bench_bin(&["sessions"])?;
     // The watcher: its own cost against a hand-written aws-sdk-sqs loop, then
     // wall clock against the Python SDK's watcher on moto.
-    bench_bin(&["watch", "20000", "5", "--python"])
+    bench_bin(&["watch", "20000", "5", "--python"])?;
+    // Telemetry's cost: the SDK with `otel` and the batch exporter beside raw
+    // reqwest with reqwest-tracing (last: it builds the client with `otel`).
+    cargo(&[
+        "run",
+        "--locked",
+        "--release",
+        "-q",
+        "-p",
+        "carthooks-bench",
+        "--features",
+        "otel",
+        "--bin",
+        "otel",
+    ])
 }
 
 /// `cargo run --release` of a carthooks-bench binary: `bin_and_args[0]`, with

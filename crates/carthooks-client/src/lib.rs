@@ -96,6 +96,10 @@ pub use carthooks_core::{
 };
 /// The `http` crate, whose `Request` and `Response` transports exchange.
 pub use http;
+/// The OpenTelemetry API the `otel` feature is built on (the same version the
+/// builder's `tracer_provider` and `meter_provider` take).
+#[cfg(feature = "otel")]
+pub use opentelemetry;
 
 #[cfg(test)]
 mod tests {

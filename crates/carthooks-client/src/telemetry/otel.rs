@@ -235,6 +235,7 @@ impl Instruments {
             operation,
             method,
             template,
+            grant: grant.is_some(),
             start: at,
             last: at,
             cx,
@@ -280,6 +281,8 @@ pub(crate) struct CallScope<'a> {
     operation: &'static str,
     method: Method,
     template: &'static str,
+    /// An explicit grant's scope (it sends no API request).
+    grant: bool,
     start: Instant,
     /// The loop's last reading of the time (after its last I/O).
     last: Instant,
@@ -502,8 +505,10 @@ impl CallScope<'_> {
         if t.metrics {
             let operation = KeyValue::new("carthooks.operation", self.operation);
             let template = KeyValue::new("url.template", self.template);
-            t.call_attempts
-                .record(u64::from(attempts), &[operation.clone(), template.clone()]);
+            if !self.grant {
+                t.call_attempts
+                    .record(u64::from(attempts), &[operation.clone(), template.clone()]);
+            }
             let method = KeyValue::new("http.request.method", method_name(&self.method));
             let elapsed = self
                 .last
@@ -526,7 +531,9 @@ impl CallScope<'_> {
         }
         if t.spans {
             let span = self.cx.span();
-            span.set_attribute(KeyValue::new("carthooks.attempts", i64::from(attempts)));
+            if !self.grant {
+                span.set_attribute(KeyValue::new("carthooks.attempts", i64::from(attempts)));
+            }
             if let Some(status) = status {
                 span.set_attribute(KeyValue::new(
                     "http.response.status_code",
