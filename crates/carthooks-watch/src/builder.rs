@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use carthooks_client::{AppId, CollectionId, WatchDataRequest};
 
+use crate::telemetry::Telemetry;
 use crate::{
     AckMode, Client, Counters, MAX_LONG_POLL, MAX_VISIBILITY, Problem, ProblemHook, SQS_BATCH,
     Shared, WatchError, Watcher, sqs, sqs_client_from_env,
@@ -31,6 +32,8 @@ pub struct WatcherBuilder {
     shutdown_grace: Duration,
     sqs: Option<aws_sdk_sqs::Client>,
     on_problem: Option<ProblemHook>,
+    #[cfg(feature = "otel")]
+    telemetry: crate::telemetry::Options,
 }
 
 impl std::fmt::Debug for WatcherBuilder {
@@ -137,6 +140,29 @@ impl WatcherBuilder {
         self
     }
 
+    /// A span per message from `provider`'s tracer (scope `carthooks-watch`)
+    /// instead of the global provider's (feature `otel`). Give the watcher's
+    /// client the same provider to see its calls inside those spans.
+    #[cfg(feature = "otel")]
+    pub fn tracer_provider<P, T, S>(mut self, provider: &P) -> Self
+    where
+        P: opentelemetry::trace::TracerProvider<Tracer = T>,
+        T: opentelemetry::trace::Tracer<Span = S> + Send + Sync + 'static,
+        S: opentelemetry::trace::Span + Send + Sync + 'static,
+    {
+        let tracer = provider.tracer_with_scope(crate::telemetry::scope());
+        self.telemetry.tracer = Some(opentelemetry::global::BoxedTracer::new(Box::new(tracer)));
+        self
+    }
+
+    /// The watcher's metrics on `provider`'s meter (scope `carthooks-watch`)
+    /// instead of the global provider's (feature `otel`).
+    #[cfg(feature = "otel")]
+    pub fn meter_provider(mut self, provider: &dyn opentelemetry::metrics::MeterProvider) -> Self {
+        self.telemetry.meter = Some(provider.meter_with_scope(crate::telemetry::scope()));
+        self
+    }
+
     /// Checks the settings, makes the SQS client if none was given, and checks
     /// that the queue exists (reading its visibility timeout if none was set).
     /// Registers nothing yet: [`Watcher::run`] does.
@@ -190,6 +216,13 @@ impl WatcherBuilder {
         );
         registration.age = self.age.as_secs();
         registration.filters = self.filters;
+        let telemetry = Telemetry {
+            #[cfg(feature = "otel")]
+            inner: Some(crate::telemetry::Instruments::new(
+                self.telemetry,
+                &self.queue_url,
+            )),
+        };
         Ok(Watcher {
             shared: Arc::new(Shared {
                 client: self.client,
@@ -198,8 +231,9 @@ impl WatcherBuilder {
                 app_id: self.app_id,
                 collection_id: self.collection_id,
                 watcher_id,
-                counters: Counters::default(),
+                counters: Counters::new(&telemetry),
                 on_problem: self.on_problem,
+                telemetry,
             }),
             registration,
             renewal_interval: self.renewal_interval,
@@ -252,6 +286,8 @@ impl Watcher {
             shutdown_grace: Duration::from_secs(30),
             sqs: None,
             on_problem: None,
+            #[cfg(feature = "otel")]
+            telemetry: Default::default(),
         }
     }
 }

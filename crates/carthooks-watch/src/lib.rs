@@ -66,6 +66,36 @@
 //! idempotent; [`Change::receive_count`] says when a message is a redelivery.
 //! Nothing is printed: events go to `tracing` and to [`WatcherBuilder::on_problem`].
 //!
+//! # Telemetry (feature `otel`)
+//!
+//! | span | kind | attributes |
+//! |---|---|---|
+//! | `process {queue}` | consumer | `messaging.system` (`aws_sqs`), `messaging.operation.type` / `.name` (`process`), `messaging.destination.name` (the queue's name), `messaging.message.id`, `carthooks.item.id`, `carthooks.watch.event` (`item.updated`, …), `carthooks.watch.receive_count`; `error.type` (`handler`, `malformed`) and status error when the handler failed or the message is no change |
+//!
+//! One span per message handed to a handler, a root linked to the producer's
+//! context when the message carries one: the `traceparent` (and
+//! `tracestate`) message attribute, else SQS's `AWSTraceHeader` (X-Ray's
+//! `Root=1-…;Parent=…;Sampled=…`). The handler runs inside it: the client
+//! calls it makes (`Change::lock`, `update`, …) are its children.
+//!
+//! | metric | kind | unit | attributes |
+//! |---|---|---|---|
+//! | `messaging.client.consumed.messages` | counter | `{message}` | `messaging.system`, `messaging.destination.name`, `messaging.operation.name` (`receive`) |
+//! | `messaging.process.duration` (the handler's time) | histogram | `s` | as the span's messaging attributes, `error.type` |
+//! | `carthooks.watch.messages` | counter | `{message}` | `carthooks.watch.outcome`: `handled`, `failed`, `malformed`, `released` |
+//! | `carthooks.watch.settled` | counter | `{message}` | `carthooks.watch.settle`: `ack`, `nack` |
+//! | `carthooks.watch.in_hand` | up-down counter | `{message}` | — |
+//! | `carthooks.watch.visibility.extensions` | counter | `{extension}` | — |
+//! | `carthooks.watch.renewals` | counter | `{registration}` | `carthooks.watch.outcome`: `registered`, `failed` |
+//! | `carthooks.watch.failures` | counter | `{failure}` | `carthooks.watch.operation`: `receive`, `settle` |
+//! | `carthooks.watch.change.lag` | histogram | `s` | now minus the change's `updated_at` |
+//! | `carthooks.watch.queue.lag` | histogram | `s` | now minus SQS's `SentTimestamp` |
+//!
+//! Every [`Stats`] count is one of these counters too. The providers are the
+//! builder's (`WatcherBuilder::tracer_provider`, `meter_provider`), else the
+//! global ones when the watcher is built; give the watcher's client the same
+//! providers to see its calls inside the message spans.
+//!
 //! # Design
 //!
 //! Tasks, for one [`Watcher::run_until`]:
@@ -105,13 +135,16 @@ mod receive;
 mod renew;
 mod settle;
 mod sqs;
+mod telemetry;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use carthooks_client::{AppId, CollectionId, ItemId, WatchDataRequest};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use telemetry::{Count, Counted, Telemetry};
 
 pub use builder::WatcherBuilder;
 pub use change::Change;
@@ -250,42 +283,61 @@ pub struct Stats {
     pub settle_failures: u64,
 }
 
+/// The counts behind [`Stats`], each also a metric (feature `otel`).
 #[derive(Debug, Default)]
 struct Counters {
-    received: AtomicU64,
-    handled: AtomicU64,
-    failed: AtomicU64,
-    acked: AtomicU64,
-    nacked: AtomicU64,
-    released: AtomicU64,
-    malformed: AtomicU64,
-    extended: AtomicU64,
-    registrations: AtomicU64,
-    renewal_failures: AtomicU64,
-    receive_failures: AtomicU64,
-    settle_failures: AtomicU64,
+    received: Count,
+    handled: Count,
+    failed: Count,
+    acked: Count,
+    nacked: Count,
+    released: Count,
+    malformed: Count,
+    extended: Count,
+    registrations: Count,
+    renewal_failures: Count,
+    receive_failures: Count,
+    settle_failures: Count,
 }
 
 impl Counters {
-    fn bump(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    /// Counts whose metrics are `telemetry`'s.
+    fn new(telemetry: &Telemetry) -> Self {
+        let count = |what| telemetry.count(what);
+        Self {
+            received: count(Counted::Received),
+            handled: count(Counted::Outcome("handled")),
+            failed: count(Counted::Outcome("failed")),
+            acked: count(Counted::Settled("ack")),
+            nacked: count(Counted::Settled("nack")),
+            released: count(Counted::Outcome("released")),
+            malformed: count(Counted::Outcome("malformed")),
+            extended: count(Counted::Extended),
+            registrations: count(Counted::Renewal("registered")),
+            renewal_failures: count(Counted::Renewal("failed")),
+            receive_failures: count(Counted::Failure("receive")),
+            settle_failures: count(Counted::Failure("settle")),
+        }
+    }
+
+    fn bump(counter: &Count, n: u64) {
+        counter.bump(n);
     }
 
     fn snapshot(&self) -> Stats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
-            received: get(&self.received),
-            handled: get(&self.handled),
-            failed: get(&self.failed),
-            acked: get(&self.acked),
-            nacked: get(&self.nacked),
-            released: get(&self.released),
-            malformed: get(&self.malformed),
-            extended: get(&self.extended),
-            registrations: get(&self.registrations),
-            renewal_failures: get(&self.renewal_failures),
-            receive_failures: get(&self.receive_failures),
-            settle_failures: get(&self.settle_failures),
+            received: self.received.get(),
+            handled: self.handled.get(),
+            failed: self.failed.get(),
+            acked: self.acked.get(),
+            nacked: self.nacked.get(),
+            released: self.released.get(),
+            malformed: self.malformed.get(),
+            extended: self.extended.get(),
+            registrations: self.registrations.get(),
+            renewal_failures: self.renewal_failures.get(),
+            receive_failures: self.receive_failures.get(),
+            settle_failures: self.settle_failures.get(),
         }
     }
 }
@@ -315,6 +367,8 @@ struct Shared {
     watcher_id: String,
     counters: Counters,
     on_problem: Option<ProblemHook>,
+    /// Spans and metrics (nothing without the `otel` feature).
+    telemetry: Telemetry,
 }
 
 impl Shared {

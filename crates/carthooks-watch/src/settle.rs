@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use carthooks_client::ItemId;
@@ -23,12 +23,14 @@ where
     E: Into<BoxError>,
 {
     let shared = &run.shared;
+    let mut scope = shared.telemetry.message(&message);
     let event = match ChangeEvent::parse(&message.body) {
         Ok(event) => event,
         Err(reason) => {
             // Left alone: it comes back after the visibility timeout until the
             // queue's redrive policy moves it to the dead-letter queue.
             Counters::bump(&shared.counters.malformed, 1);
+            scope.malformed();
             shared.report(Problem::Malformed {
                 message_id: message.message_id,
                 reason,
@@ -36,6 +38,7 @@ where
             return;
         }
     };
+    scope.parsed(&event);
     let receipt = Arc::new(Receipt {
         message_id: message.message_id,
         handle: message.receipt_handle,
@@ -65,7 +68,9 @@ where
         let Some(_slot) = slot else {
             return Work::Unstarted;
         };
-        let result = handler(change).await.map_err(Into::into);
+        let started = Instant::now();
+        let result = scope.run(handler(change)).await.map_err(Into::into);
+        scope.handled(result.is_ok(), started.elapsed());
         match &result {
             Ok(()) => Counters::bump(&shared.counters.handled, 1),
             Err(error) => {
@@ -207,7 +212,7 @@ pub(crate) async fn set_visibility(
     run: &Run,
     receipt: &Receipt,
     timeout: Duration,
-    done: &AtomicU64,
+    done: &crate::telemetry::Count,
 ) -> Result<(), WatchError> {
     let shared = &run.shared;
     let result =

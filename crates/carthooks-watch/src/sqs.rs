@@ -134,6 +134,17 @@ pub(crate) struct Received {
     pub(crate) receive_count: u32,
     /// When the receive returned: its visibility timeout runs from about then.
     pub(crate) received_at: Instant,
+    /// When SQS got the message (`SentTimestamp`).
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) sent_at: Option<std::time::SystemTime>,
+    /// The producer's trace context: the `traceparent` and `tracestate`
+    /// message attributes, and SQS's `AWSTraceHeader` (X-Ray's).
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) traceparent: Option<String>,
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) tracestate: Option<String>,
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) aws_trace_header: Option<String>,
 }
 
 /// Up to `max` messages, waiting up to `wait` for the first.
@@ -153,6 +164,8 @@ pub(crate) async fn receive(
         .visibility_timeout(seconds(visibility))
         .message_attribute_names("All")
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+        .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
         .send()
         .await
         .map_err(|e| queue_failed("ReceiveMessage", &e))?;
@@ -164,13 +177,25 @@ pub(crate) async fn receive(
             // A message without a receipt handle cannot be settled; SQS always
             // sends one.
             let receipt_handle = m.receipt_handle?;
-            let receive_count = m
-                .attributes
-                .as_ref()
-                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            let system = |name: &MessageSystemAttributeName| {
+                m.attributes.as_ref().and_then(|a| a.get(name)).cloned()
+            };
+            let attribute = |name: &str| {
+                m.message_attributes
+                    .as_ref()
+                    .and_then(|a| a.get(name))
+                    .and_then(|v| v.string_value.clone())
+            };
+            let receive_count = system(&MessageSystemAttributeName::ApproximateReceiveCount)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1);
             Some(Received {
+                sent_at: system(&MessageSystemAttributeName::SentTimestamp)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms)),
+                traceparent: attribute("traceparent"),
+                tracestate: attribute("tracestate"),
+                aws_trace_header: system(&MessageSystemAttributeName::AwsTraceHeader),
                 message_id: m.message_id.unwrap_or_default(),
                 receipt_handle,
                 body: m.body.unwrap_or_default(),
