@@ -367,6 +367,8 @@ const FEATURE_SETS: &[(&str, &[&str])] = &[
     ("carthooks-ureq", &[]),
     // What the benchmarks build: the suite's helpers without `otel`.
     ("carthooks-tests", &["--no-default-features"]),
+    // The telemetry benchmark (`xtask bench`'s last step).
+    ("carthooks-bench", &["--features", "otel", "--bins"]),
 ];
 
 fn features() -> Result<(), String> {

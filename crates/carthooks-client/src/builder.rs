@@ -391,9 +391,10 @@ impl<C: BuildClient> ClientBuilder<C> {
         T: opentelemetry::trace::Tracer<Span = S> + Send + Sync + 'static,
         S: opentelemetry::trace::Span + Send + Sync + 'static,
     {
-        let tracer = provider.tracer_with_scope(crate::telemetry::instrumentation_scope());
-        self.telemetry.otel.tracer =
-            Some(opentelemetry::global::BoxedTracer::new(Box::new(tracer)));
+        self.telemetry
+            .otel
+            .providers
+            .set_tracer(provider, crate::telemetry::instrumentation_scope());
         self
     }
 
@@ -405,8 +406,10 @@ impl<C: BuildClient> ClientBuilder<C> {
     /// runs: install it before building the client.
     #[cfg(feature = "otel")]
     pub fn meter_provider(mut self, provider: &dyn opentelemetry::metrics::MeterProvider) -> Self {
-        self.telemetry.otel.meter =
-            Some(provider.meter_with_scope(crate::telemetry::instrumentation_scope()));
+        self.telemetry
+            .otel
+            .providers
+            .set_meter(provider, crate::telemetry::instrumentation_scope());
         self
     }
 

@@ -201,6 +201,40 @@ fn answer(status: u16, why: String, sink: &Mutex<Received>) -> Response<Full<Byt
     response
 }
 
+/// The SDK's providers exporting OTLP/HTTP to `receiver`, as an application
+/// sets them up: the batch span processor and the periodic metric reader.
+pub fn providers(
+    receiver: &OtlpReceiver,
+) -> (
+    opentelemetry_sdk::trace::SdkTracerProvider,
+    opentelemetry_sdk::metrics::SdkMeterProvider,
+) {
+    use opentelemetry_otlp::WithExportConfig as _;
+    // The exporter's reqwest is built here without a default TLS provider
+    // (see carthooks-reqwest's docs); it needs one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let endpoint = receiver.endpoint();
+    let spans = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{endpoint}/v1/traces"))
+        .with_timeout(Duration::from_secs(10))
+        .build()
+        .expect("span exporter");
+    let metrics = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{endpoint}/v1/metrics"))
+        .build()
+        .expect("metric exporter");
+    (
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(spans)
+            .build(),
+        opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_periodic_exporter(metrics)
+            .build(),
+    )
+}
+
 /// An attribute's value as text (strings as they are, numbers and bools
 /// formatted), or `None` when the span has no such attribute.
 pub fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {

@@ -11,10 +11,9 @@ use std::time::Duration;
 use carthooks_client::{BuildClient, Connect, ManualClock, telemetry};
 use carthooks_core::{OAuthTokens, RetryPolicy};
 use carthooks_mock::{DEFAULT_CLIENT_SECRET, DEFAULT_USER_TOKEN, Fault, MockServer};
-use carthooks_tests::otlp::{OtlpReceiver, Point, attribute, points, shape};
+use carthooks_tests::otlp::{OtlpReceiver, Point, attribute, points, providers, shape};
 use carthooks_tests::{ReqwestSdk, Sdk, UreqSdk, builder, oauth};
 use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
-use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -29,31 +28,12 @@ struct Collector {
 
 impl Collector {
     fn start() -> Self {
-        // reqwest here is built without a default TLS provider (see
-        // carthooks-reqwest's docs); the exporter's own client needs one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let receiver = OtlpReceiver::start().expect("the OTLP receiver starts");
-        let endpoint = receiver.endpoint();
-        let spans = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_endpoint(format!("{endpoint}/v1/traces"))
-            .with_timeout(Duration::from_secs(10))
-            .build()
-            .expect("span exporter");
-        let metrics = opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_endpoint(format!("{endpoint}/v1/metrics"))
-            .with_headers(Default::default())
-            .build()
-            .expect("metric exporter");
+        let (tracer, meter) = providers(&receiver);
         Self {
             receiver,
-            tracer: SdkTracerProvider::builder()
-                .with_batch_exporter(spans)
-                .build(),
-            meter: SdkMeterProvider::builder()
-                .with_periodic_exporter(metrics)
-                .build(),
+            tracer,
+            meter,
         }
     }
 
@@ -134,6 +114,39 @@ fn names(spans: &[Span]) -> Vec<String> {
         .iter()
         .map(|s| format!("{} ({:?})", s.name, kind(s)))
         .collect()
+}
+
+/// A call's span and its children, one line each, attributes sorted.
+fn render(call: &Span, children: &[&&Span]) -> String {
+    let line = |s: &Span| {
+        let mut attrs: Vec<String> = s
+            .attributes
+            .iter()
+            .map(|kv| {
+                format!(
+                    "{}={}",
+                    kv.key,
+                    attribute(&s.attributes, &kv.key).unwrap_or_default()
+                )
+            })
+            .collect();
+        attrs.sort();
+        format!(
+            "{} [{:?}{}] span {} parent {} {{{}}}",
+            s.name,
+            kind(s),
+            if is_error(s) { ", error" } else { "" },
+            hex(&s.span_id),
+            hex(&s.parent_span_id),
+            attrs.join(", ")
+        )
+    };
+    let mut out = format!("trace {}\n{}", hex(&call.trace_id), line(call));
+    for child in children {
+        out.push_str("\n  ");
+        out.push_str(&line(child));
+    }
+    out
 }
 
 fn point<'a>(points: &'a [Point], want: &[(&str, &str)]) -> Option<&'a Point> {
@@ -217,6 +230,8 @@ where
         ],
         "the call's children, in order"
     );
+    // The trace as the receiver decoded it (`--nocapture` shows it).
+    eprintln!("{}", render(call, &order));
     let (refresh, failed, resent) = (order[0], order[1], order[3]);
     assert_eq!(
         attr(refresh, "carthooks.grant").as_deref(),

@@ -15,13 +15,10 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use carthooks_mock::{DEFAULT_APP_ID as APP, DEFAULT_COLLECTION_ID as COLL, MockServer};
-use carthooks_tests::otlp::{OtlpReceiver, attribute, points, shape};
+use carthooks_tests::otlp::{OtlpReceiver, attribute, points, providers, shape};
 use carthooks_watch::{BoxError, Change, Watcher};
-use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
-use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::json;
 use support::{Moto, eventually, queue};
 
@@ -34,25 +31,8 @@ fn hex(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_message_is_a_consumer_span_and_every_outcome_is_counted() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let receiver = OtlpReceiver::start().expect("the OTLP receiver starts");
-    let endpoint = receiver.endpoint();
-    let spans = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_endpoint(format!("{endpoint}/v1/traces"))
-        .build()
-        .expect("span exporter");
-    let metrics = opentelemetry_otlp::MetricExporter::builder()
-        .with_http()
-        .with_endpoint(format!("{endpoint}/v1/metrics"))
-        .build()
-        .expect("metric exporter");
-    let tracer = SdkTracerProvider::builder()
-        .with_batch_exporter(spans)
-        .build();
-    let meter = SdkMeterProvider::builder()
-        .with_periodic_exporter(metrics)
-        .build();
+    let (tracer, meter) = providers(&receiver);
 
     let moto = Moto::start();
     let sqs = moto.sqs().await;

@@ -150,8 +150,8 @@ impl WatcherBuilder {
         T: opentelemetry::trace::Tracer<Span = S> + Send + Sync + 'static,
         S: opentelemetry::trace::Span + Send + Sync + 'static,
     {
-        let tracer = provider.tracer_with_scope(crate::telemetry::scope());
-        self.telemetry.tracer = Some(opentelemetry::global::BoxedTracer::new(Box::new(tracer)));
+        self.telemetry
+            .set_tracer(provider, crate::telemetry::scope());
         self
     }
 
@@ -159,7 +159,8 @@ impl WatcherBuilder {
     /// instead of the global provider's (feature `otel`).
     #[cfg(feature = "otel")]
     pub fn meter_provider(mut self, provider: &dyn opentelemetry::metrics::MeterProvider) -> Self {
-        self.telemetry.meter = Some(provider.meter_with_scope(crate::telemetry::scope()));
+        self.telemetry
+            .set_meter(provider, crate::telemetry::scope());
         self
     }
 

@@ -126,7 +126,7 @@ mod otel {
     use std::time::{Duration, SystemTime};
 
     use opentelemetry::global::BoxedTracer;
-    use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
+    use opentelemetry::metrics::{Counter, Histogram, UpDownCounter};
     use opentelemetry::trace::{
         FutureExt as _, Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt as _,
         TraceFlags, TraceId, TraceState, Tracer as _,
@@ -139,9 +139,6 @@ mod otel {
     const LAG_BOUNDARIES: [f64; 12] = [
         0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
     ];
-    const DURATION_BOUNDARIES: [f64; 14] = [
-        0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-    ];
 
     /// The instrumentation scope of the watcher: `carthooks-watch`, its version.
     pub(crate) fn scope() -> InstrumentationScope {
@@ -150,12 +147,8 @@ mod otel {
             .build()
     }
 
-    /// What the builder was told.
-    #[derive(Default)]
-    pub(crate) struct Options {
-        pub(crate) tracer: Option<BoxedTracer>,
-        pub(crate) meter: Option<Meter>,
-    }
+    /// What the builder was told: its providers.
+    pub(crate) use carthooks_client::telemetry::Providers as Options;
 
     /// One counter and the labels a count adds to it with.
     #[derive(Debug)]
@@ -250,7 +243,7 @@ mod otel {
                 process_duration: histogram(
                     "messaging.process.duration",
                     "Duration of the handler, per message.",
-                    &DURATION_BOUNDARIES,
+                    &carthooks_client::telemetry::DURATION_BOUNDARIES,
                 ),
                 in_hand: meter
                     .i64_up_down_counter("carthooks.watch.in_hand")

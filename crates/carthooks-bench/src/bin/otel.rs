@@ -80,9 +80,6 @@ mod sides {
     use super::*;
     use carthooks_bench::{CannedServer, RawEnvelope, median, raw_url};
     use opentelemetry::trace::TracerProvider as _;
-    use opentelemetry_otlp::WithExportConfig as _;
-    use opentelemetry_sdk::metrics::SdkMeterProvider;
-    use opentelemetry_sdk::trace::SdkTracerProvider;
     use std::time::{Duration, Instant};
     use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -94,36 +91,15 @@ mod sides {
         (start.elapsed(), carthooks_bench::cpu_ns() - cpu)
     }
 
-    fn tracer_provider(endpoint: &str) -> SdkTracerProvider {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_endpoint(format!("{endpoint}/v1/traces"))
-            .build()
-            .expect("span exporter");
-        SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
-            .build()
-    }
-
-    fn meter_provider(endpoint: &str) -> SdkMeterProvider {
-        let exporter = opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_endpoint(format!("{endpoint}/v1/metrics"))
-            .build()
-            .expect("metric exporter");
-        SdkMeterProvider::builder()
-            .with_periodic_exporter(exporter)
-            .build()
-    }
+    /// A side: its name, and what runs `n` of its calls.
+    type Side<'a> = (&'static str, Box<dyn FnMut(usize) + 'a>);
 
     pub(super) fn run(rounds: usize, requests: usize) {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let server = CannedServer::start(page_body(1));
         let base = server.url();
         let url = raw_url(&base);
         let auth = format!("Bearer {TOKEN}");
         let receiver = carthooks_tests::otlp::OtlpReceiver::start().expect("OTLP receiver");
-        let endpoint = receiver.endpoint();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -131,7 +107,9 @@ mod sides {
         let q = query();
 
         let raw = reqwest::Client::new();
-        let traced_provider = tracer_provider(&endpoint);
+        // Two sets of the providers an application sets up: one for each
+        // exporting side.
+        let (traced_provider, _) = carthooks_tests::otlp::providers(&receiver);
         let dispatch =
             tracing::Dispatch::new(tracing_subscriber::registry().with(
                 tracing_opentelemetry::layer().with_tracer(traced_provider.tracer("reqwest")),
@@ -145,8 +123,7 @@ mod sides {
             .access_token(TOKEN)
             .build()
             .expect("sdk");
-        let sdk_tracer = tracer_provider(&endpoint);
-        let sdk_meter = meter_provider(&endpoint);
+        let (sdk_tracer, sdk_meter) = carthooks_tests::otlp::providers(&receiver);
         let exported_sdk = carthooks_reqwest::Client::builder()
             .without_env()
             .base_url(&base)
@@ -160,7 +137,7 @@ mod sides {
             let envelope: RawEnvelope = serde_json::from_slice(bytes).expect("decode");
             black_box((envelope.data, envelope.meta, envelope.trace_id));
         };
-        let mut sides: Vec<(&str, Box<dyn FnMut(usize) + '_>)> = vec![
+        let mut sides: Vec<Side<'_>> = vec![
             (
                 "raw reqwest",
                 Box::new(|n| {

@@ -36,8 +36,8 @@ pub const LEASE_OUTCOMES: &str = "carthooks.client.lease.outcomes";
 pub const STORE_FAILURES: &str = "carthooks.client.store.failures";
 
 /// The HTTP conventions' advice for `http.client.request.duration`, used for
-/// every duration here.
-const DURATION_BOUNDARIES: [f64; 14] = [
+/// every duration here (and by the watcher).
+pub const DURATION_BOUNDARIES: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
@@ -52,11 +52,45 @@ pub fn instrumentation_scope() -> InstrumentationScope {
         .build()
 }
 
+/// The providers a builder was given, as a tracer and a meter of one
+/// instrumentation scope; `None`: the global provider's, when built. For the
+/// SDK's crates' builders (the client's, the watcher's).
+#[doc(hidden)]
+#[derive(Default)]
+pub struct Providers {
+    /// The given tracer provider's tracer.
+    pub tracer: Option<BoxedTracer>,
+    /// The given meter provider's meter.
+    pub meter: Option<Meter>,
+}
+
+impl Providers {
+    /// Takes `provider`'s tracer for `scope`.
+    pub fn set_tracer<P, T, S>(&mut self, provider: &P, scope: InstrumentationScope)
+    where
+        P: opentelemetry::trace::TracerProvider<Tracer = T>,
+        T: opentelemetry::trace::Tracer<Span = S> + Send + Sync + 'static,
+        S: opentelemetry::trace::Span + Send + Sync + 'static,
+    {
+        self.tracer = Some(BoxedTracer::new(Box::new(
+            provider.tracer_with_scope(scope),
+        )));
+    }
+
+    /// Takes `provider`'s meter for `scope`.
+    pub fn set_meter(
+        &mut self,
+        provider: &dyn opentelemetry::metrics::MeterProvider,
+        scope: InstrumentationScope,
+    ) {
+        self.meter = Some(provider.meter_with_scope(scope));
+    }
+}
+
 /// What the builder was told.
 #[derive(Default)]
 pub(crate) struct Options {
-    pub(crate) tracer: Option<BoxedTracer>,
-    pub(crate) meter: Option<Meter>,
+    pub(crate) providers: Providers,
     pub(crate) propagate: bool,
 }
 
@@ -111,9 +145,10 @@ fn makes_spans(tracer: &BoxedTracer) -> bool {
 impl Instruments {
     pub(crate) fn new(options: Options, base: &BaseUrl) -> Self {
         let tracer = options
+            .providers
             .tracer
             .unwrap_or_else(|| opentelemetry::global::tracer_with_scope(instrumentation_scope()));
-        let (meter, metrics) = match options.meter {
+        let (meter, metrics) = match options.providers.meter {
             Some(meter) => (meter, true),
             None => {
                 let global = opentelemetry::global::meter_provider();
