@@ -534,6 +534,45 @@ where
     );
 }
 
+/// A call cancelled mid-request (its future dropped, as a `timeout` around
+/// it does) leaves nothing counted in flight, and its attempt's span ends.
+#[test]
+fn a_cancelled_call_leaves_nothing_in_flight() {
+    let server = MockServer::start().unwrap();
+    let collector = Collector::start();
+    let client = builder::<ReqwestSdk>(&server)
+        .oauth(oauth())
+        .tracer_provider(&collector.tracer)
+        .meter_provider(&collector.meter)
+        .build()
+        .expect("client");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        client.initialize_oauth(None).await.unwrap();
+        server.inject(Fault::Delay(Duration::from_secs(5)), 1, Some("/v1/me"));
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(300), client.get_current_user()).await;
+        assert!(cancelled.is_err(), "the call was cancelled");
+    });
+    collector.flush();
+    let metrics = collector.receiver.metrics();
+    let active = points(&metrics, telemetry::HTTP_CLIENT_ACTIVE_REQUESTS);
+    let me = point(&active, &[("url.template", "/v1/me")]).expect("the attempt was counted");
+    assert_eq!(me.sum, 0.0, "{active:?}");
+    let spans = collector.spans();
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "GET /v1/me" && kind(s) == SpanKind::Client),
+        "the abandoned attempt's span ends too: {:?}",
+        names(&spans)
+    );
+}
+
 macro_rules! both {
     ($($test:ident),* $(,)?) => {
         mod reqwest {

@@ -334,6 +334,22 @@ pub(crate) struct Attempt {
     grant: Option<&'static str>,
     /// `http.request.method`, `server.address`, `server.port`, `url.template`.
     attributes: [KeyValue; 4],
+    /// Its place in `http.client.active_requests`, when measured.
+    active: Option<Active>,
+}
+
+/// A request counted in `http.client.active_requests` until this drops: when
+/// it is answered, or when its call is cancelled mid-request (a dropped
+/// future), which would otherwise leave it counted for ever.
+struct Active {
+    counter: UpDownCounter<i64>,
+    attributes: [KeyValue; 4],
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.counter.add(-1, &self.attributes);
+    }
 }
 
 /// One wait.
@@ -370,9 +386,13 @@ impl CallScope<'_> {
             port,
             KeyValue::new("url.template", template),
         ];
-        if t.metrics {
+        let active = t.metrics.then(|| {
             t.active_requests.add(1, &attributes);
-        }
+            Active {
+                counter: t.active_requests.clone(),
+                attributes: attributes.clone(),
+            }
+        });
         let span = t.spans.then(|| {
             let url = match exchange.grant {
                 // The token endpoint's URL carries nothing secret (the
@@ -410,6 +430,7 @@ impl CallScope<'_> {
             start: self.last,
             grant: exchange.grant,
             attributes,
+            active,
         })
     }
 
@@ -426,8 +447,11 @@ impl CallScope<'_> {
             span,
             grant,
             attributes,
+            active,
             ..
         } = attempt;
+        // Answered: no longer in flight.
+        drop(active);
         let (status, error) = match answer {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -436,7 +460,6 @@ impl CallScope<'_> {
             Err(e) => (None, Some(Cow::Borrowed(transport_kind(e.kind())))),
         };
         if t.metrics {
-            t.active_requests.add(-1, &attributes);
             // On the stack, whatever the outcome: this runs for every
             // request.
             let [method, address, port, template] = attributes;
