@@ -7,9 +7,17 @@
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set (e.g. `http://localhost:4318`, a
 //! collector or Jaeger) spans and metrics go there over OTLP/HTTP; otherwise
 //! they are printed to stdout.
+//!
+//! With `CARTHOOKS_WATCH_QUEUE_URL` set too (an SQS queue; `AWS_ENDPOINT_URL`
+//! for a local server such as `moto_server`, as in the `watch` example), a
+//! watcher also runs: the fake server delivers a new item's change to the
+//! queue, and the trace shows the message's `process {queue}` span with the
+//! handler's `lock` call inside it; the watcher's metrics (outcomes, lag,
+//! handler duration) are exported with the client's.
 
 use std::time::Duration;
 
+use carthooks::watch::{BoxError, Change, Watcher};
 use carthooks::{Client, ItemsQuery, OAuthConfig};
 use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
 use opentelemetry_otlp::WithExportConfig as _;
@@ -51,6 +59,61 @@ fn providers() -> Result<(SdkTracerProvider, SdkMeterProvider), Box<dyn std::err
             )
         }
     })
+}
+
+/// Runs a watcher until it has handled the change of one new item.
+async fn watch_one_change(
+    server: &carthooks_mock::MockServer,
+    client: &Client,
+    queue_url: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let sqs = carthooks::watch::sqs_client_from_env().await;
+    server.deliver_changes_to(sqs.clone());
+    let (app, collection) = (
+        carthooks_mock::DEFAULT_APP_ID,
+        carthooks_mock::DEFAULT_COLLECTION_ID,
+    );
+    // The global providers, as the client's: its calls from the handler are
+    // children of the message's span.
+    let watcher = Watcher::builder(client.clone(), queue_url, app, collection)
+        .sqs_client(sqs)
+        .long_poll(Duration::from_secs(1))
+        .build()
+        .await?;
+    let (handled, mut done) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(async move {
+        watcher
+            .run_until(
+                move |change: Change| {
+                    let handled = handled.clone();
+                    async move {
+                        change.lock().await?;
+                        change.unlock().await?;
+                        println!("watcher: handled the change of item {}", change.item_id());
+                        let _ = handled.send(true);
+                        Ok::<(), BoxError>(())
+                    }
+                },
+                async move {
+                    let _ = done.wait_for(|d| *d).await;
+                },
+            )
+            .await
+    });
+    // The watch is registered when the watcher starts: only then is a new
+    // item's change delivered.
+    while server.counters().operation("watch_data") == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client
+        .create_item(app, collection, &serde_json::json!({"title": "traced"}))
+        .await?;
+    let stats = tokio::time::timeout(Duration::from_secs(60), run).await???;
+    println!(
+        "watcher: {} handled, {} received",
+        stats.handled, stats.received
+    );
+    Ok(())
 }
 
 #[tokio::main]
@@ -100,6 +163,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("{} items, after a 503 and a retry", page.data.len());
     cx.span().end();
+    drop(_in_span);
+
+    if let Ok(queue_url) = std::env::var("CARTHOOKS_WATCH_QUEUE_URL") {
+        watch_one_change(&server, &client, &queue_url).await?;
+    }
 
     tracer_provider.shutdown()?;
     meter_provider.shutdown()?;
