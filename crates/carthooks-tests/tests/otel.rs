@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use carthooks_client::{BuildClient, Connect, ManualClock, telemetry};
-use carthooks_core::{OAuthTokens, RetryPolicy};
-use carthooks_mock::{DEFAULT_CLIENT_SECRET, DEFAULT_USER_TOKEN, Fault, MockServer};
+use carthooks_core::{OAuthAuthorizeCodeRequest, OAuthTokens, RetryPolicy};
+use carthooks_mock::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USER_TOKEN, Fault, MockServer,
+};
 use carthooks_tests::otlp::{OtlpReceiver, Point, attribute, points, providers, shape};
 use carthooks_tests::{ReqwestSdk, Sdk, UreqSdk, builder, oauth};
 use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
@@ -479,8 +481,9 @@ where
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Every flow, every operation with a secret: not one secret in any byte
-/// the exporter sent.
+/// Every flow (client credentials, acting for a user, authorization code,
+/// refresh, a 401's refresh and replay) and every operation with a secret in
+/// its path: not one secret in any byte the exporter sent.
 fn no_secret_is_exported<S: Sdk>()
 where
     <S::Client as BuildClient>::Transport: Connect,
@@ -493,6 +496,17 @@ where
     let (c, clock) = collector.client::<S>(&server, true, |b| b.oauth(config));
     c.initialize_oauth(None).unwrap();
     c.initialize_oauth(Some(DEFAULT_USER_TOKEN)).unwrap();
+    // The authorization-code flow: the code, its state, then the exchange.
+    let state = "csrf-state-7777";
+    let answer = c
+        .get_oauth_authorize_code(
+            &OAuthAuthorizeCodeRequest::new(DEFAULT_CLIENT_ID, "https://app.example/cb", state)
+                .target_tenant(123),
+        )
+        .unwrap();
+    let code = answer.data.code().unwrap().secret().to_owned();
+    c.exchange_authorization_code(&code, "https://app.example/cb", None)
+        .unwrap();
     clock.advance(Duration::from_secs(86_400));
     c.get_current_user().unwrap();
     c.refresh_oauth_token(None).unwrap();
@@ -507,6 +521,8 @@ where
         DEFAULT_CLIENT_SECRET.to_owned(),
         DEFAULT_USER_TOKEN.to_owned(),
         "not-a-user-token-4242".to_owned(),
+        code,
+        state.to_owned(),
     ];
     for set in issued.lock().unwrap().iter() {
         secrets.push(set.access_token.secret().to_owned());
