@@ -210,6 +210,11 @@ impl MockServer {
         self.state().counters().clone()
     }
 
+    /// Sets [`MockConfig::rate_limit`] from now on (`None`: no limit).
+    pub fn set_rate_limit(&self, per_second: Option<u32>) {
+        self.state().config.rate_limit = per_second;
+    }
+
     /// Sets the lifetime of access tokens issued from now on.
     pub fn set_access_token_ttl(&self, seconds: u64) {
         self.state().config.access_token_ttl = seconds;
@@ -398,6 +403,23 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
+/// 429 from the rate limit: `Retry-After` in whole seconds (at least 1), an
+/// error envelope as the API's.
+fn rate_limited(wait: std::time::Duration) -> hyper::Response<Full<Bytes>> {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let body = serde_json::json!({
+        "data": null,
+        "error": {"code": "RATE_LIMITED", "message": "too many requests"},
+        "traceId": "mock-rate-limited",
+    });
+    hyper::Response::builder()
+        .status(429)
+        .header("content-type", "application/json")
+        .header("retry-after", seconds.to_string())
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_default()
+}
+
 fn canned(status: u16, content_type: &str, body: &'static [u8]) -> hyper::Response<Full<Bytes>> {
     hyper::Response::builder()
         .status(status)
@@ -520,6 +542,13 @@ async fn handle(
     let now = unix_now();
     let (answer, changes) = {
         let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+        if request.path != "/oauth/token"
+            && let Err(wait) =
+                state.admit(request.header("authorization"), std::time::Instant::now())
+        {
+            drop(state);
+            return Ok(rate_limited(wait));
+        }
         let answer = state.handle(request, now);
         (answer, state.take_changes())
     };

@@ -1,6 +1,7 @@
 //! `carthooks-mock [--port PORT] [--host HOST] [--access-token-ttl SECONDS] [--no-rotate]
 //! [--reuse-detection] [--per-user-items] [--redirect-uri URI]... [--require-pkce]
-//! [--secret-seed N]`: runs the fake Carthooks server until interrupted.
+//! [--secret-seed N] [--rate-limit N]`: runs the fake Carthooks server until
+//! interrupted.
 
 use carthooks_mock::{
     DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID,
@@ -9,12 +10,13 @@ use carthooks_mock::{
 
 const USAGE: &str = "usage: carthooks-mock [--port PORT] [--host IP] [--access-token-ttl SECONDS] \
 [--no-rotate] [--reuse-detection] [--per-user-items] [--redirect-uri URI]... [--require-pkce] \
-[--secret-seed N]
+[--secret-seed N] [--rate-limit N]
 
   --redirect-uri URI  register URI for the demo client (repeatable; replaces the defaults;
                       a loopback http URI allows any port)
   --require-pkce      the demo client's codes need a PKCE challenge (S256)
-  --secret-seed N     codes and tokens from a fixed sequence (predictable: tests only)";
+  --secret-seed N     codes and tokens from a fixed sequence (predictable: tests only)
+  --rate-limit N      N API requests a second per access token, then 429 with Retry-After";
 
 fn main() -> std::process::ExitCode {
     match run() {
@@ -61,6 +63,13 @@ fn run() -> Result<(), String> {
                     value("--secret-seed")?
                         .parse()
                         .map_err(|_| "--secret-seed must be a number")?,
+                )
+            }
+            "--rate-limit" => {
+                config.rate_limit = Some(
+                    value("--rate-limit")?
+                        .parse()
+                        .map_err(|_| "--rate-limit must be a number of requests a second")?,
                 )
             }
             "-h" | "--help" => {

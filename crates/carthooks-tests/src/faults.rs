@@ -59,6 +59,43 @@ where
     assert_eq!(server.counters().received_at("/v1/me"), 3);
 }
 
+/// The mock's rate limit (a bucket of 5 requests, 5 a second, per token):
+/// a call beyond it is answered 429 with `Retry-After`, which the SDK waits
+/// for; without retries the 429 is the error, with its status.
+pub fn rate_limited_calls_wait_as_told<S: Sdk>()
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    let server = MockServer::start().unwrap();
+    let c = ready::<S>(&server);
+    server.set_rate_limit(Some(5));
+    let started = Instant::now();
+    // More than the burst, quickly enough even on a loaded machine.
+    for _ in 0..15 {
+        c.get_current_user().unwrap();
+    }
+    let counters = server.counters();
+    assert!(counters.rate_limited >= 1, "the limit was met");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the call beyond the burst waited for Retry-After (1 s): {:?}",
+        started.elapsed()
+    );
+    let strict = S::wrap(
+        fast::<S>(&server)
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap(),
+    );
+    strict.initialize_oauth(None).unwrap();
+    let refused = (0..30)
+        .find_map(|_| strict.get_current_user().err())
+        .expect("a call beyond the burst is refused");
+    assert_eq!(refused.status().map(u16::from), Some(429), "{refused:?}");
+    server.set_rate_limit(None);
+    c.get_current_user().unwrap();
+}
+
 pub fn retries_are_bounded<S: Sdk>()
 where
     <S::Client as BuildClient>::Transport: Connect,

@@ -338,6 +338,7 @@ macro_rules! suite {
         );
         $crate::suite!(@tests $sdk; faults;
             get_503_twice_then_success,
+            rate_limited_calls_wait_as_told,
             retries_are_bounded,
             retry_after_seconds_is_honoured,
             retry_after_http_date_is_honoured,

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 mod faults;
 mod filter;
 mod items;
+mod limit;
 mod oauth;
 mod watch;
 
@@ -115,6 +116,12 @@ pub struct MockConfig {
     /// random source each). Seeded secrets can be predicted by anyone who
     /// knows the seed: for tests that need fixed values only.
     pub secret_seed: Option<u64>,
+    /// API requests a second per access token (default `None`: no limit).
+    /// Beyond it the API answers 429 with `Retry-After` (whole seconds, at
+    /// least 1) and an error envelope (`RATE_LIMITED`); the token endpoint
+    /// is not limited. A token bucket: a burst of the limit, then the limit's
+    /// rate. See [`State::admit`].
+    pub rate_limit: Option<u32>,
 }
 
 impl Default for MockConfig {
@@ -128,6 +135,7 @@ impl Default for MockConfig {
             per_user_items: false,
             clients: vec![MockClient::demo()],
             secret_seed: None,
+            rate_limit: None,
         }
     }
 }
@@ -166,6 +174,8 @@ pub struct Counters {
     pub changes_delivered: u64,
     /// Change messages the queue refused after retries (with the `sqs` feature).
     pub change_delivery_failures: u64,
+    /// API requests answered 429 by the rate limit ([`MockConfig::rate_limit`]).
+    pub rate_limited: u64,
     /// Requests by operation (`me`, `get_items`, `lock_item`, …; unknown routes
     /// count as `not_found`).
     pub operations: HashMap<&'static str, u64>,
@@ -285,6 +295,8 @@ pub struct State {
     seq: u64,
     secrets: Secrets,
     log: Vec<MockRequest>,
+    /// The rate limit's buckets, by token.
+    buckets: limit::Buckets,
 }
 
 /// The users who can sign in on the sign-in page, with their passwords:
@@ -335,6 +347,7 @@ impl State {
             drop_connections: 0,
             seq: 0,
             log: Vec::new(),
+            buckets: Default::default(),
         };
         state.add_user(7, "alice", DEFAULT_USER_TOKEN);
         state.add_user(8, "bob", "user-token-bob");
