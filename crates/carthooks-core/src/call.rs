@@ -942,7 +942,9 @@ impl<'a, T> Call<'a, T> {
             };
         }
         State::Finished(match answer {
-            Ok(response) => target.parse(&response).map_err(|e| self.redact(e)),
+            Ok(response) => target
+                .parse(&response)
+                .map_err(|e| with_retry_after(self.redact(e), &response, now.unix)),
             Err(e) => Err(self.redact(transport_failure(target.kind(), e))),
         })
     }
@@ -1042,6 +1044,16 @@ fn transport_failure(kind: RequestKind, error: TransportError) -> Error {
     } else {
         Error::Transport(error)
     }
+}
+
+/// A 429 or 503 answer's error with the wait its `Retry-After` asked for.
+fn with_retry_after(mut error: Error, response: &HttpResponse, now: u64) -> Error {
+    if let Error::Api(service) | Error::OAuth(service) = &mut error
+        && matches!(service.status.as_u16(), 429 | 503)
+    {
+        service.retry_after = crate::retry::retry_after(response, now);
+    }
+    error
 }
 
 /// The error of a call whose `call_timeout` ran out before (another) attempt.

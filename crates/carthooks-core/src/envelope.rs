@@ -272,6 +272,7 @@ fn read_envelope<'a>(
             .take()
             .or(envelope.message.take()),
         trace_id: envelope.trace_id.take(),
+        retry_after: None,
     };
     if let Some(raw) = error {
         if let Ok(code) = serde_json::from_str::<String>(raw.get()) {

@@ -239,6 +239,11 @@ pub struct ServiceError {
     pub message: Option<String>,
     /// The server's trace id, when given.
     pub trace_id: Option<String>,
+    /// How long the server asked to wait (`Retry-After`) on a 429 or 503
+    /// answer, when it said. The client has already honoured it within its
+    /// retry policy where the call was safe to resend; this is for callers
+    /// that pace work of their own (the bulk import).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl std::fmt::Display for ServiceError {
@@ -435,6 +440,7 @@ mod tests {
             code: None,
             message: None,
             trace_id: None,
+            retry_after: None,
         })
     }
 
@@ -490,6 +496,7 @@ mod tests {
             code: Some("invalid_grant".into()),
             message: Some("refresh token already used".into()),
             trace_id: Some("tr-1".into()),
+            retry_after: None,
         });
         assert_eq!(e.status().map(u16::from), Some(400));
         assert_eq!(e.trace_id(), Some("tr-1"));

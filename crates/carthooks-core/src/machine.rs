@@ -1444,6 +1444,7 @@ mod tests {
             code: Some("echo csecret".into()),
             message: Some("got access-secret and refresh-secret".into()),
             trace_id: Some("refresh-secret".into()),
+            retry_after: None,
         });
         m.redact(&mut e);
         let text = format!("{e} {e:?}");

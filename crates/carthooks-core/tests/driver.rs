@@ -357,6 +357,39 @@ fn attempts_are_bounded_and_the_last_answer_is_the_error() {
     assert_eq!(call.attempts(), 3);
 }
 
+/// A POST is not resent on a 429 (the driver cannot know the caller wants
+/// it), but its error says how long the server asked to wait, so that a
+/// caller pacing its own work (the bulk import) can honour it.
+#[test]
+fn a_throttled_post_is_not_resent_and_its_error_says_how_long_to_wait() {
+    let w = world(|_| {});
+    w.signed_in(3_600);
+    let endpoint =
+        Endpoint::<serde_json::Value>::create_item(1, 2, &serde_json::json!({})).unwrap();
+    for (status, header, wait) in [
+        (429, Some("3"), Some(Duration::from_secs(3))),
+        (503, Some("0"), Some(Duration::ZERO)),
+        (429, None, None),
+        (500, Some("3"), None),
+    ] {
+        let mut call = Call::api(&w.engine, &endpoint, w.t0());
+        let mut throttled = http::Response::builder().status(status);
+        if let Some(value) = header {
+            throttled = throttled.header("retry-after", value);
+        }
+        let throttled = throttled
+            .body(br#"{"error":{"code":"RATE_LIMITED","message":"slow down"}}"#.to_vec())
+            .unwrap();
+        let (result, trace) = run(&mut call, w.t0(), [Ok(throttled)]);
+        assert_eq!(trace, ["send POST /v1/apps/1/collections/2/items"]);
+        let Err(Error::Api(service)) = result else {
+            panic!("{status}: {result:?}");
+        };
+        assert_eq!(service.status.as_u16(), status);
+        assert_eq!(service.retry_after, wait, "{status} {header:?}");
+    }
+}
+
 #[test]
 fn a_post_that_may_have_arrived_is_never_sent_twice() {
     for (never_sent, sends, outcome_unknown) in [(false, 1, true), (true, 2, false)] {
