@@ -210,6 +210,11 @@ impl MockServer {
         self.state().counters().clone()
     }
 
+    /// Sets [`MockConfig::latency`] from now on (`None`: none).
+    pub fn set_latency(&self, latency: Option<std::time::Duration>) {
+        self.state().config.latency = latency;
+    }
+
     /// Sets [`MockConfig::rate_limit`] from now on (`None`: no limit).
     pub fn set_rate_limit(&self, per_second: Option<u32>) {
         self.state().config.rate_limit = per_second;
@@ -490,10 +495,13 @@ async fn handle(
     if request.path == AUTHORIZE_PATH {
         return Ok(sign_in_page(&state, &request));
     }
-    let fault = state
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .arrive(&request.path);
+    let (fault, latency) = {
+        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+        (state.arrive(&request.path), state.config.latency)
+    };
+    if let Some(latency) = latency.filter(|_| request.path != "/oauth/token") {
+        tokio::time::sleep(latency).await;
+    }
     let mut drop_after_handling = false;
     let mut delay = None;
     match fault {

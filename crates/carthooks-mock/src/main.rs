@@ -1,6 +1,6 @@
 //! `carthooks-mock [--port PORT] [--host HOST] [--access-token-ttl SECONDS] [--no-rotate]
 //! [--reuse-detection] [--per-user-items] [--redirect-uri URI]... [--require-pkce]
-//! [--secret-seed N] [--rate-limit N]`: runs the fake Carthooks server until
+//! [--secret-seed N] [--rate-limit N] [--latency MS] [--seed-items N]`: runs the fake Carthooks server until
 //! interrupted.
 
 use carthooks_mock::{
@@ -10,13 +10,15 @@ use carthooks_mock::{
 
 const USAGE: &str = "usage: carthooks-mock [--port PORT] [--host IP] [--access-token-ttl SECONDS] \
 [--no-rotate] [--reuse-detection] [--per-user-items] [--redirect-uri URI]... [--require-pkce] \
-[--secret-seed N] [--rate-limit N]
+[--secret-seed N] [--rate-limit N] [--latency MS] [--seed-items N]
 
   --redirect-uri URI  register URI for the demo client (repeatable; replaces the defaults;
                       a loopback http URI allows any port)
   --require-pkce      the demo client's codes need a PKCE challenge (S256)
   --secret-seed N     codes and tokens from a fixed sequence (predictable: tests only)
-  --rate-limit N      N API requests a second per access token, then 429 with Retry-After";
+  --rate-limit N      N API requests a second per access token, then 429 with Retry-After
+  --latency MS        answer every API request MS milliseconds late (a distant server)
+  --seed-items N      add N items to the default collection (`{\"n\": i, \"title\": \"item i\"}`)";
 
 fn main() -> std::process::ExitCode {
     match run() {
@@ -34,6 +36,7 @@ fn run() -> Result<(), String> {
     let mut config = MockConfig::default();
     let mut client = MockClient::demo();
     let mut redirect_uris = Vec::new();
+    let mut seed_items: u64 = 0;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -72,6 +75,18 @@ fn run() -> Result<(), String> {
                         .map_err(|_| "--rate-limit must be a number of requests a second")?,
                 )
             }
+            "--latency" => {
+                config.latency = Some(std::time::Duration::from_millis(
+                    value("--latency")?
+                        .parse()
+                        .map_err(|_| "--latency must be a number of milliseconds")?,
+                ))
+            }
+            "--seed-items" => {
+                seed_items = value("--seed-items")?
+                    .parse()
+                    .map_err(|_| "--seed-items must be a number of items")?
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -94,6 +109,9 @@ fn run() -> Result<(), String> {
     config.clients = vec![client];
     let server =
         MockServer::bind((host, port).into(), config).map_err(|e| format!("cannot bind: {e}"))?;
+    server
+        .state()
+        .seed_items(DEFAULT_APP_ID, DEFAULT_COLLECTION_ID, seed_items);
     println!("carthooks-mock listening on {}", server.url());
     println!("  client id {DEFAULT_CLIENT_ID}, client secret {DEFAULT_CLIENT_SECRET}");
     println!("  user token {DEFAULT_USER_TOKEN} (user 7, alice)");

@@ -38,31 +38,52 @@ fn field_value<'a>(item: &'a Value, field: &str) -> Option<&'a Value> {
         .or_else(|| item.get(field))
 }
 
+/// A value as the text a filter compares it with: a string as it is, anything
+/// else as its JSON. Written into `buf` (no allocation for numbers and
+/// booleans, which is what a scan of 100,000 items meets most).
+fn text_of<'a>(v: &'a Value, buf: &'a mut String) -> &'a str {
+    match v {
+        Value::String(s) => s,
+        other => {
+            use std::fmt::Write;
+            buf.clear();
+            let _ = write!(buf, "{other}");
+            buf
+        }
+    }
+}
+
+/// The text `$eq` compares for `field` of `item` (`None`: empty or missing).
+pub(super) fn field_text(item: &Value, field: &str) -> Option<String> {
+    let mut buf = String::new();
+    field_value(item, field)
+        .filter(|v| !v.is_null())
+        .map(|v| text_of(v, &mut buf).to_owned())
+}
+
 pub(super) fn matches_filter(item: &Value, field: &str, op: &str, values: &[String]) -> bool {
     let actual = field_value(item, field).filter(|v| !v.is_null());
     let value = values.first().map(String::as_str).unwrap_or("");
-    let as_text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let mut buf = String::new();
+    let text = actual.map(|a| text_of(a, &mut buf));
     let cmp = || -> Option<std::cmp::Ordering> {
-        let a = actual?;
-        match (a.as_f64(), value.parse::<f64>().ok()) {
+        match (actual?.as_f64(), value.parse::<f64>().ok()) {
             (Some(x), Some(y)) => x.partial_cmp(&y),
-            _ => Some(as_text(a).as_str().cmp(value)),
+            _ => Some(text?.cmp(value)),
         }
     };
+    let listed = || text.is_some_and(|t| values.iter().any(|v| v == t));
     use std::cmp::Ordering::*;
     match op {
-        "$eq" => actual.is_some_and(|a| as_text(a) == value),
-        "$ne" => actual.is_none_or(|a| as_text(a) != value),
+        "$eq" => text == Some(value),
+        "$ne" => text != Some(value),
         "$gt" => cmp() == Some(Greater),
         "$gte" => matches!(cmp(), Some(Greater | Equal)),
         "$lt" => cmp() == Some(Less),
         "$lte" => matches!(cmp(), Some(Less | Equal)),
-        "$contains" => actual.is_some_and(|a| as_text(a).contains(value)),
-        "$in" => actual.is_some_and(|a| values.contains(&as_text(a))),
-        "$nin" => actual.is_none_or(|a| !values.contains(&as_text(a))),
+        "$contains" => text.is_some_and(|t| t.contains(value)),
+        "$in" => listed(),
+        "$nin" => !listed(),
         "$null" => actual.is_none() == (value != "false"),
         "$notNull" => actual.is_some() == (value != "false"),
         _ => false,

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 mod faults;
 mod filter;
+mod index;
 mod items;
 mod limit;
 mod oauth;
@@ -122,6 +123,11 @@ pub struct MockConfig {
     /// is not limited. A token bucket: a burst of the limit, then the limit's
     /// rate. See [`State::admit`].
     pub rate_limit: Option<u32>,
+    /// Added to every API answer (default `None`): the request is handled after
+    /// this wait, as by a server this far away. Token requests are not
+    /// delayed. For benchmarks that need a realistic round trip (a bulk
+    /// export against 20 ms per page).
+    pub latency: Option<std::time::Duration>,
 }
 
 impl Default for MockConfig {
@@ -136,6 +142,7 @@ impl Default for MockConfig {
             clients: vec![MockClient::demo()],
             secret_seed: None,
             rate_limit: None,
+            latency: None,
         }
     }
 }
@@ -282,6 +289,8 @@ pub struct State {
     next_family: u64,
     revoked_families: std::collections::HashSet<u64>,
     items: HashMap<(u64, u64), Vec<Value>>,
+    /// Equality indexes of the fields listings filter on.
+    index: index::EqIndex,
     next_item_id: u64,
     next_row_id: u64,
     locks: HashMap<(u64, u64, u64), LockRec>,
@@ -335,6 +344,7 @@ impl State {
             next_family: 1,
             revoked_families: std::collections::HashSet::new(),
             items: HashMap::new(),
+            index: Default::default(),
             next_item_id: 1,
             next_row_id: 1,
             locks: HashMap::new(),
