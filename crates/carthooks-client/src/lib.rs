@@ -46,6 +46,7 @@
 mod api;
 mod blocking;
 mod builder;
+pub mod bulk;
 mod client;
 mod clock;
 pub mod csrf;

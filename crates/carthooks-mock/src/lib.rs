@@ -499,6 +499,17 @@ async fn handle(
         let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
         (state.arrive(&request.path), state.config.latency)
     };
+    // Counts the request out however it ends (answered, dropped, cancelled).
+    struct Departs(Arc<Mutex<State>>);
+    impl Drop for Departs {
+        fn drop(&mut self) {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .depart();
+        }
+    }
+    let _departs = Departs(Arc::clone(&state));
     if let Some(latency) = latency.filter(|_| request.path != "/oauth/token") {
         tokio::time::sleep(latency).await;
     }

@@ -9,6 +9,7 @@
 #![allow(missing_docs)]
 
 pub mod api;
+pub mod bulk;
 pub mod canned;
 pub mod faults;
 pub mod hardening;
@@ -125,6 +126,41 @@ pub trait Sdk: Calls + Clone + Send + Sync + Sized + 'static {
     fn concurrent_current_user(&self, n: usize) -> Vec<Result<ApiResponse<UserInfo>>>;
     /// The first `n` items of `all_items` (Stream or Iterator).
     fn take_items(&self, app: u64, coll: u64, query: &ItemsQuery, n: usize) -> Vec<Result<Json>>;
+    /// A whole `export` (Stream or Iterator) as `options` set it up: every
+    /// item or error, what it saw, and its checkpoint at the end.
+    fn export(&self, app: u64, coll: u64, query: &ItemsQuery, options: ExportOptions) -> ExportRun;
+}
+
+/// How a test sets up an export.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExportOptions {
+    pub concurrency: Option<usize>,
+    pub max_items: Option<u64>,
+    pub resume_from: Option<carthooks_client::bulk::ExportCheckpoint>,
+}
+
+/// What an export handed out.
+#[derive(Debug)]
+pub struct ExportRun {
+    pub items: Vec<Result<Json>>,
+    pub stats: carthooks_client::bulk::ExportStats,
+    pub checkpoint: carthooks_client::bulk::ExportCheckpoint,
+}
+
+macro_rules! export_with {
+    ($export:expr, $options:expr) => {{
+        let mut export = $export;
+        if let Some(n) = $options.concurrency {
+            export = export.concurrency(n);
+        }
+        if let Some(n) = $options.max_items {
+            export = export.max_items(n);
+        }
+        if let Some(at) = $options.resume_from {
+            export = export.resume_from(at);
+        }
+        export
+    }};
 }
 
 /// The async client over reqwest, each call driven to completion on a runtime.
@@ -211,6 +247,20 @@ impl Sdk for ReqwestSdk {
             out
         })
     }
+    fn export(&self, app: u64, coll: u64, query: &ItemsQuery, options: ExportOptions) -> ExportRun {
+        self.runtime.block_on(async {
+            let mut export = export_with!(self.client.export(app, coll, query), options);
+            let mut items = Vec::new();
+            while let Some(item) = export.next_item().await {
+                items.push(item);
+            }
+            ExportRun {
+                items,
+                stats: export.stats(),
+                checkpoint: export.checkpoint(),
+            }
+        })
+    }
 }
 
 /// The blocking client over ureq.
@@ -272,6 +322,15 @@ impl Sdk for UreqSdk {
     }
     fn take_items(&self, app: u64, coll: u64, query: &ItemsQuery, n: usize) -> Vec<Result<Json>> {
         self.0.all_items(app, coll, query).take(n).collect()
+    }
+    fn export(&self, app: u64, coll: u64, query: &ItemsQuery, options: ExportOptions) -> ExportRun {
+        let mut export = export_with!(self.0.export(app, coll, query), options);
+        let items = export.by_ref().collect();
+        ExportRun {
+            items,
+            stats: export.stats(),
+            checkpoint: export.checkpoint(),
+        }
     }
 }
 
@@ -335,6 +394,11 @@ macro_rules! suite {
             query_filters,
             all_pages_each_item_once,
             all_pages_surface_errors_as_items,
+        );
+        $crate::suite!(@tests $sdk; bulk;
+            export_hands_out_every_item_once_in_order_pages_at_once,
+            export_max_items_then_resume_from_the_checkpoint,
+            export_retries_each_page_on_its_own_and_ends_on_an_error,
         );
         $crate::suite!(@tests $sdk; faults;
             get_503_twice_then_success,

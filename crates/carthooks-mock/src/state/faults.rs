@@ -75,10 +75,18 @@ impl State {
         true
     }
 
+    /// Called when a request that [`arrive`](Self::arrive)d is answered (or
+    /// dropped).
+    pub fn depart(&mut self) {
+        self.counters.in_flight = self.counters.in_flight.saturating_sub(1);
+    }
+
     /// Called when a request for `path` arrives: counts it and hands back the
     /// fault to apply, if any.
     pub fn arrive(&mut self, path: &str) -> Option<Fault> {
         self.counters.received += 1;
+        self.counters.in_flight += 1;
+        self.counters.peak_in_flight = self.counters.peak_in_flight.max(self.counters.in_flight);
         *self
             .counters
             .received_by_path

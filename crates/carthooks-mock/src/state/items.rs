@@ -11,6 +11,21 @@ impl State {
         self.items.get(&(app_id, collection_id)).map_or(0, Vec::len)
     }
 
+    /// The items of a collection, in the order listings give them.
+    pub fn items(&self, app_id: u64, collection_id: u64) -> &[Value] {
+        self.items
+            .get(&(app_id, collection_id))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The ids of a collection's items, in the order listings give them.
+    pub fn item_ids(&self, app_id: u64, collection_id: u64) -> Vec<u64> {
+        self.items(app_id, collection_id)
+            .iter()
+            .filter_map(|item| item["id"].as_u64())
+            .collect()
+    }
+
     /// Adds `count` items `{"n": i, "title": "item i"}` to a collection.
     pub fn seed_items(&mut self, app: u64, coll: u64, count: u64) {
         for n in 0..count {

@@ -183,6 +183,11 @@ pub struct Counters {
     pub change_delivery_failures: u64,
     /// API requests answered 429 by the rate limit ([`MockConfig::rate_limit`]).
     pub rate_limited: u64,
+    /// Requests being handled now (arrived, not yet answered).
+    pub in_flight: u64,
+    /// The most requests ever handled at once: what a client's concurrency
+    /// looks like from the server.
+    pub peak_in_flight: u64,
     /// Requests by operation (`me`, `get_items`, `lock_item`, …; unknown routes
     /// count as `not_found`).
     pub operations: HashMap<&'static str, u64>,
