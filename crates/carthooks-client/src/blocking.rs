@@ -23,7 +23,7 @@ use crate::transport::BlockingTransport;
 /// Cheap to clone (one `Arc`); clones share the connection pool and the tokens.
 /// `Send + Sync`: share it across threads.
 pub struct BlockingClient<T> {
-    inner: Arc<Session<T>>,
+    pub(crate) inner: Arc<Session<T>>,
 }
 
 client_impls!(client: BlockingClient, transport: BlockingTransport);

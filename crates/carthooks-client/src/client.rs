@@ -28,7 +28,7 @@ use crate::transport::Transport;
 /// Cheap to clone (one `Arc`); clones share the connection pool and the tokens.
 /// `Send + Sync`: share it across tasks.
 pub struct Client<T> {
-    inner: Arc<Session<T>>,
+    pub(crate) inner: Arc<Session<T>>,
 }
 
 client_impls!(client: Client, transport: Transport);

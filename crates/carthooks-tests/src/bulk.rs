@@ -144,3 +144,238 @@ where
     assert_eq!(e.status().map(u16::from), Some(400), "{e}");
     assert_eq!(run.checkpoint.offset, 0);
 }
+
+fn orders(n: u64) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| serde_json::json!({"f_1001": format!("ORD-{i:05}"), "title": format!("order {i}"), "amount": i}))
+        .collect()
+}
+
+/// How many items of the collection have each order number (of `orders`;
+/// the server's own three items have others).
+fn copies(server: &MockServer) -> std::collections::HashMap<String, usize> {
+    let mut copies = std::collections::HashMap::new();
+    for item in server.state().items(APP, COLL) {
+        if let Some(code) = item["fields"]["f_1001"]
+            .as_str()
+            .filter(|c| c.starts_with("ORD-"))
+        {
+            *copies.entry(code.to_owned()).or_default() += 1;
+        }
+    }
+    copies
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "carthooks-{name}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// 300 rows, one of them not an object: 299 items, each once, with the ids
+/// the report gives; the bad row failed with the server's 400.
+pub fn import_creates_each_row_once_and_reports_each<S: Sdk>()
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    let server = seeded(0);
+    let c: S = client(&server, oauth());
+    c.initialize_oauth(None).unwrap();
+    let mut rows = orders(300);
+    rows[17] = serde_json::json!("not an object");
+    // Long enough that requests sent together are handled together.
+    server.set_latency(Some(Duration::from_millis(20)));
+    let report = c.import(APP, COLL, rows, Default::default()).unwrap();
+    assert_eq!(report.rows.len(), 300);
+    assert_eq!(report.stats.created, 299);
+    assert_eq!(report.stats.failed, 1);
+    let problems: Vec<_> = report.problems().collect();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].row, 17);
+    let carthooks_client::bulk::RowOutcome::Failed { error } = &problems[0].outcome else {
+        panic!("{:?}", problems[0]);
+    };
+    assert_eq!(error.status().map(u16::from), Some(400));
+    let copies = copies(&server);
+    assert_eq!(copies.len(), 299);
+    assert!(copies.values().all(|&n| n == 1), "an order created twice");
+    let ids: HashSet<u64> = server.state().item_ids(APP, COLL).into_iter().collect();
+    for r in &report.rows {
+        if let Some(id) = r.outcome.id() {
+            assert!(
+                ids.contains(&id.get()),
+                "row {} reported as item {id:?}",
+                r.row
+            );
+        }
+    }
+    assert_eq!(
+        server.counters().operation("create_item"),
+        300,
+        "no create twice"
+    );
+    assert!(
+        server.counters().peak_in_flight >= 2,
+        "rows went in parallel"
+    );
+}
+
+/// The server creates three items and drops their connections: without a
+/// key those rows are reported unknown and never sent again.
+pub fn import_never_resends_an_unknown_outcome_without_a_key<S: Sdk>()
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    let server = seeded(0);
+    let c: S = client(&server, oauth());
+    c.initialize_oauth(None).unwrap();
+    let path = format!("/v1/apps/{APP}/collections/{COLL}/items");
+    server.inject(Fault::DropAfterHandling, 3, Some(&path));
+    let report = c
+        .import(APP, COLL, orders(100), Default::default())
+        .unwrap();
+    assert_eq!(report.stats.unknown, 3, "{:?}", report.stats);
+    assert_eq!(report.stats.created, 97);
+    assert_eq!(
+        server.counters().received_at(&path),
+        100,
+        "nothing sent twice"
+    );
+    let copies = copies(&server);
+    assert_eq!(copies.len(), 100, "the dropped ones took effect");
+    assert!(copies.values().all(|&n| n == 1));
+    let mut problems = Vec::new();
+    report.write_problems(&mut problems).unwrap();
+    let problems = String::from_utf8(problems).unwrap();
+    assert_eq!(problems.lines().count(), 3, "{problems}");
+    assert!(
+        problems
+            .lines()
+            .all(|l| l.contains(r#""outcome":"unknown""#))
+    );
+}
+
+/// The same faults with `upsert_by`: each unknown row is looked up, found,
+/// and left; no order exists twice, none is missing. Then the same rows
+/// again, three changed: left, or updated, never created.
+pub fn import_with_a_key_settles_unknown_outcomes_without_duplicates<S: Sdk>()
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    let server = seeded(0);
+    let c: S = client(&server, oauth());
+    c.initialize_oauth(None).unwrap();
+    let path = format!("/v1/apps/{APP}/collections/{COLL}/items");
+    server.inject(Fault::DropAfterHandling, 3, Some(&path));
+    let keyed = || crate::ImportOptions {
+        upsert_by: Some("f_1001".into()),
+        ..Default::default()
+    };
+    let report = c.import(APP, COLL, orders(100), keyed()).unwrap();
+    assert_eq!(
+        report.problems().count(),
+        0,
+        "{:?}",
+        report.problems().collect::<Vec<_>>()
+    );
+    // Three answers dropped: creates (then looked up), or a lookup (the
+    // client sends a GET again by itself).
+    let lookups = report.stats.lookups;
+    assert!((1..=3).contains(&lookups), "{:?}", report.stats);
+    assert_eq!(report.stats.unchanged, lookups, "each found, and left");
+    assert_eq!(report.stats.created + report.stats.unchanged, 100);
+    let copies_now = copies(&server);
+    assert_eq!(copies_now.len(), 100);
+    assert!(
+        copies_now.values().all(|&n| n == 1),
+        "an order created twice"
+    );
+}
+
+/// A server that takes 40 requests a second and answers 429 beyond: the
+/// import slows down, honours Retry-After, and creates every row once.
+pub fn import_under_a_rate_limit_slows_down_and_finishes<S: Sdk>()
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    let server = seeded(0);
+    let c: S = client(&server, oauth());
+    c.initialize_oauth(None).unwrap();
+    server.set_rate_limit(Some(40));
+    let started = std::time::Instant::now();
+    let report = c
+        .import(APP, COLL, orders(120), Default::default())
+        .unwrap();
+    assert_eq!(
+        report.stats.created,
+        120,
+        "{:?}",
+        report.problems().collect::<Vec<_>>()
+    );
+    assert!(report.stats.throttled > 0, "the limit was met");
+    assert_eq!(report.stats.throttled, server.counters().rate_limited);
+    let copies = copies(&server);
+    assert_eq!(copies.len(), 120);
+    assert!(copies.values().all(|&n| n == 1));
+    // 120 requests at 40 a second (a burst of 40 first): two seconds at least.
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A run stopped after 60 rows, with row 60 in flight (created, its outcome
+/// never learnt): the resumed run skips the 60, looks row 60 up and leaves it,
+/// and creates the rest. Every order once.
+pub fn import_resumes_from_a_file_checkpoint<S: Sdk>()
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    let server = seeded(0);
+    let c: S = client(&server, oauth());
+    c.initialize_oauth(None).unwrap();
+    let path = temp_path("import-checkpoint");
+    let options = || crate::ImportOptions {
+        upsert_by: Some("f_1001".into()),
+        checkpoint: Some(path.clone()),
+        ..Default::default()
+    };
+    let rows = orders(100);
+    let first = c.import(APP, COLL, rows[..60].to_vec(), options()).unwrap();
+    assert_eq!(first.stats.created, 60);
+    // Row 60: sent, created, and the run killed before it heard.
+    c.create_item(APP, COLL, &rows[60]).unwrap();
+    let digest = {
+        // The digest the import records: FNV-1a of the row's JSON.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in serde_json::to_vec(&rows[60]).unwrap() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    };
+    use std::io::Write as _;
+    writeln!(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap(),
+        "started 60 {digest:016x}"
+    )
+    .unwrap();
+    let creates = server.counters().operation("create_item");
+    let second = c.import(APP, COLL, rows, options()).unwrap();
+    assert_eq!(second.stats.done_before, 60);
+    assert_eq!(second.rows[60].outcome.as_str(), "unchanged");
+    assert_eq!(second.stats.created, 39);
+    assert_eq!(server.counters().operation("create_item") - creates, 39);
+    let copies = copies(&server);
+    assert_eq!(copies.len(), 100);
+    assert!(copies.values().all(|&n| n == 1), "an order created twice");
+    let _ = std::fs::remove_file(&path);
+}

@@ -129,6 +129,45 @@ pub trait Sdk: Calls + Clone + Send + Sync + Sized + 'static {
     /// A whole `export` (Stream or Iterator) as `options` set it up: every
     /// item or error, what it saw, and its checkpoint at the end.
     fn export(&self, app: u64, coll: u64, query: &ItemsQuery, options: ExportOptions) -> ExportRun;
+    /// An `import` of `rows` as `options` set it up, run to its end.
+    fn import(
+        &self,
+        app: u64,
+        coll: u64,
+        rows: Vec<Json>,
+        options: ImportOptions,
+    ) -> Result<carthooks_client::bulk::ImportReport>;
+}
+
+/// How a test sets up an import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub concurrency: Option<usize>,
+    pub rate_limit: Option<u32>,
+    pub upsert_by: Option<String>,
+    pub checkpoint: Option<std::path::PathBuf>,
+}
+
+macro_rules! import_with {
+    ($import:expr, $options:expr) => {{
+        let options = $options;
+        let mut import = $import;
+        if let Some(n) = options.concurrency {
+            import = import.concurrency(n);
+        }
+        if let Some(n) = options.rate_limit {
+            import = import.rate_limit(n);
+        }
+        if let Some(field) = options.upsert_by {
+            import = import.upsert_by(field);
+        }
+        if let Some(path) = options.checkpoint {
+            import = import.checkpoint(
+                carthooks_client::bulk::FileCheckpoint::open(path).expect("checkpoint opens"),
+            );
+        }
+        import
+    }};
 }
 
 /// How a test sets up an export.
@@ -261,6 +300,16 @@ impl Sdk for ReqwestSdk {
             }
         })
     }
+    fn import(
+        &self,
+        app: u64,
+        coll: u64,
+        rows: Vec<Json>,
+        options: ImportOptions,
+    ) -> Result<carthooks_client::bulk::ImportReport> {
+        self.runtime
+            .block_on(import_with!(self.client.import(app, coll, rows), options).run())
+    }
 }
 
 /// The blocking client over ureq.
@@ -332,6 +381,15 @@ impl Sdk for UreqSdk {
             checkpoint: export.checkpoint(),
         }
     }
+    fn import(
+        &self,
+        app: u64,
+        coll: u64,
+        rows: Vec<Json>,
+        options: ImportOptions,
+    ) -> Result<carthooks_client::bulk::ImportReport> {
+        import_with!(self.0.import(app, coll, rows), options).run()
+    }
 }
 
 /// The default OAuth configuration of the mock's registered client.
@@ -399,6 +457,11 @@ macro_rules! suite {
             export_hands_out_every_item_once_in_order_pages_at_once,
             export_max_items_then_resume_from_the_checkpoint,
             export_retries_each_page_on_its_own_and_ends_on_an_error,
+            import_creates_each_row_once_and_reports_each,
+            import_never_resends_an_unknown_outcome_without_a_key,
+            import_with_a_key_settles_unknown_outcomes_without_duplicates,
+            import_under_a_rate_limit_slows_down_and_finishes,
+            import_resumes_from_a_file_checkpoint,
         );
         $crate::suite!(@tests $sdk; faults;
             get_503_twice_then_success,
