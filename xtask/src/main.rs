@@ -12,7 +12,7 @@
 //! - `ci` — what `.ci/run` runs: fmt check, clippy with `-D warnings`, `deps`, tests.
 //! - `bench [ROUNDS] [REQUESTS]` — the criterion hot-path benchmarks, then the
 //!   end-to-end comparison with raw reqwest / ureq, the shared token stores
-//!   and the watcher (release builds).
+//!   the watcher and the bulk jobs (release builds).
 //! - `build-cost` — dependency counts and clean-build times of the facade, default
 //!   features and ureq only (in a scratch target directory).
 //! - `fuzz [SECONDS]` — runs each libFuzzer target in `fuzz/` for SECONDS (default
@@ -254,6 +254,11 @@ fn bench(extra: Vec<String>) -> Result<(), String> {
     // The watcher: its own cost against a hand-written aws-sdk-sqs loop, then
     // wall clock against the Python SDK's watcher on moto.
     bench_bin(&["watch", "20000", "5", "--python"])?;
+    // Bulk jobs: the mock at 100,000 items, export against 20 ms a page (and
+    // its memory), import against a 200/s rate limit.
+    bench_bin(&["bulk", "mock", "100000"])?;
+    bench_bin(&["bulk", "export", "100000", "3", "20"])?;
+    bench_bin(&["bulk", "import", "10000", "200"])?;
     // Telemetry's cost: the SDK with `otel` and the batch exporter beside raw
     // reqwest with reqwest-tracing (last: it builds the client with `otel`).
     cargo(&[
