@@ -1,5 +1,6 @@
 //! A Redis token store for the Carthooks SDK: processes on many hosts share
-//! one OAuth identity, and each expiry costs the fleet one token request.
+//! one OAuth identity, and each expiry costs the fleet one token request. And
+//! [`RedisRateLimit`]: one rate limit for every bulk import of an account.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -62,10 +63,14 @@
 //!   one refresh per expiry again (tested with a real `redis-server` killed and
 //!   restarted under 8 processes).
 
+mod rate_limit;
+
 use std::sync::Mutex;
 use std::time::Duration;
 
 use carthooks_client::{Lease, LeaseAttempt, OAuthTokens, SaveAttempt, Stored, TokenStore};
+
+pub use rate_limit::RedisRateLimit;
 
 /// How long connecting and each command may take.
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -151,74 +156,24 @@ settle(KEYS[3], ARGV[1])
 return tonumber(version)
 ";
 
-/// A [`TokenStore`] in Redis, shared by every process that opens it with the
-/// same namespace. See the [crate docs](self).
-pub struct RedisTokenStore {
+/// One connection to Redis, opened when first needed and reopened after a
+/// failure.
+struct Conn {
     client: redis::Client,
-    /// One connection, reopened after a failure.
     connection: Mutex<Option<redis::Connection>>,
-    set: String,
-    lease: String,
-    fence: String,
-    settled: String,
-    scripts: Scripts,
 }
 
-struct Scripts {
-    try_lease: redis::Script,
-    renew: redis::Script,
-    release: redis::Script,
-    save_fenced: redis::Script,
-}
-
-impl std::fmt::Debug for RedisTokenStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URL may carry a password: not shown.
-        f.debug_struct("RedisTokenStore")
-            .field("set", &self.set)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A Redis failure as an I/O error that names the kind, never a value.
-fn io(e: &redis::RedisError) -> std::io::Error {
-    let kind = if e.is_timeout() {
-        std::io::ErrorKind::TimedOut
-    } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
-        std::io::ErrorKind::ConnectionRefused
-    } else {
-        std::io::ErrorKind::Other
-    };
-    std::io::Error::new(kind, format!("redis: {:?}", e.kind()))
-}
-
-impl RedisTokenStore {
-    /// A store at `url` (`redis://[:password@]host:port/db`) under
-    /// `carthooks:{namespace}:` (braces included). Nothing is sent until the
-    /// store is used.
-    pub fn open(url: &str, namespace: &str) -> std::io::Result<Self> {
+impl Conn {
+    fn open(url: &str) -> std::io::Result<Self> {
         let client = redis::Client::open(url).map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("redis URL: {:?}", e.kind()),
             )
         })?;
-        // The namespace in braces is a hash tag: every key of one store lives in
-        // one Redis Cluster slot, as a multi-key script needs.
-        let prefix = format!("carthooks:{{{namespace}}}");
         Ok(Self {
             client,
             connection: Mutex::new(None),
-            set: format!("{prefix}:set"),
-            lease: format!("{prefix}:lease"),
-            fence: format!("{prefix}:fence"),
-            settled: format!("{prefix}:settled"),
-            scripts: Scripts {
-                try_lease: redis::Script::new(&format!("{STAMP}{TRY_LEASE}")),
-                renew: redis::Script::new(RENEW),
-                release: redis::Script::new(&format!("{SETTLE}{RELEASE}")),
-                save_fenced: redis::Script::new(&format!("{STAMP}{SETTLE}{SAVE_FENCED}")),
-            },
         })
     }
 
@@ -268,6 +223,70 @@ impl RedisTokenStore {
             .map_err(|e| io(&e))?;
         Ok(connection)
     }
+}
+
+/// A [`TokenStore`] in Redis, shared by every process that opens it with the
+/// same namespace. See the [crate docs](self).
+pub struct RedisTokenStore {
+    conn: Conn,
+    set: String,
+    lease: String,
+    fence: String,
+    settled: String,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    try_lease: redis::Script,
+    renew: redis::Script,
+    release: redis::Script,
+    save_fenced: redis::Script,
+}
+
+impl std::fmt::Debug for RedisTokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: not shown.
+        f.debug_struct("RedisTokenStore")
+            .field("set", &self.set)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A Redis failure as an I/O error that names the kind, never a value.
+fn io(e: &redis::RedisError) -> std::io::Error {
+    let kind = if e.is_timeout() {
+        std::io::ErrorKind::TimedOut
+    } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
+        std::io::ErrorKind::ConnectionRefused
+    } else {
+        std::io::ErrorKind::Other
+    };
+    std::io::Error::new(kind, format!("redis: {:?}", e.kind()))
+}
+
+impl RedisTokenStore {
+    /// A store at `url` (`redis://[:password@]host:port/db`) under
+    /// `carthooks:{namespace}:` (braces included). Nothing is sent until the
+    /// store is used.
+    pub fn open(url: &str, namespace: &str) -> std::io::Result<Self> {
+        let conn = Conn::open(url)?;
+        // The namespace in braces is a hash tag: every key of one store lives in
+        // one Redis Cluster slot, as a multi-key script needs.
+        let prefix = format!("carthooks:{{{namespace}}}");
+        Ok(Self {
+            conn,
+            set: format!("{prefix}:set"),
+            lease: format!("{prefix}:lease"),
+            fence: format!("{prefix}:fence"),
+            settled: format!("{prefix}:settled"),
+            scripts: Scripts {
+                try_lease: redis::Script::new(&format!("{STAMP}{TRY_LEASE}")),
+                renew: redis::Script::new(RENEW),
+                release: redis::Script::new(&format!("{SETTLE}{RELEASE}")),
+                save_fenced: redis::Script::new(&format!("{STAMP}{SETTLE}{SAVE_FENCED}")),
+            },
+        })
+    }
 
     fn parse(json: &str) -> std::io::Result<OAuthTokens> {
         // The parse error is not passed on: it could quote the tokens.
@@ -286,14 +305,15 @@ impl RedisTokenStore {
 
 impl TokenStore for RedisTokenStore {
     fn load(&self) -> std::io::Result<Option<OAuthTokens>> {
-        let json: Option<String> =
-            self.with(|c| redis::cmd("HGET").arg(&self.set).arg("tokens").query(c))?;
+        let json: Option<String> = self
+            .conn
+            .with(|c| redis::cmd("HGET").arg(&self.set).arg("tokens").query(c))?;
         json.as_deref().map(Self::parse).transpose()
     }
 
     fn save(&self, tokens: &OAuthTokens) -> std::io::Result<()> {
         let json = serde_json::to_string(tokens).map_err(std::io::Error::other)?;
-        self.with(|c| {
+        self.conn.with(|c| {
             redis::cmd("HSET")
                 .arg(&self.set)
                 .arg("tokens")
@@ -307,8 +327,8 @@ impl TokenStore for RedisTokenStore {
     }
 
     fn load_stored(&self, identity: &str) -> std::io::Result<Option<Stored>> {
-        let (json, version, stored_identity): (Option<String>, Option<u64>, Option<String>) = self
-            .with(|c| {
+        let (json, version, stored_identity): (Option<String>, Option<u64>, Option<String>) =
+            self.conn.with(|c| {
                 redis::cmd("HMGET")
                     .arg(&self.set)
                     .arg("tokens")
@@ -327,7 +347,7 @@ impl TokenStore for RedisTokenStore {
     }
 
     fn try_lease(&self, holder: &str, ttl: Duration) -> std::io::Result<LeaseAttempt> {
-        let (granted, n): (i64, i64) = self.with(|c| {
+        let (granted, n): (i64, i64) = self.conn.with(|c| {
             self.scripts
                 .try_lease
                 .key(&self.lease)
@@ -347,7 +367,7 @@ impl TokenStore for RedisTokenStore {
     }
 
     fn renew_lease(&self, lease: &Lease, ttl: Duration) -> std::io::Result<bool> {
-        let renewed: i64 = self.with(|c| {
+        let renewed: i64 = self.conn.with(|c| {
             self.scripts
                 .renew
                 .key(&self.lease)
@@ -359,7 +379,7 @@ impl TokenStore for RedisTokenStore {
     }
 
     fn release_lease(&self, lease: &Lease) -> std::io::Result<()> {
-        let _: i64 = self.with(|c| {
+        let _: i64 = self.conn.with(|c| {
             self.scripts
                 .release
                 .key(&self.lease)
@@ -378,7 +398,7 @@ impl TokenStore for RedisTokenStore {
         lease: &Lease,
     ) -> std::io::Result<SaveAttempt> {
         let json = serde_json::to_string(tokens).map_err(std::io::Error::other)?;
-        let version: i64 = self.with(|c| {
+        let version: i64 = self.conn.with(|c| {
             self.scripts
                 .save_fenced
                 .key(&self.fence)

@@ -15,7 +15,7 @@ use carthooks_core::{
 use serde_json::Value;
 
 use super::checkpoint::{Finished, ImportCheckpoint, Record, digest};
-use super::pace::{Admit, Ended, Pace};
+use super::pace::{Admit, Ended, Pace, SharedRateLimit};
 use crate::transport::{BlockingTransport, BoxFuture, Transport};
 use crate::{BlockingClient, Client};
 
@@ -140,6 +140,9 @@ pub struct ImportStats {
     pub lookups: u64,
     /// Times the learned rate was lowered.
     pub rate_decreases: u64,
+    /// Times the shared rate limit could not be asked (the request went at
+    /// the import's own pace).
+    pub shared_limit_failures: u64,
 }
 
 /// What an import did, row by row (in input order).
@@ -244,6 +247,7 @@ pub(crate) struct Importer {
     earlier: HashMap<u64, Earlier>,
     checkpoint: Option<Box<dyn ImportCheckpoint>>,
     pace: Pace,
+    shared: Option<Arc<dyn SharedRateLimit>>,
     upsert_by: Option<String>,
     report: Vec<RowReport>,
     stats: ImportStats,
@@ -292,6 +296,7 @@ impl Importer {
             earlier,
             checkpoint,
             pace: Pace::new(concurrency, rate_limit),
+            shared: None,
             upsert_by,
             report: Vec::new(),
             stats: ImportStats::default(),
@@ -317,6 +322,16 @@ impl Importer {
             Admit::Go => {}
             Admit::Until(t) => return Start::Until(t),
             Admit::Busy => return Start::Busy,
+        }
+        if let Some(shared) = &self.shared {
+            match shared.try_acquire() {
+                Ok(None) => {}
+                Ok(Some(wait)) => {
+                    self.pace.unsend();
+                    return Start::Until(now + wait);
+                }
+                Err(_) => self.stats.shared_limit_failures += 1,
+            }
         }
         let Some(mut job) = self.ready.pop_front() else {
             return Start::Busy;
@@ -585,6 +600,7 @@ pub struct Import<C> {
     rate_limit: Option<u32>,
     upsert_by: Option<String>,
     checkpoint: Option<Box<dyn ImportCheckpoint>>,
+    shared: Option<Arc<dyn SharedRateLimit>>,
 }
 
 impl<C> std::fmt::Debug for Import<C> {
@@ -610,6 +626,7 @@ impl<C> Import<C> {
             rate_limit: None,
             upsert_by: None,
             checkpoint: None,
+            shared: None,
         }
     }
 
@@ -642,15 +659,25 @@ impl<C> Import<C> {
         self
     }
 
+    /// Also asks `limit` before each request: a rate limit shared with the
+    /// other processes that import into the same account (see
+    /// [`SharedRateLimit`](super::SharedRateLimit)).
+    pub fn shared_rate_limit(mut self, limit: Arc<dyn SharedRateLimit>) -> Self {
+        self.shared = Some(limit);
+        self
+    }
+
     fn importer(&mut self) -> Result<Importer> {
         let rows = std::mem::replace(&mut self.rows, Box::new(std::iter::empty()));
-        Importer::new(
+        let mut importer = Importer::new(
             rows,
             self.concurrency,
             self.rate_limit,
             self.upsert_by.take(),
             self.checkpoint.take(),
-        )
+        )?;
+        importer.shared = self.shared.take();
+        Ok(importer)
     }
 }
 
@@ -793,7 +820,7 @@ impl<T: Transport> Client<T> {
     /// [the bulk docs](crate::bulk). Set it up, then `run().await`.
     ///
     /// ```no_run
-    /// # async fn run(client: carthooks_client::Client<impl carthooks_client::Transport>) -> carthooks_client::Result<()> {
+    /// # async fn run(client: carthooks_client::Client<impl carthooks_client::Transport>) -> Result<(), Box<dyn std::error::Error>> {
     /// use carthooks_client::bulk::FileCheckpoint;
     /// let rows = (0..10_000).map(|n| serde_json::json!({"f_1001": format!("EF{n}"), "title": "order"}));
     /// let report = client

@@ -112,3 +112,4 @@ pub use export::{
 pub use import::{
     DEFAULT_IMPORT_CONCURRENCY, Import, ImportReport, ImportStats, RowOutcome, RowReport,
 };
+pub use pace::SharedRateLimit;

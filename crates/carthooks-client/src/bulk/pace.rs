@@ -67,6 +67,23 @@ pub struct PaceStats {
     pub decreases: u64,
 }
 
+/// A rate limit shared with other processes (one account's limit, many
+/// importers): asked once for each request a bulk job is about to send,
+/// after the job's own pacing let it go. `carthooks_redis::RedisRateLimit`
+/// is one (GCRA on Redis' clock).
+///
+/// `Ok(None)`: a permit was taken, send. `Ok(Some(wait))`: none is free for
+/// `wait`; nothing was taken. `Err`: the limit could not be asked; the job
+/// goes on at its own pace (still slowing down on 429s) and counts it
+/// ([`ImportStats::shared_limit_failures`](super::ImportStats)).
+///
+/// Called on the job's own thread or task, once a request: keep it short
+/// (a Redis round trip is).
+pub trait SharedRateLimit: Send + Sync {
+    /// Takes one permit now, or says how long until one is free.
+    fn try_acquire(&self) -> std::io::Result<Option<Duration>>;
+}
+
 #[derive(Debug)]
 pub(crate) struct Pace {
     max_window: usize,
@@ -155,6 +172,14 @@ impl Pace {
         self.in_flight += 1;
         self.stats.requests += 1;
         Admit::Go
+    }
+
+    /// Takes back the last [`Admit::Go`]: the request was not sent after
+    /// all (a shared limit said to wait).
+    pub(crate) fn unsend(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.sends.pop_back();
+        self.stats.requests = self.stats.requests.saturating_sub(1);
     }
 
     /// A request sent at `sent` ended at `now`.

@@ -20,15 +20,26 @@ impl State {
     /// [`MockConfig::rate_limit`](crate::MockConfig::rate_limit): `Err` with
     /// the wait until it may (what `Retry-After` says, rounded up to whole
     /// seconds). Each token has a bucket of `rate_limit` requests, refilled
-    /// at `rate_limit` a second; requests without a token share one.
+    /// at `rate_limit` a second (each OAuth client, with
+    /// [`rate_limit_per_client`](crate::MockConfig::rate_limit_per_client));
+    /// requests without a token share one.
     pub fn admit(&mut self, authorization: Option<&str>, at: Instant) -> Result<(), Duration> {
         let Some(rate) = self.config.rate_limit.filter(|r| *r > 0) else {
             return Ok(());
         };
         let rate = f64::from(rate);
+        let header = authorization.unwrap_or_default();
+        let key = match self.config.rate_limit_per_client {
+            // One bucket for every token of one OAuth client (an account).
+            true => header
+                .strip_prefix("Bearer ")
+                .and_then(|token| self.access.get(token))
+                .map_or_else(|| header.to_owned(), |a| format!("client {}", a.client_id)),
+            false => header.to_owned(),
+        };
         let bucket = self
             .buckets
-            .entry(authorization.unwrap_or_default().to_owned())
+            .entry(key)
             .or_insert(Bucket { tokens: rate, at });
         let refill = at.saturating_duration_since(bucket.at).as_secs_f64() * rate;
         bucket.tokens = (bucket.tokens + refill).min(rate);

@@ -123,6 +123,10 @@ pub struct MockConfig {
     /// is not limited. A token bucket: a burst of the limit, then the limit's
     /// rate. See [`State::admit`].
     pub rate_limit: Option<u32>,
+    /// The rate limit counts per OAuth client — every token it was issued —
+    /// rather than per token (default false): several processes of one
+    /// account share it.
+    pub rate_limit_per_client: bool,
     /// Added to every API answer (default `None`): the request is handled after
     /// this wait, as by a server this far away. Token requests are not
     /// delayed. For benchmarks that need a realistic round trip (a bulk
@@ -142,6 +146,7 @@ impl Default for MockConfig {
             clients: vec![MockClient::demo()],
             secret_seed: None,
             rate_limit: None,
+            rate_limit_per_client: false,
             latency: None,
         }
     }
