@@ -135,6 +135,7 @@ mod receive;
 mod renew;
 mod settle;
 mod sqs;
+pub mod sync;
 mod telemetry;
 
 use std::sync::Arc;
@@ -191,6 +192,9 @@ pub enum WatchError {
     /// A Carthooks API call of a record helper failed.
     #[error(transparent)]
     Api(#[from] carthooks_client::Error),
+    /// A sync's replica refused an item ([`sync::Replica`]).
+    #[error("the replica refused an item")]
+    Replica(#[source] BoxError),
 }
 
 /// Who settles a message.

@@ -25,7 +25,8 @@
 //! [`ExportStats::duplicates`] counts what was skipped. A missed item cannot
 //! be seen in the pages; [`ExportStats::total_changed`] says the total moved
 //! during the export, which is when it can happen. To keep a copy exact,
-//! watch the changes from before the first page on.
+//! watch the changes from before the first page on: `carthooks_watch`'s
+//! `Watcher::sync` does (and copies again when a deletion moved the pages).
 //!
 //! ## Resuming
 //!
