@@ -369,6 +369,13 @@ impl<T: Transport> Stream for Export<T> {
                     Box::pin(async move { client.get_items(app, coll, &query).await }),
                 ));
             }
+            if this.in_flight.is_empty() {
+                // The plan waits for a page it did not ask for: a bug, not a
+                // hang.
+                return Poll::Ready(Some(Err(Error::InvalidState(
+                    "the export waits with no page in flight",
+                ))));
+            }
             let mut answered = false;
             let mut i = 0;
             while i < this.in_flight.len() {
@@ -419,6 +426,7 @@ impl<T: BlockingTransport> Iterator for ExportIter<T> {
                 }
                 Step::Wait => {}
             }
+            let mut fetched_here = false;
             while let Some((start, query)) = self.plan.next_request() {
                 let client = self.client.clone();
                 let (app, coll) = (self.app_id, self.collection_id);
@@ -432,12 +440,19 @@ impl<T: BlockingTransport> Iterator for ExportIter<T> {
                     Err(_) => {
                         let answer = self.client.get_items(app, coll, &query);
                         self.plan.page_done(start, answer);
+                        fetched_here = true;
                     }
                 }
             }
+            if fetched_here && self.in_flight.is_empty() {
+                continue;
+            }
             // The oldest page is the one the items wait for.
             let Some((start, handle)) = self.in_flight.pop_front() else {
-                continue;
+                // Waiting for a page it did not ask for: a bug, not a spin.
+                return Some(Err(Error::InvalidState(
+                    "the export waits with no page in flight",
+                )));
             };
             let answer = handle
                 .join()
