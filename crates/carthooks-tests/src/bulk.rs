@@ -19,6 +19,16 @@ fn seeded(n: u64) -> MockServer {
     server
 }
 
+/// A client of `server` signed in with client credentials.
+fn signed_in<S: Sdk>(server: &MockServer) -> S
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    let c: S = client(server, oauth());
+    c.initialize_oauth(None).expect("signed in");
+    c
+}
+
 fn ids(items: &[carthooks_core::Result<serde_json::Value>]) -> Vec<u64> {
     items
         .iter()
@@ -36,8 +46,7 @@ where
     let server = seeded(1_234);
     // Long enough that pages asked for together are handled together.
     server.set_latency(Some(Duration::from_millis(50)));
-    let c: S = client(&server, oauth());
-    c.initialize_oauth(None).unwrap();
+    let c: S = signed_in(&server);
     let run = c.export(APP, COLL, &ItemsQuery::new(), ExportOptions::default());
     let got = ids(&run.items);
     let expected: Vec<u64> = server.state().item_ids(APP, COLL);
@@ -64,8 +73,7 @@ where
     <S::Client as BuildClient>::Transport: Connect,
 {
     let server = seeded(497);
-    let c: S = client(&server, oauth());
-    c.initialize_oauth(None).unwrap();
+    let c: S = signed_in(&server);
     let query = ItemsQuery::new().limit(50);
     let first = c.export(
         APP,
@@ -111,9 +119,8 @@ where
     <S::Client as BuildClient>::Transport: Connect,
 {
     let server = seeded(297);
-    let c: S = client(&server, oauth());
+    let c: S = signed_in(&server);
     let path = format!("/v1/apps/{APP}/collections/{COLL}/items");
-    c.initialize_oauth(None).unwrap();
     server.inject(
         Fault::Status {
             status: 503,
@@ -183,8 +190,7 @@ where
     <S::Client as BuildClient>::Transport: Connect,
 {
     let server = seeded(0);
-    let c: S = client(&server, oauth());
-    c.initialize_oauth(None).unwrap();
+    let c: S = signed_in(&server);
     let mut rows = orders(300);
     rows[17] = serde_json::json!("not an object");
     // Long enough that requests sent together are handled together.
@@ -231,8 +237,7 @@ where
     <S::Client as BuildClient>::Transport: Connect,
 {
     let server = seeded(0);
-    let c: S = client(&server, oauth());
-    c.initialize_oauth(None).unwrap();
+    let c: S = signed_in(&server);
     let path = format!("/v1/apps/{APP}/collections/{COLL}/items");
     server.inject(Fault::DropAfterHandling, 3, Some(&path));
     let report = c
@@ -267,8 +272,7 @@ where
     <S::Client as BuildClient>::Transport: Connect,
 {
     let server = seeded(0);
-    let c: S = client(&server, oauth());
-    c.initialize_oauth(None).unwrap();
+    let c: S = signed_in(&server);
     let path = format!("/v1/apps/{APP}/collections/{COLL}/items");
     server.inject(Fault::DropAfterHandling, 3, Some(&path));
     let keyed = || crate::ImportOptions {
@@ -303,8 +307,7 @@ where
     <S::Client as BuildClient>::Transport: Connect,
 {
     let server = seeded(0);
-    let c: S = client(&server, oauth());
-    c.initialize_oauth(None).unwrap();
+    let c: S = signed_in(&server);
     server.set_rate_limit(Some(40));
     let started = std::time::Instant::now();
     let report = c
@@ -337,8 +340,7 @@ where
     <S::Client as BuildClient>::Transport: Connect,
 {
     let server = seeded(0);
-    let c: S = client(&server, oauth());
-    c.initialize_oauth(None).unwrap();
+    let c: S = signed_in(&server);
     let path = temp_path("import-checkpoint");
     let options = || crate::ImportOptions {
         upsert_by: Some("f_1001".into()),
