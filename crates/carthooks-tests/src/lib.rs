@@ -392,6 +392,26 @@ impl Sdk for UreqSdk {
     }
 }
 
+/// Random delays for the kill tests: `min` plus up to `spread`, from a
+/// xorshift seeded by the clock (other moments each run). Not for secrets.
+pub fn random_delays(
+    min: std::time::Duration,
+    spread: std::time::Duration,
+) -> impl FnMut() -> std::time::Duration {
+    let mut x = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64
+        | 1;
+    let spread = (spread.as_micros() as u64).max(1);
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        min + std::time::Duration::from_micros(x % spread)
+    }
+}
+
 /// The default OAuth configuration of the mock's registered client.
 pub fn oauth() -> OAuthConfig {
     OAuthConfig::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)

@@ -89,21 +89,6 @@ fn child_importer() {
     std::fs::rename(partial, path).unwrap();
 }
 
-/// Kill delays from a xorshift seeded by the clock: different moments each run.
-fn delays() -> impl FnMut() -> Duration {
-    let mut x = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        Duration::from_millis(80 + x % 400)
-    }
-}
-
 struct Run {
     copies: HashMap<String, usize>,
     /// Rows the last run reported as problems: row → outcome.
@@ -142,7 +127,9 @@ fn import_with_kills(backend: &str, key: Option<&str>) -> Run {
         }
         command.spawn().unwrap()
     };
-    let mut next_delay = delays();
+    // 80 to 480 ms into each run.
+    let mut next_delay =
+        carthooks_tests::random_delays(Duration::from_millis(80), Duration::from_millis(400));
     let mut kills = 0;
     for _ in 0..KILLS {
         let mut running = child();

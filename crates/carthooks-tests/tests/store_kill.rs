@@ -39,28 +39,15 @@ fn child_saver() {
     }
 }
 
-/// A tiny xorshift for the kill delays; the seed varies per run.
-fn delays() -> impl FnMut() -> Duration {
-    let mut x = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        Duration::from_micros(2_000 + x % 25_000)
-    }
-}
-
 #[test]
 fn sigkill_never_leaves_a_torn_token_file() {
     let dir = std::env::temp_dir().join(format!("carthooks-kill-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tokens.json");
     let reader = FileTokenStore::new(&path);
-    let mut next_delay = delays();
+    // 2 to 27 ms into each run.
+    let mut next_delay =
+        carthooks_tests::random_delays(Duration::from_micros(2_000), Duration::from_micros(25_000));
     let mut seen = std::collections::HashSet::new();
     for round in 0..200 {
         let mut child = Command::new(std::env::current_exe().unwrap())
