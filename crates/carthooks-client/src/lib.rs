@@ -78,7 +78,7 @@ pub use session::SessionBuilder;
 pub use settings::{RootCertificate, TransportConfig};
 pub use store::{
     FileTokenStore, Lease, LeaseAttempt, MemoryTokenStore, SaveAttempt, StoreOperation, Stored,
-    TokenStore, TokenStoreFailure, next_stamp,
+    TokenStore, TokenStoreFailure, TokenVault, next_stamp,
 };
 pub use transport::{
     BlockingTransport, BoxFuture, Connect, FnTransport, Transport, frames_body, transport_fn,

@@ -276,9 +276,36 @@ impl TokenStore for MemoryTokenStore {
 }
 
 /// Keeps the tokens in a JSON file, written atomically. See the [module docs](self).
-#[derive(Debug)]
+///
+/// With [`with_vault`](Self::with_vault) the token set itself is kept
+/// elsewhere (an OS keyring, say) and the files hold only the lease and its
+/// lock: processes sharing the vault still refresh one at a time.
 pub struct FileTokenStore {
     path: PathBuf,
+    vault: Option<Box<dyn TokenVault>>,
+}
+
+impl std::fmt::Debug for FileTokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileTokenStore")
+            .field("path", &self.path)
+            .field("vault", &self.vault.as_ref().map(|v| v.describe()))
+            .finish()
+    }
+}
+
+/// Where a [`FileTokenStore`] made [`with_vault`](FileTokenStore::with_vault)
+/// keeps the token set's bytes (the JSON the token file would hold): an OS
+/// keyring entry, an encrypted blob. Reads and writes happen under the
+/// store's file lock, so a vault needs no locking of its own; a write must
+/// replace the whole value at once.
+pub trait TokenVault: Send + Sync + 'static {
+    /// The bytes last written, `None` when nothing is kept yet.
+    fn read(&self) -> std::io::Result<Option<Vec<u8>>>;
+    /// Replaces what is kept with `bytes`.
+    fn write(&self, bytes: &[u8]) -> std::io::Result<()>;
+    /// What it is, for messages and `Debug` (never a secret): "the OS keyring".
+    fn describe(&self) -> String;
 }
 
 /// Counts temporary files across every store of the process.
@@ -294,7 +321,40 @@ fn random_u64() -> u64 {
 impl FileTokenStore {
     /// A store at `path` (created on the first save).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            vault: None,
+        }
+    }
+
+    /// A store keeping the token set in `vault`, and the lease that
+    /// coordinates processes in `{path}.lease` (locked with `{path}.lock`);
+    /// nothing is written at `path` itself. An unreadable value in the vault
+    /// is reported as for a file, and left where it is.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use carthooks_client::{FileTokenStore, TokenVault};
+    ///
+    /// struct Memory(Mutex<Option<Vec<u8>>>);
+    /// impl TokenVault for Memory {
+    ///     fn read(&self) -> std::io::Result<Option<Vec<u8>>> { Ok(self.0.lock().unwrap().clone()) }
+    ///     fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+    ///         *self.0.lock().unwrap() = Some(bytes.to_vec());
+    ///         Ok(())
+    ///     }
+    ///     fn describe(&self) -> String { "memory".into() }
+    /// }
+    /// let dir = std::env::temp_dir().join(format!("vault-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let store = FileTokenStore::with_vault(dir.join("tokens"), Memory(Mutex::new(None)));
+    /// assert!(format!("{store:?}").contains("memory"));
+    /// ```
+    pub fn with_vault(path: impl Into<PathBuf>, vault: impl TokenVault) -> Self {
+        Self {
+            path: path.into(),
+            vault: Some(Box::new(vault)),
+        }
     }
 
     /// Where the tokens are kept.
@@ -427,10 +487,16 @@ impl FileTokenStore {
 
     /// The token file, with what a coordinating save added; `None` when absent.
     fn read_disk(&self, target: &Path) -> std::io::Result<Option<OnDisk>> {
-        let bytes = match std::fs::read(target) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let read = match &self.vault {
+            Some(vault) => vault.read(),
+            None => match std::fs::read(target) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+        };
+        let Some(bytes) = read? else {
+            return Ok(None);
         };
         // The parse error is not passed on: it could quote the file's contents.
         serde_json::from_slice(&bytes).map(Some).map_err(|_| {
@@ -439,15 +505,29 @@ impl FileTokenStore {
             } else {
                 "does not hold a token set"
             };
-            let aside = match self.set_aside(target) {
-                Some(aside) => format!("; it was moved to {}", aside.display()),
-                None => String::new(),
+            let (name, aside) = match &self.vault {
+                Some(vault) => (vault.describe(), String::new()),
+                None => (
+                    self.path.display().to_string(),
+                    match self.set_aside(target) {
+                        Some(aside) => format!("; it was moved to {}", aside.display()),
+                        None => String::new(),
+                    },
+                ),
             };
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("{} {what}{aside}", self.path.display()),
+                format!("{name} {what}{aside}"),
             )
         })
+    }
+
+    /// Writes the token set's bytes: to the vault, or atomically to the file.
+    fn write_tokens(&self, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        match &self.vault {
+            Some(vault) => vault.write(bytes),
+            None => Self::write_atomically(target, bytes),
+        }
     }
 
     /// The lease file; an absent or unreadable one (a crash mid-write) is no lease.
@@ -502,7 +582,7 @@ impl TokenStore for FileTokenStore {
 
     fn save(&self, tokens: &OAuthTokens) -> std::io::Result<()> {
         let json = serde_json::to_vec(tokens).map_err(std::io::Error::other)?;
-        Self::write_atomically(&self.target(), &json)
+        self.write_tokens(&self.target(), &json)
     }
 
     fn coordinates(&self) -> bool {
@@ -641,7 +721,7 @@ impl TokenStore for FileTokenStore {
                 }),
             };
             let json = serde_json::to_vec(&disk).map_err(std::io::Error::other)?;
-            Self::write_atomically(&target, &json)?;
+            self.write_tokens(&target, &json)?;
             Ok(SaveAttempt::Saved { version })
         })
     }
@@ -832,6 +912,67 @@ mod tests {
             panic!("granted");
         };
         assert!(next.fence > fast.fence);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A vault shared by the stores of a test, as an OS keyring entry is
+    /// shared by processes.
+    #[derive(Clone, Default)]
+    struct SharedVault(Arc<Mutex<Option<Vec<u8>>>>);
+
+    impl TokenVault for SharedVault {
+        fn read(&self) -> std::io::Result<Option<Vec<u8>>> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+        fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+            *self.0.lock().unwrap() = Some(bytes.to_vec());
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "the test's vault".into()
+        }
+    }
+
+    #[test]
+    fn a_vault_keeps_the_set_and_the_files_keep_only_the_lease() {
+        let dir = scratch("vault");
+        let vault = SharedVault::default();
+        let (a, b) = (
+            FileTokenStore::with_vault(dir.join("t.json"), vault.clone()),
+            FileTokenStore::with_vault(dir.join("t.json"), vault.clone()),
+        );
+        let ttl = std::time::Duration::from_secs(30);
+        let LeaseAttempt::Granted(lease) = a.try_lease("a", ttl).unwrap() else {
+            panic!("granted");
+        };
+        assert!(matches!(
+            b.try_lease("b", ttl).unwrap(),
+            LeaseAttempt::Held { .. }
+        ));
+        let SaveAttempt::Saved { version } = a.save_fenced(&tokens(7), "id", &lease).unwrap()
+        else {
+            panic!("saved");
+        };
+        let stored = b.load_stored("id").unwrap().unwrap();
+        assert_eq!(
+            (stored.tokens.access_token.secret(), stored.version),
+            ("at-7", version)
+        );
+        assert!(!dir.join("t.json").exists(), "no token file is written");
+        assert!(
+            vault
+                .read()
+                .unwrap()
+                .unwrap()
+                .windows(4)
+                .any(|w| w == b"at-7"),
+            "the set is in the vault"
+        );
+        // Garbage in the vault: reported by name, left where it is.
+        vault.write(b"not json").unwrap();
+        let e = b.load_stored("id").unwrap_err();
+        assert!(e.to_string().contains("the test's vault"), "{e}");
+        assert_eq!(vault.read().unwrap().as_deref(), Some(&b"not json"[..]));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -381,3 +381,73 @@ where
     assert!(copies.values().all(|&n| n == 1), "an order created twice");
     let _ = std::fs::remove_file(&path);
 }
+
+/// Stopped from outside after 40 rows settled (as a Ctrl-C handler would):
+/// the rows in flight finish, the rest are `not_started`, progress was told
+/// of every settled row in order; the run resumed from the checkpoint creates
+/// exactly the rest. Every order once.
+pub fn import_stopped_from_outside_finishes_what_it_sent_and_resumes<S: Sdk>()
+where
+    <S::Client as BuildClient>::Transport: Connect,
+{
+    use std::sync::{Arc, Mutex};
+    let server = seeded(0);
+    let c: S = signed_in(&server);
+    server.set_latency(Some(Duration::from_millis(5)));
+    let path = temp_path("import-stop");
+    let stop = carthooks_client::bulk::ImportStop::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let progress = {
+        let (stop, seen) = (stop.clone(), Arc::clone(&seen));
+        Arc::new(move |stats: &carthooks_client::bulk::ImportStats| {
+            seen.lock().unwrap().push(stats.finished());
+            if stats.finished() == 40 {
+                stop.stop();
+            }
+        })
+    };
+    let rows = orders(200);
+    let options = crate::ImportOptions {
+        upsert_by: Some("f_1001".into()),
+        checkpoint: Some(path.clone()),
+        stop: Some(stop),
+        progress: Some(progress),
+        ..Default::default()
+    };
+    let first = c.import(APP, COLL, rows.clone(), options).unwrap();
+    assert_eq!(
+        first.stopped.as_deref(),
+        Some(carthooks_client::bulk::STOPPED_ON_REQUEST)
+    );
+    let created = first.stats.created;
+    assert!(
+        (40..=40 + 8).contains(&created),
+        "the rows in flight at the stop finish, no more start: {created}"
+    );
+    assert_eq!(first.stats.not_started, 200 - created);
+    assert_eq!(first.rows.len(), 200);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[..created as usize],
+        (1..=created).collect::<Vec<_>>()[..],
+        "progress told of every settled row"
+    );
+    let second = c
+        .import(
+            APP,
+            COLL,
+            rows,
+            crate::ImportOptions {
+                upsert_by: Some("f_1001".into()),
+                checkpoint: Some(path.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(second.stats.done_before, created);
+    assert_eq!(second.stats.created, 200 - created);
+    let copies = copies(&server);
+    assert_eq!(copies.len(), 200);
+    assert!(copies.values().all(|&n| n == 1), "an order created twice");
+    let _ = std::fs::remove_file(&path);
+}

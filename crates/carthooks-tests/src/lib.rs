@@ -140,13 +140,18 @@ pub trait Sdk: Calls + Clone + Send + Sync + Sized + 'static {
 }
 
 /// How a test sets up an import.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ImportOptions {
     pub concurrency: Option<usize>,
     pub rate_limit: Option<u32>,
     pub upsert_by: Option<String>,
     pub checkpoint: Option<std::path::PathBuf>,
+    pub stop: Option<carthooks_client::bulk::ImportStop>,
+    pub progress: Option<ImportProgress>,
 }
+
+/// A progress callback of [`ImportOptions`].
+pub type ImportProgress = Arc<dyn Fn(&carthooks_client::bulk::ImportStats) + Send + Sync>;
 
 macro_rules! import_with {
     ($import:expr, $options:expr) => {{
@@ -165,6 +170,12 @@ macro_rules! import_with {
             import = import.checkpoint(
                 carthooks_client::bulk::FileCheckpoint::open(path).expect("checkpoint opens"),
             );
+        }
+        if let Some(stop) = options.stop {
+            import = import.stop_on(stop);
+        }
+        if let Some(progress) = options.progress {
+            import = import.on_progress(move |stats| progress(stats));
         }
         import
     }};
@@ -482,6 +493,7 @@ macro_rules! suite {
             import_with_a_key_settles_unknown_outcomes_without_duplicates,
             import_under_a_rate_limit_slows_down_and_finishes,
             import_resumes_from_a_file_checkpoint,
+            import_stopped_from_outside_finishes_what_it_sent_and_resumes,
         );
         $crate::suite!(@tests $sdk; faults;
             get_503_twice_then_success,

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Instant;
@@ -21,6 +22,42 @@ use crate::{BlockingClient, Client};
 
 /// Requests in flight at once by default (the most: the window adapts).
 pub const DEFAULT_IMPORT_CONCURRENCY: usize = 8;
+
+/// Stops an import from outside, e.g. from a Ctrl-C handler: once
+/// [`stop`](Self::stop)ped, no further row starts; the requests in flight
+/// are answered and recorded, and the report says why it stopped (the rows
+/// not reached are `not_started`, sent by a run resumed from the checkpoint).
+///
+/// ```
+/// let stop = carthooks_client::bulk::ImportStop::new();
+/// let for_the_handler = stop.clone();
+/// for_the_handler.stop();
+/// assert!(stop.is_stopped());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ImportStop(Arc<AtomicBool>);
+
+impl ImportStop {
+    /// Not stopped yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the import to start no further row.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`stop`](Self::stop) was called.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The reason in [`ImportReport::stopped`] after [`ImportStop::stop`].
+pub const STOPPED_ON_REQUEST: &str = "stopped on request";
+
+type Progress = Arc<dyn Fn(&ImportStats) + Send + Sync>;
 
 /// Throttled answers one row may meet before it is given up as failed.
 const MAX_THROTTLES: u32 = 20;
@@ -145,6 +182,14 @@ pub struct ImportStats {
     pub shared_limit_failures: u64,
 }
 
+impl ImportStats {
+    /// Rows settled so far, whatever their outcome (not counting
+    /// `not_started`): what a progress bar shows as done.
+    pub fn finished(&self) -> u64 {
+        self.created + self.updated + self.unchanged + self.done_before + self.failed + self.unknown
+    }
+}
+
 /// What an import did, row by row (in input order).
 #[derive(Debug, Clone, Default)]
 pub struct ImportReport {
@@ -252,6 +297,8 @@ pub(crate) struct Importer {
     report: Vec<RowReport>,
     stats: ImportStats,
     stopped: Option<String>,
+    stop: Option<ImportStop>,
+    progress: Option<Progress>,
 }
 
 impl Importer {
@@ -301,6 +348,8 @@ impl Importer {
             report: Vec::new(),
             stats: ImportStats::default(),
             stopped: None,
+            stop: None,
+            progress: None,
         })
     }
 
@@ -367,6 +416,10 @@ impl Importer {
     /// the checkpoint says are done (or cannot be sent again).
     fn pull_row(&mut self) -> Option<Job> {
         while self.stopped.is_none() && !self.rows_done {
+            if self.stop.as_ref().is_some_and(ImportStop::is_stopped) {
+                self.stopped = Some(STOPPED_ON_REQUEST.to_owned());
+                break;
+            }
             let Some(data) = self.rows.next() else {
                 self.rows_done = true;
                 break;
@@ -537,6 +590,9 @@ impl Importer {
             RowOutcome::NotStarted => s.not_started += 1,
         }
         self.report.push(RowReport { row, outcome });
+        if let Some(progress) = &self.progress {
+            progress(&self.stats);
+        }
     }
 
     /// The report; rows the import never reached (it stopped) are listed as
@@ -601,6 +657,8 @@ pub struct Import<C> {
     upsert_by: Option<String>,
     checkpoint: Option<Box<dyn ImportCheckpoint>>,
     shared: Option<Arc<dyn SharedRateLimit>>,
+    stop: Option<ImportStop>,
+    progress: Option<Progress>,
 }
 
 impl<C> std::fmt::Debug for Import<C> {
@@ -627,6 +685,8 @@ impl<C> Import<C> {
             upsert_by: None,
             checkpoint: None,
             shared: None,
+            stop: None,
+            progress: None,
         }
     }
 
@@ -667,6 +727,20 @@ impl<C> Import<C> {
         self
     }
 
+    /// Stops starting rows once `stop` is [stopped](ImportStop::stop).
+    pub fn stop_on(mut self, stop: ImportStop) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Calls `progress` with the counts each time a row settles (from the
+    /// thread or task that settled it; keep it short: a progress bar's
+    /// update).
+    pub fn on_progress(mut self, progress: impl Fn(&ImportStats) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(progress));
+        self
+    }
+
     fn importer(&mut self) -> Result<Importer> {
         let rows = std::mem::replace(&mut self.rows, Box::new(std::iter::empty()));
         let mut importer = Importer::new(
@@ -677,6 +751,8 @@ impl<C> Import<C> {
             self.checkpoint.take(),
         )?;
         importer.shared = self.shared.take();
+        importer.stop = self.stop.take();
+        importer.progress = self.progress.take();
         Ok(importer)
     }
 }

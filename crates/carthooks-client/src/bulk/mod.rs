@@ -111,6 +111,7 @@ pub use export::{
     ExportStats,
 };
 pub use import::{
-    DEFAULT_IMPORT_CONCURRENCY, Import, ImportReport, ImportStats, RowOutcome, RowReport,
+    DEFAULT_IMPORT_CONCURRENCY, Import, ImportReport, ImportStats, ImportStop, RowOutcome,
+    RowReport, STOPPED_ON_REQUEST,
 };
 pub use pace::SharedRateLimit;
