@@ -55,7 +55,9 @@ impl fmt::Display for CliError {
                 if let Some(trace) = e.trace_id().filter(|t| !text.contains(t)) {
                     write!(f, " (trace id {trace})")?;
                 }
-                if needs_sign_in(e) {
+                if e.oauth_error_code() == Some("invalid_client") {
+                    f.write_str("; check the client id and secret")?;
+                } else if needs_sign_in(e) {
                     f.write_str("; sign in again with `carthooks login`")?;
                 }
                 Ok(())
