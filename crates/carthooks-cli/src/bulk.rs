@@ -42,12 +42,21 @@ fn progress_bar(ctx: &Ctx, total: Option<u64>, unit: &str) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr_with_hz(10));
     let template = if total.is_some() {
-        format!("{{bar:32}} {{human_pos}}/{{human_len}} {unit}  {{per_sec}}  ETA {{eta}}")
+        format!("{{bar:32}} {{human_pos}}/{{human_len}} {unit}  {{rate}}  ETA {{eta}}")
     } else {
-        format!("{{spinner}} {{human_pos}} {unit}  {{per_sec}}")
+        format!("{{spinner}} {{human_pos}} {unit}  {{rate}}")
     };
     if let Ok(style) = ProgressStyle::with_template(&template) {
-        bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
+        bar.set_style(
+            style
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0}/s", state.per_sec());
+                    },
+                )
+                .progress_chars("█▉▊▋▌▍▎▏ "),
+        );
     }
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
@@ -178,6 +187,8 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
             Box::new(BufWriter::new(file))
         }
     };
+    // Where this run starts: `state.offset` moves on with each save.
+    let base = state.offset;
     let client = ctx.client().await?;
     let mut export = client
         .export(app, coll, &query)
@@ -238,7 +249,7 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
                 .first_total
                 .map(|t| args.max_items.map_or(t, |m| m.min(t)));
             let b = progress_bar(ctx, total, "items");
-            b.set_position(state.offset);
+            b.set_position(base);
             b
         });
         let step = match format {
@@ -258,7 +269,7 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
         if let Err(e) = step {
             break Err(e);
         }
-        bar.set_position(state.offset + export.stats().items);
+        bar.set_position(base + export.stats().items);
         if last_save.elapsed() > Duration::from_secs(1) && pending_csv.is_empty() {
             let done = export.checkpoint().offset;
             if let Err(e) = save(&mut writer, &mut state, done) {
@@ -282,7 +293,7 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
                 let _ = std::fs::remove_file(cp);
             }
             let stats = export.stats();
-            let total = state.offset + stats.items;
+            let total = base + stats.items;
             let to = path
                 .as_ref()
                 .map_or("stdout".to_owned(), |p| p.display().to_string());

@@ -1,0 +1,155 @@
+//! What a person sees: `carthooks export` in a real terminal (tmux), its
+//! screen read with `capture-pane` while it runs. The progress bar moves
+//! (done / total, items/s, ETA), and the summary line is left at the end.
+//! The captures are saved under `target/cli-screens/` for a reviewer.
+//!
+//! tmux is Debian's package (`.ci/run` installs it; so does this test when
+//! it runs as root). A missing tmux fails the test: it never skips.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{APP, COLL, Setup, bin, scratch};
+
+fn tmux_installed() -> bool {
+    let ok = || {
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ok() {
+        return true;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if root {
+        eprintln!("installing Debian's tmux for the terminal test");
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let _ = apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "tmux"]);
+    }
+    ok()
+}
+
+/// A tmux server of the test's own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn screens_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/cli-screens");
+    std::fs::create_dir_all(&dir).expect("screens dir");
+    dir
+}
+
+#[test]
+fn the_progress_bar_moves_in_a_terminal_and_the_summary_stays() {
+    assert!(
+        tmux_installed(),
+        "this test needs tmux (Debian: apt-get install tmux)"
+    );
+    let s = Setup::with_env_credentials(2997);
+    // About 3 s of export: 30 pages of 100, one at a time, 100 ms each.
+    s.server.set_latency(Some(Duration::from_millis(100)));
+    let dir = scratch("terminal");
+    let file = dir.join("items.ndjson");
+    let script = dir.join("run.sh");
+    let mut text = String::from("#!/bin/sh\n");
+    for (k, v) in &s.env {
+        text.push_str(&format!("export {k}='{v}'\n"));
+    }
+    text.push_str(&format!(
+        "'{}' export {APP} {COLL} -o '{}' --concurrency 1\necho \"EXIT=$?\"\nsleep 120\n",
+        bin(),
+        file.display()
+    ));
+    std::fs::write(&script, text).unwrap();
+    let tmux = Tmux {
+        socket: format!("carthooks-cli-test-{}", std::process::id()),
+    };
+    tmux.run(&[
+        "new-session", "-d", "-s", "t", "-x", "110", "-y", "12",
+        &format!("sh '{}'", script.display()),
+    ]);
+    let start = Instant::now();
+    let mut screens: Vec<String> = Vec::new();
+    let last = loop {
+        let screen = tmux.run(&["capture-pane", "-p", "-t", "t"]);
+        if screen.contains("EXIT=") {
+            break screen;
+        }
+        if screens.last() != Some(&screen) && !screen.trim().is_empty() {
+            screens.push(screen);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the export did not end: {screens:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let bars: Vec<&String> = screens
+        .iter()
+        .filter(|s| s.contains("/3,000 items") && s.contains("ETA"))
+        .collect();
+    let mut record = String::new();
+    for (i, screen) in screens.iter().enumerate() {
+        record.push_str(&format!("--- capture {i}\n{}\n", screen.trim_end()));
+    }
+    record.push_str(&format!("--- at the end\n{}\n", last.trim_end()));
+    std::fs::write(screens_dir().join("export-progress.txt"), &record).unwrap();
+    assert!(bars.len() >= 2, "the bar was seen at least twice:\n{record}");
+    let position = |screen: &str| -> u64 {
+        let at = screen.find("/3,000 items").expect("a bar");
+        let digits: String = screen[..at]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .filter(char::is_ascii_digit)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        digits.parse().unwrap_or(0)
+    };
+    let first = position(bars[0]);
+    let later = position(bars[bars.len() - 1]);
+    assert!(later > first, "the bar moved: {first} then {later}\n{record}");
+    assert!(
+        last.contains("Exported 3000 items") && last.contains("EXIT=0"),
+        "the summary line stays:\n{last}"
+    );
+    assert!(
+        !last.contains("ETA"),
+        "the bar is cleared at the end:\n{last}"
+    );
+}
