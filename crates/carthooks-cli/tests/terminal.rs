@@ -98,7 +98,14 @@ fn the_progress_bar_moves_in_a_terminal_and_the_summary_stays() {
         socket: format!("carthooks-cli-test-{}", std::process::id()),
     };
     tmux.run(&[
-        "new-session", "-d", "-s", "t", "-x", "110", "-y", "12",
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "110",
+        "-y",
+        "12",
         &format!("sh '{}'", script.display()),
     ]);
     let start = Instant::now();
@@ -127,7 +134,10 @@ fn the_progress_bar_moves_in_a_terminal_and_the_summary_stays() {
     }
     record.push_str(&format!("--- at the end\n{}\n", last.trim_end()));
     std::fs::write(screens_dir().join("export-progress.txt"), &record).unwrap();
-    assert!(bars.len() >= 2, "the bar was seen at least twice:\n{record}");
+    assert!(
+        bars.len() >= 2,
+        "the bar was seen at least twice:\n{record}"
+    );
     let position = |screen: &str| -> u64 {
         let at = screen.find("/3,000 items").expect("a bar");
         let digits: String = screen[..at]
@@ -143,7 +153,10 @@ fn the_progress_bar_moves_in_a_terminal_and_the_summary_stays() {
     };
     let first = position(bars[0]);
     let later = position(bars[bars.len() - 1]);
-    assert!(later > first, "the bar moved: {first} then {later}\n{record}");
+    assert!(
+        later > first,
+        "the bar moved: {first} then {later}\n{record}"
+    );
     assert!(
         last.contains("Exported 3000 items") && last.contains("EXIT=0"),
         "the summary line stays:\n{last}"
