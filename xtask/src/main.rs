@@ -160,6 +160,21 @@ fn deps() -> Result<(), String> {
             "native-tls",
             "hyper-tls",
         ],
+    )?;
+    // The command line: the same one TLS stack, and the keyring in pure
+    // Rust (the Secret Service over zbus, not libdbus).
+    forbid(
+        "carthooks-cli",
+        &["-p", "carthooks-cli"],
+        &[
+            "aws-lc-rs",
+            "aws-lc-sys",
+            "openssl",
+            "openssl-sys",
+            "native-tls",
+            "hyper-tls",
+            "libdbus-sys",
+        ],
     )
 }
 
@@ -394,6 +409,7 @@ const PUBLISHED: &[&str] = &[
     "carthooks-mock",
     "carthooks-watch",
     "carthooks-redis",
+    "carthooks-cli",
 ];
 
 fn package() -> Result<(), String> {
@@ -420,10 +436,16 @@ fn package() -> Result<(), String> {
             .lines()
             .map(str::to_owned)
             .collect();
+        // The command line is a binary.
+        let entry = if *krate == "carthooks-cli" {
+            "src/main.rs"
+        } else {
+            "src/lib.rs"
+        };
         for needed in [
             "Cargo.toml",
             "README.md",
-            "src/lib.rs",
+            entry,
             "LICENSE-MIT",
             "LICENSE-APACHE",
         ] {
