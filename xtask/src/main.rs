@@ -12,7 +12,7 @@
 //! - `ci` — what `.ci/run` runs: fmt check, clippy with `-D warnings`, `deps`, tests.
 //! - `bench [ROUNDS] [REQUESTS]` — the criterion hot-path benchmarks, then the
 //!   end-to-end comparison with raw reqwest / ureq, the shared token stores
-//!   the watcher and the bulk jobs (release builds).
+//!   the watcher, the bulk jobs and the command line (release builds).
 //! - `build-cost` — dependency counts and clean-build times of the facade, default
 //!   features and ureq only (in a scratch target directory).
 //! - `fuzz [SECONDS]` — runs each libFuzzer target in `fuzz/` for SECONDS (default
@@ -274,6 +274,25 @@ fn bench(extra: Vec<String>) -> Result<(), String> {
     bench_bin(&["bulk", "mock", "100000"])?;
     bench_bin(&["bulk", "export", "100000", "3", "20"])?;
     bench_bin(&["bulk", "import", "10000", "200"])?;
+    // The command line: `carthooks export` beside the library's export
+    // stream, and `carthooks items get` start to exit beside the smallest
+    // SDK program making the call (release builds of both).
+    cargo(&[
+        "build",
+        "--locked",
+        "--release",
+        "-q",
+        "-p",
+        "carthooks-cli",
+        "-p",
+        "carthooks-bench",
+        "--bin",
+        "carthooks",
+        "--bin",
+        "get_item",
+    ])?;
+    bench_bin(&["bulk", "cli-export", "100000", "3", "20"])?;
+    bench_bin(&["cli_startup", "30"])?;
     // Telemetry's cost: the SDK with `otel` and the batch exporter beside raw
     // reqwest with reqwest-tracing (last: it builds the client with `otel`).
     cargo(&[

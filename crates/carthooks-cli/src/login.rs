@@ -375,13 +375,20 @@ async fn respond(stream: &mut TcpStream, status: u16, title: &str, message: &str
     let _ = stream.shutdown().await;
 }
 
-pub fn logout(ctx: &Ctx) -> Result<(), CliError> {
+pub fn logout(ctx: &mut Ctx) -> Result<(), CliError> {
     let Some(storage) = ctx.profile.storage else {
         ctx.say(format!("Profile {} is not signed in.", ctx.profile_name));
         return Ok(());
     };
     let secrets = Secrets::new(&ctx.config, &ctx.profile_name, storage);
     let found = secrets.forget().map_err(|e| storage_error(storage, &e))?;
+    let name = ctx.profile_name.clone();
+    let profile = Profile {
+        storage: None,
+        grant: None,
+        ..ctx.profile.clone()
+    };
+    ctx.config.save_profile(&name, profile)?;
     ctx.say(if found {
         format!(
             "Signed out of profile {}: its tokens and client secret were removed from {}.",
@@ -412,6 +419,7 @@ pub async fn status(ctx: &Ctx) -> Result<(), CliError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let expires_in = expires_at.map(|at| at.saturating_sub(now));
+    let expires_at = expires_at.map(utc);
     printer.print(serde_json::json!({
         "profile": ctx.profile_name,
         "api_url": ctx.api_url(),
@@ -422,4 +430,35 @@ pub async fn status(ctx: &Ctx) -> Result<(), CliError> {
         "access_token_expires_in_seconds": expires_in,
         "refresh_token": tokens.as_ref().is_some_and(|t| t.refresh_token.is_some()),
     }))
+}
+
+/// Unix seconds as an RFC 3339 UTC time (`2026-12-03T14:00:00Z`), by the
+/// civil-from-days algorithm (Howard Hinnant's), for `auth status`.
+fn utc(unix: u64) -> String {
+    let (days, secs) = ((unix / 86_400) as i64, unix % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3_600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unix_times_read_as_utc() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc(1_796_392_581), "2026-12-04T13:56:21Z");
+    }
 }

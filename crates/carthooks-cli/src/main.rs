@@ -92,7 +92,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let mut ctx = Ctx::new(cli.global)?;
     match cli.command {
         Command::Login(args) => login::login(&mut ctx, args).await,
-        Command::Logout => login::logout(&ctx),
+        Command::Logout => login::logout(&mut ctx),
         Command::Auth { command } => match command {
             AuthCommand::Status => login::status(&ctx).await,
         },

@@ -11,6 +11,13 @@
 //!   sides alternate. Then the peak RSS of a process exporting 1,000 items
 //!   and one exporting 100,000 (each a child of its own, so that nothing but
 //!   the export is in it).
+//! - `bulk cli-export [ITEMS] [ROUNDS] [LATENCY_MS]`: `carthooks export -o
+//!   FILE` (the command line, `target/release/carthooks`, a process each
+//!   time: start, token, export, exit) beside the library's `export` stream
+//!   writing the same NDJSON file from this process (client built and token
+//!   obtained inside the timing too), both with their defaults, against the
+//!   same mock (default 100,000 items, 3 rounds each, alternating, 20 ms a
+//!   page).
 //! - `bulk import [ROWS] [LIMIT]`: ROWS creates (default 10,000) into a mock
 //!   limited to LIMIT requests a second per token (default 200): once
 //!   learning the rate from the 429s, once with `rate_limit(LIMIT)`. The
@@ -45,6 +52,10 @@ fn main() {
         Some("import") => {
             let (rows, limit) = (num(10_000), num(200));
             import(rows, limit as u32);
+        }
+        Some("cli-export") => {
+            let (items, rounds, latency) = (num(100_000), num(3), num(20));
+            cli_export(items, rounds, latency);
         }
         // Children of `export`.
         Some("serve") => {
@@ -311,6 +322,90 @@ fn export(items: u64, rounds: u64, latency_ms: u64) {
         total,
         large,
         large as f64 / small as f64
+    );
+}
+
+/// The `carthooks` binary built beside this one (`cargo build --release -p
+/// carthooks-cli`).
+fn cli_binary() -> std::path::PathBuf {
+    let path = std::env::current_exe()
+        .expect("own path")
+        .with_file_name("carthooks");
+    assert!(
+        path.exists(),
+        "{} is missing: cargo build --release -p carthooks-cli",
+        path.display()
+    );
+    path
+}
+
+fn cli_export(items: u64, rounds: u64, latency_ms: u64) {
+    use std::io::Write as _;
+    let server = spawn_server(items, latency_ms);
+    let cli = cli_binary();
+    let total = items + 3;
+    let file = std::env::temp_dir().join(format!(
+        "carthooks-bench-export-{}.ndjson",
+        std::process::id()
+    ));
+    let rt = runtime();
+    let mut lib = Vec::new();
+    let mut cmd = Vec::new();
+    let lines = |path: &std::path::Path| {
+        std::fs::read(path)
+            .expect("the export's file")
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64
+    };
+    for round in 0..rounds {
+        for side in [round % 2, 1 - round % 2] {
+            let started = Instant::now();
+            if side == 0 {
+                rt.block_on(async {
+                    let c = client(&server.url);
+                    c.initialize_oauth(None).await.expect("token");
+                    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+                    let mut all =
+                        c.export(DEFAULT_APP_ID, DEFAULT_COLLECTION_ID, &ItemsQuery::new());
+                    while let Some(item) = all.next_item().await {
+                        serde_json::to_writer(&mut out, &item.expect("an item")).unwrap();
+                        out.write_all(b"\n").unwrap();
+                    }
+                    out.flush().unwrap();
+                });
+            } else {
+                let status = Command::new(&cli)
+                    .args([
+                        "export",
+                        &DEFAULT_APP_ID.to_string(),
+                        &DEFAULT_COLLECTION_ID.to_string(),
+                        "-o",
+                    ])
+                    .arg(&file)
+                    .arg("-q")
+                    .env("CARTHOOKS_API_URL", &server.url)
+                    .env("CARTHOOKS_CLIENT_ID", DEFAULT_CLIENT_ID)
+                    .env("CARTHOOKS_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+                    .env("CARTHOOKS_CONFIG_DIR", std::env::temp_dir())
+                    .status()
+                    .expect("carthooks runs");
+                assert!(status.success(), "carthooks export failed");
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            assert_eq!(lines(&file), total, "every item in the file");
+            [&mut lib, &mut cmd][side as usize].push(total as f64 / seconds);
+        }
+    }
+    let _ = std::fs::remove_file(&file);
+    let (l, c) = (median(lib), median(cmd));
+    println!(
+        "export of {total} items to an NDJSON file, {latency_ms} ms a page, {rounds} rounds each (medians, start to end):"
+    );
+    println!("  library export stream        {l:>10.0} items/s");
+    println!(
+        "  carthooks export -o FILE     {c:>10.0} items/s   ({:.2}x)",
+        c / l
     );
 }
 
