@@ -100,6 +100,7 @@ Tokens go to the OS keyring. Where there is none you are asked before anything
 is written to a file readable only by you (--insecure-storage: no question).")]
     Login(LoginArgs),
     /// Forget the profile's tokens (and its client secret).
+    #[command(after_help = "Example:\n  carthooks logout --profile work")]
     Logout,
     /// Who is signed in, and where the tokens are kept.
     Auth {
@@ -122,10 +123,17 @@ is written to a file readable only by you (--insecure-storage: no question).")]
         command: UsersCommand,
     },
     /// A token with which an anonymous form submits (or updates) one item.
+    #[command(
+        after_help = "Examples:\n  carthooks submission-token APP COLL --options '{\"expire\":3600}'\n  carthooks submission-token APP COLL --item 42"
+    )]
     SubmissionToken(SubmissionTokenArgs),
     /// Credentials for uploading a file.
+    #[command(after_help = "Example:\n  carthooks upload-token --jq .token")]
     UploadToken,
     /// Start delivering a collection's changes to an SQS queue.
+    #[command(
+        after_help = "Example:\n  carthooks watch-data APP COLL --queue https://sqs.us-east-1.amazonaws.com/123/changes --name orders"
+    )]
     WatchData(WatchDataArgs),
     /// Every item of a collection to a file (`-o FILE`: .ndjson or .csv), resumable.
     #[command(after_help = "\
@@ -161,6 +169,9 @@ Examples:
   carthooks api POST /v1/apps/APP/collections/COLL/items --input item.json")]
     Api(ApiArgs),
     /// Shell completions: `carthooks completions bash > /etc/bash_completion.d/carthooks`.
+    #[command(
+        after_help = "Examples:\n  carthooks completions bash > ~/.local/share/bash-completion/completions/carthooks\n  carthooks completions fish > ~/.config/fish/completions/carthooks.fish"
+    )]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -204,6 +215,9 @@ pub struct LoginArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
     /// Who is signed in, the profile, the token's expiry, where tokens are kept.
+    #[command(
+        after_help = "Examples:\n  carthooks auth status\n  carthooks auth status --profile work -o json"
+    )]
     Status,
 }
 
@@ -287,6 +301,7 @@ Examples:
         data: Data,
     },
     /// Delete an item.
+    #[command(after_help = "Example:\n  carthooks items delete APP COLL 42")]
     Delete {
         #[command(flatten)]
         item: ItemRef,
@@ -309,6 +324,7 @@ Examples:
         subject: Option<String>,
     },
     /// Release a lock.
+    #[command(after_help = "Example:\n  carthooks items unlock APP COLL 42 --lock-id my-job")]
     Unlock {
         #[command(flatten)]
         item: ItemRef,
@@ -343,6 +359,9 @@ pub struct Data {
 #[derive(Debug, Subcommand)]
 pub enum SubItemsCommand {
     /// Add a row to a sub-form field.
+    #[command(
+        after_help = "Example:\n  carthooks sub-items create APP COLL 42 --subform 1009 --field qty=2"
+    )]
     Create {
         #[command(flatten)]
         item: ItemRef,
@@ -353,6 +372,9 @@ pub enum SubItemsCommand {
         data: Data,
     },
     /// Change a row of a sub-form field.
+    #[command(
+        after_help = "Example:\n  carthooks sub-items update APP COLL 42 --subform 1009 --row 7 --field qty=3"
+    )]
     Update {
         #[command(flatten)]
         item: ItemRef,
@@ -366,6 +388,9 @@ pub enum SubItemsCommand {
         data: Data,
     },
     /// Delete a row of a sub-form field.
+    #[command(
+        after_help = "Example:\n  carthooks sub-items delete APP COLL 42 --subform 1009 --row 7"
+    )]
     Delete {
         #[command(flatten)]
         item: ItemRef,
@@ -381,8 +406,10 @@ pub enum SubItemsCommand {
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// The signed-in user (or the app).
+    #[command(after_help = "Example:\n  carthooks users me --jq .username")]
     Me,
     /// A user by id.
+    #[command(after_help = "Example:\n  carthooks users get 7 -o table")]
     Get {
         /// The user's id.
         id: u64,
@@ -514,5 +541,30 @@ mod tests {
     #[test]
     fn the_grammar_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_shows_an_example_in_its_help() {
+        fn leaves(cmd: &clap::Command, path: String, out: &mut Vec<(String, bool)>) {
+            let subs: Vec<_> = cmd
+                .get_subcommands()
+                .filter(|c| c.get_name() != "help")
+                .collect();
+            if subs.is_empty() {
+                let help = cmd
+                    .get_after_help()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                out.push((path.clone(), help.contains("Example")));
+            }
+            for sub in subs {
+                leaves(sub, format!("{path} {}", sub.get_name()), out);
+            }
+        }
+        let mut all = Vec::new();
+        leaves(&super::Cli::command(), "carthooks".into(), &mut all);
+        assert!(all.len() > 20, "{all:?}");
+        let missing: Vec<_> = all.iter().filter(|(_, has)| !has).map(|(p, _)| p).collect();
+        assert!(missing.is_empty(), "no example in: {missing:?}");
     }
 }
