@@ -149,34 +149,23 @@ fn deps() -> Result<(), String> {
         ],
     )?;
     // One TLS stack for the AWS SDK too: rustls with ring, on hyper 1.
-    forbid(
-        "carthooks-watch",
-        &["-p", "carthooks-watch"],
-        &[
-            "aws-lc-rs",
-            "aws-lc-sys",
-            "openssl",
-            "openssl-sys",
-            "native-tls",
-            "hyper-tls",
-        ],
-    )?;
+    forbid("carthooks-watch", &["-p", "carthooks-watch"], ONE_TLS_STACK)?;
     // The command line: the same one TLS stack, and the keyring in pure
     // Rust (the Secret Service over zbus, not libdbus).
-    forbid(
-        "carthooks-cli",
-        &["-p", "carthooks-cli"],
-        &[
-            "aws-lc-rs",
-            "aws-lc-sys",
-            "openssl",
-            "openssl-sys",
-            "native-tls",
-            "hyper-tls",
-            "libdbus-sys",
-        ],
-    )
+    let mut cli = ONE_TLS_STACK.to_vec();
+    cli.push("libdbus-sys");
+    forbid("carthooks-cli", &["-p", "carthooks-cli"], &cli)
 }
+
+/// Crates that would be a second TLS stack beside rustls with ring.
+const ONE_TLS_STACK: &[&str] = &[
+    "aws-lc-rs",
+    "aws-lc-sys",
+    "openssl",
+    "openssl-sys",
+    "native-tls",
+    "hyper-tls",
+];
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"])?;

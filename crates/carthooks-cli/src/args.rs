@@ -377,13 +377,7 @@ pub enum SubItemsCommand {
     )]
     Update {
         #[command(flatten)]
-        item: ItemRef,
-        /// The sub-form field's id.
-        #[arg(long = "subform", value_name = "FIELD")]
-        field: u64,
-        /// The row's id.
-        #[arg(long, value_name = "ROW")]
-        row: u64,
+        row: SubRow,
         #[command(flatten)]
         data: Data,
     },
@@ -393,14 +387,21 @@ pub enum SubItemsCommand {
     )]
     Delete {
         #[command(flatten)]
-        item: ItemRef,
-        /// The sub-form field's id.
-        #[arg(long = "subform", value_name = "FIELD")]
-        field: u64,
-        /// The row's id.
-        #[arg(long, value_name = "ROW")]
-        row: u64,
+        row: SubRow,
     },
+}
+
+/// One row of a sub-form field: APP COLL ITEM, the field, the row.
+#[derive(Debug, Args, Clone)]
+pub struct SubRow {
+    #[command(flatten)]
+    pub item: ItemRef,
+    /// The sub-form field's id.
+    #[arg(long = "subform", value_name = "FIELD")]
+    pub field: u64,
+    /// The row's id.
+    #[arg(long, value_name = "ROW")]
+    pub row: u64,
 }
 
 #[derive(Debug, Subcommand)]

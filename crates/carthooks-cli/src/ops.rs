@@ -206,22 +206,17 @@ pub async fn sub_items(ctx: &Ctx, command: SubItemsCommand) -> Result<(), CliErr
                 .await?
                 .data
         }
-        SubItemsCommand::Update {
-            item,
-            field,
-            row,
-            data,
-        } => {
-            let (app, coll, id) = ctx.item(&item)?;
+        SubItemsCommand::Update { row, data } => {
+            let (app, coll, id) = ctx.item(&row.item)?;
             client
-                .update_sub_item(app, coll, id, field, row, &self::data(&data)?)
+                .update_sub_item(app, coll, id, row.field, row.row, &self::data(&data)?)
                 .await?
                 .data
         }
-        SubItemsCommand::Delete { item, field, row } => {
-            let (app, coll, id) = ctx.item(&item)?;
+        SubItemsCommand::Delete { row } => {
+            let (app, coll, id) = ctx.item(&row.item)?;
             client
-                .delete_sub_item(app, coll, id, field, row)
+                .delete_sub_item(app, coll, id, row.field, row.row)
                 .await?
                 .data
         }

@@ -16,35 +16,6 @@ use std::process::{Command, Stdio};
 use carthooks_mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use support::{APP, COLL, Setup, assert_no_secret, scratch};
 
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn install_if_root() {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    if !root {
-        return;
-    }
-    eprintln!("installing Debian's dbus-daemon and gnome-keyring for the keyring test");
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let _ =
-        apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "dbus-daemon", "gnome-keyring"]);
-}
-
 /// A session bus with an unlocked GNOME Keyring on it; both end on drop.
 struct Keyring {
     bus_pid: u32,
@@ -54,11 +25,11 @@ struct Keyring {
 
 impl Keyring {
     fn start() -> Self {
-        if !have("dbus-daemon") || !have("gnome-keyring-daemon") {
-            install_if_root();
-        }
         assert!(
-            have("dbus-daemon") && have("gnome-keyring-daemon"),
+            support::have_or_install(
+                &["dbus-daemon", "gnome-keyring-daemon"],
+                &["dbus-daemon", "gnome-keyring"]
+            ),
             "the keyring test needs dbus-daemon and gnome-keyring-daemon (Debian: apt-get install dbus-daemon gnome-keyring)"
         );
         let home = scratch("keyring-home");

@@ -165,7 +165,8 @@ fn login_in_a_real_browser_and_what_it_refuses() {
     let (user, password) = SIGN_IN_USERS[0];
     b.type_into("#username", user).unwrap();
     b.type_into("#password", password).unwrap();
-    b.screenshot(&shot("login-sign-in-page")).unwrap();
+    b.screenshot(&shot("login-sign-in-page-other-port"))
+        .unwrap();
     b.click("#allow").unwrap();
     assert_eq!(b.text("#outcome").unwrap(), "captured");
     let captured = b.url().unwrap();
@@ -192,6 +193,7 @@ fn login_in_a_real_browser_and_what_it_refuses() {
     b.goto(&url).unwrap();
     b.type_into("#username", user).unwrap();
     b.type_into("#password", password).unwrap();
+    b.screenshot(&shot("login-sign-in-page")).unwrap();
     b.click("#allow").unwrap();
     assert_eq!(b.text("#outcome").unwrap(), "Signed in");
     b.screenshot(&shot("login-signed-in")).unwrap();

@@ -14,34 +14,6 @@ use std::time::{Duration, Instant};
 
 use support::{APP, COLL, Setup, bin, scratch};
 
-fn tmux_installed() -> bool {
-    let ok = || {
-        Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if ok() {
-        return true;
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    if root {
-        eprintln!("installing Debian's tmux for the terminal test");
-        let apt = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let _ = apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "tmux"]);
-    }
-    ok()
-}
-
 /// A tmux server of the test's own (its own socket), killed on drop.
 struct Tmux {
     socket: String,
@@ -75,7 +47,7 @@ fn screens_dir() -> PathBuf {
 #[test]
 fn the_progress_bar_moves_in_a_terminal_and_the_summary_stays() {
     assert!(
-        tmux_installed(),
+        support::have_or_install(&["tmux"], &["tmux"]),
         "this test needs tmux (Debian: apt-get install tmux)"
     );
     let s = Setup::with_env_credentials(2997);

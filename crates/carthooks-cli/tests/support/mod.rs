@@ -223,3 +223,40 @@ pub fn interrupt(child: &Child) {
         .expect("kill runs");
     assert!(status.success(), "kill -INT failed");
 }
+
+/// Whether `program` is on `PATH`.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs Debian's `packages` with apt-get when this runs as root (as CI
+/// and fresh machines do) and any of `programs` is missing; whether they
+/// are all there then.
+pub fn have_or_install(programs: &[&str], packages: &[&str]) -> bool {
+    if programs.iter().all(|p| have(p)) {
+        return true;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if root {
+        eprintln!("installing Debian's {} for the tests", packages.join(", "));
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let mut install = vec!["install", "-y", "-qq"];
+        install.extend(packages);
+        let _ = apt(&["update", "-qq"]) && apt(&install);
+    }
+    programs.iter().all(|p| have(p))
+}
