@@ -5,10 +5,10 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use support::{APP, COLL, Setup, interrupt, scratch};
+use support::{APP, COLL, Setup, interrupt, scratch, wait_until};
 
 fn ids_in_ndjson(text: &str) -> Vec<u64> {
     text.lines()
@@ -18,18 +18,6 @@ fn ids_in_ndjson(text: &str) -> Vec<u64> {
                 .expect("an id")
         })
         .collect()
-}
-
-/// Waits until `path` has at least `lines` lines (or panics after 60 s).
-fn wait_for_lines(path: &std::path::Path, lines: usize) {
-    let start = Instant::now();
-    while std::fs::read_to_string(path).map_or(0, |t| t.lines().count()) < lines {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the export did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -86,7 +74,9 @@ fn an_export_interrupted_with_ctrl_c_resumes_to_each_item_once() {
         "2",
     ];
     let child = s.spawn(&args);
-    wait_for_lines(&file, 300);
+    wait_until("the export wrote 300 items", || {
+        std::fs::read_to_string(&file).map_or(0, |t| t.lines().count()) >= 300
+    });
     interrupt(&child);
     let first: support::Run = child.wait_with_output().unwrap().into();
     assert_eq!(first.code, 130, "{first:?}");
@@ -157,14 +147,9 @@ fn an_import_interrupted_with_ctrl_c_resumes_and_creates_each_row_once() {
         "f_1001",
     ];
     let child = s.spawn(&args);
-    let start = Instant::now();
-    while s.server.counters().operation("create_item") < 200 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the import did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the import sent 200 rows", || {
+        s.server.counters().operation("create_item") >= 200
+    });
     interrupt(&child);
     let first: support::Run = child.wait_with_output().unwrap().into();
     assert_eq!(first.code, 130, "{first:?}");

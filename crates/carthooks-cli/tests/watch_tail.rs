@@ -6,21 +6,8 @@
 mod moto;
 mod support;
 
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
-use support::{APP, COLL, Setup};
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::{APP, COLL, Setup, wait_until};
 
 #[test]
 fn tail_prints_each_change_and_acks_it() {

@@ -260,3 +260,15 @@ pub fn have_or_install(programs: &[&str], packages: &[&str]) -> bool {
     }
     programs.iter().all(|p| have(p))
 }
+
+/// Polls `done` every 20 ms until it holds; fails after 60 s saying `what`.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
