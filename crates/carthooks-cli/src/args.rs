@@ -68,7 +68,7 @@ pub struct Global {
     /// No progress bar, no messages but errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// More detail on stderr: -v requests, -vv the SDK's debug events (never a secret).
+    /// More on stderr: -v a line per API call, -vv the SDK's debug events (never a secret).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }

@@ -64,16 +64,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// `-v`: the SDK's info events (token requests, retries); `-vv` debug;
-/// `-vvv` trace. Never a secret: the SDK's events hold none.
+/// `-v`: a line per API call (the SDK's call span, closed) and its token
+/// events; `-vv` and `-vvv` more of the SDK's. Never a secret: the SDK's
+/// spans and events hold none.
 fn init_logging(verbose: u8, quiet: bool) {
+    // Only the SDK's own targets: its spans and events never hold a secret;
+    // the HTTP stack's trace logs are not vetted, so they are never shown.
     let level = match (quiet, verbose) {
         (true, _) | (false, 0) => return,
-        (false, 1) => "carthooks=info,carthooks_client=info,carthooks_watch=info",
-        (false, 2) => "carthooks=debug,carthooks_client=debug,carthooks_watch=debug",
-        (false, _) => "carthooks=trace,carthooks_client=trace,carthooks_watch=trace",
+        (false, 1) => "carthooks=debug,carthooks_watch=info",
+        (false, 2) => "carthooks=trace,carthooks_watch=debug",
+        (false, _) => "carthooks=trace,carthooks_watch=trace,carthooks_client=trace",
     };
+    // A line per API call (its span, closed: operation, status, attempts,
+    // trace id, time), and the SDK's events at the level asked for.
     let _ = tracing_subscriber::fmt()
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
         .with_writer(std::io::stderr)
         .with_ansi(
