@@ -497,17 +497,37 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> Result<(), CliError> {
     if let Some(n) = args.rate_limit {
         import = import.rate_limit(n);
     }
+    let resume = {
+        let mut cmd = format!("carthooks import {app} {coll} {} --resume", file.display());
+        if let Some(f) = &args.upsert_by {
+            cmd.push_str(&format!(" --upsert-by {f}"));
+        }
+        cmd
+    };
     let started = Instant::now();
     let stopper = {
         let (stop, bar, quiet) = (stop.clone(), bar.clone(), ctx.global.quiet);
+        let resume = resume.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 stop.stop();
                 if !quiet {
                     bar.suspend(|| {
-                        eprintln!("Stopping: no new rows; waiting for the requests in flight…");
+                        eprintln!(
+                            "Stopping: no new rows; waiting for the requests in flight (Ctrl-C again: stop now)…"
+                        );
                     });
                 }
+            }
+            // A second Ctrl-C: stop now. The rows in flight were recorded
+            // as started, so a resumed run looks them up (with --upsert-by)
+            // or reports them unknown; none is sent twice blindly.
+            if tokio::signal::ctrl_c().await.is_ok() {
+                bar.finish_and_clear();
+                eprintln!(
+                    "carthooks: stopped at once. Resume with: {resume}\nRows that were in flight are looked up (--upsert-by) or reported as unknown."
+                );
+                std::process::exit(130);
             }
         })
     };
@@ -541,13 +561,6 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> Result<(), CliError> {
         s.unknown,
         s.not_started
     );
-    let resume = {
-        let mut cmd = format!("carthooks import {app} {coll} {} --resume", file.display());
-        if let Some(f) = &args.upsert_by {
-            cmd.push_str(&format!(" --upsert-by {f}"));
-        }
-        cmd
-    };
     match report.stopped.as_deref() {
         Some(STOPPED_ON_REQUEST) => Err(CliError::Interrupted(format!(
             "Interrupted. {summary}\nResume with: {resume}"

@@ -268,3 +268,50 @@ fn an_exported_file_imports_into_another_collection() {
     assert_eq!(contents(COLL + 1), contents(COLL));
     assert_eq!(contents(COLL).len(), 20);
 }
+
+#[test]
+fn a_second_ctrl_c_stops_an_import_at_once_and_a_resumed_run_still_creates_each_row_once() {
+    let s = Setup::with_env_credentials(0);
+    // Slow enough that the requests in flight are still there at the second
+    // Ctrl-C, whatever the machine's load.
+    s.server.set_latency(Some(Duration::from_secs(3)));
+    let dir = scratch("import-twice");
+    let file = dir.join("orders.csv");
+    std::fs::write(&file, orders_csv(0, 100)).unwrap();
+    let (app, coll) = (APP.to_string(), COLL.to_string());
+    let args = [
+        "import",
+        &app,
+        &coll,
+        file.to_str().unwrap(),
+        "--upsert-by",
+        "f_1001",
+    ];
+    let child = s.spawn(&args);
+    wait_until("rows are in flight", || s.server.counters().in_flight >= 2);
+    interrupt(&child);
+    std::thread::sleep(Duration::from_millis(200));
+    interrupt(&child);
+    let first: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(first.code, 130, "{first:?}");
+    assert!(
+        first.stderr.contains("stopped at once") && first.stderr.contains("--resume"),
+        "{}",
+        first.stderr
+    );
+    // The server finishes what it was handling; then the resumed run looks
+    // those rows up instead of creating them again.
+    wait_until("the server is idle", || s.server.counters().in_flight == 0);
+    s.server.set_latency(None);
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let second = s.run(&resume).ok();
+    assert!(
+        second.stderr.contains("100 of 100 rows"),
+        "{}",
+        second.stderr
+    );
+    let copies = copies(&s);
+    assert_eq!(copies.len(), 100);
+    assert!(copies.values().all(|&n| n == 1), "a row created twice");
+}
