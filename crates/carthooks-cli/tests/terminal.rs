@@ -20,6 +20,63 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A tmux server of its own, one session `t` (110×12) running
+    /// `command` with `s`'s environment; `echo EXIT=$?` when it ends.
+    fn start(s: &Setup, name: &str, command: &str) -> Self {
+        assert!(
+            support::have_or_install(&["tmux"], &["tmux"]),
+            "this test needs tmux (Debian: apt-get install tmux)"
+        );
+        let script = scratch(name).join("run.sh");
+        let mut text = String::from("#!/bin/sh\n");
+        for (k, v) in &s.env {
+            text.push_str(&format!("export {k}='{v}'\n"));
+        }
+        text.push_str(&format!("{command}\necho \"EXIT=$?\"\nsleep 120\n"));
+        std::fs::write(&script, text).unwrap();
+        let tmux = Tmux {
+            socket: format!("carthooks-cli-{name}-{}", std::process::id()),
+        };
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "110",
+            "-y",
+            "12",
+            &format!("sh '{}'", script.display()),
+        ]);
+        tmux
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// The screen once it shows `needle` (fails after 60 s).
+    fn wait_for(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "never showed {needle:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types `keys` and Enter, as a person would.
+    fn type_line(&self, keys: &str) {
+        self.run(&["send-keys", "-t", "t", "-l", keys]);
+        self.run(&["send-keys", "-t", "t", "Enter"]);
+    }
+
     fn run(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket])
@@ -46,44 +103,23 @@ fn screens_dir() -> PathBuf {
 
 #[test]
 fn the_progress_bar_moves_in_a_terminal_and_the_summary_stays() {
-    assert!(
-        support::have_or_install(&["tmux"], &["tmux"]),
-        "this test needs tmux (Debian: apt-get install tmux)"
-    );
     let s = Setup::with_env_credentials(2997);
     // About 3 s of export: 30 pages of 100, one at a time, 100 ms each.
     s.server.set_latency(Some(Duration::from_millis(100)));
-    let dir = scratch("terminal");
-    let file = dir.join("items.ndjson");
-    let script = dir.join("run.sh");
-    let mut text = String::from("#!/bin/sh\n");
-    for (k, v) in &s.env {
-        text.push_str(&format!("export {k}='{v}'\n"));
-    }
-    text.push_str(&format!(
-        "'{}' export {APP} {COLL} -o '{}' --concurrency 1\necho \"EXIT=$?\"\nsleep 120\n",
-        bin(),
-        file.display()
-    ));
-    std::fs::write(&script, text).unwrap();
-    let tmux = Tmux {
-        socket: format!("carthooks-cli-test-{}", std::process::id()),
-    };
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "110",
-        "-y",
-        "12",
-        &format!("sh '{}'", script.display()),
-    ]);
+    let file = scratch("terminal").join("items.ndjson");
+    let tmux = Tmux::start(
+        &s,
+        "progress",
+        &format!(
+            "'{}' export {APP} {COLL} -o '{}' --concurrency 1",
+            bin(),
+            file.display()
+        ),
+    );
     let start = Instant::now();
     let mut screens: Vec<String> = Vec::new();
     let last = loop {
-        let screen = tmux.run(&["capture-pane", "-p", "-t", "t"]);
+        let screen = tmux.screen();
         if screen.contains("EXIT=") {
             break screen;
         }
@@ -137,4 +173,51 @@ fn the_progress_bar_moves_in_a_terminal_and_the_summary_stays() {
         !last.contains("ETA"),
         "the bar is cleared at the end:\n{last}"
     );
+}
+
+#[test]
+fn without_a_keyring_login_asks_first_and_the_secret_is_not_echoed() {
+    let s = Setup::signed_out(0);
+    let tokens = s.config_dir.join("tokens/default.json");
+    let login = format!(
+        "'{}' login --client-credentials --client-id {}",
+        bin(),
+        carthooks_mock::DEFAULT_CLIENT_ID
+    );
+    // The hidden prompt, then the question; "n": nothing is written.
+    let tmux = Tmux::start(&s, "ask-no", &login);
+    tmux.wait_for("Client secret:");
+    tmux.type_line(carthooks_mock::DEFAULT_CLIENT_SECRET);
+    let asked = tmux.wait_for("Keep them there? [y/N]");
+    assert!(
+        !asked.contains(carthooks_mock::DEFAULT_CLIENT_SECRET),
+        "the secret is not echoed:\n{asked}"
+    );
+    assert!(!tokens.exists(), "nothing written before the answer");
+    assert_eq!(s.server.counters().grant("client_credentials"), 0);
+    tmux.type_line("n");
+    let refused = tmux.wait_for("EXIT=");
+    assert!(
+        refused.contains("EXIT=1") && refused.contains("nothing was written"),
+        "{refused}"
+    );
+    assert!(!tokens.exists(), "a no leaves nothing");
+    drop(tmux);
+    // "y": signed in, the file is there, the user's only.
+    let tmux = Tmux::start(&s, "ask-yes", &login);
+    tmux.wait_for("Client secret:");
+    tmux.type_line(carthooks_mock::DEFAULT_CLIENT_SECRET);
+    tmux.wait_for("Keep them there? [y/N]");
+    tmux.type_line("y");
+    let done = tmux.wait_for("EXIT=");
+    std::fs::write(screens_dir().join("login-asks-first.txt"), &done).unwrap();
+    assert!(
+        done.contains("EXIT=0") && done.contains("Signed in"),
+        "{done}"
+    );
+    assert!(
+        !done.contains(carthooks_mock::DEFAULT_CLIENT_SECRET),
+        "{done}"
+    );
+    assert!(tokens.exists());
 }
