@@ -162,3 +162,48 @@ fn commands_at_once_refresh_a_profiles_tokens_once() {
         "the login's token, then one renewal for the four commands"
     );
 }
+
+#[test]
+fn a_busy_redirect_port_and_a_sign_in_that_never_comes_are_plain_errors() {
+    let mut s = Setup::signed_out(0);
+    s.env.push((
+        "CARTHOOKS_CLIENT_SECRET".into(),
+        DEFAULT_CLIENT_SECRET.into(),
+    ));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let busy = s.run(&[
+        "login",
+        "--no-browser",
+        "--client-id",
+        DEFAULT_CLIENT_ID,
+        "--insecure-storage",
+        "--redirect-port",
+        &port,
+    ]);
+    assert_eq!(busy.code, 1, "{busy:?}");
+    assert!(
+        busy.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        busy.stderr
+    );
+    drop(taken);
+    let late = s.run(&[
+        "login",
+        "--no-browser",
+        "--client-id",
+        DEFAULT_CLIENT_ID,
+        "--insecure-storage",
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(late.code, 4, "{late:?}");
+    assert!(
+        late.stderr.contains("no sign-in within 1 s"),
+        "{}",
+        late.stderr
+    );
+    assert!(late.stderr.contains("Open this address to sign in"));
+    assert_eq!(s.server.counters().grant("authorization_code"), 0);
+}

@@ -214,5 +214,39 @@ fn login_in_a_real_browser_and_what_it_refuses() {
         stderr,
     };
     assert_no_secret(&s.secrets(), &[&run, &me]);
+
+    // 4. Deny on the sign-in page: the CLI says so, and keeps alice's tokens.
+    s.env.push((
+        "CARTHOOKS_CLIENT_SECRET".into(),
+        DEFAULT_CLIENT_SECRET.into(),
+    ));
+    let mut child = s.spawn(&[
+        "login",
+        "--no-browser",
+        "--client-id",
+        DEFAULT_CLIENT_ID,
+        "--insecure-storage",
+        "--timeout",
+        "120",
+    ]);
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let url = lines
+        .find(|l| l.trim_start().starts_with("http"))
+        .expect("the sign-in address")
+        .trim()
+        .to_owned();
+    b.goto(&url).unwrap();
+    b.type_into("#username", user).unwrap();
+    b.type_into("#password", password).unwrap();
+    b.click("#deny").unwrap();
+    assert_eq!(b.text("#outcome").unwrap(), "Not signed in");
+    b.screenshot(&shot("login-denied")).unwrap();
+    let rest: String = lines.collect::<Vec<_>>().join("\n");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(4), "{rest}");
+    assert!(rest.contains("access_denied"), "{rest}");
+    s.env.retain(|(k, _)| k != "CARTHOOKS_CLIENT_SECRET");
+    assert_eq!(s.run(&["users", "me"]).ok().json()["username"], "alice");
     let _ = std::fs::remove_dir_all(&profile);
 }
