@@ -223,9 +223,16 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
         write_private(cp, &json)
             .map_err(|e| CliError::Other(format!("cannot write {}: {e}", cp.display())))
     };
+    // The same filters again: a checkpoint belongs to its query.
+    let filters: String = args
+        .query
+        .filters
+        .iter()
+        .map(|f| format!(" --filter '{}'", f.replace('\'', "'\\''")))
+        .collect();
     let resume_hint = |offset: u64| match &path {
         Some(p) => format!(
-            "{offset} items are in {}. Resume with: carthooks export {app} {coll} -o {} --resume",
+            "{offset} items are in {}. Resume with: carthooks export {app} {coll}{filters} -o {} --resume",
             p.display(),
             p.display()
         ),
