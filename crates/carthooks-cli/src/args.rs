@@ -168,6 +168,11 @@ Examples:
   carthooks api PUT /v1/apps/APP/collections/COLL/items/42 --field data.title=Renamed
   carthooks api POST /v1/apps/APP/collections/COLL/items --input item.json")]
     Api(ApiArgs),
+    /// The profile's settings: the API URL, the client id, a default app and collection.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Shell completions: `carthooks completions bash > /etc/bash_completion.d/carthooks`.
     #[command(
         after_help = "Examples:\n  carthooks completions bash > ~/.local/share/bash-completion/completions/carthooks\n  carthooks completions fish > ~/.config/fish/completions/carthooks.fish"
@@ -210,6 +215,40 @@ pub struct LoginArgs {
     /// How long to wait for the browser.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Set a setting of the profile (`--profile`, else the default one).
+    #[command(after_help = "\
+Examples:
+  carthooks config set app 3883548539
+  carthooks config set collection 3883549661     # then: carthooks items get 42
+  carthooks config set api_url https://api.carthooks.com --profile work
+  carthooks config set default_profile work
+
+Keys: api_url, authorize_url, client_id, app, collection, default_profile.")]
+    Set {
+        /// The setting.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// Print a setting of the profile.
+    #[command(after_help = "Example:\n  carthooks config get app")]
+    Get {
+        /// The setting.
+        key: String,
+    },
+    /// Remove a setting of the profile.
+    #[command(after_help = "Example:\n  carthooks config unset collection")]
+    Unset {
+        /// The setting.
+        key: String,
+    },
+    /// Every profile and its settings (no secret is among them).
+    #[command(after_help = "Example:\n  carthooks config list -o json")]
+    List,
 }
 
 #[derive(Debug, Subcommand)]

@@ -118,10 +118,7 @@ impl Config {
     /// Saves `profile` as `name` (atomically: a temporary file renamed).
     pub fn save_profile(&mut self, name: &str, profile: Profile) -> Result<(), CliError> {
         self.file.profiles.insert(name.to_owned(), profile);
-        let text = toml::to_string_pretty(&self.file)
-            .map_err(|e| CliError::Config(format!("cannot write the config: {e}")))?;
-        write_private(&self.dir.join("config.toml"), text.as_bytes())
-            .map_err(|e| CliError::Config(format!("cannot write the config: {e}")))
+        self.write()
     }
 
     /// Where a profile's tokens go without a keyring (and its lease files always).
@@ -132,6 +129,75 @@ impl Config {
     /// Where a profile's client secret goes without a keyring.
     pub fn secret_path(&self, profile: &str) -> PathBuf {
         self.dir.join("tokens").join(format!("{profile}.secret"))
+    }
+}
+
+/// The keys `carthooks config` sets, gets and unsets.
+pub const KEYS: [&str; 6] = [
+    "api_url",
+    "authorize_url",
+    "client_id",
+    "app",
+    "collection",
+    "default_profile",
+];
+
+impl Config {
+    /// `config set KEY VALUE` (`None`: unset) on profile `name`.
+    pub fn set(&mut self, name: &str, key: &str, value: Option<&str>) -> Result<(), CliError> {
+        let id = |v: Option<&str>| -> Result<Option<u64>, CliError> {
+            v.map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| CliError::Usage(format!("{key} is an id: {v:?} is not one")))
+            })
+            .transpose()
+        };
+        let text = |v: Option<&str>| v.map(str::to_owned);
+        if key == "default_profile" {
+            self.file.default_profile = text(value);
+            return self.write();
+        }
+        let mut profile = self.profile(name);
+        match key {
+            "api_url" => profile.api_url = text(value),
+            "authorize_url" => profile.authorize_url = text(value),
+            "client_id" => profile.client_id = text(value),
+            "app" => profile.app = id(value)?,
+            "collection" => profile.collection = id(value)?,
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "{key:?} is not a setting; the settings are {}",
+                    KEYS.join(", ")
+                )));
+            }
+        }
+        self.save_profile(name, profile)
+    }
+
+    /// `config get KEY` on profile `name`.
+    pub fn get(&self, name: &str, key: &str) -> Result<Option<String>, CliError> {
+        let p = self.profile(name);
+        Ok(match key {
+            "default_profile" => self.file.default_profile.clone(),
+            "api_url" => p.api_url,
+            "authorize_url" => p.authorize_url,
+            "client_id" => p.client_id,
+            "app" => p.app.map(|v| v.to_string()),
+            "collection" => p.collection.map(|v| v.to_string()),
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "{key:?} is not a setting; the settings are {}",
+                    KEYS.join(", ")
+                )));
+            }
+        })
+    }
+
+    fn write(&self) -> Result<(), CliError> {
+        let text = toml::to_string_pretty(&self.file)
+            .map_err(|e| CliError::Config(format!("cannot write the config: {e}")))?;
+        write_private(&self.dir.join("config.toml"), text.as_bytes())
+            .map_err(|e| CliError::Config(format!("cannot write the config: {e}")))
     }
 }
 

@@ -35,7 +35,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
 
-use args::{AuthCommand, Cli, Command, WatchCommand};
+use args::{AuthCommand, Cli, Command, ConfigCommand, WatchCommand};
 use ctx::Ctx;
 use error::CliError;
 
@@ -119,6 +119,30 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             } => tail::tail(&ctx, target, queue, filters, max).await,
         },
         Command::Api(args) => ops::api(&ctx, args).await,
+        Command::Config { command } => config(&mut ctx, command),
         Command::Completions { .. } => Ok(()),
+    }
+}
+
+/// `carthooks config set|get|unset|list`.
+fn config(ctx: &mut Ctx, command: ConfigCommand) -> Result<(), CliError> {
+    let name = ctx.profile_name.clone();
+    match command {
+        ConfigCommand::Set { key, value } => ctx.config.set(&name, &key, Some(&value)),
+        ConfigCommand::Unset { key } => ctx.config.set(&name, &key, None),
+        ConfigCommand::Get { key } => match ctx.config.get(&name, &key)? {
+            Some(v) => {
+                println!("{v}");
+                Ok(())
+            }
+            None => Err(CliError::Other(format!(
+                "{key} is not set (profile {name})"
+            ))),
+        },
+        ConfigCommand::List => {
+            let value = serde_json::to_value(&ctx.config.file)
+                .map_err(|e| CliError::Other(e.to_string()))?;
+            ctx.printer()?.print(value)
+        }
     }
 }

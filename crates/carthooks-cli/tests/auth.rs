@@ -207,3 +207,46 @@ fn a_busy_redirect_port_and_a_sign_in_that_never_comes_are_plain_errors() {
     assert!(late.stderr.contains("Open this address to sign in"));
     assert_eq!(s.server.counters().grant("authorization_code"), 0);
 }
+
+#[test]
+fn config_sets_a_profiles_default_app_and_collection() {
+    let s = Setup::with_env_credentials(0);
+    let (app, coll) = (APP.to_string(), COLL.to_string());
+    s.run(&["config", "set", "app", &app]).ok();
+    s.run(&["config", "set", "collection", &coll]).ok();
+    assert_eq!(
+        s.run(&["config", "get", "app"]).ok().stdout,
+        format!("{app}\n")
+    );
+    // Now ITEM alone is enough, and APP COLL may be left out.
+    assert_eq!(s.run(&["items", "get", "2"]).ok().json()["id"], 2);
+    assert_eq!(
+        s.run(&["items", "list"])
+            .ok()
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    let bad = s.run(&["config", "set", "app", "not-a-number"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    let unknown = s.run(&["config", "set", "colour", "blue"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("the settings are"),
+        "{}",
+        unknown.stderr
+    );
+    s.run(&["config", "unset", "collection"]).ok();
+    assert_eq!(s.run(&["items", "list"]).code, 2);
+    assert_eq!(s.run(&["config", "get", "collection"]).code, 1);
+    // Another profile, made the default.
+    s.run(&["config", "set", "app", "42", "--profile", "work"])
+        .ok();
+    s.run(&["config", "set", "default_profile", "work"]).ok();
+    assert_eq!(s.run(&["config", "get", "app"]).ok().stdout, "42\n");
+    let all = s.run(&["config", "list", "-o", "json"]).ok().json();
+    assert_eq!(all["default_profile"], "work");
+    assert_eq!(all["profiles"]["default"]["app"], APP);
+    assert_eq!(all["profiles"]["work"]["app"], 42);
+}
