@@ -65,7 +65,9 @@ impl Change {
         ack(&self.run, &self.receipt).await
     }
 
-    /// Makes the message visible again after `delay` (0 to 12 h).
+    /// Makes the message visible again after `delay` (0 to 12 h). SQS counts
+    /// whole seconds: a delay with a fraction is rounded up (500 ms → 1 s),
+    /// never down.
     pub async fn nack(&self, delay: Duration) -> Result<(), WatchError> {
         nack(&self.run, &self.receipt, delay).await
     }

@@ -206,9 +206,12 @@ pub(crate) async fn receive(
         .collect())
 }
 
-/// Whole seconds, as SQS wants them, within its 0 to 12 h range.
+/// Whole seconds, as SQS wants them, within its 0 to 12 h range: rounded
+/// up, so that a delay asked for is never cut short (a nack of 500 ms hides
+/// the message for 1 s, not 0 s).
 fn seconds(d: Duration) -> i32 {
-    d.as_secs().min(43_200) as i32
+    let whole = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+    whole.min(43_200) as i32
 }
 
 /// Sets a message's visibility timeout to `timeout` from now.
@@ -311,4 +314,21 @@ pub(crate) async fn delete_batch(
         }
     }
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_round_up_to_whole_seconds_within_twelve_hours() {
+        assert_eq!(seconds(Duration::ZERO), 0);
+        assert_eq!(seconds(Duration::from_millis(1)), 1);
+        assert_eq!(seconds(Duration::from_millis(500)), 1);
+        assert_eq!(seconds(Duration::from_secs(1)), 1);
+        assert_eq!(seconds(Duration::from_millis(1_001)), 2);
+        assert_eq!(seconds(Duration::from_secs(30)), 30);
+        assert_eq!(seconds(Duration::from_secs(86_400)), 43_200);
+        assert_eq!(seconds(Duration::MAX), 43_200);
+    }
 }

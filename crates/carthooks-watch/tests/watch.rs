@@ -80,6 +80,59 @@ impl Running {
     }
 }
 
+/// `nack(500 ms)`: SQS counts whole seconds, and the watcher rounds up, so
+/// the message stays out of sight for a second — not 0 s, redelivered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nack_under_a_second_hides_the_message_for_a_second_not_zero() {
+    let Fixture {
+        moto: _moto,
+        sqs,
+        queue_url,
+        server,
+        client,
+    } = fixture("nack-delay", 30).await;
+    let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .ack_mode(AckMode::Manual)
+        .long_poll(Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap();
+    // When the nack was done, and when the message came back.
+    let times: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let handler = {
+        let times = Arc::clone(&times);
+        move |change: Change| {
+            let times = Arc::clone(&times);
+            async move {
+                if change.receive_count() == 1 {
+                    change.nack(Duration::from_millis(500)).await?;
+                } else {
+                    change.ack().await?;
+                }
+                times.lock().unwrap().push(Instant::now());
+                Ok::<(), BoxError>(())
+            }
+        }
+    };
+    let running = Running::start(watcher, handler);
+    wait_for_watch(&server).await;
+    create_numbered(&client, 1).await;
+    eventually(Duration::from_secs(60), "the redelivery", || async {
+        running.assert_alive();
+        times.lock().unwrap().len() == 2
+    })
+    .await;
+    let stats = running.stop().await;
+    let times = times.lock().unwrap().clone();
+    let hidden = times[1] - times[0];
+    assert!(
+        hidden >= Duration::from_millis(900),
+        "out of sight for {hidden:?}: the 500 ms were rounded down"
+    );
+    assert_eq!((stats.acked, stats.nacked), (1, 1));
+}
+
 async fn wait_for_watch(server: &carthooks_mock::MockServer) {
     eventually(
         Duration::from_secs(10),
