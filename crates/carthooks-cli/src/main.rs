@@ -82,10 +82,8 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
         .with_writer(std::io::stderr)
-        .with_ansi(
-            std::env::var_os("NO_COLOR").is_none()
-                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        )
+        // Plain text: the lines are for reading and for pasting into an issue.
+        .with_ansi(false)
         .try_init();
 }
 

@@ -221,3 +221,23 @@ fn without_a_keyring_login_asks_first_and_the_secret_is_not_echoed() {
     );
     assert!(tokens.exists());
 }
+
+#[test]
+fn verbose_output_in_a_terminal_is_plain_lines() {
+    let s = Setup::with_env_credentials(0);
+    let tmux = Tmux::start(&s, "verbose", &format!("'{}' users me -v", bin()));
+    let screen = tmux.wait_for("EXIT=");
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(
+        screen.contains("carthooks.call{operation=\"me\""),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("username"),
+        "a table on a terminal: {screen}"
+    );
+    assert!(
+        !screen.contains("tracing-subscriber"),
+        "no warning of the logger's own:\n{screen}"
+    );
+}
