@@ -151,7 +151,9 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
             })?))
         }
         (Some(p), true) => {
-            let cp = checkpoint_path.as_ref().expect("a file's checkpoint");
+            let Some(cp) = checkpoint_path.as_ref() else {
+                return usage("--resume needs the file of the interrupted export: -o FILE");
+            };
             let text = std::fs::read_to_string(cp).map_err(|_| {
                 CliError::Usage(format!(
                     "nothing to resume: {} is not there (the export finished, or never started)",
@@ -357,7 +359,9 @@ fn write_csv_row(
             item.get("id").map_or(String::new(), Value::to_string)
         )));
     }
-    let row = &rows[0];
+    let Some(row) = rows.first() else {
+        return Ok(());
+    };
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(&mut *writer);
