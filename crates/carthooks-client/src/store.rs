@@ -66,6 +66,9 @@
 //! standard library's `File::lock`) on `{path}.lock`; the token file keeps its
 //! format, with a `store` field (version, fence, identity) that older versions
 //! of this SDK ignore. Times are the system clock's: the processes share a host.
+//! Made [`with_vault`](FileTokenStore::with_vault), it keeps the same lease and
+//! lock files but the token set (with its `store` field) in a [`TokenVault`],
+//! such as an OS keyring entry: the `carthooks` command line's store.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -357,7 +360,8 @@ impl FileTokenStore {
         }
     }
 
-    /// Where the tokens are kept.
+    /// Where the tokens are kept (with a vault: the name its lease and lock
+    /// files are made from).
     pub fn path(&self) -> &Path {
         &self.path
     }
