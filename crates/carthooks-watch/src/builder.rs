@@ -30,6 +30,8 @@ pub struct WatcherBuilder {
     ack_mode: AckMode,
     nack_backoff: (Duration, Duration),
     shutdown_grace: Duration,
+    item_memory: usize,
+    skip_stale: bool,
     sqs: Option<aws_sdk_sqs::Client>,
     on_problem: Option<ProblemHook>,
     #[cfg(feature = "otel")]
@@ -118,6 +120,24 @@ impl WatcherBuilder {
     /// each redelivery, never above `max` (defaults 1 s and 5 min).
     pub fn nack_backoff(mut self, first: Duration, max: Duration) -> Self {
         self.nack_backoff = (first, max);
+        self
+    }
+
+    /// Skips stale changes (default on): a change whose `version` is not
+    /// newer than the last one handled for its item is acked without calling
+    /// the handler, and counted in [`Stats::stale`](crate::Stats::stale). Off,
+    /// every delivery is handled; changes of one item still never run at
+    /// once (see the crate docs' "Per-item order").
+    pub fn skip_stale(mut self, on: bool) -> Self {
+        self.skip_stale = on;
+        self
+    }
+
+    /// How many items the last handled version is remembered for (default
+    /// 10,000, at least 1); the item remembered longest ago is forgotten
+    /// first, and a change of a forgotten item is handled.
+    pub fn item_memory(mut self, items: usize) -> Self {
+        self.item_memory = items.max(1);
         self
     }
 
@@ -245,6 +265,8 @@ impl WatcherBuilder {
             ack_mode: self.ack_mode,
             nack_backoff: self.nack_backoff,
             shutdown_grace: self.shutdown_grace,
+            item_memory: self.item_memory,
+            skip_stale: self.skip_stale,
         })
     }
 }
@@ -285,6 +307,8 @@ impl Watcher {
             ack_mode: AckMode::Auto,
             nack_backoff: (Duration::from_secs(1), Duration::from_secs(300)),
             shutdown_grace: Duration::from_secs(30),
+            item_memory: crate::order::DEFAULT_ITEM_MEMORY,
+            skip_stale: true,
             sqs: None,
             on_problem: None,
             #[cfg(feature = "otel")]

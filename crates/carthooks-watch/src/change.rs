@@ -62,7 +62,12 @@ impl Change {
 
     /// Deletes the message from the queue; returns once SQS did.
     pub async fn ack(&self) -> Result<(), WatchError> {
-        ack(&self.run, &self.receipt).await
+        ack(&self.run, &self.receipt).await?;
+        // Handled: an older change of the item that comes later is stale.
+        self.run
+            .items
+            .handled(self.item_id(), self.event.revision());
+        Ok(())
     }
 
     /// Makes the message visible again after `delay` (0 to 12 h). SQS counts

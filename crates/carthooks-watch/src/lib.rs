@@ -42,6 +42,15 @@
 //!    and left in the queue for its redrive policy, never deleted), then calls
 //!    your handler with a [`Change`]. While the handler runs, a heartbeat extends
 //!    the message's visibility every half visibility timeout.
+//!
+//!    **Per-item order**: changes of one item never run at once — a change
+//!    waits, visibility kept, for the one of its item in hand, without taking
+//!    a handler slot — and one whose `version` is not newer than the last one
+//!    handled for its item is acked without calling the handler
+//!    ([`Stats::stale`]; [`WatcherBuilder::skip_stale`],
+//!    [`WatcherBuilder::item_memory`]). So per item the versions handled only
+//!    grow, in this process; the rules and their limits are in the `order`
+//!    module's source docs.
 //! 5. **Settles**: in [`AckMode::Auto`], `Ok` acks and `Err` (or a panic) nacks
 //!    with an exponential delay by receive count (1 s, 2 s, 4 s … 5 min); in
 //!    [`AckMode::Manual`] the handler calls [`Change::ack`] /
@@ -62,8 +71,9 @@
 //!    nothing to release stops without waiting for it.
 //!
 //! Delivery is at least once: a message can come twice (a slow ack, a crash, a
-//! long poll cut short by shutdown, SQS itself), so handlers must be
-//! idempotent; [`Change::receive_count`] says when a message is a redelivery.
+//! long poll cut short by shutdown, SQS itself) — a duplicate of a change
+//! already handled is stale and skipped, but one handled by another process
+//! is not known here — so handlers must be idempotent; [`Change::receive_count`] says when a message is a redelivery.
 //! Nothing is printed: events go to `tracing` and to [`WatcherBuilder::on_problem`].
 //!
 //! # Telemetry (feature `otel`)
@@ -82,7 +92,7 @@
 //! |---|---|---|---|
 //! | `messaging.client.consumed.messages` | counter | `{message}` | `messaging.system`, `messaging.destination.name`, `messaging.operation.name` (`receive`) |
 //! | `messaging.process.duration` (the handler's time) | histogram | `s` | as the span's messaging attributes, `error.type` |
-//! | `carthooks.watch.messages` | counter | `{message}` | `carthooks.watch.outcome`: `handled`, `failed`, `malformed`, `released` |
+//! | `carthooks.watch.messages` | counter | `{message}` | `carthooks.watch.outcome`: `handled`, `failed`, `malformed`, `stale`, `released` |
 //! | `carthooks.watch.settled` | counter | `{message}` | `carthooks.watch.settle`: `ack`, `nack` |
 //! | `carthooks.watch.in_hand` | up-down counter | `{message}` | — |
 //! | `carthooks.watch.visibility.extensions` | counter | `{extension}` | — |
@@ -131,6 +141,7 @@
 mod builder;
 mod change;
 mod event;
+mod order;
 mod receive;
 mod renew;
 mod settle;
@@ -275,6 +286,9 @@ pub struct Stats {
     pub released: u64,
     /// Messages that were not change events.
     pub malformed: u64,
+    /// Changes not newer than the last one handled for their item, acked
+    /// without calling the handler (see [`WatcherBuilder::skip_stale`]).
+    pub stale: u64,
     /// Visibility extensions sent by the heartbeat.
     pub extended: u64,
     /// Watch registrations that succeeded, the first included.
@@ -297,6 +311,7 @@ struct Counters {
     nacked: Count,
     released: Count,
     malformed: Count,
+    stale: Count,
     extended: Count,
     registrations: Count,
     renewal_failures: Count,
@@ -316,6 +331,7 @@ impl Counters {
             nacked: count(Counted::Settled("nack")),
             released: count(Counted::Outcome("released")),
             malformed: count(Counted::Outcome("malformed")),
+            stale: count(Counted::Outcome("stale")),
             extended: count(Counted::Extended),
             registrations: count(Counted::Renewal("registered")),
             renewal_failures: count(Counted::Renewal("failed")),
@@ -337,6 +353,7 @@ impl Counters {
             nacked: self.nacked.get(),
             released: self.released.get(),
             malformed: self.malformed.get(),
+            stale: self.stale.get(),
             extended: self.extended.get(),
             registrations: self.registrations.get(),
             renewal_failures: self.renewal_failures.get(),
@@ -426,6 +443,8 @@ pub struct Watcher {
     ack_mode: AckMode,
     nack_backoff: (Duration, Duration),
     shutdown_grace: Duration,
+    item_memory: usize,
+    skip_stale: bool,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -468,6 +487,8 @@ struct Run {
     /// leaves `Running`: a batch is either handed over or released by its
     /// poll task, never dropped between the two.
     handover: std::sync::Mutex<()>,
+    /// Per-item gates and the last version handled (see `order`).
+    items: Arc<order::Items>,
 }
 
 /// One message's receipt, settled at most once.

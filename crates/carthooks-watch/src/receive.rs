@@ -62,6 +62,7 @@ impl Watcher {
             polls: watch::Sender::new(0),
             long_poll: self.long_poll,
             handover: std::sync::Mutex::new(()),
+            items: Arc::new(crate::order::Items::new(self.item_memory, self.skip_stale)),
         });
         let acker = tokio::spawn(acker(
             Arc::clone(shared),

@@ -58,9 +58,24 @@ where
         receive_count,
         item_id,
     };
+    let version = change.event.revision();
     let work = async {
-        // Received ahead: wait for a handler slot, unless the watcher stops.
+        // Received ahead: wait for the item's gate (after its changes that
+        // came first), then for a handler slot, unless the watcher stops.
         let mut phase = run.phase.clone();
+        let held = tokio::select! {
+            held = run.items.hold(item_id) => Some(held),
+            _ = phase.wait_for(|p| *p != Phase::Running) => None,
+        };
+        let Some(_held) = held else {
+            return Work::Unstarted;
+        };
+        if run.items.is_stale(item_id, version) {
+            // Not newer than what was handled: the handler never sees it.
+            Counters::bump(&shared.counters.stale, 1);
+            queue_ack(&run, &receipt);
+            return Work::Done;
+        }
         let slot = tokio::select! {
             slot = Arc::clone(&run.handler_slots).acquire_owned() => slot.ok(),
             _ = phase.wait_for(|p| *p != Phase::Running) => None,
@@ -84,7 +99,12 @@ where
         }
         if run.ack_mode == AckMode::Auto {
             match result {
-                Ok(()) => queue_ack(&run, &receipt),
+                Ok(()) => {
+                    // Remembered once acked: a nacked change comes back and
+                    // is not stale (in manual mode, `Change::ack` remembers).
+                    run.items.handled(item_id, version);
+                    queue_ack(&run, &receipt);
+                }
                 Err(_) => {
                     let _ = nack(&run, &receipt, run.nack_delay(receive_count)).await;
                 }

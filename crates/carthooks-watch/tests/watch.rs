@@ -80,6 +80,141 @@ impl Running {
     }
 }
 
+/// 100 items × 5 versions each, sent to the queue shuffled, 8 handlers: two
+/// changes of one item never run at once, and per item the versions handled
+/// only grow (an older change arriving after a newer one is acked unhandled,
+/// counted as stale); every item's last version is handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_of_one_item_never_run_at_once_and_never_older_after_newer() {
+    let Fixture {
+        moto: _moto,
+        sqs,
+        queue_url,
+        server: _server,
+        client,
+    } = fixture("per-item-order", 30).await;
+    let mut bodies = Vec::new();
+    for item in 1..=100u64 {
+        for version in 1..=5u64 {
+            bodies.push(
+                json!({
+                    "version": version,
+                    "meta": {"event": "item.updated", "trigger_name": "t", "tenant_id": 1, "trigger_type": "watch_data"},
+                    "payload": {"id": item, "title": format!("v{version}"), "fields": {}},
+                })
+                .to_string(),
+            );
+        }
+    }
+    // A fixed shuffle (xorshift, Fisher–Yates): the same order every run.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..bodies.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        bodies.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    for (n, chunk) in bodies.chunks(10).enumerate() {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{n}-{i}"))
+                    .message_body(body)
+                    .build()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>();
+        sqs.send_message_batch()
+            .queue_url(&queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
+    let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .concurrency(8)
+        .build()
+        .await
+        .unwrap();
+    type InFlight = Arc<Mutex<HashMap<u64, u32>>>;
+    let in_flight = InFlight::default();
+    let overlaps = Arc::new(AtomicU64::new(0));
+    let handled: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+    let handler = {
+        let (in_flight, overlaps, handled) = (
+            Arc::clone(&in_flight),
+            Arc::clone(&overlaps),
+            Arc::clone(&handled),
+        );
+        move |change: Change| {
+            let (in_flight, overlaps, handled) = (
+                Arc::clone(&in_flight),
+                Arc::clone(&overlaps),
+                Arc::clone(&handled),
+            );
+            async move {
+                let item = change.item_id().get();
+                let version = change.event().revision().unwrap();
+                {
+                    let mut map = in_flight.lock().unwrap();
+                    let n = map.entry(item).or_default();
+                    *n += 1;
+                    if *n > 1 {
+                        overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                // Long enough for another change of the item to try to start.
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                handled.lock().unwrap().push((item, version));
+                *in_flight.lock().unwrap().get_mut(&item).unwrap() -= 1;
+                Ok::<(), BoxError>(())
+            }
+        }
+    };
+    let running = Running::start(watcher, handler);
+    eventually(
+        Duration::from_secs(120),
+        "every message settled",
+        || async {
+            running.assert_alive();
+            depth(&sqs, &queue_url).await == (0, 0)
+        },
+    )
+    .await;
+    let stats = running.stop().await;
+    assert_eq!(
+        overlaps.load(Ordering::SeqCst),
+        0,
+        "two handlers on one item at once"
+    );
+    let handled = handled.lock().unwrap().clone();
+    let mut by_item: HashMap<u64, Vec<u64>> = HashMap::new();
+    for (item, version) in &handled {
+        by_item.entry(*item).or_default().push(*version);
+    }
+    assert_eq!(by_item.len(), 100);
+    for (item, versions) in &by_item {
+        assert!(
+            versions.windows(2).all(|w| w[0] < w[1]),
+            "item {item}: versions handled {versions:?}"
+        );
+        assert_eq!(
+            versions.last(),
+            Some(&5),
+            "item {item}: its last version is handled"
+        );
+    }
+    assert_eq!(stats.handled as usize, handled.len());
+    assert_eq!(stats.handled + stats.stale, 500, "{stats:?}");
+    assert!(
+        stats.stale > 0,
+        "a shuffle has older changes after newer: {stats:?}"
+    );
+}
+
 /// `nack(500 ms)`: SQS counts whole seconds, and the watcher rounds up, so
 /// the message stays out of sight for a second — not 0 s, redelivered at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
