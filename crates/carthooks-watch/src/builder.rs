@@ -32,6 +32,7 @@ pub struct WatcherBuilder {
     shutdown_grace: Duration,
     item_memory: usize,
     skip_stale: bool,
+    pollers: usize,
     sqs: Option<aws_sdk_sqs::Client>,
     on_problem: Option<ProblemHook>,
     #[cfg(feature = "otel")]
@@ -120,6 +121,15 @@ impl WatcherBuilder {
     /// each redelivery, never above `max` (defaults 1 s and 5 min).
     pub fn nack_backoff(mut self, first: Duration, max: Duration) -> Self {
         self.nack_backoff = (first, max);
+        self
+    }
+
+    /// `ReceiveMessage` calls out at once (default 1, at least 1), each for
+    /// the room left in hand: with many handlers (`concurrency` well above a
+    /// batch of 10) one long poll at a time cannot keep them busy. Shutdown
+    /// still waits for, and releases what comes back from, every one of them.
+    pub fn pollers(mut self, n: usize) -> Self {
+        self.pollers = n.max(1);
         self
     }
 
@@ -267,6 +277,7 @@ impl WatcherBuilder {
             shutdown_grace: self.shutdown_grace,
             item_memory: self.item_memory,
             skip_stale: self.skip_stale,
+            pollers: self.pollers,
         })
     }
 }
@@ -309,6 +320,7 @@ impl Watcher {
             shutdown_grace: Duration::from_secs(30),
             item_memory: crate::order::DEFAULT_ITEM_MEMORY,
             skip_stale: true,
+            pollers: 1,
             sqs: None,
             on_problem: None,
             #[cfg(feature = "otel")]

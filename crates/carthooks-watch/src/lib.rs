@@ -37,6 +37,9 @@
 //!    10) at a time, holding at most `concurrency` (default 8) + one batch:
 //!    messages received ahead wait for a free handler with their visibility
 //!    kept, so handlers do not wait for polls and polls are not half empty.
+//!    One receive is out at a time, or up to [`WatcherBuilder::pollers`] at
+//!    once, each asking for the room left in hand: 64 handlers are not kept
+//!    busy by one round trip of 10 messages at a time.
 //! 4. **Handles** each message in its own task: parses it into a
 //!    [`ChangeEvent`] (malformed ones — not JSON, no `payload.id` — are reported
 //!    and left in the queue for its redrive policy, never deleted), then calls
@@ -445,6 +448,7 @@ pub struct Watcher {
     shutdown_grace: Duration,
     item_memory: usize,
     skip_stale: bool,
+    pollers: usize,
 }
 
 impl std::fmt::Debug for Watcher {

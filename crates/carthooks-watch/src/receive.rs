@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::renew::renew;
@@ -98,7 +98,7 @@ impl Watcher {
         }
         // Handed over just before, never turned into message tasks.
         let mut unheld = Vec::new();
-        while let Ok(received) = inbox.try_recv() {
+        while let Ok((_room, received)) = inbox.try_recv() {
             unheld.extend(received.unwrap_or_default());
         }
         if !unheld.is_empty() {
@@ -138,8 +138,8 @@ impl Watcher {
         run: &Arc<Run>,
         handler: &Arc<F>,
         handlers: &mut JoinSet<()>,
-        inbox_tx: &mpsc::UnboundedSender<Result<Vec<sqs::Received>, WatchError>>,
-        inbox: &mut mpsc::UnboundedReceiver<Result<Vec<sqs::Received>, WatchError>>,
+        inbox_tx: &mpsc::UnboundedSender<Polled>,
+        inbox: &mut mpsc::UnboundedReceiver<Polled>,
     ) -> Result<(), WatchError>
     where
         F: Fn(Change) -> Fut + Send + Sync + 'static,
@@ -149,28 +149,44 @@ impl Watcher {
         let room = Arc::new(Semaphore::new(self.in_hand()));
         let batch = self.batch_size as usize;
         let mut failures = 0u32;
+        // Receives out at once: at most `pollers`, each with room in hand
+        // for what it may bring (one message at least, a batch at most).
+        let mut out = 0usize;
         loop {
             // Reap finished handler tasks as we go.
             while handlers.try_join_next().is_some() {}
-            // Room for one at least, for a batch at most.
-            let Ok(mut permits) = Arc::clone(&room).acquire_owned().await else {
-                return Ok(());
-            };
-            while permits.num_permits() < batch {
-                match Arc::clone(&room).try_acquire_owned() {
-                    Ok(more) => permits.merge(more),
-                    Err(_) => break,
+            let next = if out < self.pollers {
+                tokio::select! {
+                    biased;
+                    polled = inbox.recv() => Next::Polled(polled),
+                    room = Arc::clone(&room).acquire_owned() => Next::Room(room.ok()),
                 }
-            }
-            run.polls.send_modify(|n| *n += 1);
-            tokio::spawn(poll(
-                Arc::clone(run),
-                permits.num_permits() as i32,
-                self.long_poll,
-                inbox_tx.clone(),
-            ));
-            let Some(received) = inbox.recv().await else {
-                return Ok(());
+            } else {
+                Next::Polled(inbox.recv().await)
+            };
+            let (mut permits, received) = match next {
+                Next::Room(None) | Next::Polled(None) => return Ok(()),
+                Next::Room(Some(mut permits)) => {
+                    while permits.num_permits() < batch {
+                        match Arc::clone(&room).try_acquire_owned() {
+                            Ok(more) => permits.merge(more),
+                            Err(_) => break,
+                        }
+                    }
+                    run.polls.send_modify(|n| *n += 1);
+                    tokio::spawn(poll(
+                        Arc::clone(run),
+                        permits,
+                        self.long_poll,
+                        inbox_tx.clone(),
+                    ));
+                    out += 1;
+                    continue;
+                }
+                Next::Polled(Some(polled)) => {
+                    out -= 1;
+                    polled
+                }
             };
             let messages = match received {
                 Ok(messages) => {
@@ -211,6 +227,17 @@ impl Watcher {
     }
 }
 
+/// A receive's answer, with the room in hand it was made for.
+pub(crate) type Polled = (OwnedSemaphorePermit, Result<Vec<sqs::Received>, WatchError>);
+
+/// What the receive loop does next.
+enum Next {
+    /// Room in hand for another receive (`None`: the run is over).
+    Room(Option<OwnedSemaphorePermit>),
+    /// A receive answered (`None`: the run is over).
+    Polled(Option<Polled>),
+}
+
 /// Ctrl-C, or SIGTERM on Unix.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -240,11 +267,12 @@ async fn shutdown_signal() {
 /// no longer counted in `polls` once done.
 async fn poll(
     run: Arc<Run>,
-    max: i32,
+    room: OwnedSemaphorePermit,
     wait: Duration,
-    inbox: mpsc::UnboundedSender<Result<Vec<sqs::Received>, WatchError>>,
+    inbox: mpsc::UnboundedSender<Polled>,
 ) {
     let shared = &run.shared;
+    let max = room.num_permits() as i32;
     let received = sqs::receive(&shared.sqs, &shared.queue_url, max, wait, run.visibility).await;
     let late = {
         let _handover = run
@@ -252,8 +280,8 @@ async fn poll(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if *run.phase.borrow() == Phase::Running {
-            // The receiver waits for exactly this answer.
-            inbox.send(received).err().map(|e| e.0)
+            // The receiver waits for this answer, with its room in hand.
+            inbox.send((room, received)).err().map(|e| e.0.1)
         } else {
             Some(received)
         }

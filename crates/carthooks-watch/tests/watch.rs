@@ -215,6 +215,47 @@ async fn changes_of_one_item_never_run_at_once_and_never_older_after_newer() {
     );
 }
 
+/// `pollers(4)` with 32 handlers: several receives out at once, every change
+/// handled, the queue empty, and the stop does not wait out the long polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_pollers_lose_nothing_and_stop_without_waiting_out_their_polls() {
+    let Fixture {
+        moto: _moto,
+        sqs,
+        queue_url,
+        server,
+        client,
+    } = fixture("pollers", 30).await;
+    let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .concurrency(32)
+        .pollers(4)
+        .build()
+        .await
+        .unwrap();
+    let seen = Seen::default();
+    let running = Running::start(watcher, recorder(&seen));
+    wait_for_watch(&server).await;
+    let ids = create_numbered(&client, 200).await;
+    eventually(Duration::from_secs(60), "200 changes handled", || async {
+        running.assert_alive();
+        seen.lock().unwrap().len() == 200 && depth(&sqs, &queue_url).await == (0, 0)
+    })
+    .await;
+    let stopping = Instant::now();
+    let stats = running.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "the stop waited {:?} (long polls are 20 s)",
+        stopping.elapsed()
+    );
+    let seen = seen.lock().unwrap();
+    for id in ids {
+        assert!(seen.contains_key(&(id, 1)), "item {id} not handled");
+    }
+    assert_eq!(stats.released, 0, "nothing was in hand");
+}
+
 /// `nack(500 ms)`: SQS counts whole seconds, and the watcher rounds up, so
 /// the message stays out of sight for a second — not 0 s, redelivered at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

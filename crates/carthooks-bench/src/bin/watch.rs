@@ -44,6 +44,7 @@ fn body(id: u64) -> String {
 async fn sqs_answer(
     req: hyper::Request<hyper::body::Incoming>,
     next_id: Arc<AtomicU64>,
+    receive_latency: Duration,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let target = req
         .headers()
@@ -60,6 +61,9 @@ async fn sqs_answer(
         .unwrap_or_default();
     let out = match target.as_str() {
         "AmazonSQS.ReceiveMessage" => {
+            if !receive_latency.is_zero() {
+                tokio::time::sleep(receive_latency).await;
+            }
             let n = input["MaxNumberOfMessages"].as_u64().unwrap_or(1);
             let messages: Vec<_> = (0..n)
                 .map(|_| {
@@ -97,8 +101,9 @@ async fn sqs_answer(
         .expect("response"))
 }
 
-/// The canned SQS endpoint on its own thread and runtime.
-fn canned_sqs() -> String {
+/// The canned SQS endpoint on its own thread and runtime; each
+/// `ReceiveMessage` answered `receive_latency` late (a real SQS round trip).
+fn canned_sqs(receive_latency: Duration) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
@@ -117,7 +122,9 @@ fn canned_sqs() -> String {
                 let _ = stream.set_nodelay(true);
                 let next_id = Arc::clone(&next_id);
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| sqs_answer(req, Arc::clone(&next_id)));
+                    let service = service_fn(move |req| {
+                        sqs_answer(req, Arc::clone(&next_id), receive_latency)
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -232,7 +239,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let endpoint = canned_sqs();
+    let endpoint = canned_sqs(Duration::ZERO);
     let queue = format!("{endpoint}/123456789012/bench");
     let mock = carthooks_mock::MockServer::start().expect("mock");
     let (sqs, watcher) = rt.block_on(async {
@@ -283,9 +290,86 @@ fn main() {
     println!("| watcher, 8 handlers, auto acks | {wr:.0} | {wc:.1} |");
     println!("| raw loop: receive 10, parse, delete batch | {rr:.0} | {rc:.1} |");
     println!("| watcher / raw | {:.2} | {:.2} |", wr / rr, wc / rc);
+    pollers_comparison(&rt, &mock, rounds.min(3));
     if python {
         python_comparison(&rt, &mock, 300);
     }
+}
+
+/// 64 handlers each taking 10 ms (an API call), a canned SQS answering every
+/// receive 20 ms late: one `ReceiveMessage` at a time against `pollers(4)`.
+fn pollers_comparison(
+    rt: &tokio::runtime::Runtime,
+    mock: &carthooks_mock::MockServer,
+    rounds: usize,
+) {
+    let endpoint = canned_sqs(Duration::from_millis(20));
+    let queue = format!("{endpoint}/123456789012/pollers");
+    let messages = 4_000;
+    let watchers: Vec<(usize, Watcher)> = rt.block_on(async {
+        let sqs = sqs_client(&endpoint).await;
+        let mut out = Vec::new();
+        for pollers in [1, 4] {
+            let (client, _) = signed_in(mock).await;
+            let watcher = Watcher::builder(client, &queue, 1, 2)
+                .sqs_client(sqs.clone())
+                .concurrency(64)
+                .pollers(pollers)
+                .build()
+                .await
+                .expect("watcher");
+            out.push((pollers, watcher));
+        }
+        out
+    });
+    let run = |watcher: &Watcher, n: u64| {
+        rt.block_on(async {
+            let handled = Arc::new(AtomicU64::new(0));
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+            let done_tx = Arc::new(std::sync::Mutex::new(Some(done_tx)));
+            let handler = move |change: Change| {
+                let (handled, done_tx) = (Arc::clone(&handled), Arc::clone(&done_tx));
+                async move {
+                    black_box(change.item_id());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    if handled.fetch_add(1, Ordering::Relaxed) + 1 == n
+                        && let Some(tx) = done_tx.lock().expect("lock").take()
+                    {
+                        let _ = tx.send(());
+                    }
+                    Ok::<(), BoxError>(())
+                }
+            };
+            watcher
+                .run_until(handler, async {
+                    let _ = done_rx.await;
+                })
+                .await
+                .expect("watcher");
+        });
+    };
+    for (_, w) in &watchers {
+        run(w, 200);
+    }
+    let mut rates: [Vec<f64>; 2] = Default::default();
+    let mut cpus: [Vec<f64>; 2] = Default::default();
+    for _ in 0..rounds {
+        for (i, (_, w)) in watchers.iter().enumerate() {
+            let (cpu, t) = (cpu_ns(), Instant::now());
+            run(w, messages);
+            rates[i].push(messages as f64 / t.elapsed().as_secs_f64());
+            cpus[i].push((cpu_ns() - cpu) as f64 / messages as f64 / 1000.0);
+        }
+    }
+    let [r1, r4] = rates.map(median);
+    let [c1, c4] = cpus.map(median);
+    println!("\n### One poller against four: 64 handlers of 10 ms, receives answered 20 ms late");
+    println!("{rounds} alternating rounds of {messages} messages; medians.\n");
+    println!("| pollers | messages/s | CPU µs/message |");
+    println!("|---|---:|---:|");
+    println!("| 1 | {r1:.0} | {c1:.1} |");
+    println!("| 4 | {r4:.0} | {c4:.1} |");
+    println!("| 4 / 1 | {:.2} | {:.2} |", r4 / r1, c4 / c1);
 }
 
 /// The workspace's `target/`.
