@@ -127,7 +127,21 @@ pub async fn items(ctx: &Ctx, command: ItemsCommand) -> Result<(), CliError> {
             let (app, coll) = ctx.target(&target)?;
             printer.fields = query.fields.clone();
             let q = items_query(&query)?.limit(limit.max(1)).start(start);
-            if all {
+            if all && printer.streams() {
+                // NDJSON without --jq: each item as it comes, nothing held.
+                let mut pages = client.all_items(app, coll, &q);
+                let mut n = 0u64;
+                while let Some(item) = pages.next_item().await {
+                    if !printer.print_line(item?)? {
+                        break;
+                    }
+                    n += 1;
+                    if max_items.is_some_and(|max| n >= max) {
+                        break;
+                    }
+                }
+                return Ok(());
+            } else if all {
                 let mut items = Vec::new();
                 let mut pages = client.all_items(app, coll, &q);
                 while let Some(item) = pages.next_item().await {

@@ -134,6 +134,24 @@ impl Printer {
         })
     }
 
+    /// Whether a list can be printed item by item as it arrives: NDJSON
+    /// asked for, and no `--jq` (which needs the whole result).
+    pub fn streams(&self) -> bool {
+        self.format == Some(Format::Ndjson) && self.jq.is_none()
+    }
+
+    /// Prints one item of a streamed list as an NDJSON line; `false` once
+    /// the reader is gone (`… | head`): stop fetching.
+    pub fn print_line(&self, item: Value) -> Result<bool, CliError> {
+        let item = self.select_fields(item);
+        let mut out = std::io::stdout().lock();
+        match writeln!(out, "{item}") {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => Err(CliError::Other(format!("cannot write the output: {e}"))),
+        }
+    }
+
     /// Prints `value` (after `--jq`) to stdout.
     pub fn print(&self, value: Value) -> Result<(), CliError> {
         let value = self.select_fields(value);

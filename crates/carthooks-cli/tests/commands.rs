@@ -108,6 +108,43 @@ fn items_in_every_output_mode() {
         titles.stdout, "First order\nSecond order\n",
         "strings raw, as gh"
     );
+    // --all -o ndjson streams: an item a line as the pages come, --fields too.
+    let streamed = s
+        .run(&[
+            "items", "list", a[0], a[1], "--all", "--limit", "7", "-o", "ndjson", "--fields",
+            "f_1001",
+        ])
+        .ok();
+    let lines: Vec<Value> = streamed
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        ids(&Value::Array(lines.clone())),
+        (1..=43).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        lines[1],
+        json!({"id": 2, "fields": {"f_1001": "EF250920962520"}})
+    );
+    // A reader that goes away (`| head -1`) is not an error.
+    let mut child = s.spawn(&[
+        "items", "list", a[0], a[1], "--all", "--limit", "1", "-o", "ndjson",
+    ]);
+    let mut first = String::new();
+    {
+        use std::io::BufRead as _;
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .unwrap();
+    }
+    assert!(first.starts_with("{"), "{first}");
+    assert!(
+        child.wait().unwrap().success(),
+        "a closed pipe ends the listing quietly"
+    );
     // --fields: id and the fields asked for.
     let one = s
         .run(&["items", "get", a[0], a[1], "2", "--fields", "f_1001"])
