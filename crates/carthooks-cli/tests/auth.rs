@@ -172,15 +172,7 @@ fn a_busy_redirect_port_and_a_sign_in_that_never_comes_are_plain_errors() {
     ));
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let busy = s.run(&[
-        "login",
-        "--no-browser",
-        "--client-id",
-        DEFAULT_CLIENT_ID,
-        "--insecure-storage",
-        "--redirect-port",
-        &port,
-    ]);
+    let busy = s.run(&support::browser_login(&["--redirect-port", &port]));
     assert_eq!(busy.code, 1, "{busy:?}");
     assert!(
         busy.stderr
@@ -189,15 +181,7 @@ fn a_busy_redirect_port_and_a_sign_in_that_never_comes_are_plain_errors() {
         busy.stderr
     );
     drop(taken);
-    let late = s.run(&[
-        "login",
-        "--no-browser",
-        "--client-id",
-        DEFAULT_CLIENT_ID,
-        "--insecure-storage",
-        "--timeout",
-        "1",
-    ]);
+    let late = s.run(&support::browser_login(&["--timeout", "1"]));
     assert_eq!(late.code, 4, "{late:?}");
     assert!(
         late.stderr.contains("no sign-in within 1 s"),

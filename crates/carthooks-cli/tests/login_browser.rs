@@ -79,25 +79,10 @@ fn other_listener() -> (String, std::thread::JoinHandle<()>) {
     (url, handle)
 }
 
-#[test]
-fn login_in_a_real_browser_and_what_it_refuses() {
-    let driver =
-        webdriver::Driver::start().unwrap_or_else(|e| panic!("the login test needs Chromium: {e}"));
-    let mut s = Setup::signed_out(0);
-    s.env.push((
-        "CARTHOOKS_CLIENT_SECRET".into(),
-        DEFAULT_CLIENT_SECRET.into(),
-    ));
-    let mut child = s.spawn(&[
-        "login",
-        "--no-browser",
-        "--client-id",
-        DEFAULT_CLIENT_ID,
-        "--insecure-storage",
-        "--timeout",
-        "120",
-    ]);
-    // The address is printed on stderr; the rest of stderr is kept.
+/// Starts `carthooks login --no-browser`; the sign-in address it prints,
+/// and a thread that gathers the rest of its stderr.
+fn start_login(s: &Setup) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+    let mut child = s.spawn(&support::browser_login(&["--timeout", "120"]));
     let stderr = child.stderr.take().expect("stderr");
     let (url_tx, url_rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -114,6 +99,19 @@ fn login_in_a_real_browser_and_what_it_refuses() {
     let url = url_rx
         .recv_timeout(Duration::from_secs(30))
         .expect("login prints the sign-in address");
+    (child, url, reader)
+}
+
+#[test]
+fn login_in_a_real_browser_and_what_it_refuses() {
+    let driver =
+        webdriver::Driver::start().unwrap_or_else(|e| panic!("the login test needs Chromium: {e}"));
+    let mut s = Setup::signed_out(0);
+    s.env.push((
+        "CARTHOOKS_CLIENT_SECRET".into(),
+        DEFAULT_CLIENT_SECRET.into(),
+    ));
+    let (mut child, url, reader) = start_login(&s);
     let redirect = query_param(&url, "redirect_uri").expect("a redirect_uri");
     assert!(
         redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"),
@@ -220,30 +218,15 @@ fn login_in_a_real_browser_and_what_it_refuses() {
         "CARTHOOKS_CLIENT_SECRET".into(),
         DEFAULT_CLIENT_SECRET.into(),
     ));
-    let mut child = s.spawn(&[
-        "login",
-        "--no-browser",
-        "--client-id",
-        DEFAULT_CLIENT_ID,
-        "--insecure-storage",
-        "--timeout",
-        "120",
-    ]);
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
-    let url = lines
-        .find(|l| l.trim_start().starts_with("http"))
-        .expect("the sign-in address")
-        .trim()
-        .to_owned();
+    let (mut child, url, reader) = start_login(&s);
     b.goto(&url).unwrap();
     b.type_into("#username", user).unwrap();
     b.type_into("#password", password).unwrap();
     b.click("#deny").unwrap();
     assert_eq!(b.text("#outcome").unwrap(), "Not signed in");
     b.screenshot(&shot("login-denied")).unwrap();
-    let rest: String = lines.collect::<Vec<_>>().join("\n");
     let status = child.wait().unwrap();
+    let rest = reader.join().unwrap();
     assert_eq!(status.code(), Some(4), "{rest}");
     assert!(rest.contains("access_denied"), "{rest}");
     s.env.retain(|(k, _)| k != "CARTHOOKS_CLIENT_SECRET");

@@ -272,3 +272,17 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `carthooks login` in the browser as the tests run it: the mock's client,
+/// the address printed, tokens in a file without asking; then `extra`.
+pub fn browser_login<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "login",
+        "--no-browser",
+        "--client-id",
+        carthooks_mock::DEFAULT_CLIENT_ID,
+        "--insecure-storage",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
