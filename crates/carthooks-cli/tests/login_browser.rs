@@ -32,32 +32,9 @@ fn shot(name: &str) -> PathBuf {
 /// The decoded value of `name` in `url`'s query.
 fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| {
-            let bytes = v.as_bytes();
-            let mut out = Vec::new();
-            let mut i = 0;
-            while i < bytes.len() {
-                match bytes[i] {
-                    b'%' if i + 2 < bytes.len() => {
-                        let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
-                        out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
-                        i += 3;
-                    }
-                    b'+' => {
-                        out.push(b' ');
-                        i += 1;
-                    }
-                    b => {
-                        out.push(b);
-                        i += 1;
-                    }
-                }
-            }
-            String::from_utf8_lossy(&out).into_owned()
-        })
-    })
+    carthooks_mock::decode_form(query)
+        .into_iter()
+        .find_map(|(k, v)| (k == name).then_some(v))
 }
 
 /// A listener of "another app" on loopback that answers whatever it is sent.
