@@ -261,7 +261,10 @@ impl MockServer {
     /// Sends every change message from now on to its watch's SQS queue through
     /// `sqs`, before the API call that caused it is answered (three attempts;
     /// [`Counters::changes_delivered`] and
-    /// [`Counters::change_delivery_failures`] count the outcomes).
+    /// [`Counters::change_delivery_failures`] count the outcomes). To a FIFO
+    /// queue (a name ending in `.fifo`) each goes with `MessageGroupId` = the
+    /// item's id, so an item's changes arrive in order, and
+    /// `MessageDeduplicationId` = `{item}-{revision}`.
     #[cfg(feature = "sqs")]
     pub fn deliver_changes_to(&self, sqs: aws_sdk_sqs::Client) {
         *self
@@ -319,12 +322,21 @@ impl Delivery {
                     if attempt > 0 {
                         tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
                     }
-                    let result = sqs
+                    let mut message = sqs
                         .send_message()
                         .queue_url(&change.queue_url)
-                        .message_body(&change.body)
-                        .send()
-                        .await;
+                        .message_body(&change.body);
+                    if change.queue_url.ends_with(".fifo") {
+                        // One group per item: its changes in order; one
+                        // change once, however often it is sent.
+                        message = message
+                            .message_group_id(change.item_id.to_string())
+                            .message_deduplication_id(format!(
+                                "{}-{}",
+                                change.item_id, change.revision
+                            ));
+                    }
+                    let result = message.send().await;
                     if result.is_ok() {
                         sent = true;
                         break;

@@ -54,6 +54,19 @@
 //!    [`WatcherBuilder::item_memory`]). So per item the versions handled only
 //!    grow, in this process; the rules and their limits are in the `order`
 //!    module's source docs.
+//!
+//!    **FIFO queues** (a queue URL ending in `.fifo`): SQS hands out a
+//!    group's (`MessageGroupId`'s) messages in order and no later one while
+//!    one is in flight; the watcher runs the groups in hand in parallel (up
+//!    to `concurrency`) and each group's messages one after another in the
+//!    order received. A message not acked (a failure, a nack, a malformed
+//!    body) stops its group for what is in hand: the group's messages behind
+//!    it are released at once, in order, unhandled ([`Stats::released`]),
+//!    so SQS hands the group out again from the failed message on, after its
+//!    nack delay — nothing overtakes it — while other groups go on. Receives
+//!    carry a `ReceiveRequestAttemptId`, so a receive the AWS SDK retries
+//!    gets its messages back. carthooks-mock publishes with `MessageGroupId`
+//!    = the item's id and `MessageDeduplicationId` = item + revision.
 //! 5. **Settles**: in [`AckMode::Auto`], `Ok` acks and `Err` (or a panic) nacks
 //!    with an exponential delay by receive count (1 s, 2 s, 4 s … 5 min); in
 //!    [`AckMode::Manual`] the handler calls [`Change::ack`] /
@@ -285,7 +298,9 @@ pub struct Stats {
     pub acked: u64,
     /// Messages made visible again after a delay (nacks).
     pub nacked: u64,
-    /// Messages released at shutdown (visibility 0).
+    /// Messages made visible again at once, unhandled: at shutdown, and on
+    /// a FIFO queue those behind a message of their group that was not
+    /// acked.
     pub released: u64,
     /// Messages that were not change events.
     pub malformed: u64,
@@ -493,6 +508,43 @@ struct Run {
     handover: std::sync::Mutex<()>,
     /// Per-item gates and the last version handled (see `order`).
     items: Arc<order::Items>,
+    /// A FIFO queue (`.fifo`): each group's messages in hand run in the
+    /// order received, and stop at the first not acked (see `order`).
+    fifo: Option<Fifo>,
+}
+
+/// What a run on a FIFO queue keeps.
+struct Fifo {
+    groups: Arc<order::Groups>,
+    /// Names this run's receives (`ReceiveRequestAttemptId`): a prefix
+    /// unique to the run, and a count.
+    attempt_prefix: String,
+    attempts: std::sync::atomic::AtomicU64,
+}
+
+impl Fifo {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Self {
+            groups: Arc::default(),
+            attempt_prefix: format!("{:x}-{nanos:x}", std::process::id()),
+            attempts: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// A new `ReceiveRequestAttemptId`.
+    fn attempt(&self) -> String {
+        let n = self.attempts.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.attempt_prefix)
+    }
+}
+
+/// Whether `queue_url` names a FIFO queue (SQS requires `.fifo` at the end
+/// of their names).
+fn is_fifo(queue_url: &str) -> bool {
+    queue_url.trim_end_matches('/').ends_with(".fifo")
 }
 
 /// One message's receipt, settled at most once.
@@ -500,16 +552,40 @@ struct Receipt {
     message_id: String,
     handle: String,
     settled: AtomicBool,
+    /// Settled by an ack (a FIFO group goes on only after one).
+    acked: AtomicBool,
 }
 
 impl Receipt {
+    fn new(message_id: String, handle: String, settled: bool) -> Self {
+        Self {
+            message_id,
+            handle,
+            settled: AtomicBool::new(settled),
+            acked: AtomicBool::new(false),
+        }
+    }
+
     /// True for the one caller that settles it.
     fn settle(&self) -> bool {
         !self.settled.swap(true, Ordering::AcqRel)
     }
 
+    /// True for the one caller that settles it, and then it counts as acked.
+    fn settle_by_ack(&self) -> bool {
+        let first = self.settle();
+        if first {
+            self.acked.store(true, Ordering::Release);
+        }
+        first
+    }
+
     fn is_settled(&self) -> bool {
         self.settled.load(Ordering::Acquire)
+    }
+
+    fn is_acked(&self) -> bool {
+        self.acked.load(Ordering::Acquire)
     }
 }
 
@@ -560,14 +636,31 @@ mod tests {
     }
 
     #[test]
+    fn fifo_queues_are_known_by_name() {
+        assert!(is_fifo("https://sqs.us-east-1.amazonaws.com/1/orders.fifo"));
+        assert!(is_fifo("http://127.0.0.1:5000/123/q.fifo/"));
+        assert!(!is_fifo("https://sqs.us-east-1.amazonaws.com/1/orders"));
+        assert!(!is_fifo("https://sqs.us-east-1.amazonaws.com/1/fifo"));
+    }
+
+    #[test]
+    fn receive_attempt_ids_differ_and_are_what_sqs_accepts() {
+        let fifo = Fifo::new();
+        let (a, b) = (fifo.attempt(), fifo.attempt());
+        assert_ne!(a, b);
+        assert!(a.len() <= 128 && a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'));
+    }
+
+    #[test]
     fn a_receipt_settles_once() {
-        let r = Receipt {
-            message_id: "m".into(),
-            handle: "h".into(),
-            settled: AtomicBool::new(false),
-        };
+        let r = Receipt::new("m".into(), "h".into(), false);
         assert!(r.settle());
         assert!(!r.settle());
+        assert!(!r.settle_by_ack());
         assert!(r.is_settled());
+        assert!(!r.is_acked(), "settled by a nack, not an ack");
+        let acked = Receipt::new("m".into(), "h".into(), false);
+        assert!(acked.settle_by_ack());
+        assert!(acked.is_acked());
     }
 }

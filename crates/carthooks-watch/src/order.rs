@@ -24,12 +24,38 @@
 //!
 //! Across processes neither rule holds: that needs a FIFO queue (one group
 //! per item) or a version check where the data is written.
+//!
+//! # FIFO queues
+//!
+//! On a FIFO queue (its name ends in `.fifo`) SQS keeps a group's order
+//! across receives and workers: while a message of a group is in flight, no
+//! later one of the group is handed out. What is left to this process is the
+//! order *inside* what it holds — one receive may bring several messages of
+//! a group, in order — and what to do when one fails:
+//!
+//! 3. **A group's messages run one after another, in the order received**
+//!    ([`Groups`]). The order is fixed in the receive loop, synchronously,
+//!    before any message task runs: each message takes a [`Turn`] behind the
+//!    group's last one (a chain of one-shot channels), so task scheduling
+//!    cannot reorder them. Groups run in parallel, up to `concurrency`.
+//! 4. **A message not acked stops its group for this batch.** A turn ends
+//!    passing on whether its message was acked; a message whose turn comes
+//!    after one that was not (failed, nacked, malformed, left unsettled in
+//!    manual mode, or a handler that panicked) is released at once (made
+//!    visible) without calling the handler, and passes the stop on. SQS
+//!    hands the group out again only when the failed message is visible
+//!    again — after its nack delay — and then from that message: nothing
+//!    overtakes it. Other groups go on meanwhile. A chain ends with the last
+//!    message of the group in hand, so the next batch starts afresh.
+//!
+//! Rules 1 and 2 still apply inside a group (a group may hold several items,
+//! or an item be in several groups).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use carthooks_client::ItemId;
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{OwnedMutexGuard, oneshot};
 
 /// Items remembered by default.
 pub const DEFAULT_ITEM_MEMORY: usize = 10_000;
@@ -143,6 +169,95 @@ impl Items {
     }
 }
 
+/// The order of each FIFO group's messages in hand (rules 3 and 4 above).
+#[derive(Default)]
+pub(crate) struct Groups {
+    /// Per group, the last turn taken: its number and the end of it, for the
+    /// next one to wait on.
+    last: Mutex<HashMap<String, (u64, oneshot::Receiver<bool>)>>,
+    /// Numbers the turns, so that a turn ending knows whether it is still
+    /// the group's last.
+    taken: std::sync::atomic::AtomicU64,
+}
+
+/// One message's place in its group: wait for it ([`Turn::wait`]), then end
+/// it saying whether the message was acked ([`Turn::end`]). Dropped without
+/// an end (a panic, a shutdown), it passes on "not acked".
+pub(crate) struct Turn {
+    groups: Arc<Groups>,
+    group: String,
+    number: u64,
+    before: Option<oneshot::Receiver<bool>>,
+    after: Option<oneshot::Sender<bool>>,
+}
+
+impl Groups {
+    /// A turn behind every turn of `group` taken before. Call in the order
+    /// the messages were received.
+    pub(crate) fn take(self: &Arc<Self>, group: String) -> Turn {
+        let number = self
+            .taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (after, next) = oneshot::channel();
+        let before = self
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(group.clone(), (number, next))
+            .map(|(_, end)| end);
+        Turn {
+            groups: Arc::clone(self),
+            group,
+            number,
+            before,
+            after: Some(after),
+        }
+    }
+}
+
+impl Turn {
+    /// Waits until every message of the group before this one is done;
+    /// true if they were all acked (this message may run), false if one was
+    /// not (release this one).
+    pub(crate) async fn wait(&mut self) -> bool {
+        match self.before.take() {
+            None => true,
+            Some(before) => before.await.unwrap_or(false),
+        }
+    }
+
+    /// Ends the turn: the next message of the group may go if `acked`.
+    pub(crate) fn end(mut self, acked: bool) {
+        self.pass(acked);
+    }
+
+    fn pass(&mut self, acked: bool) {
+        let Some(after) = self.after.take() else {
+            return;
+        };
+        let mut last = self
+            .groups
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last
+            .get(&self.group)
+            .is_some_and(|(number, _)| *number == self.number)
+        {
+            // Nobody behind: the group's chain ends here.
+            last.remove(&self.group);
+        } else {
+            let _ = after.send(acked);
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.pass(false);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +296,52 @@ mod tests {
         );
         assert!(items.is_stale(id(2), Some(1)));
         assert!(items.is_stale(id(3), Some(1)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_runs_in_the_order_turns_were_taken_and_stops_after_a_failure() {
+        let groups = Arc::new(Groups::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // Taken in order a1 a2 a3 b1 a4; tasks started last to first.
+        let mut turns: Vec<(&str, Turn)> = ["a1", "a2", "a3", "b1", "a4"]
+            .into_iter()
+            .map(|name| (name, groups.take(name[..1].to_owned())))
+            .collect();
+        let mut tasks = Vec::new();
+        while let Some((name, mut turn)) = turns.pop() {
+            let order = Arc::clone(&order);
+            tasks.push(tokio::spawn(async move {
+                let go = turn.wait().await;
+                order.lock().unwrap().push((name, go));
+                // a2 fails: a3 and a4 are released, b1 is not affected.
+                turn.end(go && name != "a2");
+            }));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let a: Vec<_> = order.iter().filter(|(n, _)| n.starts_with('a')).collect();
+        assert_eq!(
+            a,
+            [&("a1", true), &("a2", true), &("a3", false), &("a4", false)]
+        );
+        assert!(order.contains(&("b1", true)));
+        assert!(groups.last.lock().unwrap().is_empty(), "every chain ended");
+        // A new batch of group a starts afresh.
+        let mut next = groups.take("a".into());
+        assert!(next.wait().await);
+        drop(next);
+    }
+
+    #[tokio::test]
+    async fn a_turn_dropped_without_an_end_stops_the_next() {
+        let groups = Arc::new(Groups::default());
+        let first = groups.take("g".into());
+        let mut second = groups.take("g".into());
+        drop(first);
+        assert!(!second.wait().await);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

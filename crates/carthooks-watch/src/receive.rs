@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -63,6 +62,7 @@ impl Watcher {
             long_poll: self.long_poll,
             handover: std::sync::Mutex::new(()),
             items: Arc::new(crate::order::Items::new(self.item_memory, self.skip_stale)),
+            fifo: crate::is_fifo(&shared.queue_url).then(crate::Fifo::new),
         });
         let acker = tokio::spawn(acker(
             Arc::clone(shared),
@@ -216,10 +216,15 @@ impl Watcher {
                 let Some(permit) = permits.split(1) else {
                     break;
                 };
+                // A FIFO group's order is fixed here, before any task runs.
+                let turn = match (&run.fifo, &message.group_id) {
+                    (Some(fifo), Some(group)) => Some(fifo.groups.take(group.clone())),
+                    _ => None,
+                };
                 let run = Arc::clone(run);
                 let handler = Arc::clone(handler);
                 handlers.spawn(async move {
-                    process(run, message, handler.as_ref()).await;
+                    process(run, message, turn, handler.as_ref()).await;
                     drop(permit);
                 });
             }
@@ -273,7 +278,16 @@ async fn poll(
 ) {
     let shared = &run.shared;
     let max = room.num_permits() as i32;
-    let received = sqs::receive(&shared.sqs, &shared.queue_url, max, wait, run.visibility).await;
+    let attempt = run.fifo.as_ref().map(crate::Fifo::attempt);
+    let received = sqs::receive(
+        &shared.sqs,
+        &shared.queue_url,
+        max,
+        wait,
+        run.visibility,
+        attempt,
+    )
+    .await;
     let late = {
         let _handover = run
             .handover
@@ -297,11 +311,7 @@ async fn poll(
 async fn release_received(run: &Run, messages: Vec<sqs::Received>) {
     Counters::bump(&run.shared.counters.received, messages.len() as u64);
     for message in messages {
-        let receipt = Receipt {
-            message_id: message.message_id,
-            handle: message.receipt_handle,
-            settled: AtomicBool::new(true),
-        };
+        let receipt = Receipt::new(message.message_id, message.receipt_handle, true);
         let _ = set_visibility(run, &receipt, Duration::ZERO, &run.shared.counters.released).await;
     }
 }

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use carthooks_client::ItemId;
@@ -10,14 +9,19 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::order::Turn;
 use crate::{
     ACK_LINGER, AckJob, AckMode, BoxError, Change, ChangeEvent, Counters, MAX_VISIBILITY, Phase,
     Problem, Receipt, Run, SQS_BATCH, Shared, WatchError, backoff, sqs,
 };
 
 /// One message: parse, hand to the handler under a visibility heartbeat, settle.
-pub(crate) async fn process<F, Fut, E>(run: Arc<Run>, message: sqs::Received, handler: &F)
-where
+pub(crate) async fn process<F, Fut, E>(
+    run: Arc<Run>,
+    message: sqs::Received,
+    mut turn: Option<Turn>,
+    handler: &F,
+) where
     F: Fn(Change) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: Into<BoxError>,
@@ -39,11 +43,11 @@ where
         }
     };
     scope.parsed(&event);
-    let receipt = Arc::new(Receipt {
-        message_id: message.message_id,
-        handle: message.receipt_handle,
-        settled: AtomicBool::new(false),
-    });
+    let receipt = Arc::new(Receipt::new(
+        message.message_id,
+        message.receipt_handle,
+        false,
+    ));
     let change = Change {
         event: Arc::new(event),
         receipt: Arc::clone(&receipt),
@@ -60,9 +64,35 @@ where
     };
     let version = change.event.revision();
     let work = async {
-        // Received ahead: wait for the item's gate (after its changes that
-        // came first), then for a handler slot, unless the watcher stops.
+        // Received ahead: wait for the group's turn (FIFO), then the item's
+        // gate (after its changes that came first), then a handler slot,
+        // unless the watcher stops.
         let mut phase = run.phase.clone();
+        if let Some(turn) = turn.as_mut() {
+            let go = tokio::select! {
+                go = turn.wait() => Some(go),
+                _ = phase.wait_for(|p| *p != Phase::Running) => None,
+            };
+            match go {
+                None => return Work::Unstarted,
+                Some(false) => {
+                    // Behind a message of its group that was not acked:
+                    // visible again at once, after that one, so the group
+                    // comes back from the failed message on, in order.
+                    if receipt.settle() {
+                        let _ = set_visibility(
+                            &run,
+                            &receipt,
+                            Duration::ZERO,
+                            &shared.counters.released,
+                        )
+                        .await;
+                    }
+                    return Work::Done;
+                }
+                Some(true) => {}
+            }
+        }
         let held = tokio::select! {
             held = run.items.hold(item_id) => Some(held),
             _ = phase.wait_for(|p| *p != Phase::Running) => None,
@@ -114,6 +144,10 @@ where
     };
     heartbeat(&run, &receipt, message.received_at, work).await;
     std::mem::forget(guard);
+    if let Some(turn) = turn {
+        // The group's next message goes only after an ack.
+        turn.end(receipt.is_acked());
+    }
 }
 
 /// Nacks the message of a handler that panicked (the task unwinds through it).
@@ -246,7 +280,7 @@ pub(crate) async fn set_visibility(
 
 /// Queues an ack for the acker and waits until SQS deleted the message.
 pub(crate) async fn ack(run: &Run, receipt: &Arc<Receipt>) -> Result<(), WatchError> {
-    if !receipt.settle() {
+    if !receipt.settle_by_ack() {
         return Err(WatchError::AlreadySettled);
     }
     let (done, result) = oneshot::channel();
@@ -264,7 +298,7 @@ pub(crate) async fn ack(run: &Run, receipt: &Arc<Receipt>) -> Result<(), WatchEr
 /// hidden meanwhile: the acker sends within [`ACK_LINGER`], and the heartbeat
 /// left at least half a visibility timeout.
 fn queue_ack(run: &Run, receipt: &Arc<Receipt>) {
-    if receipt.settle() {
+    if receipt.settle_by_ack() {
         let _ = run.acks.send(AckJob {
             receipt: Arc::clone(receipt),
             done: None,

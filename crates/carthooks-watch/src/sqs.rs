@@ -145,19 +145,27 @@ pub(crate) struct Received {
     pub(crate) tracestate: Option<String>,
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) aws_trace_header: Option<String>,
+    /// A FIFO queue's `MessageGroupId` (none on a standard queue).
+    pub(crate) group_id: Option<String>,
 }
 
-/// Up to `max` messages, waiting up to `wait` for the first.
+/// Up to `max` messages, waiting up to `wait` for the first. On a FIFO
+/// queue, `attempt` is the `ReceiveRequestAttemptId`: a retry of this call
+/// by the AWS SDK (the answer lost on the way) gets the same messages back
+/// rather than leave them, and their groups, out of reach for a visibility
+/// timeout.
 pub(crate) async fn receive(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
     max: i32,
     wait: Duration,
     visibility: Duration,
+    attempt: Option<String>,
 ) -> Result<Vec<Received>, WatchError> {
     let asked = Instant::now();
     let out = sqs
         .receive_message()
+        .set_receive_request_attempt_id(attempt)
         .queue_url(queue_url)
         .max_number_of_messages(max)
         .wait_time_seconds(wait.as_secs() as i32)
@@ -166,6 +174,7 @@ pub(crate) async fn receive(
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
         .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
+        .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
         .send()
         .await
         .map_err(|e| queue_failed("ReceiveMessage", &e))?;
@@ -196,6 +205,7 @@ pub(crate) async fn receive(
                 traceparent: attribute("traceparent"),
                 tracestate: attribute("tracestate"),
                 aws_trace_header: system(&MessageSystemAttributeName::AwsTraceHeader),
+                group_id: system(&MessageSystemAttributeName::MessageGroupId),
                 message_id: m.message_id.unwrap_or_default(),
                 receipt_handle,
                 body: m.body.unwrap_or_default(),

@@ -80,6 +80,226 @@ impl Running {
     }
 }
 
+/// A FIFO queue, carthooks-mock publishing each item's changes as one group
+/// (`MessageGroupId` = item, `MessageDeduplicationId` = item + revision):
+/// 20 items × 20 changes, 10 % of the changes failing the first time they
+/// are handled, and item 1's second change failing twice. Per group, every
+/// handler call is for the change after the last one handled (nothing
+/// overtakes a failed change, nothing is skipped), handled exactly in the
+/// order sent; never two handlers on one group; while item 1 is stuck the
+/// other groups go on; changes in hand behind a failure are released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_groups_run_in_parallel_in_order_and_a_failure_stops_only_its_group() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("orders.fifo")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "30",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let (server, client) = mock_with_delivery(sqs.clone()).await;
+    let registration = carthooks_client::WatchDataRequest::new(
+        queue_url.clone(),
+        format!("watch-{APP}-{COLL}"),
+        APP,
+        COLL,
+    );
+    client.start_watch_data(&registration).await.unwrap();
+    // Items made first, then their changes in rounds of five per item, so
+    // that one receive brings several groups and several changes of each.
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let item = client
+            .create_item(APP, COLL, &json!({"title": format!("order {n}")}))
+            .await
+            .unwrap();
+        ids.push(item.data["id"].as_u64().unwrap());
+    }
+    for round in 0..4 {
+        // Items side by side, each item's changes one after another.
+        let mut updates = tokio::task::JoinSet::new();
+        for &id in &ids {
+            let client = client.clone();
+            updates.spawn(async move {
+                for step in 0..5 {
+                    if round == 0 && step == 0 {
+                        continue; // the create was the first change
+                    }
+                    client
+                        .update_item(APP, COLL, id, &json!({"step": round * 5 + step}))
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+        while let Some(done) = updates.join_next().await {
+            done.unwrap();
+        }
+    }
+    assert_eq!(server.counters().changes_delivered, 400);
+    let stuck_item = ids[0];
+    // 10 % of the changes fail the first time, chosen by a fixed hash.
+    let fails_first = |item: u64, version: u64| {
+        (item.wrapping_mul(31).wrapping_add(version))
+            .wrapping_mul(0x9E37_79B9)
+            .is_multiple_of(10)
+    };
+    let expected_failures = ids
+        .iter()
+        .flat_map(|&i| (1..=20).map(move |v| (i, v)))
+        .filter(|&(i, v)| fails_first(i, v) || (i, v) == (stuck_item, 2))
+        .count() as u64
+        + 1; // the stuck change fails twice
+
+    #[derive(Clone, Copy, Debug)]
+    struct Call {
+        at: Instant,
+        item: u64,
+        version: u64,
+        ok: bool,
+    }
+    let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
+    let in_flight: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+    let overlaps = Arc::new(AtomicU64::new(0));
+    let attempts: Arc<Mutex<HashMap<(u64, u64), u32>>> = Arc::default();
+    let handler = {
+        let (calls, in_flight, overlaps, attempts) = (
+            Arc::clone(&calls),
+            Arc::clone(&in_flight),
+            Arc::clone(&overlaps),
+            Arc::clone(&attempts),
+        );
+        move |change: Change| {
+            let (calls, in_flight, overlaps, attempts) = (
+                Arc::clone(&calls),
+                Arc::clone(&in_flight),
+                Arc::clone(&overlaps),
+                Arc::clone(&attempts),
+            );
+            async move {
+                let item = change.item_id().get();
+                let version = change.event().revision().unwrap();
+                {
+                    let mut map = in_flight.lock().unwrap();
+                    let n = map.entry(item).or_default();
+                    *n += 1;
+                    if *n > 1 {
+                        overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                let attempt = {
+                    let mut map = attempts.lock().unwrap();
+                    let n = map.entry((item, version)).or_default();
+                    *n += 1;
+                    *n
+                };
+                let ok = if (item, version) == (stuck_item, 2) {
+                    attempt > 2
+                } else {
+                    attempt > 1 || !fails_first(item, version)
+                };
+                calls.lock().unwrap().push(Call {
+                    at: Instant::now(),
+                    item,
+                    version,
+                    ok,
+                });
+                *in_flight.lock().unwrap().get_mut(&item).unwrap() -= 1;
+                if ok {
+                    Ok(())
+                } else {
+                    Err(BoxError::from(format!("item {item} v{version} fails")))
+                }
+            }
+        }
+    };
+    let watcher = Watcher::builder(client.clone(), &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .concurrency(8)
+        .build()
+        .await
+        .unwrap();
+    let running = Running::start(watcher, handler);
+    eventually(
+        Duration::from_secs(120),
+        "every change handled and the queue empty",
+        || async {
+            running.assert_alive();
+            depth(&sqs, &queue_url).await == (0, 0)
+        },
+    )
+    .await;
+    let stats = running.stop().await;
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(
+        overlaps.load(Ordering::SeqCst),
+        0,
+        "two handlers on one group at once"
+    );
+    let mut by_item: HashMap<u64, Vec<Call>> = HashMap::new();
+    for call in &calls {
+        by_item.entry(call.item).or_default().push(*call);
+    }
+    assert_eq!(by_item.len(), 20);
+    for (item, calls) in &by_item {
+        let mut done = 0;
+        for call in calls {
+            assert_eq!(
+                call.version,
+                done + 1,
+                "item {item}: a call for v{} after v{done} was handled ({:?})",
+                call.version,
+                calls.iter().map(|c| (c.version, c.ok)).collect::<Vec<_>>()
+            );
+            if call.ok {
+                done = call.version;
+            }
+        }
+        assert_eq!(done, 20, "item {item}: every change handled");
+    }
+    let failures = calls.iter().filter(|c| !c.ok).count() as u64;
+    assert_eq!(failures, expected_failures);
+    assert!(failures >= 40, "10 % of 400 changes fail once");
+    // While item 1's second change waited out its two nacks, the others went on.
+    let stuck = &by_item[&stuck_item];
+    let (first_failure, handled) = (stuck[1].at, stuck[3].at);
+    assert!(!stuck[1].ok && !stuck[2].ok && stuck[3].ok && stuck[3].version == 2);
+    let others = calls
+        .iter()
+        .filter(|c| c.item != stuck_item && c.ok && c.at > first_failure && c.at < handled)
+        .count();
+    // More than the 18 that fit in hand (8 handlers + a batch) when it
+    // failed: the other groups kept being received and handled.
+    assert!(
+        others > 18,
+        "only {others} changes of other groups handled while one group was stuck"
+    );
+    assert_eq!(stats.handled, 400);
+    assert_eq!(stats.failed, failures);
+    assert_eq!(
+        stats.stale, 0,
+        "nothing out of order reaches the stale rule"
+    );
+    assert!(
+        stats.released > 0,
+        "changes in hand behind a failure are released ({stats:?})"
+    );
+    assert_eq!(
+        stats.received,
+        stats.handled + stats.failed + stats.released,
+        "every message received is handled, failed or released: {stats:?}"
+    );
+}
+
 /// 100 items × 5 versions each, sent to the queue shuffled, 8 handlers: two
 /// changes of one item never run at once, and per item the versions handled
 /// only grow (an older change arriving after a newer one is acked unhandled,

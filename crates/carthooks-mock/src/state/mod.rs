@@ -261,6 +261,12 @@ pub struct ChangeMessage {
     pub queue_url: String,
     /// The message body (JSON): `{"version", "meta", "payload"}`.
     pub body: String,
+    /// The changed item's id: the `MessageGroupId` on a FIFO queue, so that
+    /// an item's changes are delivered in order.
+    pub item_id: u64,
+    /// The item's revision after the change: with the item's id, the
+    /// `MessageDeduplicationId` on a FIFO queue (`{item}-{revision}`).
+    pub revision: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -66,6 +66,8 @@ impl State {
             out.push(ChangeMessage {
                 queue_url: watch.queue_url.clone(),
                 body: body.to_string(),
+                item_id: id,
+                revision,
             });
         }
         self.counters.changes_queued += out.len() as u64;
