@@ -150,6 +150,13 @@ fn deps() -> Result<(), String> {
     )?;
     // One TLS stack for the AWS SDK too: rustls with ring, on hyper 1.
     forbid("carthooks-watch", &["-p", "carthooks-watch"], ONE_TLS_STACK)?;
+    // Under Lambda: AWS's runtime client speaks plain HTTP to the Runtime
+    // API, so still no second TLS stack.
+    forbid(
+        "carthooks-watch (lambda)",
+        &["-p", "carthooks-watch", "--features", "lambda"],
+        ONE_TLS_STACK,
+    )?;
     // The command line: the same one TLS stack, and the keyring in pure
     // Rust (the Secret Service over zbus, not libdbus).
     let mut cli = ONE_TLS_STACK.to_vec();
@@ -393,6 +400,10 @@ const FEATURE_SETS: &[(&str, &[&str])] = &[
     ),
     ("carthooks-reqwest", &[]),
     ("carthooks-ureq", &[]),
+    // The workspace's tests build the watcher with `otel` and `lambda`:
+    // alone, and with `lambda` only.
+    ("carthooks-watch", &[]),
+    ("carthooks-watch", &["--features", "lambda"]),
     // What the benchmarks build: the suite's helpers without `otel`.
     ("carthooks-tests", &["--no-default-features"]),
     // The telemetry benchmark (`xtask bench`'s last step).

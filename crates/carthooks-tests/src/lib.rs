@@ -13,6 +13,8 @@ pub mod bulk;
 pub mod canned;
 pub mod faults;
 pub mod hardening;
+#[cfg(feature = "lambda")]
+pub mod lambda_api;
 #[cfg(feature = "otel")]
 pub mod otlp;
 pub mod redis_server;

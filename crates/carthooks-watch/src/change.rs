@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use carthooks_client::{ApiResponse, ItemId, ItemLock, LockOptions};
+use carthooks_client::{ApiResponse, AppId, CollectionId, ItemId, ItemLock, LockOptions};
 use serde::Serialize;
 
 use crate::settle::{ack, nack};
@@ -15,7 +15,24 @@ pub struct Change {
     pub(crate) event: Arc<ChangeEvent>,
     pub(crate) receipt: Arc<Receipt>,
     pub(crate) receive_count: u32,
-    pub(crate) run: Arc<Run>,
+    pub(crate) origin: Origin,
+}
+
+/// Who delivered a change, and so what an ack or a nack does.
+pub(crate) enum Origin {
+    /// A [`Watcher`](crate::Watcher)'s run: acks delete from the queue.
+    Queue(Arc<Run>),
+    /// A Lambda invocation: acks and nacks decide the batch's answer.
+    #[cfg(feature = "lambda")]
+    Lambda(Arc<crate::lambda::Inner>),
+}
+
+/// What the record helpers act on.
+struct Target<'a> {
+    client: &'a Client,
+    app_id: AppId,
+    collection_id: CollectionId,
+    watcher_id: &'a str,
 }
 
 impl std::fmt::Debug for Change {
@@ -50,31 +67,74 @@ impl Change {
         self.receive_count
     }
 
+    fn target(&self) -> Target<'_> {
+        match &self.origin {
+            Origin::Queue(run) => Target {
+                client: &run.shared.client,
+                app_id: run.shared.app_id,
+                collection_id: run.shared.collection_id,
+                watcher_id: &run.shared.watcher_id,
+            },
+            #[cfg(feature = "lambda")]
+            Origin::Lambda(inner) => Target {
+                client: &inner.client,
+                app_id: inner.app_id,
+                collection_id: inner.collection_id,
+                watcher_id: &inner.watcher_id,
+            },
+        }
+    }
+
     /// The Carthooks client, for calls of your own.
     pub fn client(&self) -> &Client {
-        &self.run.shared.client
+        self.target().client
     }
 
     /// The watcher's id (the lock id of [`lock`](Self::lock)).
     pub fn watcher_id(&self) -> &str {
-        &self.run.shared.watcher_id
+        self.target().watcher_id
     }
 
-    /// Deletes the message from the queue; returns once SQS did.
+    /// Deletes the message from the queue; returns once SQS did. Under
+    /// Lambda ([`LambdaWatcher`](crate::lambda::LambdaWatcher)): marks the
+    /// message done, so it is not in the batch's failures.
     pub async fn ack(&self) -> Result<(), WatchError> {
-        ack(&self.run, &self.receipt).await?;
+        let items = match &self.origin {
+            Origin::Queue(run) => {
+                ack(run, &self.receipt).await?;
+                &run.items
+            }
+            #[cfg(feature = "lambda")]
+            Origin::Lambda(inner) => {
+                if !self.receipt.settle_by_ack() {
+                    return Err(WatchError::AlreadySettled);
+                }
+                &inner.items
+            }
+        };
         // Handled: an older change of the item that comes later is stale.
-        self.run
-            .items
-            .handled(self.item_id(), self.event.revision());
+        items.handled(self.item_id(), self.event.revision());
         Ok(())
     }
 
     /// Makes the message visible again after `delay` (0 to 12 h). SQS counts
     /// whole seconds: a delay with a fraction is rounded up (500 ms → 1 s),
-    /// never down.
+    /// never down. Under Lambda: puts the message in the batch's failures;
+    /// it comes back after the queue's visibility timeout (Lambda's answer
+    /// has no delay), and `delay` is not used.
     pub async fn nack(&self, delay: Duration) -> Result<(), WatchError> {
-        nack(&self.run, &self.receipt, delay).await
+        match &self.origin {
+            Origin::Queue(run) => nack(run, &self.receipt, delay).await,
+            #[cfg(feature = "lambda")]
+            Origin::Lambda(_) => {
+                let _ = delay;
+                if self.receipt.settle() {
+                    Ok(())
+                } else {
+                    Err(WatchError::AlreadySettled)
+                }
+            }
+        }
     }
 
     /// Locks the item for 600 s with the watcher id as lock id.
@@ -87,29 +147,17 @@ impl Change {
         &self,
         options: LockOptions,
     ) -> Result<ApiResponse<ItemLock>, WatchError> {
-        let shared = &self.run.shared;
-        Ok(shared
-            .client
-            .lock_item(
-                shared.app_id,
-                shared.collection_id,
-                self.item_id(),
-                &options,
-            )
+        let t = self.target();
+        Ok(t.client
+            .lock_item(t.app_id, t.collection_id, self.item_id(), &options)
             .await?)
     }
 
     /// Releases the watcher's lock on the item.
     pub async fn unlock(&self) -> Result<ApiResponse<ItemLock>, WatchError> {
-        let shared = &self.run.shared;
-        Ok(shared
-            .client
-            .unlock_item(
-                shared.app_id,
-                shared.collection_id,
-                self.item_id(),
-                &shared.watcher_id,
-            )
+        let t = self.target();
+        Ok(t.client
+            .unlock_item(t.app_id, t.collection_id, self.item_id(), t.watcher_id)
             .await?)
     }
 
@@ -118,10 +166,9 @@ impl Change {
         &self,
         data: &D,
     ) -> Result<ApiResponse<serde_json::Value>, WatchError> {
-        let shared = &self.run.shared;
-        Ok(shared
-            .client
-            .update_item(shared.app_id, shared.collection_id, self.item_id(), data)
+        let t = self.target();
+        Ok(t.client
+            .update_item(t.app_id, t.collection_id, self.item_id(), data)
             .await?)
     }
 }

@@ -157,6 +157,8 @@
 mod builder;
 mod change;
 mod event;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod order;
 mod receive;
 mod renew;
@@ -222,6 +224,10 @@ pub enum WatchError {
     /// A sync's replica refused an item ([`sync::Replica`]).
     #[error("the replica refused an item")]
     Replica(#[source] BoxError),
+    /// The Lambda runtime stopped ([`lambda::LambdaWatcher::run`]).
+    #[cfg(feature = "lambda")]
+    #[error("the Lambda runtime stopped: {0}")]
+    Lambda(String),
 }
 
 /// Who settles a message.
@@ -422,6 +428,13 @@ impl Shared {
     }
 
     fn report(&self, problem: Problem) {
+        report(self.on_problem.as_ref(), problem);
+    }
+}
+
+/// A problem as a `tracing` warning, and to the hook if there is one.
+fn report(hook: Option<&ProblemHook>, problem: Problem) {
+    {
         match &problem {
             Problem::Malformed { message_id, reason } => {
                 tracing::warn!(%message_id, %reason, "malformed message left in the queue");
@@ -443,7 +456,7 @@ impl Shared {
                 error,
             } => tracing::warn!(%message_id, operation, %error, "settling a message failed"),
         }
-        if let Some(hook) = &self.on_problem {
+        if let Some(hook) = hook {
             hook(&problem);
         }
     }

@@ -52,7 +52,7 @@ pub(crate) async fn process<F, Fut, E>(
         event: Arc::new(event),
         receipt: Arc::clone(&receipt),
         receive_count: message.receive_count,
-        run: Arc::clone(&run),
+        origin: crate::change::Origin::Queue(Arc::clone(&run)),
     };
     let item_id = change.event.item_id();
     let receive_count = message.receive_count;

@@ -11,6 +11,7 @@
 //! | `tracing` (default) | events and one span per API call, never a secret | `tracing` |
 //! | `otel` | OpenTelemetry spans per call and attempt, and metrics, on the HTTP client conventions (`telemetry`) | `opentelemetry` (the API only) |
 //! | `watch` | [`watch::Watcher`]: collection changes over Amazon SQS | aws-sdk-sqs, on the async client |
+//! | `lambda` | `watch::lambda::LambdaWatcher`: the same handler under AWS Lambda's SQS event source | `watch`, lambda_runtime, aws_lambda_events |
 //!
 //! ```no_run
 //! # #[cfg(feature = "reqwest")]
