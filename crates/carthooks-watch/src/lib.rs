@@ -63,7 +63,11 @@
 //!    body) stops its group for what is in hand: the group's messages behind
 //!    it are released at once, in order, unhandled ([`Stats::released`]),
 //!    so SQS hands the group out again from the failed message on, after its
-//!    nack delay — nothing overtakes it — while other groups go on. Receives
+//!    nack delay — nothing overtakes it — while other groups go on. The
+//!    messages released behind a failure come back with it, so they count
+//!    its receives too: a redrive policy's `maxReceiveCount` moves them to
+//!    the dead-letter queue with it, in order (so does every FIFO consumer;
+//!    give the count room). Receives
 //!    carry a `ReceiveRequestAttemptId`, so a receive the AWS SDK retries
 //!    gets its messages back. carthooks-mock publishes with `MessageGroupId`
 //!    = the item's id and `MessageDeduplicationId` = item + revision.

@@ -46,7 +46,11 @@
 //!    hands the group out again only when the failed message is visible
 //!    again — after its nack delay — and then from that message: nothing
 //!    overtakes it. Other groups go on meanwhile. A chain ends with the last
-//!    message of the group in hand, so the next batch starts afresh.
+//!    message of the group in hand, so the next batch starts afresh. (The
+//!    released ones are received again with the failed one, so each round
+//!    counts a receive for them too; a message that keeps failing takes them
+//!    to the dead-letter queue with it, in order — SQS cannot hand out a
+//!    group's head alone.)
 //!
 //! Rules 1 and 2 still apply inside a group (a group may hold several items,
 //! or an item be in several groups).

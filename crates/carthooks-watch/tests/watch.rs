@@ -300,6 +300,130 @@ async fn fifo_groups_run_in_parallel_in_order_and_a_failure_stops_only_its_group
     );
 }
 
+/// Hostile, on a FIFO queue: a malformed message in the middle of a group.
+/// It is never acked, so the group's messages behind it are released, never
+/// handled before it, each time it comes back. They come back with it, so
+/// they count the same receives: the redrive policy moves all three to the
+/// dead-letter queue together, in the group's order (as with any FIFO
+/// consumer). The other group is not held up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_message_stops_its_fifo_group_and_nothing_behind_it_is_handled_first() {
+    use aws_sdk_sqs::types::QueueAttributeName as Q;
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let create = |name: &'static str, redrive: Option<String>| {
+        let sqs = sqs.clone();
+        async move {
+            let mut create = sqs
+                .create_queue()
+                .queue_name(name)
+                .attributes(Q::FifoQueue, "true")
+                .attributes(Q::VisibilityTimeout, "1");
+            if let Some(policy) = redrive {
+                create = create.attributes(Q::RedrivePolicy, policy);
+            }
+            create.send().await.unwrap().queue_url.unwrap()
+        }
+    };
+    let dlq = create("held-dlq.fifo", None).await;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(Q::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .and_then(|mut a| a.remove(&Q::QueueArn))
+        .unwrap();
+    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}).to_string();
+    let queue_url = create("held.fifo", Some(policy)).await;
+    let (_server, client) = mock_with_delivery(sqs.clone()).await;
+    let body = |item: u64, version: u64| {
+        json!({"version": version, "meta": {"event": "item.updated"}, "payload": {"id": item}})
+            .to_string()
+    };
+    let sent = [
+        ("g", body(1, 1)),
+        ("h", body(2, 1)),
+        ("g", "{\"payload\": \"not a change\"}".to_owned()),
+        ("h", body(2, 2)),
+        ("g", body(1, 2)),
+        ("g", body(1, 3)),
+        ("h", body(2, 3)),
+    ];
+    for (n, (group, body)) in sent.iter().enumerate() {
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .message_group_id(*group)
+            .message_deduplication_id(format!("m{n}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let handled: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+    let handler = {
+        let handled = Arc::clone(&handled);
+        move |change: Change| {
+            handled
+                .lock()
+                .unwrap()
+                .push((change.item_id().get(), change.event().revision().unwrap()));
+            std::future::ready(Ok::<(), BoxError>(()))
+        }
+    };
+    let watcher = Watcher::builder(client, &queue_url, APP, COLL)
+        .sqs_client(sqs.clone())
+        .concurrency(4)
+        .build()
+        .await
+        .unwrap();
+    let running = Running::start(watcher, handler);
+    eventually(
+        Duration::from_secs(60),
+        "group g's last three in the dead-letter queue, the rest handled",
+        || async {
+            running.assert_alive();
+            depth(&sqs, &dlq).await == (3, 0) && depth(&sqs, &queue_url).await == (0, 0)
+        },
+    )
+    .await;
+    let stats = running.stop().await;
+    let handled = handled.lock().unwrap().clone();
+    let of = |item| -> Vec<u64> {
+        handled
+            .iter()
+            .filter(|(i, _)| *i == item)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    assert_eq!(of(1), [1], "nothing of group g after the malformed message");
+    assert_eq!(of(2), [1, 2, 3], "group h in full, in order");
+    assert_eq!(stats.malformed, 2, "received twice, then moved: {stats:?}");
+    assert!(
+        stats.released >= 2,
+        "g's messages behind the malformed one were released: {stats:?}"
+    );
+    assert_eq!(stats.acked, 4);
+    let dead: Vec<String> = sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.body)
+        .collect();
+    assert_eq!(
+        dead,
+        [sent[2].1.clone(), sent[4].1.clone(), sent[5].1.clone()]
+    );
+}
+
 /// 100 items × 5 versions each, sent to the queue shuffled, 8 handlers: two
 /// changes of one item never run at once, and per item the versions handled
 /// only grow (an older change arriving after a newer one is acked unhandled,
