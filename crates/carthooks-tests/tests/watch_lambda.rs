@@ -17,14 +17,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use carthooks_mock::{
     DEFAULT_APP_ID as APP, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_COLLECTION_ID as COLL,
     MockServer,
 };
 use carthooks_tests::lambda_api::{Answer, RuntimeApi};
 use serde_json::{Value, json};
-use support::{Moto, depth, eventually, mock_with_delivery, queue};
+use support::{Moto, depth, eventually, mock_with_delivery, queue, queue_arn};
 
 const FUNCTION: &str = "carthooks-watch-test";
 const STANDARD_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:carthooks-changes";
@@ -464,16 +464,7 @@ async fn through_the_event_source_only_what_succeeded_is_deleted() {
     assert_eq!(depth(&sqs, &queue_url).await, (11, 0));
     let api = RuntimeApi::start().unwrap();
     let mut function = Function::start(&api, &mock);
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .unwrap();
+    let arn = queue_arn(&sqs, &queue_url).await;
     // The event source: receive, invoke, delete what did not fail.
     let mut failed_ids = HashSet::new();
     let mut handled = 0;

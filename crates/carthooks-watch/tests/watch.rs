@@ -14,7 +14,8 @@ use carthooks_mock::{DEFAULT_APP_ID as APP, DEFAULT_COLLECTION_ID as COLL, Fault
 use carthooks_watch::{AckMode, BoxError, Change, ChangeKind, Problem, Stats, WatchError, Watcher};
 use serde_json::json;
 use support::{
-    Fixture, Moto, depth, eventually, fixture, mock_with_delivery, queue, queue_with_dlq,
+    Fixture, Moto, depth, eventually, fifo_queue, fixture, mock_with_delivery, queue, queue_arn,
+    queue_with_dlq,
 };
 use tokio::sync::oneshot;
 
@@ -92,19 +93,7 @@ impl Running {
 async fn fifo_groups_run_in_parallel_in_order_and_a_failure_stops_only_its_group() {
     let moto = Moto::start();
     let sqs = moto.sqs().await;
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("orders.fifo")
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-            "30",
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue_url = fifo_queue(&sqs, "orders.fifo", 30, None).await;
     let (server, client) = mock_with_delivery(sqs.clone()).await;
     let registration = carthooks_client::WatchDataRequest::new(
         queue_url.clone(),
@@ -308,36 +297,12 @@ async fn fifo_groups_run_in_parallel_in_order_and_a_failure_stops_only_its_group
 /// consumer). The other group is not held up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_message_stops_its_fifo_group_and_nothing_behind_it_is_handled_first() {
-    use aws_sdk_sqs::types::QueueAttributeName as Q;
     let moto = Moto::start();
     let sqs = moto.sqs().await;
-    let create = |name: &'static str, redrive: Option<String>| {
-        let sqs = sqs.clone();
-        async move {
-            let mut create = sqs
-                .create_queue()
-                .queue_name(name)
-                .attributes(Q::FifoQueue, "true")
-                .attributes(Q::VisibilityTimeout, "1");
-            if let Some(policy) = redrive {
-                create = create.attributes(Q::RedrivePolicy, policy);
-            }
-            create.send().await.unwrap().queue_url.unwrap()
-        }
-    };
-    let dlq = create("held-dlq.fifo", None).await;
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(Q::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .and_then(|mut a| a.remove(&Q::QueueArn))
-        .unwrap();
-    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}).to_string();
-    let queue_url = create("held.fifo", Some(policy)).await;
+    let dlq = fifo_queue(&sqs, "held-dlq.fifo", 30, None).await;
+    let policy =
+        json!({"deadLetterTargetArn": queue_arn(&sqs, &dlq).await, "maxReceiveCount": "2"});
+    let queue_url = fifo_queue(&sqs, "held.fifo", 1, Some(policy.to_string())).await;
     let (_server, client) = mock_with_delivery(sqs.clone()).await;
     let body = |item: u64, version: u64| {
         json!({"version": version, "meta": {"event": "item.updated"}, "payload": {"id": item}})

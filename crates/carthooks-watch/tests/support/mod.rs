@@ -202,16 +202,7 @@ pub async fn queue_with_dlq(
     max_receives: u32,
 ) -> (String, String) {
     let dlq = queue(sqs, &format!("{name}-dlq"), 30).await;
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("dlq attributes")
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .expect("dlq arn");
+    let arn = queue_arn(sqs, &dlq).await;
     let url = sqs
         .create_queue()
         .queue_name(name)
@@ -230,6 +221,47 @@ pub async fn queue_with_dlq(
         .queue_url
         .expect("queue url");
     (url, dlq)
+}
+
+/// A queue's ARN.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .expect("queue arn")
+}
+
+/// Makes a FIFO queue (`name` ends in `.fifo`), with a redrive policy's JSON
+/// if given; returns its URL.
+pub async fn fifo_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility_secs: u32,
+    redrive_policy: Option<String>,
+) -> String {
+    let mut attributes = std::collections::HashMap::from([
+        (QueueAttributeName::FifoQueue, "true".to_owned()),
+        (
+            QueueAttributeName::VisibilityTimeout,
+            visibility_secs.to_string(),
+        ),
+    ]);
+    if let Some(policy) = redrive_policy {
+        attributes.insert(QueueAttributeName::RedrivePolicy, policy);
+    }
+    sqs.create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .expect("create_queue (FIFO)")
+        .queue_url
+        .expect("queue url")
 }
 
 /// Messages in the queue: (visible, in flight).
