@@ -83,8 +83,8 @@ fn moto_server() -> PathBuf {
             "python3 -m venv",
         );
         run(
-            Command::new(venv.join("bin/pip")).args(["install", "-q", "moto[server]"]),
-            "pip install 'moto[server]'",
+            Command::new(venv.join("bin/pip")).args(["install", "-q", MOTO]),
+            "pip install moto",
         );
     }
     let _ = std::fs::remove_file(&lock);
@@ -95,6 +95,13 @@ fn moto_server() -> PathBuf {
     );
     exe
 }
+
+/// Loaded into moto before it serves: where moto's SQS model breaks what
+/// SQS promises (lost deletes, FIFO order), mended; see the file.
+const MOTO_SQS_FIXES: &str = include_str!("moto_sqs_fixes.py");
+
+/// The moto release the fixes are written for (and `.ci/run` installs).
+const MOTO: &str = "moto[server]==5.2.5";
 
 /// A moto SQS server on a loopback port; killed when dropped.
 pub struct Moto {
@@ -114,8 +121,22 @@ impl Moto {
         let log = std::env::temp_dir().join(format!("moto-{}-{n}.log", std::process::id()));
         let out = std::fs::File::create(&log).expect("cannot create moto's log");
         let err = out.try_clone().expect("cannot clone moto's log");
-        let mut child = Command::new(&exe)
-            .args(["-H", "127.0.0.1", "-p", "0"])
+        // moto_server's own Python, with the fixes of `moto_sqs_fixes.py`
+        // loaded first (a moto_server without a python3 beside it runs as
+        // it is).
+        let python = exe.with_file_name("python3");
+        let mut command = if python.exists() {
+            let mut c = Command::new(&python);
+            c.arg("-c").arg(format!(
+                "{MOTO_SQS_FIXES}\nfrom moto.server import main\nmain(['-H', '127.0.0.1', '-p', '0'])\n"
+            ));
+            c
+        } else {
+            let mut c = Command::new(&exe);
+            c.args(["-H", "127.0.0.1", "-p", "0"]);
+            c
+        };
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
