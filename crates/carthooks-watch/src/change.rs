@@ -106,9 +106,10 @@ impl Change {
             }
             #[cfg(feature = "lambda")]
             Origin::Lambda(inner) => {
-                if !self.receipt.settle_by_ack() {
+                if !self.receipt.settle() {
                     return Err(WatchError::AlreadySettled);
                 }
+                self.receipt.mark_done();
                 &inner.items
             }
         };

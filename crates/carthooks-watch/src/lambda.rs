@@ -375,7 +375,8 @@ impl LambdaWatcher {
         match result {
             Ok(()) => {
                 Counters::bump(&inner.counters.handled, 1);
-                if inner.ack_mode == AckMode::Auto && receipt.settle_by_ack() {
+                if inner.ack_mode == AckMode::Auto && receipt.settle() {
+                    receipt.mark_done();
                     inner.items.handled(item_id, version);
                 }
             }
@@ -391,7 +392,7 @@ impl LambdaWatcher {
                 );
             }
         }
-        receipt.is_acked()
+        receipt.is_done()
     }
 
     /// Runs under the Lambda runtime (`lambda_runtime`): each invocation's

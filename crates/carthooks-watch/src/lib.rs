@@ -67,7 +67,10 @@
 //!    messages released behind a failure come back with it, so they count
 //!    its receives too: a redrive policy's `maxReceiveCount` moves them to
 //!    the dead-letter queue with it, in order (so does every FIFO consumer;
-//!    give the count room). Receives
+//!    give the count room). A FIFO queue's acks are sent at once and
+//!    waited for: a group's next message runs only once SQS has deleted
+//!    the one before, so a process dying in between cannot bring an older
+//!    change back after a newer one was handled. Receives
 //!    carry a `ReceiveRequestAttemptId`, so a receive the AWS SDK retries
 //!    gets its messages back. carthooks-mock publishes with `MessageGroupId`
 //!    = the item's id and `MessageDeduplicationId` = item + revision.
@@ -569,8 +572,9 @@ struct Receipt {
     message_id: String,
     handle: String,
     settled: AtomicBool,
-    /// Settled by an ack (a FIFO group goes on only after one).
-    acked: AtomicBool,
+    /// Gone from the queue for good: deleted (SQS confirmed it), or, under
+    /// Lambda, to be answered as done. A FIFO group goes on only after it.
+    done: AtomicBool,
 }
 
 impl Receipt {
@@ -579,7 +583,7 @@ impl Receipt {
             message_id,
             handle,
             settled: AtomicBool::new(settled),
-            acked: AtomicBool::new(false),
+            done: AtomicBool::new(false),
         }
     }
 
@@ -588,21 +592,17 @@ impl Receipt {
         !self.settled.swap(true, Ordering::AcqRel)
     }
 
-    /// True for the one caller that settles it, and then it counts as acked.
-    fn settle_by_ack(&self) -> bool {
-        let first = self.settle();
-        if first {
-            self.acked.store(true, Ordering::Release);
-        }
-        first
-    }
-
     fn is_settled(&self) -> bool {
         self.settled.load(Ordering::Acquire)
     }
 
-    fn is_acked(&self) -> bool {
-        self.acked.load(Ordering::Acquire)
+    /// Records that the message is done (see `done`).
+    fn mark_done(&self) {
+        self.done.store(true, Ordering::Release);
+    }
+
+    fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
     }
 }
 
@@ -611,6 +611,9 @@ impl Receipt {
 struct AckJob {
     receipt: Arc<Receipt>,
     done: Option<oneshot::Sender<Result<(), WatchError>>>,
+    /// Sent at once, not held back for others to share the call: a FIFO
+    /// group waits for it.
+    urgent: bool,
 }
 
 impl Watcher {
@@ -671,13 +674,12 @@ mod tests {
     #[test]
     fn a_receipt_settles_once() {
         let r = Receipt::new("m".into(), "h".into(), false);
+        assert!(!r.is_settled());
         assert!(r.settle());
         assert!(!r.settle());
-        assert!(!r.settle_by_ack());
         assert!(r.is_settled());
-        assert!(!r.is_acked(), "settled by a nack, not an ack");
-        let acked = Receipt::new("m".into(), "h".into(), false);
-        assert!(acked.settle_by_ack());
-        assert!(acked.is_acked());
+        assert!(!r.is_done(), "settled is not yet deleted");
+        r.mark_done();
+        assert!(r.is_done());
     }
 }

@@ -103,7 +103,7 @@ pub(crate) async fn process<F, Fut, E>(
         if run.items.is_stale(item_id, version) {
             // Not newer than what was handled: the handler never sees it.
             Counters::bump(&shared.counters.stale, 1);
-            queue_ack(&run, &receipt);
+            auto_ack(&run, &receipt).await;
             return Work::Done;
         }
         let slot = tokio::select! {
@@ -133,7 +133,7 @@ pub(crate) async fn process<F, Fut, E>(
                     // Remembered once acked: a nacked change comes back and
                     // is not stale (in manual mode, `Change::ack` remembers).
                     run.items.handled(item_id, version);
-                    queue_ack(&run, &receipt);
+                    auto_ack(&run, &receipt).await;
                 }
                 Err(_) => {
                     let _ = nack(&run, &receipt, run.nack_delay(receive_count)).await;
@@ -145,8 +145,8 @@ pub(crate) async fn process<F, Fut, E>(
     heartbeat(&run, &receipt, message.received_at, work).await;
     std::mem::forget(guard);
     if let Some(turn) = turn {
-        // The group's next message goes only after an ack.
-        turn.end(receipt.is_acked());
+        // The group's next message goes only once this one is deleted.
+        turn.end(receipt.is_done());
     }
 }
 
@@ -280,7 +280,7 @@ pub(crate) async fn set_visibility(
 
 /// Queues an ack for the acker and waits until SQS deleted the message.
 pub(crate) async fn ack(run: &Run, receipt: &Arc<Receipt>) -> Result<(), WatchError> {
-    if !receipt.settle_by_ack() {
+    if !receipt.settle() {
         return Err(WatchError::AlreadySettled);
     }
     let (done, result) = oneshot::channel();
@@ -288,6 +288,7 @@ pub(crate) async fn ack(run: &Run, receipt: &Arc<Receipt>) -> Result<(), WatchEr
         .send(AckJob {
             receipt: Arc::clone(receipt),
             done: Some(done),
+            urgent: run.fifo.is_some(),
         })
         .map_err(|_| WatchError::Stopped)?;
     result.await.unwrap_or(Err(WatchError::Stopped))
@@ -298,11 +299,26 @@ pub(crate) async fn ack(run: &Run, receipt: &Arc<Receipt>) -> Result<(), WatchEr
 /// hidden meanwhile: the acker sends within [`ACK_LINGER`], and the heartbeat
 /// left at least half a visibility timeout.
 fn queue_ack(run: &Run, receipt: &Arc<Receipt>) {
-    if receipt.settle_by_ack() {
+    if receipt.settle() {
         let _ = run.acks.send(AckJob {
             receipt: Arc::clone(receipt),
             done: None,
+            urgent: false,
         });
+    }
+}
+
+/// Acks a message handled (or stale) in auto mode: queued on a standard
+/// queue; on a FIFO queue sent at once and waited for, so that the group's
+/// next message runs only once this one is deleted — were this process to
+/// die between the two, the older change would otherwise come back after
+/// the newer one was handled.
+async fn auto_ack(run: &Run, receipt: &Arc<Receipt>) {
+    if run.fifo.is_some() {
+        // A failure is reported by the acker; the group then stops.
+        let _ = ack(run, receipt).await;
+    } else {
+        queue_ack(run, receipt);
     }
 }
 
@@ -322,7 +338,8 @@ pub(crate) async fn nack(run: &Run, receipt: &Receipt, delay: Duration) -> Resul
 
 /// Collects acks into `DeleteMessageBatch` calls, each sent once it holds
 /// `flush_at` acks (10, or fewer when fewer can be in hand) or after at most
-/// [`ACK_LINGER`]; up to 4 batches in flight. When the run is closed it sends
+/// [`ACK_LINGER`] (an urgent ack — a FIFO queue's — at once, with what is
+/// queued already); up to 4 batches in flight. When the run is closed it sends
 /// what it holds and stops; an ack asked for later fails with
 /// [`WatchError::Stopped`].
 pub(crate) async fn acker(
@@ -348,9 +365,19 @@ pub(crate) async fn acker(
             },
             _ = phase.wait_for(|p| *p == Phase::Closed) => break,
         };
+        let urgent = first.urgent;
         let mut batch = vec![first];
+        if urgent {
+            // Waited for: what is queued already goes along, nothing more.
+            while batch.len() < flush_at {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
         let deadline = Instant::now() + ACK_LINGER;
-        while batch.len() < flush_at {
+        while !urgent && batch.len() < flush_at {
             tokio::select! {
                 job = jobs.recv() => match job {
                     Some(job) => batch.push(job),
@@ -392,6 +419,7 @@ async fn delete_batch(shared: &Shared, batch: Vec<AckJob>) {
             match result {
                 Ok(()) => {
                     Counters::bump(&shared.counters.acked, 1);
+                    job.receipt.mark_done();
                     if let Some(done) = job.done {
                         let _ = done.send(Ok(()));
                     }
