@@ -70,11 +70,27 @@ impl Function {
         Self { child, lines }
     }
 
-    /// The handler calls seen so far: (item, version, message id) of each start.
-    fn started(&self) -> Vec<(u64, u64, String)> {
-        self.lines
-            .lock()
-            .unwrap()
+    /// The lines printed, once there are at least `n`: they were all written
+    /// before the answer, but the reader thread may not have read them yet.
+    /// Waits a little longer after, so that one too many would be seen too.
+    fn lines(&self, n: usize) -> Vec<Value> {
+        let started = std::time::Instant::now();
+        while self.lines.lock().unwrap().len() < n {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "only {:?} of {n} lines",
+                self.lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The handler calls, once `n` lines were printed: (item, version,
+    /// message id) of each start.
+    fn started(&self, n: usize) -> Vec<(u64, u64, String)> {
+        self.lines(n)
             .iter()
             .filter(|l| l["at"] == "start")
             .map(|l| {
@@ -309,7 +325,8 @@ async fn an_items_changes_run_in_order_one_at_a_time_and_stale_ones_are_skipped(
         .await
         .expect("an answer");
     assert!(failures(&answer).is_empty(), "{answer:?}");
-    let started = function.started();
+    // Five calls, a start and an end each.
+    let started = function.started(10);
     let handled: HashSet<&str> = started.iter().map(|(_, _, m)| m.as_str()).collect();
     assert_eq!(handled, HashSet::from(["a1", "a2", "a3", "b1", "b3"]));
     let versions = |item| -> Vec<u64> {
@@ -322,7 +339,7 @@ async fn an_items_changes_run_in_order_one_at_a_time_and_stale_ones_are_skipped(
     assert_eq!(versions(a), [1, 2, 3]);
     assert_eq!(versions(b), [1, 3]);
     // Per item, each call ends before the next one starts; items overlap.
-    let lines = function.lines.lock().unwrap().clone();
+    let lines = function.lines(10);
     let mut running: HashMap<u64, bool> = HashMap::new();
     let mut overlapped = false;
     for line in &lines {
@@ -365,7 +382,12 @@ async fn on_a_fifo_queue_a_failure_fails_the_rest_of_its_group_only() {
         .await
         .expect("an answer");
     assert_eq!(failures(&answer), ["a2", "a3"], "in the group's order");
-    let handled: Vec<String> = function.started().into_iter().map(|(_, _, m)| m).collect();
+    // a1 a2 b1 b2 b3: a start and an end each (a2's failure included).
+    let handled: Vec<String> = function
+        .started(10)
+        .into_iter()
+        .map(|(_, _, m)| m)
+        .collect();
     assert!(
         !handled.contains(&"a3".to_owned()),
         "a3 never ran: {handled:?}"
