@@ -88,7 +88,8 @@ impl Running {
 /// handler call is for the change after the last one handled (nothing
 /// overtakes a failed change, nothing is skipped), handled exactly in the
 /// order sent; never two handlers on one group; while item 1 is stuck the
-/// other groups go on; changes in hand behind a failure are released.
+/// other groups go on; every message received is handled, failed or
+/// released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifo_groups_run_in_parallel_in_order_and_a_failure_stops_only_its_group() {
     let moto = Moto::start();
@@ -278,10 +279,8 @@ async fn fifo_groups_run_in_parallel_in_order_and_a_failure_stops_only_its_group
         stats.stale, 0,
         "nothing out of order reaches the stale rule"
     );
-    assert!(
-        stats.released > 0,
-        "changes in hand behind a failure are released ({stats:?})"
-    );
+    // How many were in hand behind a failure (and released) depends on how
+    // full the receives were; the dead-letter test below has some for sure.
     assert_eq!(
         stats.received,
         stats.handled + stats.failed + stats.released,
