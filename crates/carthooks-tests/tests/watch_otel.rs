@@ -4,6 +4,7 @@
 //! that decodes the protobuf. Asserted: a consumer span per message, linked to
 //! the producer's context when the message carries one, the handler's client
 //! calls inside it, and the metrics — outcomes, process duration, lag, in hand.
+//! And the same under Lambda (`LambdaWatcher::handle`, in process).
 
 // The watcher's own test support: moto, queues, `eventually`.
 #[path = "../../carthooks-watch/tests/support/mod.rs"]
@@ -256,4 +257,155 @@ async fn each_message_is_a_consumer_span_and_every_outcome_is_counted() {
             .iter()
             .any(|(name, _)| name == "carthooks-watch")
     );
+}
+
+/// Under Lambda (`LambdaWatcher::handle`, in process): the same consumer
+/// span per record, named for the event source's queue, linked to the
+/// producer's `traceparent` or X-Ray `AWSTraceHeader`, the handler's client
+/// calls inside it; failures and malformed records marked; the outcome
+/// counts and process durations on the same instruments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_batches_get_the_same_spans_and_metrics() {
+    use carthooks_watch::lambda::{LambdaWatcher, SqsEvent};
+
+    let receiver = OtlpReceiver::start().expect("the OTLP receiver starts");
+    let (tracer, meter) = providers(&receiver);
+    let server = MockServer::start().expect("mock server");
+    let client = carthooks_reqwest::Client::builder()
+        .base_url(server.url())
+        .oauth(carthooks_client::OAuthConfig::new(
+            carthooks_mock::DEFAULT_CLIENT_ID,
+            carthooks_mock::DEFAULT_CLIENT_SECRET,
+        ))
+        .tracer_provider(&tracer)
+        .meter_provider(&meter)
+        .build()
+        .expect("client");
+    client.initialize_oauth(None).await.expect("sign in");
+    let item = client
+        .create_item(APP, COLL, &json!({"n": 1}))
+        .await
+        .unwrap()
+        .data["id"]
+        .as_u64()
+        .unwrap();
+    let change = |id: u64| {
+        json!({"version": 1, "meta": {"event": "item.updated"},
+               "payload": {"id": id, "fields": {}, "updated_at": 2}})
+        .to_string()
+    };
+    let record = |message_id: &str, body: String, extra: serde_json::Value| {
+        let mut r = json!({
+            "messageId": message_id,
+            "receiptHandle": "AQEB",
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764750000000"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:lambda-changes",
+            "awsRegion": "us-east-1",
+        });
+        if let Some(attributes) = extra.get("attributes") {
+            r["attributes"]
+                .as_object_mut()
+                .unwrap()
+                .extend(attributes.as_object().unwrap().clone());
+        }
+        if let Some(attributes) = extra.get("messageAttributes") {
+            r["messageAttributes"] = attributes.clone();
+        }
+        r
+    };
+    const XRAY_TRACE: &str = "5759e988bd862e3fe1be46a994272793";
+    let event: SqsEvent = serde_json::from_value(json!({"Records": [
+        record("ours", change(item), json!({})),
+        record("traced", change(424_242), json!({"messageAttributes": {"traceparent": {
+            "stringValue": format!("00-{PRODUCER_TRACE}-{PRODUCER_SPAN}-01"),
+            "stringListValues": [], "binaryListValues": [], "dataType": "String"}}})),
+        record("xray", change(424_243), json!({"attributes": {
+            "AWSTraceHeader": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}})),
+        record("malformed", "not json".into(), json!({})),
+    ]}))
+    .unwrap();
+    let watcher = LambdaWatcher::builder(client.clone(), APP, COLL)
+        .tracer_provider(&tracer)
+        .meter_provider(&meter)
+        .build();
+    let answer = watcher
+        .handle(event, &|change: Change| async move {
+            if change.item_id().get() == 424_242 {
+                return Err::<(), BoxError>("not ours".into());
+            }
+            if change.item_id().get() == 424_243 {
+                return Ok(());
+            }
+            change.lock().await?;
+            Ok(())
+        })
+        .await;
+    let mut failed: Vec<&str> = answer
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed, ["malformed", "traced"]);
+    let stats = watcher.stats();
+    tracer.force_flush().unwrap();
+    meter.force_flush().unwrap();
+    assert!(receiver.refused().is_empty(), "{:?}", receiver.refused());
+
+    let all = receiver.spans();
+    let process: Vec<_> = all
+        .iter()
+        .filter(|s| s.name == "process lambda-changes")
+        .collect();
+    assert_eq!(process.len(), 4, "a span per record");
+    assert!(process.iter().all(|s| s.kind == SpanKind::Consumer as i32));
+    let by_id = |id: &str| {
+        process
+            .iter()
+            .find(|s| attribute(&s.attributes, "messaging.message.id").as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("the span of {id}"))
+    };
+    let ours = by_id("ours");
+    assert!(
+        all.iter()
+            .any(|s| s.parent_span_id == ours.span_id && s.name.ends_with("/lock")),
+        "the handler's lock call inside the message's span"
+    );
+    let traced = by_id("traced");
+    assert_eq!(hex(&traced.links[0].trace_id), PRODUCER_TRACE);
+    assert_eq!(
+        attribute(&traced.attributes, "error.type").as_deref(),
+        Some("handler")
+    );
+    let xray = by_id("xray");
+    assert_eq!(
+        hex(&xray.links[0].trace_id),
+        XRAY_TRACE,
+        "linked from X-Ray"
+    );
+    assert_eq!(
+        attribute(&by_id("malformed").attributes, "error.type").as_deref(),
+        Some("malformed")
+    );
+    let metrics = receiver.metrics();
+    let outcome = |o: &str| {
+        points(&metrics, "carthooks.watch.messages")
+            .iter()
+            .find(|p| p.get("carthooks.watch.outcome") == Some(o))
+            .map_or(0, |p| p.count)
+    };
+    assert_eq!(
+        (outcome("handled"), outcome("failed"), outcome("malformed")),
+        (2, 1, 1)
+    );
+    assert_eq!((stats.handled, stats.failed, stats.malformed), (2, 1, 1));
+    let timed: u64 = points(&metrics, "messaging.process.duration")
+        .iter()
+        .filter(|p| p.get("messaging.destination.name") == Some("lambda-changes"))
+        .map(|p| p.count)
+        .sum();
+    assert_eq!(timed, 3);
 }

@@ -59,6 +59,12 @@
 //!   reported with an empty id, which Lambda takes as the whole batch
 //!   failing — the one answer that loses nothing.
 //!
+//! - **Telemetry** (feature `otel`): what the queue watcher emits — a
+//!   `process {queue}` consumer span per message, linked to the producer's
+//!   `traceparent` message attribute or `AWSTraceHeader`, the handler's
+//!   client calls inside it, and the same metrics and outcome counts — the
+//!   queue named by the event source's ARN (the first batch's).
+//!
 //! [`LambdaWatcher::handle`] works one batch and returns the answer (for a
 //! runtime of your own, or a test); [`LambdaWatcher::run`] runs it under
 //! `lambda_runtime`.
@@ -78,6 +84,8 @@ pub use {aws_lambda_events, lambda_runtime};
 
 use crate::change::Origin;
 use crate::order::{DEFAULT_ITEM_MEMORY, Items};
+use crate::sqs::Received;
+use crate::telemetry::Telemetry;
 use crate::{
     AckMode, BoxError, Change, ChangeEvent, Client, Counters, Problem, ProblemHook, Receipt, Stats,
     WatchError,
@@ -95,6 +103,8 @@ pub struct LambdaWatcherBuilder {
     item_memory: usize,
     skip_stale: bool,
     on_problem: Option<ProblemHook>,
+    #[cfg(feature = "otel")]
+    telemetry: crate::telemetry::Options,
 }
 
 impl std::fmt::Debug for LambdaWatcherBuilder {
@@ -149,6 +159,30 @@ impl LambdaWatcherBuilder {
         self
     }
 
+    /// A span per message from `provider`'s tracer (scope `carthooks-watch`)
+    /// instead of the global provider's (feature `otel`), as the queue
+    /// watcher's.
+    #[cfg(feature = "otel")]
+    pub fn tracer_provider<P, T, S>(mut self, provider: &P) -> Self
+    where
+        P: opentelemetry::trace::TracerProvider<Tracer = T>,
+        T: opentelemetry::trace::Tracer<Span = S> + Send + Sync + 'static,
+        S: opentelemetry::trace::Span + Send + Sync + 'static,
+    {
+        self.telemetry
+            .set_tracer(provider, crate::telemetry::scope());
+        self
+    }
+
+    /// The watcher's metrics on `provider` instead of the global one
+    /// (feature `otel`).
+    #[cfg(feature = "otel")]
+    pub fn meter_provider(mut self, provider: &dyn opentelemetry::metrics::MeterProvider) -> Self {
+        self.telemetry
+            .set_meter(provider, crate::telemetry::scope());
+        self
+    }
+
     /// The watcher.
     pub fn build(self) -> LambdaWatcher {
         let watcher_id = self.watcher_id.unwrap_or_else(|| {
@@ -167,7 +201,9 @@ impl LambdaWatcherBuilder {
                 ack_mode: self.ack_mode,
                 items: Arc::new(Items::new(self.item_memory, self.skip_stale)),
                 on_problem: self.on_problem,
-                counters: Counters::default(),
+                #[cfg(feature = "otel")]
+                providers: std::sync::Mutex::new(Some(self.telemetry)),
+                measures: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -199,7 +235,35 @@ pub(crate) struct Inner {
     ack_mode: AckMode,
     pub(crate) items: Arc<Items>,
     on_problem: Option<ProblemHook>,
-    counters: Counters,
+    /// The builder's providers, until the first batch names the queue.
+    #[cfg(feature = "otel")]
+    providers: std::sync::Mutex<Option<crate::telemetry::Options>>,
+    /// Spans and metrics for the queue of the first batch, and the counts
+    /// (each also a metric with `otel`).
+    measures: std::sync::OnceLock<(Telemetry, Counters)>,
+}
+
+impl Inner {
+    /// The spans, metrics and counts; made for `queue` the first time.
+    fn measures(&self, queue: &str) -> &(Telemetry, Counters) {
+        self.measures.get_or_init(|| {
+            let telemetry = Telemetry {
+                #[cfg(feature = "otel")]
+                inner: Some(crate::telemetry::Instruments::new(
+                    self.providers
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .take()
+                        .unwrap_or_default(),
+                    &format!("/{queue}"),
+                )),
+            };
+            #[cfg(not(feature = "otel"))]
+            let _ = queue;
+            let counters = Counters::new(&telemetry);
+            (telemetry, counters)
+        })
+    }
 }
 
 /// One record of a batch, read.
@@ -207,6 +271,8 @@ struct Entry {
     message_id: Option<String>,
     receive_count: u32,
     event: Result<ChangeEvent, crate::Malformed>,
+    /// What the telemetry reads of it (its body is in `event`).
+    received: Received,
 }
 
 impl LambdaWatcher {
@@ -227,6 +293,8 @@ impl LambdaWatcher {
             item_memory: DEFAULT_ITEM_MEMORY,
             skip_stale: true,
             on_problem: None,
+            #[cfg(feature = "otel")]
+            telemetry: Default::default(),
         }
     }
 
@@ -234,7 +302,10 @@ impl LambdaWatcher {
     /// `malformed`, `stale`; `acked` for the messages answered done and
     /// `nacked` for those answered failed.
     pub fn stats(&self) -> Stats {
-        self.inner.counters.snapshot()
+        self.inner
+            .measures
+            .get()
+            .map_or_else(Stats::default, |(_, counters)| counters.snapshot())
     }
 
     /// Works through one batch (see the module docs) and returns Lambda's
@@ -247,7 +318,15 @@ impl LambdaWatcher {
     {
         let inner = &self.inner;
         let records = event.records;
-        Counters::bump(&inner.counters.received, records.len() as u64);
+        // The queue's name: the event source's ARN ends with it.
+        let queue = records
+            .iter()
+            .find_map(|r| r.event_source_arn.as_deref())
+            .and_then(|arn| arn.rsplit(':').next())
+            .unwrap_or("sqs");
+        let measures = inner.measures(queue);
+        let counters = &measures.1;
+        Counters::bump(&counters.received, records.len() as u64);
         let fifo = records.iter().any(|r| {
             r.attributes.contains_key("MessageGroupId")
                 || r.event_source_arn
@@ -266,12 +345,14 @@ impl LambdaWatcher {
             }
             // No group to keep: a group of its own.
             .unwrap_or_else(|| format!("record {n}"));
+            let receive_count = record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
             let entry = Entry {
-                receive_count: record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1),
+                received: received(&record, receive_count),
+                receive_count,
                 message_id: record.message_id,
                 event,
             };
@@ -287,12 +368,12 @@ impl LambdaWatcher {
         let outcomes = futures_util::future::join_all(
             groups
                 .into_iter()
-                .map(|group| self.group(group, fifo, &slots, handler)),
+                .map(|group| self.group(group, fifo, &slots, measures, handler)),
         )
         .await;
         let mut response = SqsBatchResponse::default();
         for failed in outcomes.into_iter().flatten() {
-            Counters::bump(&inner.counters.nacked, 1);
+            Counters::bump(&counters.nacked, 1);
             response.add_failure(failed.unwrap_or_default());
         }
         response
@@ -304,6 +385,7 @@ impl LambdaWatcher {
         group: Vec<Entry>,
         fifo: bool,
         slots: &Semaphore,
+        measures: &(Telemetry, Counters),
         handler: &F,
     ) -> Vec<Option<String>>
     where
@@ -316,9 +398,9 @@ impl LambdaWatcher {
         for entry in group {
             let message_id = entry.message_id.clone();
             // On a FIFO queue nothing after a failure runs: it fails too.
-            let done = !stopped && self.one(entry, slots, handler).await;
+            let done = !stopped && self.one(entry, slots, measures, handler).await;
             if done {
-                Counters::bump(&self.inner.counters.acked, 1);
+                Counters::bump(&measures.1.acked, 1);
             } else {
                 stopped = fifo;
                 failed.push(message_id);
@@ -328,19 +410,27 @@ impl LambdaWatcher {
     }
 
     /// One message; true if it is done (handled, or stale).
-    async fn one<F, Fut, E>(&self, entry: Entry, slots: &Semaphore, handler: &F) -> bool
+    async fn one<F, Fut, E>(
+        &self,
+        entry: Entry,
+        slots: &Semaphore,
+        (telemetry, counters): &(Telemetry, Counters),
+        handler: &F,
+    ) -> bool
     where
         F: Fn(Change) -> Fut,
         Fut: Future<Output = Result<(), E>>,
         E: Into<BoxError>,
     {
         let inner = &self.inner;
+        let mut scope = telemetry.message(&entry.received);
         let message_id = entry.message_id.unwrap_or_default();
         let event = match entry.event {
             Ok(event) => event,
             Err(reason) => {
                 // A failure: it comes back until the redrive policy moves it.
-                Counters::bump(&inner.counters.malformed, 1);
+                Counters::bump(&counters.malformed, 1);
+                scope.malformed();
                 crate::report(
                     inner.on_problem.as_ref(),
                     Problem::Malformed { message_id, reason },
@@ -348,10 +438,11 @@ impl LambdaWatcher {
                 return false;
             }
         };
+        scope.parsed(&event);
         let (item_id, version) = (event.item_id(), event.revision());
         let _held = inner.items.hold(item_id).await;
         if inner.items.is_stale(item_id, version) {
-            Counters::bump(&inner.counters.stale, 1);
+            Counters::bump(&counters.stale, 1);
             return true;
         }
         let Ok(_slot) = slots.acquire().await else {
@@ -365,23 +456,25 @@ impl LambdaWatcher {
             origin: Origin::Lambda(Arc::clone(inner)),
         };
         // A panic, in the call or the future, is this message's failure.
-        let result = match AssertUnwindSafe(async { handler(change).await })
-            .catch_unwind()
+        let started = std::time::Instant::now();
+        let result = match scope
+            .run(AssertUnwindSafe(async { handler(change).await }).catch_unwind())
             .await
         {
             Ok(result) => result.map_err(|e| e.into().to_string()),
             Err(_) => Err("panicked".to_owned()),
         };
+        scope.handled(result.is_ok(), started.elapsed());
         match result {
             Ok(()) => {
-                Counters::bump(&inner.counters.handled, 1);
+                Counters::bump(&counters.handled, 1);
                 if inner.ack_mode == AckMode::Auto && receipt.settle() {
                     receipt.mark_done();
                     inner.items.handled(item_id, version);
                 }
             }
             Err(error) => {
-                Counters::bump(&inner.counters.failed, 1);
+                Counters::bump(&counters.failed, 1);
                 crate::report(
                     inner.on_problem.as_ref(),
                     Problem::HandlerFailed {
@@ -419,6 +512,34 @@ impl LambdaWatcher {
         lambda_runtime::run(service)
             .await
             .map_err(|e| WatchError::Lambda(e.to_string()))
+    }
+}
+
+/// What the telemetry reads of a record: its ids, receive count, when SQS
+/// got it, and the producer's trace context (`traceparent` / `tracestate`
+/// message attributes, X-Ray's `AWSTraceHeader`).
+fn received(record: &SqsMessage, receive_count: u32) -> Received {
+    let attribute = |name: &str| {
+        record
+            .message_attributes
+            .get(name)
+            .and_then(|a| a.string_value.clone())
+    };
+    Received {
+        message_id: record.message_id.clone().unwrap_or_default(),
+        receipt_handle: String::new(),
+        body: String::new(),
+        receive_count,
+        received_at: tokio::time::Instant::now(),
+        sent_at: record
+            .attributes
+            .get("SentTimestamp")
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)),
+        traceparent: attribute("traceparent"),
+        tracestate: attribute("tracestate"),
+        aws_trace_header: record.attributes.get("AWSTraceHeader").cloned(),
+        group_id: record.attributes.get("MessageGroupId").cloned(),
     }
 }
 
