@@ -26,6 +26,26 @@ use support::{Moto, eventually, queue};
 const PRODUCER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PRODUCER_SPAN: &str = "00f067aa0ba902b7";
 
+/// A client of `server`, signed in, exporting to the test's providers.
+async fn traced_client(
+    server: &MockServer,
+    tracer: &opentelemetry_sdk::trace::SdkTracerProvider,
+    meter: &opentelemetry_sdk::metrics::SdkMeterProvider,
+) -> carthooks_reqwest::Client {
+    let client = carthooks_reqwest::Client::builder()
+        .base_url(server.url())
+        .oauth(carthooks_client::OAuthConfig::new(
+            carthooks_mock::DEFAULT_CLIENT_ID,
+            carthooks_mock::DEFAULT_CLIENT_SECRET,
+        ))
+        .tracer_provider(tracer)
+        .meter_provider(meter)
+        .build()
+        .expect("client");
+    client.initialize_oauth(None).await.expect("sign in");
+    client
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -42,17 +62,7 @@ async fn each_message_is_a_consumer_span_and_every_outcome_is_counted() {
     server.deliver_changes_to(sqs.clone());
     // The watcher's client exports to the same providers: its calls from the
     // handler are children of the message's span.
-    let client = carthooks_reqwest::Client::builder()
-        .base_url(server.url())
-        .oauth(carthooks_client::OAuthConfig::new(
-            carthooks_mock::DEFAULT_CLIENT_ID,
-            carthooks_mock::DEFAULT_CLIENT_SECRET,
-        ))
-        .tracer_provider(&tracer)
-        .meter_provider(&meter)
-        .build()
-        .expect("client");
-    client.initialize_oauth(None).await.expect("sign in");
+    let client = traced_client(&server, &tracer, &meter).await;
 
     // A change another service produced inside its own trace, and a message
     // that is no change at all.
@@ -271,17 +281,7 @@ async fn lambda_batches_get_the_same_spans_and_metrics() {
     let receiver = OtlpReceiver::start().expect("the OTLP receiver starts");
     let (tracer, meter) = providers(&receiver);
     let server = MockServer::start().expect("mock server");
-    let client = carthooks_reqwest::Client::builder()
-        .base_url(server.url())
-        .oauth(carthooks_client::OAuthConfig::new(
-            carthooks_mock::DEFAULT_CLIENT_ID,
-            carthooks_mock::DEFAULT_CLIENT_SECRET,
-        ))
-        .tracer_provider(&tracer)
-        .meter_provider(&meter)
-        .build()
-        .expect("client");
-    client.initialize_oauth(None).await.expect("sign in");
+    let client = traced_client(&server, &tracer, &meter).await;
     let item = client
         .create_item(APP, COLL, &json!({"n": 1}))
         .await
