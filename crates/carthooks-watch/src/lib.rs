@@ -441,31 +441,29 @@ impl Shared {
 
 /// A problem as a `tracing` warning, and to the hook if there is one.
 fn report(hook: Option<&ProblemHook>, problem: Problem) {
-    {
-        match &problem {
-            Problem::Malformed { message_id, reason } => {
-                tracing::warn!(%message_id, %reason, "malformed message left in the queue");
-            }
-            Problem::HandlerFailed {
-                message_id,
-                item_id,
-                error,
-            } => tracing::warn!(%message_id, %item_id, %error, "handler failed"),
-            Problem::RenewalFailed {
-                attempt,
-                error,
-                retry_in,
-            } => tracing::warn!(attempt, %error, ?retry_in, "watch renewal failed"),
-            Problem::ReceiveFailed { error } => tracing::warn!(%error, "receive failed"),
-            Problem::SettleFailed {
-                message_id,
-                operation,
-                error,
-            } => tracing::warn!(%message_id, operation, %error, "settling a message failed"),
+    match &problem {
+        Problem::Malformed { message_id, reason } => {
+            tracing::warn!(%message_id, %reason, "malformed message left in the queue");
         }
-        if let Some(hook) = hook {
-            hook(&problem);
-        }
+        Problem::HandlerFailed {
+            message_id,
+            item_id,
+            error,
+        } => tracing::warn!(%message_id, %item_id, %error, "handler failed"),
+        Problem::RenewalFailed {
+            attempt,
+            error,
+            retry_in,
+        } => tracing::warn!(attempt, %error, ?retry_in, "watch renewal failed"),
+        Problem::ReceiveFailed { error } => tracing::warn!(%error, "receive failed"),
+        Problem::SettleFailed {
+            message_id,
+            operation,
+            error,
+        } => tracing::warn!(%message_id, operation, %error, "settling a message failed"),
+    }
+    if let Some(hook) = hook {
+        hook(&problem);
     }
 }
 
