@@ -24,7 +24,7 @@ use carthooks_mock::{
 };
 use carthooks_tests::lambda_api::{Answer, RuntimeApi};
 use serde_json::{Value, json};
-use support::{Moto, depth, eventually, mock_with_delivery, queue, queue_arn};
+use support::{Moto, depth, eventually, mock_with_delivery, queue, queue_arn, register_watch};
 
 const FUNCTION: &str = "carthooks-watch-test";
 const STANDARD_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:carthooks-changes";
@@ -459,13 +459,7 @@ async fn through_the_event_source_only_what_succeeded_is_deleted() {
     let sqs = moto.sqs().await;
     let queue_url = queue(&sqs, "lambda-changes", 2).await;
     let (mock, client) = mock_with_delivery(sqs.clone()).await;
-    let registration = carthooks_client::WatchDataRequest::new(
-        queue_url.clone(),
-        format!("watch-{APP}-{COLL}"),
-        APP,
-        COLL,
-    );
-    client.start_watch_data(&registration).await.unwrap();
+    register_watch(&client, &queue_url).await;
     let failing = [1, 4, 8];
     for i in 0..10 {
         client

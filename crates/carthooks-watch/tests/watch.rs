@@ -15,7 +15,7 @@ use carthooks_watch::{AckMode, BoxError, Change, ChangeKind, Problem, Stats, Wat
 use serde_json::json;
 use support::{
     Fixture, Moto, depth, eventually, fifo_queue, fixture, mock_with_delivery, queue, queue_arn,
-    queue_with_dlq,
+    queue_with_dlq, register_watch,
 };
 use tokio::sync::oneshot;
 
@@ -96,13 +96,7 @@ async fn fifo_groups_run_in_parallel_in_order_and_a_failure_stops_only_its_group
     let sqs = moto.sqs().await;
     let queue_url = fifo_queue(&sqs, "orders.fifo", 30, None).await;
     let (server, client) = mock_with_delivery(sqs.clone()).await;
-    let registration = carthooks_client::WatchDataRequest::new(
-        queue_url.clone(),
-        format!("watch-{APP}-{COLL}"),
-        APP,
-        COLL,
-    );
-    client.start_watch_data(&registration).await.unwrap();
+    register_watch(&client, &queue_url).await;
     // Items made first, then their changes in rounds of five per item, so
     // that one receive brings several groups and several changes of each.
     let mut ids = Vec::new();
@@ -849,13 +843,7 @@ async fn a_watcher_killed_with_sigkill_leaves_the_rest_to_the_next() {
         client,
     } = fixture("killed", 2).await;
     // Register first, so that the changes are queued before any watcher runs.
-    let registration = carthooks_client::WatchDataRequest::new(
-        queue_url.clone(),
-        format!("watch-{APP}-{COLL}"),
-        APP,
-        COLL,
-    );
-    client.start_watch_data(&registration).await.unwrap();
+    register_watch(&client, &queue_url).await;
     let ids: HashSet<u64> = create_numbered(&client, 60).await.into_iter().collect();
     let out = std::env::temp_dir().join(format!("carthooks-watch-kill-{}", std::process::id()));
     let _ = std::fs::remove_file(&out);

@@ -328,6 +328,25 @@ pub async fn mock_with_delivery(
     (server, client)
 }
 
+/// Registers the watch a watcher on `queue_url` would (its default name),
+/// so that the mock queues changes before any watcher runs.
+pub async fn register_watch(client: &carthooks_reqwest::Client, queue_url: &str) {
+    let registration = carthooks_client::WatchDataRequest::new(
+        queue_url.to_owned(),
+        format!(
+            "watch-{}-{}",
+            carthooks_mock::DEFAULT_APP_ID,
+            carthooks_mock::DEFAULT_COLLECTION_ID
+        ),
+        carthooks_mock::DEFAULT_APP_ID,
+        carthooks_mock::DEFAULT_COLLECTION_ID,
+    );
+    client
+        .start_watch_data(&registration)
+        .await
+        .expect("start_watch_data");
+}
+
 /// Polls `done` every 100 ms until it holds or `limit` passes; says `what` on timeout.
 pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut done: F)
 where
