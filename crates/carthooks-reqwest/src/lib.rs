@@ -58,6 +58,7 @@ pub struct ReqwestTransport {
     /// shortens it.
     timeout: Option<Duration>,
     deadlines: Arc<deadline::Deadlines>,
+    origin: Arc<Origin>,
 }
 
 impl From<reqwest::Client> for ReqwestTransport {
@@ -88,6 +89,7 @@ impl ReqwestTransport {
             limit: Arc::new(Limit::new(max_in_flight)),
             timeout,
             deadlines: Arc::default(),
+            origin: Arc::default(),
         }
     }
 
@@ -398,22 +400,14 @@ impl Drop for Waiting<'_> {
 
 /// `http::Request` → `reqwest::Request`. reqwest's own `TryFrom` formats the URI
 /// with `Display` before parsing it (7k instructions a call, measured); joining
-/// the parts by hand costs a few dozen.
-fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, TransportError> {
+/// the parts by hand costs a few dozen. The URL is the transport's [`Origin`]
+/// with this request's path and query set, when the request goes there (a
+/// client's requests all do): the scheme and host are not parsed again.
+fn to_reqwest(origin: &Origin, request: HttpRequest) -> Result<reqwest::Request, TransportError> {
     let (parts, body) = request.into_parts();
-    let uri = &parts.uri;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(TransportError::new(TransportErrorKind::Other));
-    };
-    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut text = String::with_capacity(scheme.len() + 3 + authority.as_str().len() + path.len());
-    text.push_str(scheme);
-    text.push_str("://");
-    text.push_str(authority.as_str());
-    text.push_str(path);
-    // The parse error is not kept: it could quote the URL.
-    let url =
-        reqwest::Url::parse(&text).map_err(|_| TransportError::new(TransportErrorKind::Other))?;
+    let url = origin
+        .url(&parts.uri)
+        .ok_or_else(|| TransportError::new(TransportErrorKind::Other))?;
     let with_body = !body.is_empty() || frames_body(&parts.method);
     let mut out = reqwest::Request::new(parts.method, url);
     *out.headers_mut() = parts.headers;
@@ -428,6 +422,62 @@ fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, TransportError> 
         *out.body_mut() = Some(body.into());
     }
     Ok(out)
+}
+
+/// The scheme and authority of the first request a transport sends, parsed
+/// once into a [`reqwest::Url`] (`{scheme}://{authority}/`).
+///
+/// A request to that origin gets a clone of it with its own path and query set
+/// (`Url::set_path`, `Url::set_query`, which parse them as `Url::parse` would),
+/// so only they are parsed: the scheme, the host (IDNA included) and the port
+/// are not, which is about a third of a `get_items` URL's parse. A request
+/// elsewhere (another origin than the first) is parsed whole. Either way the
+/// URL is the one `Url::parse` gives the whole text
+/// (`tests::an_origins_urls_are_those_a_whole_parse_gives`).
+#[derive(Debug, Default)]
+struct Origin(std::sync::OnceLock<Option<(String, String, reqwest::Url)>>);
+
+impl Origin {
+    /// The URL of `uri`; `None` if it has no scheme or authority, or does not
+    /// parse (the error is not kept: it could quote the URL).
+    fn url(&self, uri: &http::Uri) -> Option<reqwest::Url> {
+        let (scheme, authority) = (uri.scheme_str()?, uri.authority()?.as_str());
+        let (path, query) = match uri.path_and_query() {
+            Some(pq) => (pq.path(), pq.query()),
+            None => ("/", None),
+        };
+        let first = self.0.get_or_init(|| {
+            let url = reqwest::Url::parse(&format!("{scheme}://{authority}/")).ok()?;
+            // `set_path` keeps the origin only where the path is a path.
+            (!url.cannot_be_a_base()).then(|| (scheme.to_owned(), authority.to_owned(), url))
+        });
+        match first {
+            Some((s, a, url)) if s == scheme && a == authority => {
+                let mut url = url.clone();
+                url.set_path(path);
+                url.set_query(query);
+                Some(url)
+            }
+            _ => {
+                let mut text = String::with_capacity(
+                    scheme.len()
+                        + 3
+                        + authority.len()
+                        + path.len()
+                        + query.map_or(0, |q| q.len() + 1),
+                );
+                text.push_str(scheme);
+                text.push_str("://");
+                text.push_str(authority);
+                text.push_str(path);
+                if let Some(q) = query {
+                    text.push('?');
+                    text.push_str(q);
+                }
+                reqwest::Url::parse(&text).ok()
+            }
+        }
+    }
 }
 
 async fn send(
@@ -462,7 +512,7 @@ async fn exchange(
     request: HttpRequest,
 ) -> Result<HttpResponse, TransportError> {
     let max_body = transport.max_body;
-    let request = to_reqwest(request)?;
+    let request = to_reqwest(&transport.origin, request)?;
     let mut response = transport.client.execute(request).await.map_err(map_error)?;
     if response
         .content_length()
@@ -609,6 +659,59 @@ mod tests {
             w.await.unwrap();
         }
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+    }
+
+    /// A URL made from the first origin with a request's path and query is
+    /// the one a whole parse gives, whatever the path and query hold; another
+    /// origin is parsed whole; a URI without an authority is refused.
+    #[test]
+    fn an_origins_urls_are_those_a_whole_parse_gives() {
+        let paths = [
+            "",
+            "/",
+            "/v1/apps/19/collections/20/items",
+            "/v1/user-token/abc.def-ghi_~",
+            "/a/./b/../c//d/",
+            "/%2e%2E/x/%2F/%zz/%41",
+            "/caf%C3%A9/\u{e9}",
+            "/quote\"/{braces}/^`|",
+            "/a;b=c/@:!$&'()*+,=",
+        ];
+        let queries = [
+            None,
+            Some(""),
+            Some("filters%5Bf_1001%5D%5B%24eq%5D=EF250920962519&pagination%5Bstart%5D=0"),
+            Some("a=%zz&b=\"x\"&c=<>&d=é&'=1"),
+            Some("?&&=="),
+        ];
+        let mut compared = 0;
+        for origin in [
+            "http://127.0.0.1:8080",
+            "https://API.Example.com:443",
+            "http://[::1]:9",
+        ] {
+            let cached = Origin::default();
+            for path in paths {
+                for query in queries {
+                    let text = match query {
+                        Some(q) => format!("{origin}{path}?{q}"),
+                        None => format!("{origin}{path}"),
+                    };
+                    let Ok(uri) = text.parse::<http::Uri>() else {
+                        continue; // not a request the core could make
+                    };
+                    let whole = reqwest::Url::parse(&uri.to_string()).unwrap();
+                    assert_eq!(cached.url(&uri).unwrap(), whole, "{text}");
+                    let other: http::Uri = format!("http://other.example{path}").parse().unwrap();
+                    let expected = reqwest::Url::parse(&other.to_string()).unwrap();
+                    assert_eq!(cached.url(&other).unwrap(), expected, "{other}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 80, "only {compared} of the cases are URIs");
+        let no_authority: http::Uri = "/v1/me".parse().unwrap();
+        assert!(Origin::default().url(&no_authority).is_none());
     }
 
     #[test]
