@@ -107,7 +107,9 @@ impl<T: Transport> Client<T> {
                 }
                 Output::SendRenewing { mut request, renew } => {
                     let attempt = scope.attempt(call, &mut request);
-                    let answer = self.send_renewing(request, *renew).await;
+                    // Boxed: a rare path, and its future is the largest of
+                    // the loop's; inline it would double the hot path's.
+                    let answer = Box::pin(self.send_renewing(request, *renew)).await;
                     now = inner.now();
                     scope.answered(attempt, &answer, now.instant);
                     call.handle(answer, now);

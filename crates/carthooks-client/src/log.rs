@@ -119,16 +119,21 @@ impl CallSpan {
     }
 
     /// Runs `future` inside the span: every event of the call (retries,
-    /// refreshes, 401s) is its child.
-    pub(crate) async fn run<F: std::future::Future>(&self, future: F) -> F::Output {
+    /// refreshes, 401s) is its child. Not an `async fn`: that would hold
+    /// `future` twice (its argument and the awaited copy), doubling the call's
+    /// future and adding a move of it.
+    pub(crate) fn run<F: std::future::Future>(
+        &self,
+        future: F,
+    ) -> impl std::future::Future<Output = F::Output> {
         #[cfg(feature = "tracing")]
         {
             use tracing::Instrument as _;
-            future.instrument(self.0.clone()).await
+            future.instrument(self.0.clone())
         }
         #[cfg(not(feature = "tracing"))]
         {
-            future.await
+            future
         }
     }
 
