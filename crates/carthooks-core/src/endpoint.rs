@@ -294,7 +294,8 @@ impl<R> Endpoint<R> {
         // Hot (every call): one pass over the template's bytes, no formatting
         // machinery. Braces are ASCII, so every index below is a char boundary.
         let template = spec.template;
-        let mut path = String::with_capacity(template.len() + 16 * params.len());
+        // Room for an id's 20 digits (or a short text) per parameter.
+        let mut path = String::with_capacity(template.len() + 20 * params.len());
         let mut params = params.iter();
         let (mut dot_segment, mut unfilled) = (false, false);
         let bytes = template.as_bytes();

@@ -298,7 +298,9 @@ impl ItemsQuery {
     /// Appends the encoded query (`filters…&pagination[start]=…&pagination[limit]=…`)
     /// to `out`, without building the pairs.
     pub(crate) fn write_query(&self, out: &mut String) {
-        out.reserve(self.encoded.len() + 48);
+        // The two pagination keys (23 bytes each, with their `&`) and at most
+        // 20 digits each: one allocation.
+        out.reserve(self.encoded.len() + 1 + 2 * (23 + 20));
         if !self.encoded.is_empty() {
             if !out.is_empty() {
                 out.push('&');
