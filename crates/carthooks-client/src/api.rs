@@ -135,7 +135,9 @@ macro_rules! api_methods {
             collection_id: impl Into<::carthooks_core::CollectionId>,
             query: &::carthooks_core::ItemsQuery,
         ) -> ::carthooks_core::Result<::carthooks_core::ApiResponse<Vec<::serde_json::Value>>> {
-            self.get_items_as(app_id, collection_id, query) $($await)*
+            // `execute` itself, not `get_items_as`: an async layer more would
+            // hold (and move) the call's whole future once more.
+            self.execute(&::carthooks_core::Endpoint::get_items(app_id, collection_id, query)) $($await)*
         }
 
         /// One page of items, decoded as `T`.
@@ -155,7 +157,7 @@ macro_rules! api_methods {
             collection_id: impl Into<::carthooks_core::CollectionId>,
             data: &D,
         ) -> ::carthooks_core::Result<::carthooks_core::ApiResponse<::serde_json::Value>> {
-            self.create_item_as(app_id, collection_id, data) $($await)*
+            self.execute(&::carthooks_core::Endpoint::create_item(app_id, collection_id, data)?) $($await)*
         }
 
         /// Creates an item, decoding the answer as `T`.
@@ -199,7 +201,7 @@ macro_rules! api_methods {
             item_id: impl Into<::carthooks_core::ItemId>,
             fields: &[&str],
         ) -> ::carthooks_core::Result<::carthooks_core::ApiResponse<::serde_json::Value>> {
-            self.get_item_as(app_id, collection_id, item_id, fields) $($await)*
+            self.execute(&::carthooks_core::Endpoint::get_item(app_id, collection_id, item_id, fields)) $($await)*
         }
 
         /// One item, decoded as `I`.

@@ -499,9 +499,11 @@ async fn send(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let exchange = exchange(transport, request);
+    // Pinned here and lent to `run`: given by value, the exchange's future
+    // would be held twice in this one (`run`'s argument and its pinned copy).
+    let mut exchange = std::pin::pin!(exchange(transport, request));
     match timeout.and_then(|t| std::time::Instant::now().checked_add(t)) {
-        Some(deadline) => transport.deadlines.run(deadline, exchange).await,
+        Some(deadline) => transport.deadlines.run(deadline, exchange.as_mut()).await,
         None => exchange.await,
     }
 }
