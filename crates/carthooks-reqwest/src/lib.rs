@@ -404,11 +404,11 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// `http::Request` → `reqwest::Request`. reqwest's own `TryFrom` formats the URI
-/// with `Display` before parsing it (7k instructions a call, measured); joining
-/// the parts by hand costs a few dozen. The URL is the transport's [`Origin`]
-/// with this request's path and query set, when the request goes there (a
-/// client's requests all do): the scheme and host are not parsed again.
+/// `http::Request` → `reqwest::Request`. Not reqwest's own `TryFrom`, which
+/// formats the URI with `Display` and parses the whole text (7k instructions a
+/// call, measured): the URL is the transport's [`Origin`] with this request's
+/// path and query set, when the request goes there (a client's requests all
+/// do), so the scheme and host are not parsed again.
 fn to_reqwest(origin: &Origin, request: HttpRequest) -> Result<reqwest::Request, TransportError> {
     let (parts, body) = request.into_parts();
     let url = origin
@@ -724,10 +724,12 @@ mod tests {
     }
 
     /// A call's future stays small: it is moved on each await level that
-    /// builds it (`get_items` → `get_items_as` → `execute`), and a future held
-    /// twice (an `async fn` over a future argument) or a rare path's future
-    /// kept inline had tripled it (3,136 bytes, 0.5k instructions of copies a
-    /// call, by callgrind).
+    /// builds it, and a future held twice (an `async fn` over a future
+    /// argument), a rare path's future kept inline and `get_items` wrapping
+    /// `get_items_as` had made it 3,136 bytes (0.5k instructions of copies a
+    /// call, by callgrind). It is 1,200 bytes; the client's `otel` feature
+    /// (on in a workspace build, features being unified) adds ~630 for its
+    /// per-attempt state.
     #[tokio::test(flavor = "current_thread")]
     async fn a_calls_future_is_small() {
         let client = Client::builder()
@@ -739,7 +741,7 @@ mod tests {
         let query = carthooks_client::ItemsQuery::new();
         let call = client.get_items(1u64, 2u64, &query);
         let size = std::mem::size_of_val(&call);
-        assert!(size <= 1536, "the get_items future is {size} bytes");
+        assert!(size <= 2048, "the get_items future is {size} bytes");
     }
 
     #[test]
